@@ -1,0 +1,170 @@
+//! Extractors whose rejections come back in the contract's error shape, naming the
+//! field at fault. The body is parsed as JSON whatever its `Content-Type`, so a
+//! plain `curl -d` works.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::request::Parts,
+};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON body; unknown fields are refused by the target types.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses a JSON body into `T`, turning serde's complaint into a 400 that names
+/// the offending field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => {
+            return Err(ApiError::invalid_body(
+                "invalid_json",
+                "the request body is empty; send a JSON object",
+            ));
+        }
+        // serde would also read a struct from an array; the API takes objects only.
+        Some(b'[') => {
+            return Err(ApiError::invalid_body(
+                "invalid_body",
+                "the body must be a JSON object",
+            ));
+        }
+        Some(_) => {}
+    }
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        describe(&path, &inner)
+    })
+}
+
+fn describe(path: &str, error: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let text = error.to_string();
+    // serde's messages end with " at line 1 column 7"; users need only the first part.
+    let detail = text.split(" at line ").next().unwrap_or(&text).to_owned();
+    let quoted = detail.split('`').nth(1).map(str::to_owned);
+    let field = |name: Option<String>| match (path, name) {
+        (".", Some(name)) | ("", Some(name)) => name,
+        (path, Some(name)) => format!("{path}.{name}"),
+        (path, None) => path.to_owned(),
+    };
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::invalid_body(
+            "invalid_json",
+            format!("the body is not valid JSON: {detail}"),
+        ),
+        Category::Data if detail.starts_with("missing field") => {
+            let param = field(quoted);
+            ApiError::invalid("missing_field", &param, format!("`{param}` is required"))
+        }
+        Category::Data if detail.starts_with("unknown field") => {
+            // The path already ends at the unknown field.
+            let param = path.to_owned();
+            ApiError::invalid("unknown_field", &param, format!("unknown field `{param}`"))
+        }
+        Category::Data if path == "." || path.is_empty() => ApiError::invalid_body(
+            "invalid_body",
+            format!("the body must be a JSON object: {detail}"),
+        ),
+        Category::Data => ApiError::invalid("invalid_value", path, format!("`{path}`: {detail}")),
+    }
+}
+
+/// Query parameters, with the same error shape.
+pub struct QueryParams<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for QueryParams<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(value)| QueryParams(value))
+            .map_err(|rejection| {
+                let text = rejection.body_text();
+                let param = text
+                    .split('`')
+                    .nth(1)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| query.split('=').next().unwrap_or_default().to_owned());
+                ApiError::invalid("invalid_query", param, text)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        message: String,
+        count: Option<u8>,
+    }
+
+    fn error_of(body: &str) -> serde_json::Value {
+        let error = parse_json::<Sample>(body.as_bytes()).expect_err("should fail");
+        let response = axum::response::IntoResponse::into_response(error);
+        let bytes = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+            response.into_body(),
+            usize::MAX,
+        ))
+        .and_then(Result::ok)
+        .unwrap_or_default();
+        serde_json::from_slice(&bytes).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let error = error_of("{}");
+        assert_eq!(error["error"]["code"], "missing_field");
+        assert_eq!(error["error"]["param"], "message");
+        assert_eq!(error["error"]["type"], "invalid_request_error");
+    }
+
+    #[test]
+    fn an_unknown_field_is_named() {
+        let error = error_of(r#"{"message":"x","colour":"red"}"#);
+        assert_eq!(error["error"]["code"], "unknown_field");
+        assert_eq!(error["error"]["param"], "colour");
+    }
+
+    #[test]
+    fn malformed_json_and_wrong_types_are_told_apart() {
+        assert_eq!(error_of("{\"message\":")["error"]["code"], "invalid_json");
+        assert_eq!(error_of("")["error"]["code"], "invalid_json");
+        let error = error_of(r#"{"message":"x","count":"many"}"#);
+        assert_eq!(error["error"]["code"], "invalid_value");
+        assert_eq!(error["error"]["param"], "count");
+        assert_eq!(error_of("[1]")["error"]["code"], "invalid_body");
+    }
+}

@@ -1,0 +1,15 @@
+//! The HTTP API: authentication, validation, the session and project routes, and
+//! the long-poll fan-out. `serve` runs it with its outbox relay and status listener.
+
+mod auth;
+mod error;
+mod extract;
+mod request_id;
+mod routes;
+mod startup;
+mod state;
+mod watch;
+
+pub use startup::{router, serve};
+pub use state::AppState;
+pub use watch::SessionWatch;

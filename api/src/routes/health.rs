@@ -1,0 +1,54 @@
+//! Liveness and readiness.
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use serde_json::{Value, json};
+
+use crate::{error::ApiError, state::AppState};
+
+/// How long readiness waits for Postgres.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+/// The process is up.
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Postgres answers and the relay holds a broker channel: 200, else 503.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let postgres = tokio::time::timeout(PROBE_TIMEOUT, async {
+        let client = state.pool.get().await.ok()?;
+        client.simple_query("SELECT 1").await.ok()
+    })
+    .await
+    .ok()
+    .flatten()
+    .is_some();
+    let rabbitmq = state.broker_up.load(Ordering::Relaxed);
+    let status = if postgres && rabbitmq {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let word = |up: bool| if up { "up" } else { "down" };
+    (
+        status,
+        Json(json!({
+            "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
+            "postgres": word(postgres),
+            "rabbitmq": word(rabbitmq),
+        })),
+    )
+}
+
+/// Any unknown route.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}

@@ -1,0 +1,7 @@
+//! One module per resource, each with its own `router()`.
+
+pub mod admin;
+pub mod agent;
+pub mod health;
+pub mod project;
+pub mod sessions;

@@ -1,0 +1,163 @@
+//! `GET /v1/sessions/{id}` (with long-poll) and `GET /v1/sessions`.
+
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    routing::get,
+};
+use serde::{Deserialize, Serialize};
+use stewrd_shared::{
+    db::{
+        DbError,
+        session::{get_session, get_session_status, list_sessions},
+    },
+    id::SessionId,
+    model::RunStatus,
+    view::{Detail, SessionOut},
+};
+use tokio::time::Instant;
+
+use crate::{auth::ProjectAuth, error::ApiError, extract::QueryParams, state::AppState};
+
+/// Longest long-poll.
+const MAX_WAIT_SECS: u64 = 60;
+const DEFAULT_PAGE: i64 = 20;
+const MAX_PAGE: i64 = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sessions", get(list))
+        .route("/v1/sessions/{id}", get(show))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowParams {
+    #[serde(default)]
+    wait: Option<u64>,
+}
+
+/// A session id from the path; a malformed one is as unknown as a missing one.
+pub(crate) fn session_id(text: &str) -> Result<SessionId, ApiError> {
+    text.parse().map_err(|_| ApiError::not_found("session"))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    auth: ProjectAuth,
+    Path(id): Path<String>,
+    QueryParams(params): QueryParams<ShowParams>,
+) -> Result<Json<SessionOut>, ApiError> {
+    let id = session_id(&id)?;
+    let wait = params.wait.unwrap_or(0);
+    if wait > MAX_WAIT_SECS {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "wait",
+            format!("`wait` is at most {MAX_WAIT_SECS} seconds"),
+        ));
+    }
+    if wait > 0 {
+        wait_until_final(&state, &auth, id, Duration::from_secs(wait)).await?;
+    }
+    let client = state.pool.get().await.map_err(DbError::from)?;
+    let record = get_session(&client, auth.project_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    SessionOut::from_record(&record, Detail::Full)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("session"))
+}
+
+/// Returns once the session is final or `wait` has passed. Subscribes before
+/// reading, so a change between the read and the wait still wakes it.
+async fn wait_until_final(
+    state: &AppState,
+    auth: &ProjectAuth,
+    id: SessionId,
+    wait: Duration,
+) -> Result<(), ApiError> {
+    let deadline = Instant::now() + wait;
+    let mut subscription = state.watch.subscribe(id);
+    loop {
+        let status = {
+            let client = state.pool.get().await.map_err(DbError::from)?;
+            get_session_status(&client, auth.project_id, id).await?
+        };
+        match status {
+            None => return Err(ApiError::not_found("session")),
+            Some(status) if status.is_final() => return Ok(()),
+            Some(_) => {}
+        }
+        if tokio::time::timeout_at(deadline, subscription.changed())
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SessionPage {
+    data: Vec<SessionOut>,
+    next_cursor: Option<SessionId>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    auth: ProjectAuth,
+    QueryParams(params): QueryParams<ListParams>,
+) -> Result<Json<SessionPage>, ApiError> {
+    let status = match params.status.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(RunStatus::parse(text).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_value",
+                "status",
+                "`status` must be queued, running, succeeded, failed or cancelled",
+            )
+        })?),
+    };
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "limit",
+            format!("`limit` must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let after = match params.after.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(text.parse::<SessionId>().map_err(|_| {
+            ApiError::invalid(
+                "invalid_value",
+                "after",
+                "`after` must be a cursor from next_cursor",
+            )
+        })?),
+    };
+    let client = state.pool.get().await.map_err(DbError::from)?;
+    let mut records = list_sessions(&client, auth.project_id, status, after, limit + 1).await?;
+    let more = records.len() as i64 > limit;
+    records.truncate(limit as usize);
+    let data: Vec<SessionOut> = records
+        .iter()
+        .filter_map(|record| SessionOut::from_record(record, Detail::Summary))
+        .collect();
+    let next_cursor = more.then(|| data.last().map(|s| s.id)).flatten();
+    Ok(Json(SessionPage { data, next_cursor }))
+}

@@ -1,0 +1,66 @@
+//! Builds the router and runs the API until shutdown, draining open requests.
+
+use std::sync::Arc;
+
+use axum::{Router, extract::DefaultBodyLimit, middleware};
+use stewrd_shared::{config::Config, db::Pool, queue::Topology, relay::Relay};
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{extract::MAX_BODY_BYTES, request_id, routes, state::AppState, watch::SessionWatch};
+
+/// Every route, with the request-id and body-limit layers.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::agent::router())
+        .merge(routes::sessions::router())
+        .merge(routes::project::router())
+        .merge(routes::admin::router())
+        .merge(routes::health::router())
+        .fallback(routes::health::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
+}
+
+/// Serves the API on `listener`, with an outbox relay and the status listener,
+/// until `shutdown`; open requests are allowed to finish.
+pub async fn serve(
+    config: Arc<Config>,
+    pool: Pool,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let relay = Relay::new(
+        pool.clone(),
+        &config.amqp_url,
+        Topology::new(&config.queue_prefix),
+    );
+    let state = AppState {
+        relay_wake: relay.waker(),
+        broker_up: relay.broker_up(),
+        watch: SessionWatch::default(),
+        pool,
+        config: config.clone(),
+    };
+    let background = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(relay.run(background.clone()));
+    tasks.spawn(
+        state
+            .watch
+            .clone()
+            .listen(config.database.clone(), background.clone()),
+    );
+    tasks.close();
+
+    tracing::info!(address = %listener.local_addr()?, "API listening");
+    let app = router(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await;
+    background.cancel();
+    tasks.wait().await;
+    tracing::info!("API stopped");
+    result
+}

@@ -1,0 +1,174 @@
+//! Status-change fan-out for long-polls: one Postgres `LISTEN` connection per API
+//! process, however many clients wait. A waiter subscribes to its session before
+//! reading it, so no change between the read and the wait is missed.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use futures_util::StreamExt;
+use stewrd_shared::{
+    id::SessionId,
+    relay::{backoff, pause},
+};
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+
+/// The channel the worker's result commit notifies with `"<session id> <status>"`.
+pub const CHANNEL: &str = "stewrd_session";
+
+type Senders = HashMap<SessionId, watch::Sender<u64>>;
+
+/// Waiters by session.
+#[derive(Clone, Default)]
+pub struct SessionWatch {
+    senders: Arc<Mutex<Senders>>,
+}
+
+/// A subscription to one session's changes; unsubscribes on drop.
+pub struct Subscription {
+    session_id: SessionId,
+    receiver: watch::Receiver<u64>,
+    senders: Arc<Mutex<Senders>>,
+}
+
+impl Subscription {
+    /// Resolves at the next change (or at once if one came since the last call).
+    pub async fn changed(&mut self) {
+        if self.receiver.changed().await.is_err() {
+            // The sender is never dropped while a subscription holds the entry.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut senders = lock(&self.senders);
+        if let Some(sender) = senders.get(&self.session_id) {
+            // This receiver is still alive here, so one means "only us".
+            if sender.receiver_count() <= 1 {
+                senders.remove(&self.session_id);
+            }
+        }
+    }
+}
+
+fn lock(senders: &Mutex<Senders>) -> std::sync::MutexGuard<'_, Senders> {
+    senders
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SessionWatch {
+    /// Subscribes to `session_id`.
+    pub fn subscribe(&self, session_id: SessionId) -> Subscription {
+        let receiver = lock(&self.senders)
+            .entry(session_id)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        Subscription {
+            session_id,
+            receiver,
+            senders: self.senders.clone(),
+        }
+    }
+
+    /// Wakes the waiters of one session.
+    pub fn notify(&self, session_id: SessionId) {
+        if let Some(sender) = lock(&self.senders).get(&session_id) {
+            sender.send_modify(|version| *version += 1);
+        }
+    }
+
+    /// Wakes every waiter (after a reconnect, when changes may have been missed).
+    pub fn notify_all(&self) {
+        for sender in lock(&self.senders).values() {
+            sender.send_modify(|version| *version += 1);
+        }
+    }
+
+    /// Sessions with at least one waiter.
+    pub fn watched(&self) -> usize {
+        lock(&self.senders).len()
+    }
+
+    /// Listens until `shutdown`, reconnecting after any loss.
+    pub async fn listen(self, config: tokio_postgres::Config, shutdown: CancellationToken) {
+        let mut failures = 0;
+        while !shutdown.is_cancelled() {
+            let error = tokio::select! {
+                result = self.listen_once(&config) => result.err().map(|e| e.to_string()),
+                _ = shutdown.cancelled() => None,
+            };
+            if let Some(error) = error {
+                failures += 1;
+                tracing::warn!(%error, "status listener lost Postgres; reconnecting");
+                pause(&shutdown, backoff(failures)).await;
+            }
+        }
+    }
+
+    async fn listen_once(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> Result<(), tokio_postgres::Error> {
+        let (client, mut connection) = config.connect(NoTls).await?;
+        let (notifications, mut received) = mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                if let AsyncMessage::Notification(note) = message? {
+                    let _ = notifications.send(note);
+                }
+            }
+            Ok::<(), tokio_postgres::Error>(())
+        });
+        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        // Whatever changed while we were not listening is re-read by its waiters.
+        self.notify_all();
+        while let Some(note) = received.recv().await {
+            let session = note.payload().split(' ').next().unwrap_or_default();
+            if let Ok(session_id) = session.parse() {
+                self.notify(session_id);
+            }
+        }
+        match driver.await {
+            Ok(result) => result,
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subscriber_is_woken_by_its_session_only() {
+        let watch = SessionWatch::default();
+        let mine = SessionId::new();
+        let mut subscription = watch.subscribe(mine);
+        watch.notify(SessionId::new());
+        let early =
+            tokio::time::timeout(std::time::Duration::from_millis(20), subscription.changed());
+        assert!(early.await.is_err(), "woken by another session");
+        watch.notify(mine);
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(1), subscription.changed());
+        assert!(woken.await.is_ok());
+    }
+
+    #[test]
+    fn the_last_subscription_removes_its_entry() {
+        let watch = SessionWatch::default();
+        let id = SessionId::new();
+        let first = watch.subscribe(id);
+        let second = watch.subscribe(id);
+        drop(first);
+        assert_eq!(watch.watched(), 1);
+        drop(second);
+        assert_eq!(watch.watched(), 0);
+    }
+}

@@ -1,0 +1,297 @@
+//! Settings, read once from the environment at start-up into typed, validated
+//! structs. A bad value stops the process with one line naming the variable.
+//! Every default lives here.
+
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+use secrecy::SecretString;
+
+use crate::model::Provider;
+
+/// A setting that could not be used; the message names the variable to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub name: &'static str,
+    /// What is wrong with it, never its (possibly secret) value.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(name: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            name,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, coloured when the output is a terminal.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// The provider used for projects that have no key of their own.
+#[derive(Clone, Debug)]
+pub struct DefaultLlm {
+    /// `STEWRD_DEFAULT_PROVIDER`, default `openai`.
+    pub provider: Provider,
+    /// `STEWRD_DEFAULT_MODEL`, default `gpt-4o-mini`.
+    pub model: String,
+    /// `STEWRD_DEFAULT_API_KEY`, default none: projects without a key then fail
+    /// with `no_provider_configured`.
+    pub api_key: Option<SecretString>,
+}
+
+/// Base URLs of the OpenAI-compatible providers (tests point them at the stub).
+#[derive(Clone, Debug)]
+pub struct ProviderUrls {
+    /// `STEWRD_OPENAI_BASE_URL`, default `https://api.openai.com/v1`.
+    pub openai: String,
+    /// `STEWRD_OPENROUTER_BASE_URL`, default `https://openrouter.ai/api/v1`.
+    pub openrouter: String,
+}
+
+impl ProviderUrls {
+    /// The base URL for `provider`, without a trailing slash.
+    pub fn base_url(&self, provider: Provider) -> &str {
+        match provider {
+            Provider::OpenAi => &self.openai,
+            Provider::OpenRouter => &self.openrouter,
+        }
+    }
+}
+
+/// How a worker runs jobs.
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    /// `STEWRD_WORKER_CONCURRENCY`, default 256: runs in flight per worker process
+    /// (and the AMQP prefetch).
+    pub concurrency: usize,
+    /// `STEWRD_LEASE_SECS`, default 30: how long a claim holds a run without a
+    /// heartbeat. A dead worker's runs are taken back after at most this long.
+    pub lease: Duration,
+    /// `STEWRD_PROVIDER_TIMEOUT_SECS`, default 2700 (45 min): one provider call,
+    /// long enough for slow reasoning models.
+    pub provider_timeout: Duration,
+    /// `STEWRD_RUN_DEADLINE_SECS`, default 10800 (3 h): a run still not final this
+    /// long after it was submitted fails with `provider_timeout`.
+    pub run_deadline: Duration,
+    /// `STEWRD_MAX_ATTEMPTS`, default 5: claims of one run (crashes and retries
+    /// included) before it fails for good.
+    pub max_attempts: u32,
+    /// `STEWRD_SHUTDOWN_GRACE_SECS`, default 30: how long a stopping worker lets
+    /// in-flight runs finish before handing them back to the queue.
+    pub shutdown_grace: Duration,
+}
+
+/// Every setting of every command.
+#[derive(Clone)]
+pub struct Config {
+    /// `DATABASE_URL`.
+    pub database: tokio_postgres::Config,
+    /// `STEWRD_DB_POOL_SIZE`, default 16 connections per process.
+    pub db_pool_size: usize,
+    /// `AMQP_URL`.
+    pub amqp_url: String,
+    /// `STEWRD_LISTEN`, default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// `STEWRD_ADMIN_TOKEN`; none turns the admin API off.
+    pub admin_token: Option<SecretString>,
+    /// `STEWRD_DEFAULT_*`.
+    pub default_llm: DefaultLlm,
+    /// `STEWRD_*_BASE_URL`.
+    pub providers: ProviderUrls,
+    /// `STEWRD_QUEUE_PREFIX`, default `stewrd`: prefix of every exchange and queue.
+    pub queue_prefix: String,
+    /// Worker tuning.
+    pub worker: WorkerSettings,
+    /// `STEWRD_WEBHOOK_ALLOW_PRIVATE`, default false.
+    pub webhook_allow_private: bool,
+    /// `STEWRD_LOG_FORMAT`, default `pretty`.
+    pub log_format: LogFormat,
+}
+
+/// `DATABASE_URL`'s default.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/stewrd";
+/// `AMQP_URL`'s default.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can supply their own.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let database_url = env.string("DATABASE_URL", DEFAULT_DATABASE_URL);
+        let database = tokio_postgres::Config::from_str(&database_url)
+            .map_err(|e| ConfigError::new("DATABASE_URL", format!("not a Postgres URL ({e})")))?;
+        if database.get_dbname().is_none() {
+            return Err(ConfigError::new("DATABASE_URL", "names no database"));
+        }
+        let amqp_url = env.string("AMQP_URL", DEFAULT_AMQP_URL);
+        lapin::uri::AMQPUri::from_str(&amqp_url)
+            .map_err(|e| ConfigError::new("AMQP_URL", format!("not an AMQP URL ({e})")))?;
+        let queue_prefix = env.string("STEWRD_QUEUE_PREFIX", "stewrd");
+        if queue_prefix.is_empty()
+            || queue_prefix.len() > 100
+            || !queue_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(ConfigError::new(
+                "STEWRD_QUEUE_PREFIX",
+                "must be 1-100 characters of A-Z, a-z, 0-9, '.', '_' or '-'",
+            ));
+        }
+        Ok(Self {
+            database,
+            db_pool_size: env.parse_min("STEWRD_DB_POOL_SIZE", 16, 1)?,
+            amqp_url,
+            listen: env.parse("STEWRD_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            admin_token: env.secret("STEWRD_ADMIN_TOKEN"),
+            default_llm: DefaultLlm {
+                provider: env.provider("STEWRD_DEFAULT_PROVIDER")?,
+                model: env.string("STEWRD_DEFAULT_MODEL", "gpt-4o-mini"),
+                api_key: env.secret("STEWRD_DEFAULT_API_KEY"),
+            },
+            providers: ProviderUrls {
+                openai: env.base_url("STEWRD_OPENAI_BASE_URL", "https://api.openai.com/v1")?,
+                openrouter: env
+                    .base_url("STEWRD_OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")?,
+            },
+            queue_prefix,
+            worker: WorkerSettings {
+                concurrency: env.parse_min("STEWRD_WORKER_CONCURRENCY", 256, 1)?,
+                lease: env.seconds("STEWRD_LEASE_SECS", 30)?,
+                provider_timeout: env.seconds("STEWRD_PROVIDER_TIMEOUT_SECS", 2700)?,
+                run_deadline: env.seconds("STEWRD_RUN_DEADLINE_SECS", 10_800)?,
+                max_attempts: env.parse_min("STEWRD_MAX_ATTEMPTS", 5, 1)?,
+                shutdown_grace: Duration::from_secs(env.parse("STEWRD_SHUTDOWN_GRACE_SECS", 30)?),
+            },
+            webhook_allow_private: env.parse("STEWRD_WEBHOOK_ALLOW_PRIVATE", false)?,
+            log_format: match env.string("STEWRD_LOG_FORMAT", "pretty").as_str() {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::new(
+                        "STEWRD_LOG_FORMAT",
+                        "must be pretty or json",
+                    ));
+                }
+            },
+        })
+    }
+}
+
+/// Typed access to one lookup function; empty values count as unset.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    fn string(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn secret(&self, name: &str) -> Option<SecretString> {
+        self.get(name).map(SecretString::from)
+    }
+
+    fn parse<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(text) => text
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::new(name, format!("cannot parse {text:?}"))),
+        }
+    }
+
+    fn parse_min<T: FromStr + PartialOrd + std::fmt::Display + Copy>(
+        &self,
+        name: &'static str,
+        default: T,
+        min: T,
+    ) -> Result<T, ConfigError> {
+        let value = self.parse(name, default)?;
+        if value < min {
+            return Err(ConfigError::new(name, format!("must be at least {min}")));
+        }
+        Ok(value)
+    }
+
+    fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.parse_min(name, default, 1).map(Duration::from_secs)
+    }
+
+    fn provider(&self, name: &'static str) -> Result<Provider, ConfigError> {
+        match self.get(name) {
+            None => Ok(Provider::OpenAi),
+            Some(text) => Provider::parse(text.trim())
+                .ok_or_else(|| ConfigError::new(name, "must be openai or openrouter")),
+        }
+    }
+
+    fn base_url(&self, name: &'static str, default: &str) -> Result<String, ConfigError> {
+        let url = self.string(name, default);
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError::new(name, "must be an http:// or https:// URL"));
+        }
+        Ok(url.trim_end_matches('/').to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = config(&[]).expect("defaults are valid");
+        assert_eq!(config.database.get_dbname(), Some("stewrd"));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.queue_prefix, "stewrd");
+        assert_eq!(config.worker.concurrency, 256);
+        assert_eq!(config.default_llm.model, "gpt-4o-mini");
+        assert!(config.admin_token.is_none());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let err = config(&[("STEWRD_WORKER_CONCURRENCY", "0")]).err();
+        assert_eq!(err.map(|e| e.name), Some("STEWRD_WORKER_CONCURRENCY"));
+        let err = config(&[("STEWRD_QUEUE_PREFIX", "a b")]).err();
+        assert_eq!(err.map(|e| e.name), Some("STEWRD_QUEUE_PREFIX"));
+        let err = config(&[("STEWRD_DEFAULT_PROVIDER", "anthropic")]).err();
+        assert_eq!(err.map(|e| e.name), Some("STEWRD_DEFAULT_PROVIDER"));
+        let err = config(&[("DATABASE_URL", "mysql:// nope")]).err();
+        assert_eq!(err.map(|e| e.name), Some("DATABASE_URL"));
+    }
+
+    #[test]
+    fn a_config_error_never_repeats_a_secret_value() {
+        let err = config(&[("STEWRD_LOG_FORMAT", "sk-secret-value")]).err();
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(!text.contains("sk-secret-value"), "{text}");
+    }
+}

@@ -1,0 +1,149 @@
+//! `stewrd migrate`: creates the database if it is missing and applies pending
+//! migrations in order, under an advisory lock so several processes may run it at
+//! once. Migrations are only ever added, never edited.
+
+use tokio_postgres::{Client, NoTls, error::SqlState};
+
+use super::DbError;
+
+/// Every migration, in order. The name is recorded in `schema_migrations`.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_create_core",
+    include_str!("../../../migrations/0001_create_core.sql"),
+)];
+
+/// Any fixed number: the advisory lock that serializes concurrent migrators.
+const MIGRATION_LOCK: i64 = 0x57E3_0001;
+
+/// What a migration run did.
+#[derive(Debug, Default)]
+pub struct MigrateReport {
+    /// Whether the database had to be created.
+    pub created_database: bool,
+    /// Names of the migrations applied now (empty when up to date).
+    pub applied: Vec<&'static str>,
+}
+
+/// Migrations not yet applied to the database behind `client` (all of them when
+/// the database was never migrated).
+pub async fn pending_migrations(
+    client: &impl super::GenericClient,
+) -> Result<Vec<&'static str>, DbError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await?
+        .try_get(0)?;
+    let applied: Vec<String> = if exists {
+        client
+            .query("SELECT name FROM schema_migrations", &[])
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
+    Ok(MIGRATIONS
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| !applied.iter().any(|done| done == name))
+        .collect())
+}
+
+/// Brings the database named in `config` up to date.
+pub async fn migrate(config: &tokio_postgres::Config) -> Result<MigrateReport, DbError> {
+    let mut report = MigrateReport::default();
+    let client = match open(config).await {
+        Ok(client) => client,
+        Err(DbError::Query(error)) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
+            report.created_database = create_database(config).await?;
+            open(config).await?
+        }
+        Err(error) => return Err(error),
+    };
+    client
+        .query_one("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = apply_pending(&client, &mut report).await;
+    // The lock also goes with the connection; unlocking early just frees others sooner.
+    let _ = client
+        .query_one("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    result.map(|()| report)
+}
+
+async fn apply_pending(client: &Client, report: &mut MigrateReport) -> Result<(), DbError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 name text PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    let applied: Vec<String> = client
+        .query("SELECT name FROM schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for (name, sql) in MIGRATIONS {
+        if applied.iter().any(|done| done == name) {
+            continue;
+        }
+        client.batch_execute("BEGIN").await?;
+        let step = async {
+            client.batch_execute(sql).await?;
+            client
+                .execute("INSERT INTO schema_migrations (name) VALUES ($1)", &[name])
+                .await?;
+            client.batch_execute("COMMIT").await
+        };
+        if let Err(error) = step.await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(error.into());
+        }
+        tracing::info!(migration = name, "applied migration");
+        report.applied.push(name);
+    }
+    Ok(())
+}
+
+/// Creates the database; another process creating it at the same moment is fine.
+async fn create_database(config: &tokio_postgres::Config) -> Result<bool, DbError> {
+    let name = config.get_dbname().unwrap_or("stewrd");
+    let mut maintenance = config.clone();
+    maintenance.dbname("postgres");
+    let client = open(&maintenance).await?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    match client
+        .batch_execute(&format!("CREATE DATABASE {quoted}"))
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(database = name, "created database");
+            Ok(true)
+        }
+        // Lost the race to a concurrent migrator: the database exists, which is all we want.
+        Err(error)
+            if error.code() == Some(&SqlState::DUPLICATE_DATABASE)
+                || error.code() == Some(&SqlState::UNIQUE_VIOLATION) =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn open(config: &tokio_postgres::Config) -> Result<Client, DbError> {
+    let mut config = config.clone();
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(5));
+    }
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "migration connection closed");
+        }
+    });
+    Ok(client)
+}

@@ -1,0 +1,77 @@
+//! The `outbox` table: one row per queued run saying when its message is (next)
+//! due to be published. See the migration for why a row outlives its publish.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{DbError, GenericClient};
+use crate::id::RunId;
+
+/// A message due to be published.
+#[derive(Clone, Debug)]
+pub struct DueMessage {
+    pub run_id: RunId,
+    /// The submitting request's id, carried in the message headers for tracing.
+    pub request_id: Option<String>,
+}
+
+/// Takes up to `limit` due rows for publishing and pushes each one's next due
+/// time `republish_after` (doubling with every publish, at most an hour) into
+/// the future: if the run is still unclaimed by then, its message is presumed lost
+/// and published again. Concurrent relays never take the same row.
+pub async fn take_due(
+    client: &impl GenericClient,
+    limit: i64,
+    republish_after: Duration,
+) -> Result<Vec<DueMessage>, DbError> {
+    let statement = client
+        .prepare_cached(
+            "UPDATE outbox o
+             SET available_at = now() + make_interval(
+                     secs => least($2 * power(2, least(o.publishes, 12)), 3600)),
+                 publishes = o.publishes + 1
+             FROM (SELECT run_id FROM outbox WHERE available_at <= now()
+                   ORDER BY available_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+             WHERE o.run_id = due.run_id
+             RETURNING o.run_id, (SELECT request_id FROM runs WHERE id = o.run_id)",
+        )
+        .await?;
+    client
+        .query(&statement, &[&limit, &republish_after.as_secs_f64()])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(DueMessage {
+                run_id: row.try_get("run_id")?,
+                request_id: row.try_get("request_id")?,
+            })
+        })
+        .collect()
+}
+
+/// Makes rows whose publish failed due again after `delay`.
+pub async fn retry_after(
+    client: &impl GenericClient,
+    run_ids: &[RunId],
+    delay: Duration,
+) -> Result<(), DbError> {
+    let statement = client
+        .prepare_cached(
+            "UPDATE outbox SET available_at = now() + make_interval(secs => $2)
+             WHERE run_id = ANY($1)",
+        )
+        .await?;
+    client
+        .execute(&statement, &[&run_ids, &delay.as_secs_f64()])
+        .await?;
+    Ok(())
+}
+
+/// When the next row falls due, if any row exists.
+pub async fn next_due(client: &impl GenericClient) -> Result<Option<OffsetDateTime>, DbError> {
+    let statement = client
+        .prepare_cached("SELECT min(available_at) AS next FROM outbox")
+        .await?;
+    Ok(client.query_one(&statement, &[]).await?.try_get("next")?)
+}

@@ -1,0 +1,484 @@
+//! The `runs` table: submit, claim, finish, and the lease bookkeeping that lets
+//! any worker take over a dead worker's runs. Every transition is one conditional
+//! statement; whoever's statement matches no row lost the race and backs off.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+
+use super::{DbError, GenericClient, parse_column, project::ProjectLlm};
+use crate::{
+    id::{ProjectId, RunId, SessionId, WorkerId},
+    llm::LlmChoice,
+    model::{FailureCode, KeySource, Provider, RunStatus},
+};
+
+/// Which session a new run belongs to.
+pub enum SessionTarget<'a> {
+    /// Start a session with this id.
+    New {
+        id: SessionId,
+        metadata: &'a serde_json::Value,
+    },
+    /// Append to an existing session of the same project.
+    Existing {
+        id: SessionId,
+        metadata: Option<&'a serde_json::Value>,
+    },
+}
+
+/// A user message to store and queue.
+pub struct NewRun<'a> {
+    pub id: RunId,
+    pub project_id: ProjectId,
+    pub session: SessionTarget<'a>,
+    pub input: &'a str,
+    pub system: Option<&'a str>,
+    pub requested_model: Option<&'a str>,
+    pub max_tokens: Option<i32>,
+    pub temperature: Option<f64>,
+    pub webhook_url: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub choice: &'a LlmChoice,
+    pub deadline: Duration,
+}
+
+/// Why a run could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertRunError {
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("the session already has a queued or running run")]
+    SessionBusy,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The run, its outbox row and the session change go in one statement: one
+/// round trip and one commit, and a 202 is only ever sent for a stored run.
+const INSERT_RUN_TAIL: &str = "
+    r AS (
+        INSERT INTO runs (id, session_id, project_id, turn, status, input, system,
+                          requested_model, max_tokens, temperature, webhook_url, request_id,
+                          provider, model, key_source, deadline)
+        SELECT $3, s.id, $2, s.run_count, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+               now() + make_interval(secs => $15)
+        FROM s
+        RETURNING id, created_at
+    ),
+    o AS (INSERT INTO outbox (run_id) SELECT id FROM r)
+    SELECT created_at FROM r";
+
+/// Stores a run (creating or appending to its session) and its outbox row.
+/// Returns the run's creation time.
+pub async fn insert_run(
+    client: &impl GenericClient,
+    run: &NewRun<'_>,
+) -> Result<OffsetDateTime, InsertRunError> {
+    let (session_id, metadata, head) = match run.session {
+        SessionTarget::New { id, metadata } => (
+            id,
+            Some(metadata),
+            "WITH s AS (
+                 INSERT INTO sessions (id, project_id, latest_run_id, metadata)
+                 VALUES ($1, $2, $3, coalesce($4, '{}'::jsonb))
+                 RETURNING id, run_count
+             ),",
+        ),
+        SessionTarget::Existing { id, metadata } => (
+            id,
+            metadata,
+            "WITH s AS (
+                 UPDATE sessions SET latest_run_id = $3, run_count = run_count + 1,
+                                     updated_at = now(), metadata = coalesce($4, metadata)
+                 WHERE id = $1 AND project_id = $2
+                 RETURNING id, run_count
+             ),",
+        ),
+    };
+    let statement = client
+        .prepare_cached(&format!("{head}{INSERT_RUN_TAIL}"))
+        .await
+        .map_err(DbError::from)?;
+    let result = client
+        .query_opt(
+            &statement,
+            &[
+                &session_id,
+                &run.project_id,
+                &run.id,
+                &metadata,
+                &run.input,
+                &run.system,
+                &run.requested_model,
+                &run.max_tokens,
+                &run.temperature,
+                &run.webhook_url,
+                &run.request_id,
+                &run.choice.provider.as_str(),
+                &run.choice.model,
+                &run.choice.key_source.as_str(),
+                &run.deadline.as_secs_f64(),
+            ],
+        )
+        .await
+        .map_err(DbError::from);
+    match result {
+        Ok(Some(row)) => Ok(row.try_get("created_at").map_err(DbError::from)?),
+        Ok(None) => Err(InsertRunError::SessionNotFound),
+        Err(error) if error.violates("runs_one_active_per_session") => {
+            Err(InsertRunError::SessionBusy)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// A run a worker has claimed: everything needed to make the call.
+#[derive(Clone, Debug)]
+pub struct ClaimedRun {
+    pub id: RunId,
+    pub session_id: SessionId,
+    pub project_id: ProjectId,
+    pub turn: i32,
+    /// This claim's attempt number; with the worker id, the lease's identity.
+    pub attempt: i32,
+    pub input: String,
+    pub system: Option<String>,
+    pub requested_model: Option<String>,
+    pub max_tokens: Option<i32>,
+    pub temperature: Option<f64>,
+    pub request_id: Option<String>,
+    /// Time left before the run's deadline (negative when past it).
+    pub seconds_left: f64,
+    pub project_llm: ProjectLlm,
+}
+
+/// Claims a queued run, or a running one whose lease expired, for `worker`.
+/// `None` means there is nothing to do: finished, cancelled, or leased by a live
+/// worker. The claim also deletes the run's outbox row: it has arrived.
+pub async fn claim_run(
+    client: &impl GenericClient,
+    run_id: RunId,
+    worker: WorkerId,
+    lease: Duration,
+) -> Result<Option<ClaimedRun>, DbError> {
+    let statement = client
+        .prepare_cached(
+            "WITH c AS (
+                 UPDATE runs SET status = 'running', attempts = attempts + 1, lease_owner = $2,
+                                 lease_until = now() + make_interval(secs => $3),
+                                 started_at = coalesce(started_at, now())
+                 WHERE id = $1
+                   AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
+                 RETURNING id, session_id, project_id, turn, attempts, input, system,
+                           requested_model, max_tokens, temperature, request_id,
+                           extract(epoch FROM deadline - now())::float8 AS seconds_left
+             ),
+             d AS (DELETE FROM outbox WHERE run_id = $1 AND EXISTS (SELECT 1 FROM c))
+             SELECT c.*, p.llm_provider, p.llm_model, p.key_status, false AS has_key
+             FROM c JOIN projects p ON p.id = c.project_id",
+        )
+        .await?;
+    let Some(row) = client
+        .query_opt(&statement, &[&run_id, &worker, &lease.as_secs_f64()])
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(ClaimedRun {
+        id: row.try_get("id")?,
+        session_id: row.try_get("session_id")?,
+        project_id: row.try_get("project_id")?,
+        turn: row.try_get("turn")?,
+        attempt: row.try_get("attempts")?,
+        input: row.try_get("input")?,
+        system: row.try_get("system")?,
+        requested_model: row.try_get("requested_model")?,
+        max_tokens: row.try_get("max_tokens")?,
+        temperature: row.try_get("temperature")?,
+        request_id: row.try_get("request_id")?,
+        seconds_left: row.try_get("seconds_left")?,
+        project_llm: ProjectLlm::from_row(&row)?,
+    }))
+}
+
+/// An earlier run of the same session, for the conversation history.
+#[derive(Clone, Debug)]
+pub struct EarlierRun {
+    pub input: String,
+    pub output: Option<String>,
+    pub system: Option<String>,
+    pub status: RunStatus,
+}
+
+/// The session's runs before `turn`, oldest first.
+pub async fn earlier_runs(
+    client: &impl GenericClient,
+    session_id: SessionId,
+    turn: i32,
+) -> Result<Vec<EarlierRun>, DbError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT input, output, system, status FROM runs
+             WHERE session_id = $1 AND turn < $2 ORDER BY turn",
+        )
+        .await?;
+    client
+        .query(&statement, &[&session_id, &turn])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(EarlierRun {
+                input: row.try_get("input")?,
+                output: row.try_get("output")?,
+                system: row.try_get("system")?,
+                status: parse_column(row, "status", RunStatus::parse)?,
+            })
+        })
+        .collect()
+}
+
+/// Token counts reported by the provider.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: i32,
+    pub completion_tokens: i32,
+    pub total_tokens: i32,
+}
+
+/// How a run ended in the worker.
+#[derive(Clone, Debug)]
+pub enum RunOutcome {
+    Succeeded {
+        output: String,
+        usage: Option<Usage>,
+    },
+    Failed {
+        code: FailureCode,
+        message: String,
+    },
+}
+
+/// Writes a run's result, guarded by the lease: if the lease was lost (taken over,
+/// cancelled) nothing is written and `false` comes back, so a run never gets two
+/// results. Commits a notification that wakes long-polls.
+pub async fn finish_run(
+    client: &impl GenericClient,
+    run: &ClaimedRun,
+    worker: WorkerId,
+    choice: &LlmChoice,
+    outcome: &RunOutcome,
+) -> Result<bool, DbError> {
+    let statement = client
+        .prepare_cached(
+            "WITH u AS (
+                 UPDATE runs SET status = $4, output = $5, error_code = $6, error_message = $7,
+                                 prompt_tokens = $8, completion_tokens = $9, total_tokens = $10,
+                                 provider = $11, model = $12, key_source = $13,
+                                 finished_at = now(), lease_owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
+                 RETURNING session_id, status
+             )
+             SELECT pg_notify('stewrd_session', session_id::text || ' ' || status) FROM u",
+        )
+        .await?;
+    let (status, output, code, message, usage) = match outcome {
+        RunOutcome::Succeeded { output, usage } => (
+            RunStatus::Succeeded,
+            Some(output.as_str()),
+            None,
+            None,
+            *usage,
+        ),
+        RunOutcome::Failed { code, message } => (
+            RunStatus::Failed,
+            None,
+            Some(code.as_str()),
+            Some(message.as_str()),
+            None,
+        ),
+    };
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &run.id,
+                &worker,
+                &run.attempt,
+                &status.as_str(),
+                &output,
+                &code,
+                &message,
+                &usage.map(|u| u.prompt_tokens),
+                &usage.map(|u| u.completion_tokens),
+                &usage.map(|u| u.total_tokens),
+                &choice.provider.as_str(),
+                &choice.model,
+                &choice.key_source.as_str(),
+            ],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
+/// Gives a claimed run back to the queue (a worker shutting down): it is queued
+/// again and published at once, and the interrupted attempt does not count.
+pub async fn hand_back_run(
+    client: &impl GenericClient,
+    run: &ClaimedRun,
+    worker: WorkerId,
+) -> Result<bool, DbError> {
+    let statement = client
+        .prepare_cached(
+            "WITH u AS (
+                 UPDATE runs SET status = 'queued', attempts = attempts - 1,
+                                 lease_owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
+                 RETURNING id
+             )
+             INSERT INTO outbox (run_id) SELECT id FROM u
+             ON CONFLICT (run_id) DO UPDATE SET available_at = now()
+             RETURNING run_id",
+        )
+        .await?;
+    let rows = client
+        .query(&statement, &[&run.id, &worker, &run.attempt])
+        .await?;
+    Ok(!rows.is_empty())
+}
+
+/// Fails a run no live worker holds (queued, or running on an expired lease): the
+/// dead-letter consumer's verdict on a message that could not be processed.
+/// Returns whether the run was failed.
+pub async fn fail_unclaimed_run(
+    client: &impl GenericClient,
+    run_id: RunId,
+    code: FailureCode,
+    message: &str,
+) -> Result<bool, DbError> {
+    let statement = client
+        .prepare_cached(
+            "WITH u AS (
+                 UPDATE runs SET status = 'failed', error_code = $2, error_message = $3,
+                                 finished_at = now(), lease_owner = NULL, lease_until = NULL
+                 WHERE id = $1
+                   AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
+                 RETURNING id, session_id, status
+             ),
+             d AS (DELETE FROM outbox WHERE run_id IN (SELECT id FROM u))
+             SELECT pg_notify('stewrd_session', session_id::text || ' ' || status) FROM u",
+        )
+        .await?;
+    let rows = client
+        .query(&statement, &[&run_id, &code.as_str(), &message])
+        .await?;
+    Ok(!rows.is_empty())
+}
+
+/// Extends every lease `worker` holds: one statement per heartbeat, however many
+/// runs are in flight.
+pub async fn extend_leases(
+    client: &impl GenericClient,
+    worker: WorkerId,
+    lease: Duration,
+) -> Result<u64, DbError> {
+    let statement = client
+        .prepare_cached(
+            "UPDATE runs SET lease_until = now() + make_interval(secs => $2)
+             WHERE status = 'running' AND lease_owner = $1",
+        )
+        .await?;
+    Ok(client
+        .execute(&statement, &[&worker, &lease.as_secs_f64()])
+        .await?)
+}
+
+/// Puts runs whose lease expired (their worker died or lost Postgres) back in the
+/// queue, at most `limit` at a time. Several reapers never take the same run.
+pub async fn requeue_expired_leases(
+    client: &impl GenericClient,
+    limit: i64,
+) -> Result<Vec<RunId>, DbError> {
+    let statement = client
+        .prepare_cached(
+            "WITH expired AS (
+                 SELECT id FROM runs WHERE status = 'running' AND lease_until < now()
+                 ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED
+             ),
+             requeued AS (
+                 UPDATE runs r SET status = 'queued', lease_owner = NULL, lease_until = NULL
+                 FROM expired WHERE r.id = expired.id
+                 RETURNING r.id
+             )
+             INSERT INTO outbox (run_id) SELECT id FROM requeued
+             ON CONFLICT (run_id) DO UPDATE SET available_at = now()
+             RETURNING run_id",
+        )
+        .await?;
+    client
+        .query(&statement, &[&limit])
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get("run_id")?))
+        .collect()
+}
+
+/// A run as the API shows it.
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub turn: i32,
+    pub status: RunStatus,
+    pub input: String,
+    pub output: Option<String>,
+    pub provider: Provider,
+    pub model: String,
+    pub key_source: KeySource,
+    pub attempts: i32,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub usage: Option<Usage>,
+    pub created_at: OffsetDateTime,
+    pub started_at: Option<OffsetDateTime>,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// The run columns [`RunRecord::from_row`] reads, qualified by alias `r`.
+pub const RUN_RECORD_COLUMNS: &str = "r.id AS run_id, r.turn, r.status, r.input, r.output, \
+     r.provider, r.model, r.key_source, r.attempts, r.error_code, r.error_message, \
+     r.prompt_tokens, r.completion_tokens, r.total_tokens, r.created_at AS run_created_at, \
+     r.started_at, r.finished_at";
+
+impl RunRecord {
+    /// Reads the columns of [`RUN_RECORD_COLUMNS`].
+    pub fn from_row(row: &Row) -> Result<Self, DbError> {
+        let prompt: Option<i32> = row.try_get("prompt_tokens")?;
+        let completion: Option<i32> = row.try_get("completion_tokens")?;
+        let total: Option<i32> = row.try_get("total_tokens")?;
+        Ok(Self {
+            id: row.try_get("run_id")?,
+            turn: row.try_get("turn")?,
+            status: parse_column(row, "status", RunStatus::parse)?,
+            input: row.try_get("input")?,
+            output: row.try_get("output")?,
+            provider: parse_column(row, "provider", Provider::parse)?,
+            model: row.try_get("model")?,
+            key_source: parse_column(row, "key_source", KeySource::parse)?,
+            attempts: row.try_get("attempts")?,
+            error_code: row.try_get("error_code")?,
+            error_message: row.try_get("error_message")?,
+            usage: match (prompt, completion, total) {
+                (Some(prompt_tokens), Some(completion_tokens), Some(total_tokens)) => Some(Usage {
+                    prompt_tokens,
+                    completion_tokens,
+                    total_tokens,
+                }),
+                _ => None,
+            },
+            created_at: row.try_get("run_created_at")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    }
+}

@@ -1,0 +1,17 @@
+//! What the API and the worker share: configuration, ids and domain types, the
+//! Postgres pool and tables, crypto, the queue topology and the outbox relay.
+//!
+//! No HTTP server and no consumer loop live here; those belong to `api` and `worker`.
+
+pub mod config;
+pub mod db;
+pub mod id;
+pub mod llm;
+pub mod model;
+pub mod queue;
+pub mod relay;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tls;
+pub mod token;
+pub mod view;

@@ -1,0 +1,130 @@
+//! Domain vocabulary: statuses, providers, failure codes. Each enum maps to the
+//! exact strings of the contract and of the database's CHECK constraints.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The wire and database spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses the wire and database spelling.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Where a run is in its life. `succeeded`, `failed` and `cancelled` are final:
+    /// nothing ever moves a run out of them.
+    RunStatus {
+        Queued = "queued",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+);
+
+impl RunStatus {
+    /// Final statuses are never left.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+string_enum!(
+    /// An OpenAI-compatible chat-completions provider.
+    Provider {
+        OpenAi = "openai",
+        OpenRouter = "openrouter",
+    }
+);
+
+string_enum!(
+    /// Whose provider key served a run.
+    KeySource {
+        Project = "project",
+        Default = "default",
+    }
+);
+
+string_enum!(
+    /// What stewrd has learnt about a project's provider key from the provider's answers.
+    KeyStatus {
+        Unchecked = "unchecked",
+        Valid = "valid",
+        Invalid = "invalid",
+        QuotaExhausted = "quota_exhausted",
+    }
+);
+
+string_enum!(
+    /// Why a run failed (the contract's failure codes).
+    FailureCode {
+        ProviderAuthFailed = "provider_auth_failed",
+        ProviderBadRequest = "provider_bad_request",
+        ProviderModelNotFound = "provider_model_not_found",
+        ProviderInsufficientCredits = "provider_insufficient_credits",
+        ProviderRateLimited = "provider_rate_limited",
+        ProviderUnavailable = "provider_unavailable",
+        ProviderTimeout = "provider_timeout",
+        NoProviderConfigured = "no_provider_configured",
+        DeliveryLimitExceeded = "delivery_limit_exceeded",
+        Cancelled = "cancelled",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_round_trips_through_its_spelling() {
+        for status in RunStatus::ALL {
+            assert_eq!(RunStatus::parse(status.as_str()), Some(*status));
+        }
+        assert_eq!(RunStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn only_succeeded_failed_and_cancelled_are_final() {
+        let finals: Vec<_> = RunStatus::ALL.iter().filter(|s| s.is_final()).collect();
+        assert_eq!(
+            finals,
+            [
+                &RunStatus::Succeeded,
+                &RunStatus::Failed,
+                &RunStatus::Cancelled
+            ]
+        );
+    }
+
+    #[test]
+    fn serde_uses_the_contract_spelling() {
+        let json = serde_json::to_string(&FailureCode::ProviderAuthFailed).unwrap_or_default();
+        assert_eq!(json, "\"provider_auth_failed\"");
+        let provider: Provider = serde_json::from_str("\"openrouter\"").unwrap_or(Provider::OpenAi);
+        assert_eq!(provider, Provider::OpenRouter);
+    }
+}

@@ -1,0 +1,240 @@
+//! The outbox relay: publishes due outbox rows to RabbitMQ with publisher confirms.
+//! Any number of relays may run (the API and every worker run one); they never
+//! take the same row. A row is only considered published on a clean broker ack;
+//! a nack, a returned (unroutable) message or a broken connection makes it due
+//! again shortly, so a broker outage delays jobs and never loses one.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use futures_util::future::join_all;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+    types::{AMQPValue, FieldTable, LongString},
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    db::{DbError, Pool, outbox},
+    queue::{self, JobMessage, Topology},
+};
+
+/// Rows taken per round; a full round is followed at once by the next.
+const BATCH: i64 = 500;
+/// How often an idle relay looks for rows that fell due (retries, republishes)
+/// without being woken.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+/// A run not claimed this long after its message was published is published
+/// again (its message is presumed lost); the wait doubles with each publish.
+pub const REPUBLISH_AFTER: Duration = Duration::from_secs(300);
+/// When a failed publish is tried again.
+const PUBLISH_RETRY: Duration = Duration::from_secs(1);
+
+/// Why a round stopped.
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("broker: {0}")]
+    Broker(String),
+}
+
+/// A relay bound to one database and broker.
+pub struct Relay {
+    pool: Pool,
+    amqp_url: String,
+    topology: Topology,
+    wake: Arc<Notify>,
+    broker_up: Arc<AtomicBool>,
+    republish_after: Duration,
+}
+
+impl Relay {
+    /// A relay for `topology` on the broker at `amqp_url`.
+    pub fn new(pool: Pool, amqp_url: &str, topology: Topology) -> Self {
+        Self {
+            pool,
+            amqp_url: amqp_url.to_owned(),
+            topology,
+            wake: Arc::new(Notify::new()),
+            broker_up: Arc::new(AtomicBool::new(false)),
+            republish_after: REPUBLISH_AFTER,
+        }
+    }
+
+    /// Call `notify_one` on this after committing an outbox row to publish it now.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// True while the relay holds a live broker channel (for readiness checks).
+    pub fn broker_up(&self) -> Arc<AtomicBool> {
+        self.broker_up.clone()
+    }
+
+    /// Publishes until `shutdown`, reconnecting to the broker as needed.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut link: Option<(Connection, Channel)> = None;
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let connected = link
+                .as_ref()
+                .is_some_and(|(_, channel)| channel.status().connected());
+            self.broker_up.store(connected, Ordering::Relaxed);
+            let channel = match &link {
+                Some((_, channel)) if channel.status().connected() => channel.clone(),
+                _ => match self.open_channel().await {
+                    Ok(opened) => {
+                        self.broker_up.store(true, Ordering::Relaxed);
+                        let channel = opened.1.clone();
+                        link = Some(opened);
+                        channel
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        tracing::warn!(%error, "relay cannot reach the broker; retrying");
+                        pause(&shutdown, backoff(failures)).await;
+                        continue;
+                    }
+                },
+            };
+            match self.publish_due(&channel).await {
+                Ok(published) => {
+                    failures = 0;
+                    if published < BATCH as usize {
+                        tokio::select! {
+                            _ = self.wake.notified() => {}
+                            _ = tokio::time::sleep(IDLE_POLL) => {}
+                            _ = shutdown.cancelled() => {}
+                        }
+                    }
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, "relay round failed; retrying");
+                    if matches!(error, RelayError::Broker(_)) {
+                        link = None;
+                    }
+                    pause(&shutdown, backoff(failures)).await;
+                }
+            }
+        }
+    }
+
+    async fn open_channel(&self) -> lapin::Result<(Connection, Channel)> {
+        let connection = queue::connect(&self.amqp_url, "stewrd-relay").await?;
+        let channel = connection.create_channel().await?;
+        queue::declare_topology(&channel, &self.topology).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok((connection, channel))
+    }
+
+    /// One round: take due rows, publish them all, wait for all confirms at once.
+    async fn publish_due(&self, channel: &Channel) -> Result<usize, RelayError> {
+        let client = self.pool.get().await.map_err(DbError::from)?;
+        let due = outbox::take_due(&client, BATCH, self.republish_after).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let routing_key = self.topology.jobs_queue();
+        let mut pending = Vec::with_capacity(due.len());
+        let mut failed = Vec::new();
+        let mut broker_error = None;
+        for message in &due {
+            let body = JobMessage::Run {
+                run_id: message.run_id,
+            }
+            .to_bytes();
+            let published = channel
+                .basic_publish(
+                    "".into(),
+                    routing_key.as_str().into(),
+                    // Mandatory: a message no queue takes comes back instead of vanishing.
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &body,
+                    properties(message),
+                )
+                .await;
+            match published {
+                Ok(confirm) => pending.push((message.run_id, confirm)),
+                Err(error) => {
+                    failed.push(message.run_id);
+                    broker_error = Some(error.to_string());
+                }
+            }
+        }
+        let confirmed = join_all(
+            pending
+                .into_iter()
+                .map(|(run_id, confirm)| async move { (run_id, confirm.await) }),
+        )
+        .await;
+        for (run_id, confirmation) in confirmed {
+            match confirmation {
+                Ok(Confirmation::Ack(None)) => {}
+                Ok(Confirmation::Ack(Some(_))) => {
+                    failed.push(run_id);
+                    broker_error = Some("message returned as unroutable".to_owned());
+                }
+                Ok(other) => {
+                    failed.push(run_id);
+                    broker_error = Some(format!("publish not confirmed: {other:?}"));
+                }
+                Err(error) => {
+                    failed.push(run_id);
+                    broker_error = Some(error.to_string());
+                }
+            }
+        }
+        if !failed.is_empty() {
+            outbox::retry_after(&client, &failed, PUBLISH_RETRY).await?;
+        }
+        match broker_error {
+            Some(error) => Err(RelayError::Broker(error)),
+            None => {
+                tracing::debug!(published = due.len(), "relay published");
+                Ok(due.len())
+            }
+        }
+    }
+}
+
+fn properties(message: &outbox::DueMessage) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    if let Some(request_id) = &message.request_id {
+        headers.insert(
+            "x-request-id".into(),
+            AMQPValue::LongString(LongString::from(request_id.as_str())),
+        );
+    }
+    BasicProperties::default()
+        .with_delivery_mode(2) // persistent
+        .with_content_type("application/json".into())
+        .with_message_id(message.run_id.to_string().as_str().into())
+        .with_headers(headers)
+}
+
+/// Exponential backoff for reconnecting loops: 100 ms doubling to 5 s.
+pub fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)).min(5_000))
+}
+
+/// Sleeps unless shutdown comes first.
+pub async fn pause(shutdown: &CancellationToken, duration: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = shutdown.cancelled() => {}
+    }
+}

@@ -1,0 +1,84 @@
+//! Command-line parsing and the top-level error report: a command that cannot
+//! work exits non-zero with one line on stderr naming what to fix.
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+
+/// stewrd: durable, bring-your-own-key AI agent jobs over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "stewrd", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Everything local in one process: migrate, API, worker, relay (and a stub
+    /// provider when no default provider key is set).
+    Dev,
+    /// The HTTP API only.
+    Api,
+    /// One worker process; run several to scale out.
+    Worker,
+    /// Create the database if missing and apply pending migrations.
+    Migrate,
+    /// Operator commands.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// The stub provider alone (OpenAI-compatible, for local use and tests).
+    StubProvider {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: SocketAddr,
+        /// Delay of every unscripted answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a project; prints its id and first API key (shown this once).
+    CreateProject {
+        #[arg(long)]
+        name: String,
+    },
+    /// Issue another API key for a project (shown this once).
+    CreateKey {
+        #[arg(long)]
+        project: String,
+    },
+    /// Revoke an API key by its id.
+    RevokeKey {
+        #[arg(long)]
+        key: String,
+    },
+}
+
+/// Parses the command line, runs the command, reports failure in one line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("stewrd: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("stewrd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! What each subcommand does. Start-up failures carry the name of the setting to
+//! fix; `cli::main` prints them on one line.
+
+mod admin;
+mod serve;
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::{Context, bail};
+use stewrd_shared::{
+    config::Config,
+    db::{self, Pool, migrate::pending_migrations},
+    queue, telemetry,
+};
+use tokio::net::TcpListener;
+
+use crate::{cli::Command, stub::Stub};
+
+/// Runs one subcommand.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    stewrd_shared::tls::install_crypto_provider();
+    if let Command::StubProvider { listen, delay_ms } = command {
+        return stub_provider(listen, delay_ms).await;
+    }
+    let config = Config::from_env()?;
+    telemetry::init(config.log_format);
+    match command {
+        Command::Migrate => migrate(&config).await,
+        Command::Api => serve::api(config).await,
+        Command::Worker => serve::worker(config).await,
+        Command::Dev => serve::dev(config).await,
+        Command::Admin { command } => admin::run(&config, command).await,
+        Command::StubProvider { .. } => Ok(()),
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let report = db::migrate::migrate(&config.database)
+        .await
+        .context("cannot migrate the database (check DATABASE_URL)")?;
+    if report.applied.is_empty() {
+        println!("database is up to date");
+    } else {
+        println!(
+            "applied {} migration(s): {}",
+            report.applied.len(),
+            report.applied.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Connects to Postgres and checks the schema is current.
+async fn connect_db(config: &Config) -> anyhow::Result<Pool> {
+    let pool = db::connect(config)
+        .await
+        .context("cannot reach Postgres (check DATABASE_URL)")?;
+    let client = pool
+        .get()
+        .await
+        .context("cannot reach Postgres (check DATABASE_URL)")?;
+    let pending = pending_migrations(&client).await?;
+    if !pending.is_empty() {
+        bail!(
+            "the database is not migrated ({} pending): run `stewrd migrate`",
+            pending.len()
+        );
+    }
+    Ok(pool)
+}
+
+/// Checks RabbitMQ answers, so a wrong `AMQP_URL` fails at start-up.
+async fn check_broker(config: &Config) -> anyhow::Result<()> {
+    let connection = queue::connect(&config.amqp_url, "stewrd-startup-check")
+        .await
+        .context("cannot reach RabbitMQ (check AMQP_URL)")?;
+    let _ = connection.close(200, "ok".into()).await;
+    Ok(())
+}
+
+async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} (check STEWRD_LISTEN)"))
+}
+
+async fn stub_provider(listen: SocketAddr, delay_ms: u64) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (check --listen)"))?;
+    let stub = Stub::start(listener, Duration::from_millis(delay_ms), true).await?;
+    println!("stub provider listening on {}", stub.base_url());
+    let shutdown = stewrd_shared::shutdown::on_signal();
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = stub.stopped() => {}
+    }
+    Ok(())
+}

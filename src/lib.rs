@@ -1,0 +1,6 @@
+//! The `stewrd` command: subcommands that compose the `api`, `worker` and
+//! `shared` crates, and the stub provider used by `stewrd dev` and the tests.
+
+pub mod cli;
+mod commands;
+pub mod stub;

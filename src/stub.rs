@@ -1,0 +1,341 @@
+//! A stub provider speaking OpenAI's chat-completions wire format over real HTTP:
+//! the only thing stewrd's tests and `stewrd dev` ever fake. It answers
+//! deterministically from the input, can be scripted with statuses, headers,
+//! bodies and delays, and records what it received and how many calls were in
+//! flight at once.
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// One scripted answer, used once, in order.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Reply {
+    /// HTTP status; 200 when unset.
+    pub status: Option<u16>,
+    /// Extra response headers (e.g. `retry-after`).
+    pub headers: BTreeMap<String, String>,
+    /// The whole body; for a 200 without one, the usual completion is sent.
+    pub body: Option<Value>,
+    /// Wait this long before answering (overrides the default delay).
+    pub delay_ms: Option<u64>,
+}
+
+impl Reply {
+    /// An error answer with OpenAI's error body.
+    pub fn error(status: u16, code: &str, message: &str) -> Self {
+        Self {
+            status: Some(status),
+            body: Some(json!({"error": {"message": message, "type": code, "code": code}})),
+            ..Self::default()
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Delays the answer.
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay_ms = Some(delay.as_millis() as u64);
+        self
+    }
+}
+
+/// A request the stub received.
+#[derive(Clone, Debug, Serialize)]
+pub struct Recorded {
+    pub path: String,
+    /// The `Authorization` header as received (tests compare it with the key).
+    pub authorization: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub body: Value,
+    /// Milliseconds since the stub started.
+    pub at_ms: u64,
+}
+
+/// The stub's shared state; tests in the same process read and script it directly.
+pub struct StubState {
+    started: Instant,
+    script: Mutex<VecDeque<Reply>>,
+    requests: Mutex<Vec<Recorded>>,
+    record: AtomicBool,
+    delay_ms: AtomicU64,
+    calls: AtomicU64,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    dropped: AtomicU64,
+}
+
+/// Counters, as `GET /_stub/stats` returns them.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct StubStats {
+    pub calls: u64,
+    pub in_flight: usize,
+    pub max_in_flight: usize,
+    /// Calls whose client went away before the answer.
+    pub dropped: u64,
+}
+
+impl StubState {
+    fn new(delay: Duration, record: bool) -> Self {
+        Self {
+            started: Instant::now(),
+            script: Mutex::default(),
+            requests: Mutex::default(),
+            record: AtomicBool::new(record),
+            delay_ms: AtomicU64::new(delay.as_millis() as u64),
+            calls: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues scripted replies, used before the default answer.
+    pub fn push(&self, replies: impl IntoIterator<Item = Reply>) {
+        lock(&self.script).extend(replies);
+    }
+
+    /// Sets the delay of unscripted answers.
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Every recorded request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.requests).clone()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> StubStats {
+        StubStats {
+            calls: self.calls.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            max_in_flight: self.max_in_flight.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A running stub.
+pub struct Stub {
+    pub state: Arc<StubState>,
+    pub address: SocketAddr,
+    stop: CancellationToken,
+}
+
+impl Stub {
+    /// Serves on `listener` until dropped (or until `stop` for a CLI).
+    pub async fn start(
+        listener: TcpListener,
+        delay: Duration,
+        record: bool,
+    ) -> std::io::Result<Self> {
+        let address = listener.local_addr()?;
+        let state = Arc::new(StubState::new(delay, record));
+        let stop = CancellationToken::new();
+        let app = router(state.clone());
+        let until = stop.clone().cancelled_owned();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(until)
+                .await;
+        });
+        Ok(Self {
+            state,
+            address,
+            stop,
+        })
+    }
+
+    /// The base URL to configure as a provider's (`…/v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.address)
+    }
+
+    /// Waits until stopped.
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn router(state: Arc<StubState>) -> Router {
+    Router::new()
+        .route("/_stub/requests", get(requests))
+        .route("/_stub/stats", get(stats))
+        .route("/_stub/script", post(script))
+        .fallback(complete)
+        .with_state(state)
+}
+
+async fn requests(State(state): State<Arc<StubState>>) -> Json<Vec<Recorded>> {
+    Json(state.requests())
+}
+
+async fn stats(State(state): State<Arc<StubState>>) -> Json<StubStats> {
+    Json(state.stats())
+}
+
+async fn script(
+    State(state): State<Arc<StubState>>,
+    Json(replies): Json<Vec<Reply>>,
+) -> StatusCode {
+    state.push(replies);
+    StatusCode::NO_CONTENT
+}
+
+/// Counts a call in flight; a call dropped before `finish` was abandoned by its client.
+struct InFlight<'a> {
+    state: &'a StubState,
+    finished: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a StubState) -> Self {
+        state.calls.fetch_add(1, Ordering::Relaxed);
+        let now = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        state.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        Self {
+            state,
+            finished: false,
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.state.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if !self.finished {
+            self.state.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn complete(
+    State(state): State<Arc<StubState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if method != Method::POST || !uri.path().ends_with("/chat/completions") {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"message": "not found"}})),
+        )
+            .into_response();
+    }
+    let mut in_flight = InFlight::enter(&state);
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if state.record.load(Ordering::Relaxed) {
+        record(&state, &uri, &headers, &request);
+    }
+    let reply = lock(&state.script).pop_front().unwrap_or_default();
+    let delay = reply
+        .delay_ms
+        .unwrap_or_else(|| state.delay_ms.load(Ordering::Relaxed));
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    in_flight.finished = true;
+    respond(reply, &request)
+}
+
+fn record(state: &StubState, uri: &Uri, headers: &HeaderMap, body: &Value) {
+    let text = |value: &HeaderValue| value.to_str().unwrap_or_default().to_owned();
+    let recorded = Recorded {
+        path: uri.path().to_owned(),
+        authorization: headers.get("authorization").map(text),
+        headers: headers
+            .iter()
+            .filter(|(name, _)| *name != "authorization")
+            .map(|(name, value)| (name.as_str().to_owned(), text(value)))
+            .collect(),
+        body: body.clone(),
+        at_ms: state.started.elapsed().as_millis() as u64,
+    };
+    lock(&state.requests).push(recorded);
+}
+
+fn respond(reply: Reply, request: &Value) -> Response {
+    let status = StatusCode::from_u16(reply.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+    let body = reply.body.unwrap_or_else(|| {
+        if status.is_success() {
+            completion(request)
+        } else {
+            json!({"error": {"message": format!("stub error {}", status.as_u16()), "type": "stub_error", "code": null}})
+        }
+    });
+    let mut response = (status, Json(body)).into_response();
+    for (name, value) in reply.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+/// The deterministic answer: `Echo: ` and the last user message; usage counts words.
+pub fn answer_to(last_user_message: &str) -> String {
+    format!("Echo: {last_user_message}")
+}
+
+fn completion(request: &Value) -> Value {
+    let messages = request["messages"].as_array().cloned().unwrap_or_default();
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default();
+    let content = answer_to(last_user);
+    let words = |text: &str| text.split_whitespace().count() as u64;
+    let prompt: u64 = messages
+        .iter()
+        .map(|m| words(m["content"].as_str().unwrap_or_default()))
+        .sum();
+    let completion_tokens = words(&content);
+    json!({
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "model": request["model"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": prompt + completion_tokens},
+    })
+}

@@ -1,0 +1,108 @@
+//! The dead-letter consumer: a message the work queue gave up on (past its
+//! delivery limit, or unreadable) fails its run with `delivery_limit_exceeded`, so
+//! pollers and webhooks still see an end. A run some live worker holds is left alone.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use lapin::{
+    message::Delivery,
+    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions},
+    types::FieldTable,
+};
+use stewrd_shared::{
+    db::{DbError, run::fail_unclaimed_run},
+    model::FailureCode,
+    queue::{self, JobMessage},
+    relay::{backoff, pause},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::Worker;
+
+/// Consumes the dead-letter queue until `shutdown`, reconnecting as needed.
+pub(crate) async fn consume(worker: Arc<Worker>, shutdown: CancellationToken) {
+    let mut failures = 0;
+    while !shutdown.is_cancelled() {
+        match consume_connection(&worker, &shutdown).await {
+            Ok(()) => failures = 0,
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(%error, "dead-letter consumer lost the broker; reconnecting");
+                pause(&shutdown, backoff(failures)).await;
+            }
+        }
+    }
+}
+
+async fn consume_connection(worker: &Worker, shutdown: &CancellationToken) -> lapin::Result<()> {
+    let connection = queue::connect(&worker.config.amqp_url, "stewrd-dead-letter").await?;
+    let channel = connection.create_channel().await?;
+    queue::declare_topology(&channel, &worker.topology).await?;
+    channel.basic_qos(16, BasicQosOptions::default()).await?;
+    let mut deliveries = channel
+        .basic_consume(
+            worker.topology.dead_letter_queue().into(),
+            format!("stewrd-dead-letter-{}", worker.id).into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    loop {
+        let delivery = tokio::select! {
+            next = deliveries.next() => match next {
+                Some(delivery) => delivery?,
+                None => break,
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        // Unsettled (shutting down mid-outage): left unacked, so it returns to the queue.
+        if settle(worker, &delivery, shutdown).await {
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+        }
+    }
+    let _ = connection.close(200, "stopping".into()).await;
+    Ok(())
+}
+
+/// Fails the message's run, waiting out a Postgres outage. False when it could
+/// not be settled yet.
+async fn settle(worker: &Worker, delivery: &Delivery, shutdown: &CancellationToken) -> bool {
+    let Ok(JobMessage::Run { run_id }) = JobMessage::from_bytes(&delivery.data) else {
+        tracing::error!(
+            bytes = delivery.data.len(),
+            "dropping an unreadable dead-lettered message"
+        );
+        return true;
+    };
+    let message = "the job message was delivered too many times without being processed";
+    let mut failures = 0;
+    loop {
+        let result = match worker.pool.get().await {
+            Ok(client) => {
+                fail_unclaimed_run(&client, run_id, FailureCode::DeliveryLimitExceeded, message)
+                    .await
+            }
+            Err(error) => Err(error.into()),
+        };
+        match result {
+            Ok(true) => {
+                tracing::error!(%run_id, "run failed: its message exceeded the delivery limit");
+                return true;
+            }
+            Ok(false) => {
+                tracing::info!(%run_id, "dead-lettered message for a run that is final or held; ignored");
+                return true;
+            }
+            Err(DbError::Unavailable(_)) if !shutdown.is_cancelled() => {
+                failures += 1;
+                pause(shutdown, backoff(failures)).await;
+            }
+            Err(DbError::Unavailable(_)) => return false,
+            Err(error) => {
+                tracing::error!(%run_id, %error, "cannot fail a dead-lettered run");
+                return true;
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The lease heartbeat: while a run is in flight its lease is extended, so only
+//! the runs of a dead (or cut-off) worker ever expire.
+
+use std::sync::Arc;
+
+use stewrd_shared::db::run::extend_leases;
+use tokio_util::sync::CancellationToken;
+
+use crate::Worker;
+
+/// Extends every lease this worker holds, three times per lease period, in one
+/// statement each time.
+pub(crate) async fn heartbeat(worker: Arc<Worker>, shutdown: CancellationToken) {
+    let lease = worker.config.worker.lease;
+    let mut ticks = tokio::time::interval(lease / 3);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let result = match worker.pool.get().await {
+            Ok(client) => extend_leases(&client, worker.id, lease).await,
+            Err(error) => Err(error.into()),
+        };
+        match result {
+            Ok(extended) if extended > 0 => tracing::trace!(extended, "leases extended"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot extend leases"),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The worker: consumes job messages, claims runs in Postgres, calls the provider,
+//! stores results. Besides the consumer, each worker process runs the lease
+//! heartbeat, the reaper, an outbox relay and the dead-letter consumer, so a fleet
+//! of identical workers needs nothing else to keep every promise.
+
+mod consumer;
+mod deadletter;
+mod lease;
+pub mod provider;
+mod reaper;
+pub mod run;
+
+use std::sync::Arc;
+
+use stewrd_shared::{config::Config, db::Pool, id::WorkerId, queue::Topology, relay::Relay};
+use tokio::sync::Notify;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::provider::ProviderClient;
+
+/// Everything a job needs, shared by all jobs of one process.
+pub struct Worker {
+    /// This process's identity on the leases it takes.
+    pub id: WorkerId,
+    pub config: Arc<Config>,
+    pub pool: Pool,
+    pub provider: ProviderClient,
+    pub topology: Topology,
+    /// Wakes this process's relay after a run is put back in the outbox.
+    pub relay_wake: Arc<Notify>,
+}
+
+/// Why a worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot build the provider HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// Runs a worker until `shutdown`, then drains: in-flight runs get
+/// `STEWRD_SHUTDOWN_GRACE_SECS` to finish and are handed back to the queue after that.
+pub async fn run(
+    config: Arc<Config>,
+    pool: Pool,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let topology = Topology::new(&config.queue_prefix);
+    let relay = Relay::new(pool.clone(), &config.amqp_url, topology.clone());
+    let worker = Arc::new(Worker {
+        id: WorkerId::new(),
+        provider: ProviderClient::new(config.providers.clone(), &config.worker)?,
+        relay_wake: relay.waker(),
+        topology,
+        pool,
+        config,
+    });
+    tracing::info!(
+        worker_id = %worker.id,
+        concurrency = worker.config.worker.concurrency,
+        "worker started"
+    );
+
+    // Background duties outlive the consumer's drain: leases must keep beating
+    // while in-flight runs finish.
+    let background = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(relay.run(background.clone()));
+    tasks.spawn(lease::heartbeat(worker.clone(), background.clone()));
+    tasks.spawn(reaper::reap(worker.clone(), background.clone()));
+    tasks.spawn(deadletter::consume(worker.clone(), background.clone()));
+    tasks.close();
+
+    let grace = worker.config.worker.shutdown_grace;
+    consumer::consume(worker.clone(), shutdown, grace).await;
+
+    background.cancel();
+    tasks.wait().await;
+    tracing::info!(worker_id = %worker.id, "worker stopped");
+    Ok(())
+}

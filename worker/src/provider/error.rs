@@ -1,0 +1,327 @@
+//! What a provider's answer means: which failure code, whether to try again and
+//! when, and what it says about the key. Pure functions over status, headers and
+//! body, so every case is unit-tested without a network.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
+use stewrd_shared::model::{FailureCode, KeyStatus};
+
+/// Longest provider message kept in a run's error.
+const MAX_MESSAGE_CHARS: usize = 1_000;
+
+/// A failed provider call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ProviderError {
+    /// The contract's failure code.
+    pub code: FailureCode,
+    /// The provider's own words (never the key), or ours when it said nothing.
+    pub message: String,
+    /// Whether another attempt may succeed.
+    pub retryable: bool,
+    /// How long the provider asked us to wait first.
+    pub retry_after: Option<Duration>,
+    /// The HTTP status, when there was one.
+    pub status: Option<u16>,
+    /// What the answer proves about the key, if anything.
+    pub key_verdict: Option<KeyStatus>,
+}
+
+impl ProviderError {
+    fn new(code: FailureCode, message: impl Into<String>, retryable: bool) -> Self {
+        Self {
+            code,
+            message: truncate(message.into()),
+            retryable,
+            retry_after: None,
+            status: None,
+            key_verdict: None,
+        }
+    }
+
+    /// The request never got an answer (connection refused, reset, TLS, DNS).
+    pub fn unreachable(detail: impl Into<String>) -> Self {
+        Self::new(FailureCode::ProviderUnavailable, detail, true)
+    }
+
+    /// The provider did not answer in time.
+    pub fn timed_out() -> Self {
+        Self::new(
+            FailureCode::ProviderTimeout,
+            "the provider did not answer in time",
+            true,
+        )
+    }
+
+    /// A 200 that carries no usable completion (OpenRouter reports mid-generation
+    /// failures this way).
+    pub fn empty_success(detail: impl Into<String>) -> Self {
+        Self::new(FailureCode::ProviderUnavailable, detail, true)
+    }
+}
+
+/// The error object of OpenAI and OpenRouter bodies. OpenRouter's `code` is a
+/// number, OpenAI's a string: read it as either.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ErrorBody {
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub code: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+impl ErrorBody {
+    /// Parses `{"error": {...}}`, or nothing.
+    pub(crate) fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<ErrorEnvelope>(body)
+            .ok()
+            .map(|envelope| envelope.error)
+    }
+
+    fn code_text(&self) -> Option<String> {
+        match &self.code {
+            Some(serde_json::Value::String(text)) => Some(text.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Whether the provider says the account is out of money, not just busy.
+    fn says_quota(&self) -> bool {
+        [self.code_text(), self.kind.clone()]
+            .into_iter()
+            .flatten()
+            .any(|text| text.contains("insufficient_quota") || text.contains("billing"))
+    }
+}
+
+/// Classifies a non-2xx answer.
+pub fn classify_status(status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError {
+    use FailureCode::*;
+    let parsed = ErrorBody::parse(body).unwrap_or_default();
+    let provider_message = parsed
+        .message
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| format!("the provider answered HTTP {status}"));
+    let retry_after = retry_after(headers);
+    let (code, retryable, verdict) = match status {
+        401 | 403 => (ProviderAuthFailed, false, Some(KeyStatus::Invalid)),
+        402 => (
+            ProviderInsufficientCredits,
+            retry_after.is_some(),
+            Some(KeyStatus::QuotaExhausted),
+        ),
+        404 => (ProviderModelNotFound, false, None),
+        429 if parsed.says_quota() => (
+            ProviderInsufficientCredits,
+            false,
+            Some(KeyStatus::QuotaExhausted),
+        ),
+        429 => (ProviderRateLimited, true, None),
+        408 => (ProviderTimeout, true, None),
+        409 | 500..=599 => (ProviderUnavailable, true, None),
+        _ => (ProviderBadRequest, false, None),
+    };
+    ProviderError {
+        retry_after: if retryable { retry_after } else { None },
+        status: Some(status),
+        key_verdict: verdict,
+        ..ProviderError::new(code, provider_message, retryable)
+    }
+}
+
+/// The wait a provider asked for: `Retry-After` (seconds or an HTTP date), else
+/// the longer of OpenAI's `x-ratelimit-reset-requests` / `-tokens` (`6m0s`, `20ms`).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(value) = header("retry-after") {
+        let value = value.trim();
+        if let Ok(seconds) = value.parse::<f64>() {
+            if seconds.is_finite() && seconds >= 0.0 {
+                return Some(Duration::from_secs_f64(seconds.min(86_400.0)));
+            }
+        }
+        if let Ok(when) = httpdate::parse_http_date(value) {
+            return Some(
+                when.duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO),
+            );
+        }
+    }
+    ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
+        .into_iter()
+        .filter_map(|name| header(name).and_then(parse_go_duration))
+        .max()
+}
+
+/// Parses durations like `1s`, `6m0s`, `1h2m3.5s`, `250ms`.
+fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut total = 0f64;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" | "µs" => 0.000_001,
+            "ns" => 0.000_000_001,
+            _ => return None,
+        };
+        total += number * seconds_per_unit;
+        rest = &rest[unit_len..];
+    }
+    (total.is_finite() && total <= 86_400.0).then(|| Duration::from_secs_f64(total))
+}
+
+fn truncate(mut message: String) -> String {
+    if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).expect("valid header"));
+        }
+        map
+    }
+
+    fn classify(status: u16, body: &str) -> ProviderError {
+        classify_status(status, &HeaderMap::new(), body.as_bytes())
+    }
+
+    #[test]
+    fn client_errors_are_final_and_mapped_to_their_codes() {
+        use FailureCode::*;
+        for (status, code) in [
+            (400, ProviderBadRequest),
+            (401, ProviderAuthFailed),
+            (403, ProviderAuthFailed),
+            (404, ProviderModelNotFound),
+            (413, ProviderBadRequest),
+            (422, ProviderBadRequest),
+            (402, ProviderInsufficientCredits),
+        ] {
+            let error = classify(status, "");
+            assert_eq!(error.code, code, "HTTP {status}");
+            assert!(!error.retryable, "HTTP {status} must not be retried");
+        }
+    }
+
+    #[test]
+    fn busy_and_broken_providers_are_retried() {
+        for status in [408, 409, 429, 500, 502, 503, 504, 529] {
+            assert!(
+                classify(status, "").retryable,
+                "HTTP {status} must be retried"
+            );
+        }
+        assert_eq!(classify(429, "").code, FailureCode::ProviderRateLimited);
+        assert_eq!(classify(503, "").code, FailureCode::ProviderUnavailable);
+        assert_eq!(classify(408, "").code, FailureCode::ProviderTimeout);
+    }
+
+    #[test]
+    fn a_quota_429_is_not_a_rate_limit() {
+        let body = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+        let error = classify(429, body);
+        assert_eq!(error.code, FailureCode::ProviderInsufficientCredits);
+        assert!(!error.retryable);
+        assert_eq!(error.key_verdict, Some(KeyStatus::QuotaExhausted));
+        assert_eq!(error.message, "You exceeded your current quota");
+    }
+
+    #[test]
+    fn a_402_with_retry_after_may_be_retried() {
+        let error = classify_status(402, &headers(&[("retry-after", "3")]), b"");
+        assert!(error.retryable);
+        assert_eq!(error.retry_after, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn rejected_keys_are_marked_invalid() {
+        assert_eq!(classify(401, "").key_verdict, Some(KeyStatus::Invalid));
+        assert_eq!(classify(403, "").key_verdict, Some(KeyStatus::Invalid));
+        assert_eq!(classify(500, "").key_verdict, None);
+    }
+
+    #[test]
+    fn the_providers_message_is_kept_from_either_error_shape() {
+        let openrouter = r#"{"error":{"code":402,"message":"Insufficient credits","metadata":{}}}"#;
+        assert_eq!(classify(402, openrouter).message, "Insufficient credits");
+        assert_eq!(
+            classify(502, "<html>").message,
+            "the provider answered HTTP 502"
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_dates_and_openai_resets() {
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "2")])),
+            Some(Duration::from_secs(2))
+        );
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+        let wait = retry_after(&headers(&[("retry-after", &later)])).unwrap_or_default();
+        assert!(wait > Duration::from_secs(27) && wait <= Duration::from_secs(30));
+        assert_eq!(
+            retry_after(&headers(&[
+                ("x-ratelimit-reset-requests", "6m0s"),
+                ("x-ratelimit-reset-tokens", "20ms"),
+            ])),
+            Some(Duration::from_secs(360))
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
+    }
+
+    #[test]
+    fn go_durations_parse() {
+        assert_eq!(
+            parse_go_duration("1h2m3.5s"),
+            Some(Duration::from_secs_f64(3723.5))
+        );
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("5x"), None);
+        assert_eq!(parse_go_duration(""), None);
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let long = "x".repeat(5_000);
+        let body = format!(r#"{{"error":{{"message":"{long}"}}}}"#);
+        assert_eq!(
+            classify(400, &body).message.chars().count(),
+            MAX_MESSAGE_CHARS + 1
+        );
+    }
+}

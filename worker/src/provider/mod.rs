@@ -1,0 +1,241 @@
+//! The OpenAI-compatible chat-completions client, shared by every job of a worker
+//! process (one connection pool for thousands of concurrent calls).
+
+mod error;
+
+use std::time::Duration;
+
+pub use error::{ProviderError, classify_status, retry_after};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use stewrd_shared::{
+    config::{ProviderUrls, WorkerSettings},
+    db::run::Usage,
+    model::Provider,
+};
+
+/// Largest provider answer read; beyond it the call fails rather than eat memory.
+const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Time allowed to open a connection to the provider.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Sent to OpenRouter, which credits traffic to the calling app.
+const OPENROUTER_REFERER: &str = "https://github.com/stewrd/stewrd";
+const OPENROUTER_TITLE: &str = "stewrd";
+
+/// One chat message on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: &str, content: &str) -> Self {
+        Self {
+            role: role.to_owned(),
+            content: content.to_owned(),
+        }
+    }
+}
+
+/// A chat-completions request.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+}
+
+/// A successful answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    pub content: String,
+    pub usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct CompletionBody {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<error::ErrorBody>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    message: Option<ChoiceMessage>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+/// Calls providers over one shared HTTP client.
+#[derive(Clone)]
+pub struct ProviderClient {
+    http: reqwest::Client,
+    urls: ProviderUrls,
+}
+
+impl ProviderClient {
+    /// A client with the worker's timeouts. Redirects are never followed (a key
+    /// must not be replayed to another host) and proxy variables are ignored.
+    pub fn new(urls: ProviderUrls, settings: &WorkerSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(settings.provider_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("stewrd/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { http, urls })
+    }
+
+    /// One chat-completions call. The key goes only into the `Authorization`
+    /// header, marked sensitive so that no HTTP-layer debug output shows it.
+    pub async fn complete(
+        &self,
+        provider: Provider,
+        key: &SecretString,
+        request: &ChatRequest,
+    ) -> Result<Completion, ProviderError> {
+        let url = format!("{}/chat/completions", self.urls.base_url(provider));
+        let body = serde_json::to_vec(request)
+            .map_err(|e| ProviderError::unreachable(format!("cannot encode request: {e}")))?;
+        let response = self
+            .http
+            .post(url)
+            .headers(headers(provider, key)?)
+            .body(body)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = read_capped(response).await?;
+        if !(200..300).contains(&status) {
+            return Err(classify_status(status, &headers, &body));
+        }
+        parse_completion(&body)
+    }
+}
+
+fn headers(provider: Provider, key: &SecretString) -> Result<HeaderMap, ProviderError> {
+    let mut headers = HeaderMap::new();
+    let mut auth =
+        HeaderValue::try_from(format!("Bearer {}", key.expose_secret())).map_err(|_| {
+            ProviderError {
+                key_verdict: Some(stewrd_shared::model::KeyStatus::Invalid),
+                ..ProviderError::unreachable("the provider key is not a valid HTTP header value")
+            }
+        })?;
+    auth.set_sensitive(true);
+    headers.insert(AUTHORIZATION, auth);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if provider == Provider::OpenRouter {
+        headers.insert("http-referer", HeaderValue::from_static(OPENROUTER_REFERER));
+        headers.insert("x-title", HeaderValue::from_static(OPENROUTER_TITLE));
+    }
+    Ok(headers)
+}
+
+/// Transport failures say nothing about the key; reqwest's message names only
+/// the URL, which holds no secret.
+fn transport_error(error: reqwest::Error) -> ProviderError {
+    if error.is_timeout() {
+        ProviderError::timed_out()
+    } else {
+        let mut detail = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            detail = format!("{detail}: {cause}");
+            source = cause.source();
+        }
+        ProviderError::unreachable(detail)
+    }
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ProviderError::unreachable(format!(
+                "the provider's answer is larger than {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Reads a 2xx body. A 200 can still be a failure: an `error` object, or no
+/// choice with content.
+fn parse_completion(body: &[u8]) -> Result<Completion, ProviderError> {
+    let parsed: CompletionBody = serde_json::from_slice(body).map_err(|e| {
+        ProviderError::empty_success(format!("the provider's answer is not a completion: {e}"))
+    })?;
+    if let Some(error) = parsed.error {
+        return Err(ProviderError::empty_success(error.message.unwrap_or_else(
+            || "the provider reported an error in a successful answer".to_owned(),
+        )));
+    }
+    let content = parsed
+        .choices
+        .into_iter()
+        .next()
+        .and_then(|choice| choice.message)
+        .and_then(|message| message.content)
+        .ok_or_else(|| ProviderError::empty_success("the provider's answer has no choices"))?;
+    Ok(Completion {
+        content,
+        usage: parsed.usage,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_normal_answer_gives_its_content_and_usage() {
+        let body = br#"{"choices":[{"message":{"role":"assistant","content":"hi"}}],
+                        "usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+        let completion = parse_completion(body).expect("a completion");
+        assert_eq!(completion.content, "hi");
+        assert_eq!(completion.usage.map(|u| u.total_tokens), Some(4));
+    }
+
+    #[test]
+    fn a_200_with_an_error_or_no_choices_is_a_retryable_failure() {
+        let with_error = br#"{"error":{"code":502,"message":"upstream died"},"choices":[]}"#;
+        let error = parse_completion(with_error).expect_err("an error");
+        assert!(error.retryable);
+        assert_eq!(error.message, "upstream died");
+        let empty = parse_completion(br#"{"choices":[]}"#).expect_err("an error");
+        assert!(empty.retryable);
+        assert!(parse_completion(b"not json").is_err());
+    }
+
+    #[test]
+    fn the_authorization_header_is_sensitive_and_openrouter_gets_attribution() {
+        let key = SecretString::from("sk-test-123");
+        let map = headers(Provider::OpenRouter, &key).expect("headers");
+        let auth = map.get(AUTHORIZATION).expect("auth header");
+        assert!(auth.is_sensitive());
+        assert!(format!("{map:?}").contains("Sensitive"));
+        assert!(!format!("{map:?}").contains("sk-test-123"));
+        assert!(map.contains_key("http-referer") && map.contains_key("x-title"));
+        let openai = headers(Provider::OpenAi, &key).expect("headers");
+        assert!(!openai.contains_key("x-title"));
+    }
+}

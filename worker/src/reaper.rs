@@ -1,0 +1,38 @@
+//! The reaper: takes back runs whose lease expired (their worker died, hung or
+//! lost Postgres) and queues them again. Any number of reapers may run; they never
+//! take the same run.
+
+use std::{sync::Arc, time::Duration};
+
+use stewrd_shared::db::run::requeue_expired_leases;
+use tokio_util::sync::CancellationToken;
+
+use crate::Worker;
+
+/// Runs requeued per statement.
+const BATCH: i64 = 500;
+
+/// Sweeps every few seconds (at most half a lease apart).
+pub(crate) async fn reap(worker: Arc<Worker>, shutdown: CancellationToken) {
+    let period = (worker.config.worker.lease / 2).min(Duration::from_secs(5));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let result = match worker.pool.get().await {
+            Ok(client) => requeue_expired_leases(&client, BATCH).await,
+            Err(error) => Err(error.into()),
+        };
+        match result {
+            Ok(requeued) if !requeued.is_empty() => {
+                tracing::warn!(count = requeued.len(), runs = ?requeued, "requeued runs whose lease expired");
+                worker.relay_wake.notify_one();
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "reaper sweep failed"),
+        }
+    }
+}
