@@ -20,7 +20,14 @@ pub fn init(format: LogFormat) {
     let _ = match format {
         LogFormat::Pretty => registry.with(layer.with_target(false)).try_init(),
         LogFormat::Json => registry
-            .with(layer.json().flatten_event(true).with_current_span(true))
+            .with(
+                layer
+                    .json()
+                    .flatten_event(true)
+                    // The innermost span carries the ids (request, run, session).
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
             .try_init(),
     };
 }

@@ -1,0 +1,16 @@
+# Multi-stage: build with the Rust toolchain, run from a slim image as a non-root user.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin stewrd
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /nonexistent stewrd
+COPY --from=build /src/target/release/stewrd /usr/local/bin/stewrd
+USER 10001
+ENV STEWRD_LISTEN=0.0.0.0:8080
+EXPOSE 8080
+ENTRYPOINT ["stewrd"]
+CMD ["api"]

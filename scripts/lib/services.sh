@@ -1,0 +1,74 @@
+# Makes sure Postgres and RabbitMQ answer on their default local ports, starting or
+# installing them if needed. Sourced by scripts/dev and scripts/test.
+#
+# Order of preference: services already answering; services installed but stopped
+# (started in place); Docker Compose where a Docker engine runs; Debian packages
+# (installed with apt-get, then started).
+
+PG_PORT=5432
+AMQP_PORT=5672
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    say "need root to run: $*"; return 1; fi
+}
+
+wait_port() { # name port seconds
+  local deadline=$((SECONDS + $3))
+  until port_open "$2"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then say "$1 did not come up on port $2"; return 1; fi
+    sleep 1
+  done
+}
+
+start_postgres() {
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || return 1
+    say "installing PostgreSQL (Debian package)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n1)
+  local hba="/etc/postgresql/$version/main/pg_hba.conf"
+  # Local development only: let the postgres user in over loopback without a password,
+  # as the default DATABASE_URL expects.
+  if ! as_root grep -q '^host all postgres 127.0.0.1/32 trust' "$hba"; then
+    say "allowing password-less loopback connections for the postgres user (dev only)"
+    as_root sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
+  fi
+  say "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload || true
+}
+
+start_rabbitmq() {
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || return 1
+    say "installing RabbitMQ (Debian package)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+  fi
+  say "starting RabbitMQ"
+  as_root rabbitmq-server -detached || true
+}
+
+ensure_services() {
+  if port_open "$PG_PORT" && port_open "$AMQP_PORT"; then return 0; fi
+  if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! command -v rabbitmq-server >/dev/null 2>&1; then
+    if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+      say "starting Postgres and RabbitMQ with docker compose"
+      docker compose up -d --wait postgres rabbitmq
+      wait_port Postgres "$PG_PORT" 60 && wait_port RabbitMQ "$AMQP_PORT" 120
+      return
+    fi
+  fi
+  port_open "$PG_PORT" || start_postgres || { say "cannot start Postgres"; return 1; }
+  port_open "$AMQP_PORT" || start_rabbitmq || { say "cannot start RabbitMQ"; return 1; }
+  wait_port Postgres "$PG_PORT" 60
+  wait_port RabbitMQ "$AMQP_PORT" 120
+}

@@ -1,0 +1,225 @@
+//! The commands as an operator runs them.
+
+use std::process::Stdio;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    PATIENCE, cleanup, connect_db, database_url, spawn_app, spawn_app_with, start_process,
+    stewrd, unique_name, wait_for, Options,
+};
+
+#[tokio::test]
+async fn migrate_creates_the_database_and_is_safe_to_run_concurrently_and_twice() {
+    let name = unique_name();
+    let run = || {
+        stewrd()
+            .arg("migrate")
+            .env("DATABASE_URL", database_url(&name))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn migrate")
+    };
+    let children: Vec<_> = (0..3).map(|_| run()).collect();
+    for child in children {
+        let output = child.wait_with_output().expect("migrate ran");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let again = run().wait_with_output().expect("migrate ran");
+    assert!(again.status.success());
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), "database is up to date");
+    let db = connect_db(&database_url(&name)).await;
+    let applied: i64 = db
+        .query_one("SELECT count(*) FROM schema_migrations", &[])
+        .await
+        .expect("migrations table")
+        .get(0);
+    assert_eq!(applied, 1);
+    drop(db);
+    cleanup(&name);
+}
+
+fn run_failing(args: &[&str], env: &[(&str, &str)]) -> String {
+    let output = stewrd()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("ran");
+    assert!(!output.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    assert_eq!(stderr.lines().count(), 1, "one line expected, got:\n{stderr}");
+    stderr
+}
+
+#[test]
+fn a_command_that_cannot_work_says_which_setting_to_fix_in_one_line() {
+    let line = run_failing(&["api"], &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")]);
+    assert!(line.contains("DATABASE_URL"), "{line}");
+    let line = run_failing(&["worker"], &[("STEWRD_WORKER_CONCURRENCY", "0")]);
+    assert!(line.contains("STEWRD_WORKER_CONCURRENCY"), "{line}");
+    let line = run_failing(&["migrate"], &[("DATABASE_URL", "not a url at all")]);
+    assert!(line.contains("DATABASE_URL"), "{line}");
+    let line = run_failing(&["admin", "create-project", "--name", "x"], &[("STEWRD_LOG_FORMAT", "xml")]);
+    assert!(line.contains("STEWRD_LOG_FORMAT"), "{line}");
+}
+
+#[tokio::test]
+async fn the_api_refuses_to_start_on_an_unmigrated_database_or_without_a_broker() {
+    let app = spawn_app().await;
+    let line = run_failing(
+        &["api"],
+        &[
+            ("DATABASE_URL", &database_url(&app.name)),
+            ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
+            ("STEWRD_LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    assert!(line.contains("AMQP_URL"), "{line}");
+    let line = run_failing(&["worker"], &[("DATABASE_URL", &database_url("postgres"))]);
+    assert!(line.contains("stewrd migrate"), "{line}");
+}
+
+#[tokio::test]
+async fn admin_create_project_prints_a_key_that_works() {
+    let app = spawn_app().await;
+    let output = stewrd()
+        .args(["admin", "create-project", "--name", "from the shell"])
+        .env("DATABASE_URL", database_url(&app.name))
+        .output()
+        .expect("ran");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    let key = printed["api_key"].as_str().expect("api_key");
+    assert!(key.starts_with("sk-stw_") && key.len() >= 7 + 43, "{key}");
+    let (status, project) = app.call(Method::GET, "/v1/project", Some(key), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(project["id"], printed["project_id"]);
+    assert_eq!(project["name"], "from the shell");
+
+    // The key is stored only as a hash and a short prefix.
+    let db = app.db().await;
+    let row = db
+        .query_one("SELECT display_prefix, hash FROM api_keys", &[])
+        .await
+        .expect("one key");
+    let prefix: String = row.get("display_prefix");
+    let hash: Vec<u8> = row.get("hash");
+    assert_eq!(prefix, key[..11]);
+    assert_eq!(hash.len(), 32);
+    let everything = format!("{:?}", db.query("SELECT * FROM api_keys", &[]).await.expect("rows"));
+    assert!(!everything.contains(&key[11..]));
+
+    let created = stewrd()
+        .args(["admin", "create-key", "--project", printed["project_id"].as_str().unwrap_or_default()])
+        .env("DATABASE_URL", database_url(&app.name))
+        .output()
+        .expect("ran");
+    let issued: Value = serde_json::from_slice(&created.stdout).expect("JSON");
+    let second = issued["api_key"].as_str().expect("second key");
+    let revoked = stewrd()
+        .args(["admin", "revoke-key", "--key", issued["key_id"].as_str().unwrap_or_default()])
+        .env("DATABASE_URL", database_url(&app.name))
+        .output()
+        .expect("ran");
+    assert!(revoked.status.success());
+    let (status, _) = app.call(Method::GET, "/v1/project", Some(second), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_from_the_api_into_the_worker() {
+    let app = spawn_app_with(Options::default().env("STEWRD_LOG_FORMAT", "json")).await;
+    let (_, key) = app.create_project("acme").await;
+    let (status, headers, body) = app
+        .call_raw(
+            Method::POST,
+            "/v1/agent",
+            Some(&key),
+            Some(json!({"message": "trace me"}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let request_id = headers["x-request-id"].to_str().expect("id").to_owned();
+    let accepted: Value = serde_json::from_str(&body).expect("json");
+    let run_id = accepted["run_id"].as_str().expect("run id");
+    app.wait_final(&key, accepted["session_id"].as_str().expect("id")).await;
+
+    let found = crate::helpers::wait_for(PATIENCE, || async {
+        app.workers[0]
+            .log_text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|line| line["message"] == "run succeeded")
+    })
+    .await
+    .expect("a JSON 'run succeeded' line from the worker");
+    assert_eq!(found["span"]["run_id"], run_id, "{found}");
+    assert_eq!(found["span"]["request_id"], request_id.as_str(), "{found}");
+    assert_eq!(found["span"]["session_id"], accepted["session_id"], "{found}");
+    // Every API line is JSON too.
+    let api_logs = app.api.log_text();
+    assert!(api_logs.lines().all(|line| serde_json::from_str::<Value>(line).is_ok()), "{api_logs}");
+}
+
+#[tokio::test]
+async fn dev_runs_everything_in_one_process_with_the_stub_when_no_key_is_set() {
+    let name = unique_name();
+    let env: std::collections::HashMap<String, String> = [
+        ("DATABASE_URL".to_owned(), database_url(&name)),
+        ("STEWRD_QUEUE_PREFIX".to_owned(), name.clone()),
+        ("STEWRD_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("STEWRD_ADMIN_TOKEN".to_owned(), "dev-token".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let (mut dev, first_line) = start_process(&env, &["dev"], "api");
+    let base = first_line
+        .and_then(|line| line.rsplit(' ').next().map(str::to_owned))
+        .expect("dev printed its address");
+    let announced = wait_for(PATIENCE, || async {
+        dev.log_text().contains("STUB provider").then_some(())
+    })
+    .await;
+    assert!(announced.is_some(), "dev must say loudly that it uses the stub");
+    stewrd_shared::tls::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{base}/v1/admin/projects"))
+        .bearer_auth("dev-token")
+        .json(&json!({"name": "dev"}))
+        .send()
+        .await
+        .expect("create project")
+        .json()
+        .await
+        .expect("json");
+    let key = created["api_key"].as_str().expect("key");
+    let accepted: Value = http
+        .post(format!("{base}/v1/agent"))
+        .bearer_auth(key)
+        .json(&json!({"message": "hello dev"}))
+        .send()
+        .await
+        .expect("submit")
+        .json()
+        .await
+        .expect("json");
+    let session_id = accepted["session_id"].as_str().expect("id");
+    let session: Value = http
+        .get(format!("{base}/v1/sessions/{session_id}?wait=20"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("poll")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(session["status"], "succeeded", "{session}");
+    assert_eq!(session["output"], "Echo: hello dev");
+    dev.terminate();
+    let status = dev.wait_exit().expect("dev stops on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    cleanup(&name);
+}

@@ -1,0 +1,457 @@
+//! The test harness: every test gets its own database, queue prefix and stub
+//! provider, and real `stewrd` processes talking to real Postgres and RabbitMQ.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use stewrd::stub::Stub;
+use tokio::net::TcpListener;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const DEFAULT_KEY: &str = "sk-default-test-key-0123456789";
+const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432";
+const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// How long any wait-for-condition in a test may take.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Lines a process wrote to stderr, shared with the reader thread.
+pub type Lines = Arc<Mutex<Vec<String>>>;
+
+/// A `stewrd` process started by a test.
+pub struct Process {
+    child: Child,
+    pub logs: Lines,
+}
+
+impl Process {
+    /// Sends SIGKILL and waits.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM (graceful stop).
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits for the process to exit, up to `PATIENCE`.
+    pub fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        self.logs.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// How to start the app.
+pub struct Options {
+    pub workers: usize,
+    pub env: Vec<(String, String)>,
+    pub stub_delay: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            env: Vec::new(),
+            stub_delay: Duration::ZERO,
+        }
+    }
+}
+
+impl Options {
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// A running stewrd with its own database, queues and stub provider.
+pub struct TestApp {
+    pub name: String,
+    pub base: String,
+    pub stub: Stub,
+    pub http: reqwest::Client,
+    pub api: Process,
+    pub workers: Vec<Process>,
+}
+
+/// A unique lowercase name for a test's database and queue prefix.
+pub fn unique_name() -> String {
+    format!("t_{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn database_url(name: &str) -> String {
+    format!("{PG_BASE}/{name}")
+}
+
+/// The `stewrd` binary under test.
+pub fn stewrd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stewrd"))
+}
+
+/// Starts a migrated app with one worker.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    stewrd_shared::tls::install_crypto_provider();
+    let name = unique_name();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind stub");
+    let stub = Stub::start(listener, options.stub_delay, true)
+        .await
+        .expect("stub starts");
+    let mut env: HashMap<String, String> = [
+        ("DATABASE_URL", database_url(&name)),
+        ("AMQP_URL", AMQP_URL.to_owned()),
+        ("STEWRD_QUEUE_PREFIX", name.clone()),
+        ("STEWRD_LISTEN", "127.0.0.1:0".to_owned()),
+        ("STEWRD_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        ("STEWRD_DEFAULT_API_KEY", DEFAULT_KEY.to_owned()),
+        ("STEWRD_OPENAI_BASE_URL", stub.base_url()),
+        (
+            "STEWRD_OPENROUTER_BASE_URL",
+            format!("http://{}/api/v1", stub.address),
+        ),
+        ("STEWRD_WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
+        ("RUST_LOG", "info,stewrd_worker=debug".to_owned()),
+        ("NO_COLOR", "1".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    env.extend(options.env.iter().cloned());
+
+    let status = command_with(&env, &["migrate"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run migrate");
+    assert!(status.success(), "migrate failed");
+
+    let (api, base) = start_api(&env);
+    let workers = (0..options.workers)
+        .map(|i| start_process(&env, &["worker"], &format!("worker{i}")).0)
+        .collect();
+    let app = TestApp {
+        name,
+        base,
+        stub,
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("http client"),
+        api,
+        workers,
+    };
+    app.wait_ready().await;
+    app
+}
+
+fn command_with(env: &HashMap<String, String>, args: &[&str]) -> Command {
+    let mut command = stewrd();
+    command.args(args).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        command.env("PATH", path);
+    }
+    command.envs(env);
+    command
+}
+
+/// Starts `stewrd api` and returns it with its base URL (read from stdout).
+fn start_api(env: &HashMap<String, String>) -> (Process, String) {
+    let (process, first_line) = start_process(env, &["api"], "api");
+    let address = first_line
+        .and_then(|line| line.rsplit(' ').next().map(str::to_owned))
+        .unwrap_or_else(|| panic!("api did not start:\n{}", process.log_text()));
+    (process, address)
+}
+
+/// Starts a process; its stderr is captured (and echoed for failing tests), and
+/// the first stdout line is returned when the role is `api`.
+pub fn start_process(
+    env: &HashMap<String, String>,
+    args: &[&str],
+    role: &str,
+) -> (Process, Option<String>) {
+    let mut child = command_with(env, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn stewrd");
+    let logs: Lines = Arc::default();
+    let stderr = child.stderr.take().expect("stderr");
+    let sink = logs.clone();
+    let tag = role.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[{tag}] {line}");
+            if let Ok(mut lines) = sink.lock() {
+                lines.push(line);
+            }
+        }
+    });
+    let stdout = child.stdout.take().expect("stdout");
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let tag = role.to_owned();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = first_tx.send(line.clone());
+            eprintln!("[{tag} stdout] {line}");
+        }
+        for line in lines.map_while(Result::ok) {
+            eprintln!("[{tag} stdout] {line}");
+        }
+    });
+    let first_line = (role == "api")
+        .then(|| first_rx.recv_timeout(PATIENCE).ok())
+        .flatten();
+    (
+        Process {
+            child,
+            logs,
+        },
+        first_line,
+    )
+}
+
+impl TestApp {
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        let ready = wait_for(PATIENCE, || async {
+            let response = self
+                .http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .ok()?;
+            (response.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "app never became ready:\n{}", self.api.log_text());
+    }
+
+    /// Every log line of every process so far.
+    pub fn all_logs(&self) -> String {
+        let mut text = self.api.log_text();
+        for worker in &self.workers {
+            text.push('\n');
+            text.push_str(&worker.log_text());
+        }
+        text
+    }
+
+    /// A request with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, text) = self.call_raw(method, path, token, body.map(|b| b.to_string())).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A request with a raw body; returns status, headers and the body text.
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        (status, headers, text)
+    }
+
+    /// Creates a project through the admin API; returns its id and API key.
+    pub async fn create_project(&self, name: &str) -> (String, String) {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/admin/projects",
+                Some(ADMIN_TOKEN),
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["project"]["id"].as_str().expect("id").to_owned(),
+            body["api_key"].as_str().expect("key").to_owned(),
+        )
+    }
+
+    /// Submits a message; asserts the 202 and returns its body.
+    pub async fn submit(&self, key: &str, body: Value) -> Value {
+        let (status, answer) = self
+            .call(Method::POST, "/v1/agent", Some(key), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        answer
+    }
+
+    /// Long-polls a session until it is final; panics after `PATIENCE`.
+    pub async fn wait_final(&self, key: &str, session_id: &str) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let (status, session) = self
+                .call(
+                    Method::GET,
+                    &format!("/v1/sessions/{session_id}?wait=10"),
+                    Some(key),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{session}");
+            let final_status = ["succeeded", "failed", "cancelled"]
+                .contains(&session["status"].as_str().unwrap_or_default());
+            if final_status {
+                return session;
+            }
+            assert!(Instant::now() < deadline, "session never finished: {session}");
+        }
+    }
+
+    /// A direct connection to the test's database.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        connect_db(&database_url(&self.name)).await
+    }
+
+    /// Publishes a raw message to the test's job queue (as a duplicate would arrive).
+    pub async fn publish_job(&self, body: &[u8]) {
+        let connection = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+            .await
+            .expect("amqp");
+        let channel = connection.create_channel().await.expect("channel");
+        channel
+            .basic_publish(
+                "".into(),
+                format!("{}.jobs", self.name).as_str().into(),
+                lapin::options::BasicPublishOptions::default(),
+                body,
+                lapin::BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        let _ = connection.close(200, "done".into()).await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.api.kill();
+        for worker in &mut self.workers {
+            worker.kill();
+        }
+        cleanup(&self.name);
+    }
+}
+
+pub async fn connect_db(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(connection);
+    client
+}
+
+/// Drops a test's database and queues (on a thread of its own: Drop cannot await).
+pub fn cleanup(name: &str) {
+    let name = name.to_owned();
+    let _ = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            if let Ok((client, connection)) =
+                tokio_postgres::connect(&database_url("postgres"), tokio_postgres::NoTls).await
+            {
+                tokio::spawn(connection);
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+            }
+            if let Ok(connection) =
+                lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default()).await
+            {
+                if let Ok(channel) = connection.create_channel().await {
+                    for queue in [format!("{name}.jobs"), format!("{name}.jobs.dead")] {
+                        let _ = channel
+                            .queue_delete(queue.as_str().into(), Default::default())
+                            .await;
+                    }
+                    let _ = channel
+                        .exchange_delete(
+                            format!("{name}.dead-letter").as_str().into(),
+                            Default::default(),
+                        )
+                        .await;
+                }
+                let _ = connection.close(200, "cleanup".into()).await;
+            }
+        });
+    })
+    .join();
+}
+
+/// Polls `check` until it returns `Some`, or `None` after `patience`.
+pub async fn wait_for<T, F, Fut>(patience: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
