@@ -6,8 +6,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PATIENCE, cleanup, connect_db, database_url, spawn_app, spawn_app_with, start_process,
-    stewrd, unique_name, wait_for, Options,
+    Options, PATIENCE, cleanup, connect_db, database_url, spawn_app, spawn_app_with, start_process,
+    stewrd, unique_name, wait_for,
 };
 
 #[tokio::test]
@@ -25,11 +25,18 @@ async fn migrate_creates_the_database_and_is_safe_to_run_concurrently_and_twice(
     let children: Vec<_> = (0..3).map(|_| run()).collect();
     for child in children {
         let output = child.wait_with_output().expect("migrate ran");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let again = run().wait_with_output().expect("migrate ran");
     assert!(again.status.success());
-    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), "database is up to date");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "database is up to date"
+    );
     let db = connect_db(&database_url(&name)).await;
     let applied: i64 = db
         .query_one("SELECT count(*) FROM schema_migrations", &[])
@@ -49,19 +56,29 @@ fn run_failing(args: &[&str], env: &[(&str, &str)]) -> String {
         .expect("ran");
     assert!(!output.status.success(), "{args:?} should fail");
     let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-    assert_eq!(stderr.lines().count(), 1, "one line expected, got:\n{stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one line expected, got:\n{stderr}"
+    );
     stderr
 }
 
 #[test]
 fn a_command_that_cannot_work_says_which_setting_to_fix_in_one_line() {
-    let line = run_failing(&["api"], &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")]);
+    let line = run_failing(
+        &["api"],
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")],
+    );
     assert!(line.contains("DATABASE_URL"), "{line}");
     let line = run_failing(&["worker"], &[("STEWRD_WORKER_CONCURRENCY", "0")]);
     assert!(line.contains("STEWRD_WORKER_CONCURRENCY"), "{line}");
     let line = run_failing(&["migrate"], &[("DATABASE_URL", "not a url at all")]);
     assert!(line.contains("DATABASE_URL"), "{line}");
-    let line = run_failing(&["admin", "create-project", "--name", "x"], &[("STEWRD_LOG_FORMAT", "xml")]);
+    let line = run_failing(
+        &["admin", "create-project", "--name", "x"],
+        &[("STEWRD_LOG_FORMAT", "xml")],
+    );
     assert!(line.contains("STEWRD_LOG_FORMAT"), "{line}");
 }
 
@@ -89,7 +106,11 @@ async fn admin_create_project_prints_a_key_that_works() {
         .env("DATABASE_URL", database_url(&app.name))
         .output()
         .expect("ran");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let printed: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
     let key = printed["api_key"].as_str().expect("api_key");
     assert!(key.starts_with("sk-stw_") && key.len() >= 7 + 43, "{key}");
@@ -108,23 +129,38 @@ async fn admin_create_project_prints_a_key_that_works() {
     let hash: Vec<u8> = row.get("hash");
     assert_eq!(prefix, key[..11]);
     assert_eq!(hash.len(), 32);
-    let everything = format!("{:?}", db.query("SELECT * FROM api_keys", &[]).await.expect("rows"));
+    let everything = format!(
+        "{:?}",
+        db.query("SELECT * FROM api_keys", &[]).await.expect("rows")
+    );
     assert!(!everything.contains(&key[11..]));
 
     let created = stewrd()
-        .args(["admin", "create-key", "--project", printed["project_id"].as_str().unwrap_or_default()])
+        .args([
+            "admin",
+            "create-key",
+            "--project",
+            printed["project_id"].as_str().unwrap_or_default(),
+        ])
         .env("DATABASE_URL", database_url(&app.name))
         .output()
         .expect("ran");
     let issued: Value = serde_json::from_slice(&created.stdout).expect("JSON");
     let second = issued["api_key"].as_str().expect("second key");
     let revoked = stewrd()
-        .args(["admin", "revoke-key", "--key", issued["key_id"].as_str().unwrap_or_default()])
+        .args([
+            "admin",
+            "revoke-key",
+            "--key",
+            issued["key_id"].as_str().unwrap_or_default(),
+        ])
         .env("DATABASE_URL", database_url(&app.name))
         .output()
         .expect("ran");
     assert!(revoked.status.success());
-    let (status, _) = app.call(Method::GET, "/v1/project", Some(second), None).await;
+    let (status, _) = app
+        .call(Method::GET, "/v1/project", Some(second), None)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -144,7 +180,8 @@ async fn json_logs_carry_the_request_id_from_the_api_into_the_worker() {
     let request_id = headers["x-request-id"].to_str().expect("id").to_owned();
     let accepted: Value = serde_json::from_str(&body).expect("json");
     let run_id = accepted["run_id"].as_str().expect("run id");
-    app.wait_final(&key, accepted["session_id"].as_str().expect("id")).await;
+    app.wait_final(&key, accepted["session_id"].as_str().expect("id"))
+        .await;
 
     let found = crate::helpers::wait_for(PATIENCE, || async {
         app.workers[0]
@@ -157,10 +194,18 @@ async fn json_logs_carry_the_request_id_from_the_api_into_the_worker() {
     .expect("a JSON 'run succeeded' line from the worker");
     assert_eq!(found["span"]["run_id"], run_id, "{found}");
     assert_eq!(found["span"]["request_id"], request_id.as_str(), "{found}");
-    assert_eq!(found["span"]["session_id"], accepted["session_id"], "{found}");
+    assert_eq!(
+        found["span"]["session_id"], accepted["session_id"],
+        "{found}"
+    );
     // Every API line is JSON too.
     let api_logs = app.api.log_text();
-    assert!(api_logs.lines().all(|line| serde_json::from_str::<Value>(line).is_ok()), "{api_logs}");
+    assert!(
+        api_logs
+            .lines()
+            .all(|line| serde_json::from_str::<Value>(line).is_ok()),
+        "{api_logs}"
+    );
 }
 
 #[tokio::test]
@@ -182,7 +227,10 @@ async fn dev_runs_everything_in_one_process_with_the_stub_when_no_key_is_set() {
         dev.log_text().contains("STUB provider").then_some(())
     })
     .await;
-    assert!(announced.is_some(), "dev must say loudly that it uses the stub");
+    assert!(
+        announced.is_some(),
+        "dev must say loudly that it uses the stub"
+    );
     stewrd_shared::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     let created: Value = http

@@ -232,13 +232,7 @@ pub fn start_process(
     let first_line = (role == "api")
         .then(|| first_rx.recv_timeout(PATIENCE).ok())
         .flatten();
-    (
-        Process {
-            child,
-            logs,
-        },
-        first_line,
-    )
+    (Process { child, logs }, first_line)
 }
 
 impl TestApp {
@@ -254,7 +248,11 @@ impl TestApp {
             (response.status() == StatusCode::OK).then_some(())
         })
         .await;
-        assert!(ready.is_some(), "app never became ready:\n{}", self.api.log_text());
+        assert!(
+            ready.is_some(),
+            "app never became ready:\n{}",
+            self.api.log_text()
+        );
     }
 
     /// Every log line of every process so far.
@@ -275,7 +273,9 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let (status, _, text) = self.call_raw(method, path, token, body.map(|b| b.to_string())).await;
+        let (status, _, text) = self
+            .call_raw(method, path, token, body.map(|b| b.to_string()))
+            .await;
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
@@ -347,7 +347,10 @@ impl TestApp {
             if final_status {
                 return session;
             }
-            assert!(Instant::now() < deadline, "session never finished: {session}");
+            assert!(
+                Instant::now() < deadline,
+                "session never finished: {session}"
+            );
         }
     }
 
@@ -358,9 +361,10 @@ impl TestApp {
 
     /// Publishes a raw message to the test's job queue (as a duplicate would arrive).
     pub async fn publish_job(&self, body: &[u8]) {
-        let connection = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
-            .await
-            .expect("amqp");
+        let connection =
+            lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+                .await
+                .expect("amqp");
         let channel = connection.create_channel().await.expect("channel");
         channel
             .basic_publish(

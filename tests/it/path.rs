@@ -14,12 +14,19 @@ async fn a_submitted_message_comes_back_as_the_stub_answer() {
     let (_, key) = app.create_project("acme").await;
 
     let accepted = app
-        .submit(&key, json!({"message": "Summarize the latest AI news", "metadata": {"team": "a"}}))
+        .submit(
+            &key,
+            json!({"message": "Summarize the latest AI news", "metadata": {"team": "a"}}),
+        )
         .await;
     assert_eq!(accepted["status"], "queued");
     let session_id = accepted["session_id"].as_str().expect("session id");
     assert!(accepted["run_id"].is_string());
-    assert!(accepted["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        accepted["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
 
     let session = app.wait_final(&key, session_id).await;
     assert_eq!(session["status"], "succeeded", "{session}");
@@ -44,7 +51,10 @@ async fn a_submitted_message_comes_back_as_the_stub_answer() {
     let calls = app.stub.state.requests();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].path, "/v1/chat/completions");
-    assert_eq!(calls[0].authorization.as_deref(), Some(format!("Bearer {DEFAULT_KEY}").as_str()));
+    assert_eq!(
+        calls[0].authorization.as_deref(),
+        Some(format!("Bearer {DEFAULT_KEY}").as_str())
+    );
     assert_eq!(calls[0].body["model"], "gpt-4o-mini");
 
     // Exactly one result row, stored with the run.
@@ -68,13 +78,19 @@ async fn the_second_message_sends_the_whole_history_to_the_provider() {
     let app = spawn_app().await;
     let (_, key) = app.create_project("acme").await;
     let first = app
-        .submit(&key, json!({"message": "My name is Ada.", "system": "Be brief."}))
+        .submit(
+            &key,
+            json!({"message": "My name is Ada.", "system": "Be brief."}),
+        )
         .await;
     let session_id = first["session_id"].as_str().expect("id");
     app.wait_final(&key, session_id).await;
 
     let second = app
-        .submit(&key, json!({"message": "What is my name?", "session_id": session_id}))
+        .submit(
+            &key,
+            json!({"message": "What is my name?", "session_id": session_id}),
+        )
         .await;
     assert_eq!(second["session_id"], first["session_id"]);
     assert_ne!(second["run_id"], first["run_id"]);
@@ -100,7 +116,9 @@ async fn the_second_message_sends_the_whole_history_to_the_provider() {
 async fn a_session_answers_409_while_a_run_is_queued_or_running() {
     let app = spawn_app().await;
     let (_, key) = app.create_project("acme").await;
-    app.stub.state.push([Reply::default().delayed(Duration::from_secs(2))]);
+    app.stub
+        .state
+        .push([Reply::default().delayed(Duration::from_secs(2))]);
     let first = app.submit(&key, json!({"message": "slow one"})).await;
     let session_id = first["session_id"].as_str().expect("id");
 
@@ -130,7 +148,9 @@ async fn a_session_answers_409_while_a_run_is_queued_or_running() {
 async fn a_long_poll_returns_as_soon_as_the_run_finishes() {
     let app = spawn_app().await;
     let (_, key) = app.create_project("acme").await;
-    app.stub.state.push([Reply::default().delayed(Duration::from_millis(1500))]);
+    app.stub
+        .state
+        .push([Reply::default().delayed(Duration::from_millis(1500))]);
     let accepted = app.submit(&key, json!({"message": "wait for me"})).await;
     let session_id = accepted["session_id"].as_str().expect("id");
 
@@ -147,15 +167,28 @@ async fn a_long_poll_returns_as_soon_as_the_run_finishes() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(session["status"], "succeeded", "{session}");
     // Woken by the result's notification, not by the 25-second deadline.
-    assert!(waited < Duration::from_secs(15), "long-poll took {waited:?}");
+    assert!(
+        waited < Duration::from_secs(15),
+        "long-poll took {waited:?}"
+    );
 
     // Without `wait` the answer is immediate, whatever the status.
     let (status, _) = app
-        .call(Method::GET, &format!("/v1/sessions/{session_id}"), Some(&key), None)
+        .call(
+            Method::GET,
+            &format!("/v1/sessions/{session_id}"),
+            Some(&key),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = app
-        .call(Method::GET, &format!("/v1/sessions/{session_id}?wait=61"), Some(&key), None)
+        .call(
+            Method::GET,
+            &format!("/v1/sessions/{session_id}?wait=61"),
+            Some(&key),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["param"], "wait");
@@ -180,8 +213,16 @@ async fn a_redelivered_message_for_a_finished_run_does_not_call_the_provider_aga
             .then_some(())
     })
     .await;
-    assert!(skipped.is_some(), "the duplicate was never consumed:\n{}", app.all_logs());
-    assert_eq!(app.stub.state.stats().calls, 1, "the provider was called again");
+    assert!(
+        skipped.is_some(),
+        "the duplicate was never consumed:\n{}",
+        app.all_logs()
+    );
+    assert_eq!(
+        app.stub.state.stats().calls,
+        1,
+        "the provider was called again"
+    );
     let session = app.wait_final(&key, session_id).await;
     assert_eq!(session["runs"][0]["attempts"], 1);
 }
@@ -209,7 +250,12 @@ async fn sessions_are_listed_newest_first_with_a_cursor_and_a_status_filter() {
     let cursor = page["next_cursor"].as_str().expect("a cursor");
 
     let (_, next) = app
-        .call(Method::GET, &format!("/v1/sessions?limit=2&after={cursor}"), Some(&key), None)
+        .call(
+            Method::GET,
+            &format!("/v1/sessions?limit=2&after={cursor}"),
+            Some(&key),
+            None,
+        )
         .await;
     assert_eq!(next["data"].as_array().map(Vec::len), Some(1));
     assert_eq!(next["data"][0]["id"], ids[0].as_str());
@@ -220,7 +266,12 @@ async fn sessions_are_listed_newest_first_with_a_cursor_and_a_status_filter() {
         .await;
     assert_eq!(failed["data"].as_array().map(Vec::len), Some(0));
     let (_, succeeded) = app
-        .call(Method::GET, "/v1/sessions?status=succeeded", Some(&key), None)
+        .call(
+            Method::GET,
+            "/v1/sessions?status=succeeded",
+            Some(&key),
+            None,
+        )
         .await;
     assert_eq!(succeeded["data"].as_array().map(Vec::len), Some(3));
     let (status, bad) = app

@@ -8,7 +8,12 @@ use crate::helpers::{ADMIN_TOKEN, spawn_app};
 fn assert_error_shape(body: &Value, kind: &str, code: &str) {
     assert_eq!(body["error"]["type"], kind, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     assert!(body["error"].get("param").is_some(), "{body}");
 }
 
@@ -18,12 +23,16 @@ async fn requests_without_a_valid_key_get_401() {
     let (project_id, key) = app.create_project("acme").await;
     let body = Some(json!({"message": "hi"}));
 
-    let (status, error) = app.call(Method::POST, "/v1/agent", None, body.clone()).await;
+    let (status, error) = app
+        .call(Method::POST, "/v1/agent", None, body.clone())
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_error_shape(&error, "authentication_error", "missing_api_key");
 
     for bad in ["sk-stw_not-a-real-key", "nonsense", &key[..key.len() - 1]] {
-        let (status, error) = app.call(Method::POST, "/v1/agent", Some(bad), body.clone()).await;
+        let (status, error) = app
+            .call(Method::POST, "/v1/agent", Some(bad), body.clone())
+            .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad}");
         assert_error_shape(&error, "authentication_error", "invalid_api_key");
     }
@@ -39,7 +48,9 @@ async fn requests_without_a_valid_key_get_401() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{issued}");
     let second = issued["api_key"].as_str().expect("key");
-    let (status, _) = app.call(Method::GET, "/v1/project", Some(second), None).await;
+    let (status, _) = app
+        .call(Method::GET, "/v1/project", Some(second), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     let key_id = issued["id"].as_str().expect("key id");
     let (status, _) = app
@@ -51,7 +62,9 @@ async fn requests_without_a_valid_key_get_401() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, error) = app.call(Method::GET, "/v1/project", Some(second), None).await;
+    let (status, error) = app
+        .call(Method::GET, "/v1/project", Some(second), None)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_error_shape(&error, "authentication_error", "invalid_api_key");
     // The first key is untouched.
@@ -66,17 +79,26 @@ async fn requests_without_a_valid_key_get_401() {
 async fn the_admin_api_needs_the_admin_token() {
     let app = spawn_app().await;
     let body = Some(json!({"name": "x"}));
-    let (status, error) = app.call(Method::POST, "/v1/admin/projects", None, body.clone()).await;
+    let (status, error) = app
+        .call(Method::POST, "/v1/admin/projects", None, body.clone())
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_error_shape(&error, "authentication_error", "missing_admin_token");
     let (status, error) = app
-        .call(Method::POST, "/v1/admin/projects", Some("wrong"), body.clone())
+        .call(
+            Method::POST,
+            "/v1/admin/projects",
+            Some("wrong"),
+            body.clone(),
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_error_shape(&error, "authentication_error", "invalid_admin_token");
     // A project key is not an admin token.
     let (_, key) = app.create_project("acme").await;
-    let (status, _) = app.call(Method::GET, "/v1/admin/projects", Some(&key), None).await;
+    let (status, _) = app
+        .call(Method::GET, "/v1/admin/projects", Some(&key), None)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, list) = app
         .call(Method::GET, "/v1/admin/projects", Some(ADMIN_TOKEN), None)
@@ -98,9 +120,14 @@ async fn another_projects_session_is_a_404_identical_to_an_unknown_one() {
     let (status, _, foreign) = app.call_raw(Method::GET, &path, Some(&mallory), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let unknown_path = format!("/v1/sessions/{}", uuid::Uuid::now_v7());
-    let (status, _, unknown) = app.call_raw(Method::GET, &unknown_path, Some(&mallory), None).await;
+    let (status, _, unknown) = app
+        .call_raw(Method::GET, &unknown_path, Some(&mallory), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(foreign, unknown, "a foreign session must be indistinguishable from a missing one");
+    assert_eq!(
+        foreign, unknown,
+        "a foreign session must be indistinguishable from a missing one"
+    );
     let (status, _, malformed) = app
         .call_raw(Method::GET, "/v1/sessions/not-an-id", Some(&mallory), None)
         .await;
@@ -118,7 +145,9 @@ async fn another_projects_session_is_a_404_identical_to_an_unknown_one() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error_shape(&error, "not_found_error", "not_found");
-    let (_, list) = app.call(Method::GET, "/v1/sessions", Some(&mallory), None).await;
+    let (_, list) = app
+        .call(Method::GET, "/v1/sessions", Some(&mallory), None)
+        .await;
     assert_eq!(list["data"].as_array().map(Vec::len), Some(0));
     let (status, own) = app.call(Method::GET, &path, Some(&alice), None).await;
     assert_eq!(status, StatusCode::OK);
@@ -134,19 +163,52 @@ async fn bad_bodies_get_400_in_the_error_shape_and_store_nothing() {
         ("", "invalid_json", None),
         ("[]", "invalid_body", None),
         ("{}", "missing_field", Some("message")),
-        ("{\"message\": \"hi\", \"colour\": \"red\"}", "unknown_field", Some("colour")),
+        (
+            "{\"message\": \"hi\", \"colour\": \"red\"}",
+            "unknown_field",
+            Some("colour"),
+        ),
         ("{\"message\": 5}", "invalid_value", Some("message")),
         ("{\"message\": \"   \"}", "invalid_value", Some("message")),
-        ("{\"message\": \"hi\", \"temperature\": 3}", "invalid_value", Some("temperature")),
-        ("{\"message\": \"hi\", \"max_tokens\": 0}", "invalid_value", Some("max_tokens")),
-        ("{\"message\": \"hi\", \"session_id\": \"nope\"}", "invalid_value", Some("session_id")),
-        ("{\"message\": \"hi\", \"webhook_url\": \"ftp://x\"}", "invalid_value", Some("webhook_url")),
-        ("{\"message\": \"hi\", \"metadata\": {\"a\": 1}}", "invalid_value", Some("metadata.a")),
-        ("{\"message\": \"hi\", \"model\": \"\"}", "invalid_value", Some("model")),
+        (
+            "{\"message\": \"hi\", \"temperature\": 3}",
+            "invalid_value",
+            Some("temperature"),
+        ),
+        (
+            "{\"message\": \"hi\", \"max_tokens\": 0}",
+            "invalid_value",
+            Some("max_tokens"),
+        ),
+        (
+            "{\"message\": \"hi\", \"session_id\": \"nope\"}",
+            "invalid_value",
+            Some("session_id"),
+        ),
+        (
+            "{\"message\": \"hi\", \"webhook_url\": \"ftp://x\"}",
+            "invalid_value",
+            Some("webhook_url"),
+        ),
+        (
+            "{\"message\": \"hi\", \"metadata\": {\"a\": 1}}",
+            "invalid_value",
+            Some("metadata.a"),
+        ),
+        (
+            "{\"message\": \"hi\", \"model\": \"\"}",
+            "invalid_value",
+            Some("model"),
+        ),
     ];
     for (body, code, param) in cases {
         let (status, _, text) = app
-            .call_raw(Method::POST, "/v1/agent", Some(&key), Some((*body).to_owned()))
+            .call_raw(
+                Method::POST,
+                "/v1/agent",
+                Some(&key),
+                Some((*body).to_owned()),
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body} → {text}");
         let error: Value = serde_json::from_str(&text).expect("a JSON error");
@@ -164,7 +226,11 @@ async fn bad_bodies_get_400_in_the_error_shape_and_store_nothing() {
     assert_error_shape(&error, "invalid_request_error", "body_too_large");
 
     let db = app.db().await;
-    let runs: i64 = db.query_one("SELECT count(*) FROM runs", &[]).await.expect("count").get(0);
+    let runs: i64 = db
+        .query_one("SELECT count(*) FROM runs", &[])
+        .await
+        .expect("count")
+        .get(0);
     assert_eq!(runs, 0, "a refused request stored a run");
 
     let (status, error) = app.call(Method::GET, "/v1/nowhere", Some(&key), None).await;
