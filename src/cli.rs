@@ -31,6 +31,8 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Re-encrypt every stored secret under the active (first) master key.
+    RotateMasterKey,
     /// The stub provider alone (OpenAI-compatible, for local use and tests).
     StubProvider {
         /// Address to listen on.

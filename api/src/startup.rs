@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use axum::{Router, extract::DefaultBodyLimit, middleware};
-use stewrd_shared::{config::Config, db::Pool, queue::Topology, relay::Relay};
+use stewrd_shared::{
+    config::Config, crypto::MasterKeyRing, db::Pool, queue::Topology, relay::Relay,
+};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -28,6 +30,7 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(
     config: Arc<Config>,
     pool: Pool,
+    master_keys: Arc<MasterKeyRing>,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -42,6 +45,7 @@ pub async fn serve(
         watch: SessionWatch::default(),
         pool,
         config: config.clone(),
+        master_keys,
     };
     let background = CancellationToken::new();
     let tasks = TaskTracker::new();

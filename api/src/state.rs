@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, atomic::AtomicBool};
 
-use stewrd_shared::{config::Config, db::Pool};
+use stewrd_shared::{config::Config, crypto::MasterKeyRing, db::Pool};
 use tokio::sync::Notify;
 
 use crate::watch::SessionWatch;
@@ -12,6 +12,8 @@ use crate::watch::SessionWatch;
 pub struct AppState {
     pub pool: Pool,
     pub config: Arc<Config>,
+    /// Encrypts provider keys (and webhook secrets) before they are stored.
+    pub master_keys: Arc<MasterKeyRing>,
     /// Wakes the in-process outbox relay after a submit commits.
     pub relay_wake: Arc<Notify>,
     /// Whether the relay holds a live broker channel.

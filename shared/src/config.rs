@@ -2,11 +2,11 @@
 //! structs. A bad value stops the process with one line naming the variable.
 //! Every default lives here.
 
-use std::{net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
 
 use secrecy::SecretString;
 
-use crate::model::Provider;
+use crate::{crypto::MasterKeyRing, model::Provider};
 
 /// A setting that could not be used; the message names the variable to fix.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +101,9 @@ pub struct Config {
     pub amqp_url: String,
     /// `STEWRD_LISTEN`, default `127.0.0.1:8080`.
     pub listen: SocketAddr,
+    /// `STEWRD_MASTER_KEYS`: encrypts stored secrets; required by the commands that
+    /// read or write them (see [`Config::master_keys`]).
+    master_keys: Option<Arc<MasterKeyRing>>,
     /// `STEWRD_ADMIN_TOKEN`; none turns the admin API off.
     pub admin_token: Option<SecretString>,
     /// `STEWRD_DEFAULT_*`.
@@ -157,6 +160,14 @@ impl Config {
             db_pool_size: env.parse_min("STEWRD_DB_POOL_SIZE", 16, 1)?,
             amqp_url,
             listen: env.parse("STEWRD_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            master_keys: match env.get("STEWRD_MASTER_KEYS") {
+                None => None,
+                Some(text) => {
+                    Some(Arc::new(MasterKeyRing::parse(&text).map_err(|why| {
+                        ConfigError::new("STEWRD_MASTER_KEYS", why)
+                    })?))
+                }
+            },
             admin_token: env.secret("STEWRD_ADMIN_TOKEN"),
             default_llm: DefaultLlm {
                 provider: env.provider("STEWRD_DEFAULT_PROVIDER")?,
@@ -189,6 +200,23 @@ impl Config {
                 }
             },
         })
+    }
+}
+
+impl Config {
+    /// The master keys, or the error that stops a command needing them.
+    pub fn master_keys(&self) -> Result<Arc<MasterKeyRing>, ConfigError> {
+        self.master_keys.clone().ok_or_else(|| {
+            ConfigError::new(
+                "STEWRD_MASTER_KEYS",
+                "not set; generate one with: echo \"k1:$(head -c 32 /dev/urandom | base64)\"",
+            )
+        })
+    }
+
+    /// Uses `ring` as the master keys (`stewrd dev`'s local key file).
+    pub fn set_master_keys(&mut self, ring: MasterKeyRing) {
+        self.master_keys = Some(Arc::new(ring));
     }
 }
 
@@ -286,6 +314,27 @@ mod tests {
         assert_eq!(err.map(|e| e.name), Some("STEWRD_DEFAULT_PROVIDER"));
         let err = config(&[("DATABASE_URL", "mysql:// nope")]).err();
         assert_eq!(err.map(|e| e.name), Some("DATABASE_URL"));
+    }
+
+    #[test]
+    fn master_keys_are_required_only_when_asked_for_and_validated_when_set() {
+        let unset = config(&[]).expect("valid without master keys");
+        let err = unset.master_keys().err().map(|e| e.name);
+        assert_eq!(err, Some("STEWRD_MASTER_KEYS"));
+        let err = config(&[("STEWRD_MASTER_KEYS", "k1:c2hvcnQ=")]).err();
+        let err = err.expect("a short key is refused");
+        assert_eq!(err.name, "STEWRD_MASTER_KEYS");
+        assert!(!err.to_string().contains("c2hvcnQ="), "{err}");
+        let entry = MasterKeyRing::generate_entry("k1");
+        let text = secrecy::ExposeSecret::expose_secret(&entry).to_owned();
+        let set = config(&[("STEWRD_MASTER_KEYS", &text)]).expect("valid");
+        assert_eq!(
+            set.master_keys()
+                .map(|k| k.active_id().to_owned())
+                .ok()
+                .as_deref(),
+            Some("k1")
+        );
     }
 
     #[test]

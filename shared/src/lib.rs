@@ -4,12 +4,14 @@
 //! No HTTP server and no consumer loop live here; those belong to `api` and `worker`.
 
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod id;
 pub mod llm;
 pub mod model;
 pub mod queue;
 pub mod relay;
+pub mod rotation;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;

@@ -10,7 +10,9 @@ use anyhow::{Context, bail};
 use stewrd_shared::{
     config::Config,
     db::{self, Pool, migrate::pending_migrations},
-    queue, telemetry,
+    queue,
+    rotation::rotate_secrets,
+    telemetry,
 };
 use tokio::net::TcpListener;
 
@@ -30,8 +32,34 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Worker => serve::worker(config).await,
         Command::Dev => serve::dev(config).await,
         Command::Admin { command } => admin::run(&config, command).await,
+        Command::RotateMasterKey => rotate_master_key(&config).await,
         Command::StubProvider { .. } => Ok(()),
     }
+}
+
+async fn rotate_master_key(config: &Config) -> anyhow::Result<()> {
+    let keys = config.master_keys()?;
+    let pool = connect_db(config).await?;
+    let report = rotate_secrets(&pool, &keys).await?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "active_key": keys.active_id(),
+            "examined": report.examined,
+            "moved": report.moved,
+            "failed": report.failed.len(),
+        })
+    );
+    if !report.failed.is_empty() {
+        for (project, column, error) in &report.failed {
+            tracing::error!(%project, column, %error, "secret not re-encrypted");
+        }
+        bail!(
+            "{} secret(s) could not be decrypted with any key in STEWRD_MASTER_KEYS; keep the old keys until they are fixed",
+            report.failed.len()
+        );
+    }
+    Ok(())
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

@@ -6,8 +6,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Options, PATIENCE, cleanup, connect_db, database_url, spawn_app, spawn_app_with, start_process,
-    stewrd, unique_name, wait_for,
+    MASTER_KEYS, Options, PATIENCE, cleanup, connect_db, database_url, spawn_app, spawn_app_with,
+    start_process_in, stewrd, unique_name, wait_for,
 };
 
 #[tokio::test]
@@ -43,7 +43,10 @@ async fn migrate_creates_the_database_and_is_safe_to_run_concurrently_and_twice(
         .await
         .expect("migrations table")
         .get(0);
-    assert_eq!(applied, 1);
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .expect("migrations dir")
+        .count() as i64;
+    assert_eq!(applied, files, "every migration applied exactly once");
     drop(db);
     cleanup(&name);
 }
@@ -68,7 +71,10 @@ fn run_failing(args: &[&str], env: &[(&str, &str)]) -> String {
 fn a_command_that_cannot_work_says_which_setting_to_fix_in_one_line() {
     let line = run_failing(
         &["api"],
-        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")],
+        &[
+            ("STEWRD_MASTER_KEYS", MASTER_KEYS),
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x"),
+        ],
     );
     assert!(line.contains("DATABASE_URL"), "{line}");
     let line = run_failing(&["worker"], &[("STEWRD_WORKER_CONCURRENCY", "0")]);
@@ -88,13 +94,20 @@ async fn the_api_refuses_to_start_on_an_unmigrated_database_or_without_a_broker(
     let line = run_failing(
         &["api"],
         &[
+            ("STEWRD_MASTER_KEYS", MASTER_KEYS),
             ("DATABASE_URL", &database_url(&app.name)),
             ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
             ("STEWRD_LISTEN", "127.0.0.1:0"),
         ],
     );
     assert!(line.contains("AMQP_URL"), "{line}");
-    let line = run_failing(&["worker"], &[("DATABASE_URL", &database_url("postgres"))]);
+    let line = run_failing(
+        &["worker"],
+        &[
+            ("STEWRD_MASTER_KEYS", MASTER_KEYS),
+            ("DATABASE_URL", &database_url("postgres")),
+        ],
+    );
     assert!(line.contains("stewrd migrate"), "{line}");
 }
 
@@ -219,7 +232,10 @@ async fn dev_runs_everything_in_one_process_with_the_stub_when_no_key_is_set() {
     ]
     .into_iter()
     .collect();
-    let (mut dev, first_line) = start_process(&env, &["dev"], "api");
+    // In a scratch directory: without STEWRD_MASTER_KEYS, dev writes .stewrd/master.key there.
+    let scratch = std::env::temp_dir().join(&name);
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let (mut dev, first_line) = start_process_in(Some(&scratch), &env, &["dev"], "api");
     let base = first_line
         .and_then(|line| line.rsplit(' ').next().map(str::to_owned))
         .expect("dev printed its address");
@@ -269,5 +285,13 @@ async fn dev_runs_everything_in_one_process_with_the_stub_when_no_key_is_set() {
     dev.terminate();
     let status = dev.wait_exit().expect("dev stops on SIGTERM");
     assert!(status.success(), "{status:?}");
+    let key_file = scratch.join(".stewrd/master.key");
+    let metadata = std::fs::metadata(&key_file).expect("dev created its master key");
+    #[cfg(unix)]
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o777,
+        0o600
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
     cleanup(&name);
 }

@@ -16,6 +16,8 @@ use tokio::net::TcpListener;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const DEFAULT_KEY: &str = "sk-default-test-key-0123456789";
+/// A fixed test master key (32 zero-free bytes, base64).
+pub const MASTER_KEYS: &str = "k1:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432";
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// How long any wait-for-condition in a test may take.
@@ -99,6 +101,11 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub api: Process,
     pub workers: Vec<Process>,
+    pub env: HashMap<String, String>,
+    /// Every response (headers and body) the test received from the API.
+    pub responses: Mutex<Vec<String>>,
+    /// Logs of processes replaced by a restart.
+    retired_logs: String,
 }
 
 /// A unique lowercase name for a test's database and queue prefix.
@@ -133,6 +140,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ("STEWRD_QUEUE_PREFIX", name.clone()),
         ("STEWRD_LISTEN", "127.0.0.1:0".to_owned()),
         ("STEWRD_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        ("STEWRD_MASTER_KEYS", MASTER_KEYS.to_owned()),
         ("STEWRD_DEFAULT_API_KEY", DEFAULT_KEY.to_owned()),
         ("STEWRD_OPENAI_BASE_URL", stub.base_url()),
         (
@@ -168,12 +176,15 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             .expect("http client"),
         api,
         workers,
+        env,
+        responses: Mutex::default(),
+        retired_logs: String::new(),
     };
     app.wait_ready().await;
     app
 }
 
-fn command_with(env: &HashMap<String, String>, args: &[&str]) -> Command {
+pub fn command_with(env: &HashMap<String, String>, args: &[&str]) -> Command {
     let mut command = stewrd();
     command.args(args).env_clear();
     if let Ok(path) = std::env::var("PATH") {
@@ -199,7 +210,21 @@ pub fn start_process(
     args: &[&str],
     role: &str,
 ) -> (Process, Option<String>) {
-    let mut child = command_with(env, args)
+    start_process_in(None, env, args, role)
+}
+
+/// Like [`start_process`], in working directory `cwd`.
+pub fn start_process_in(
+    cwd: Option<&std::path::Path>,
+    env: &HashMap<String, String>,
+    args: &[&str],
+    role: &str,
+) -> (Process, Option<String>) {
+    let mut command = command_with(env, args);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -236,6 +261,44 @@ pub fn start_process(
 }
 
 impl TestApp {
+    /// Stops the API gracefully and starts it again with `changes` to its settings.
+    pub async fn restart_api(&mut self, changes: &[(&str, &str)]) {
+        for (name, value) in changes {
+            self.env.insert((*name).to_owned(), (*value).to_owned());
+        }
+        self.api.terminate();
+        self.api.wait_exit();
+        let (api, base) = start_api(&self.env);
+        let old = std::mem::replace(&mut self.api, api);
+        self.retire(&old);
+        self.base = base;
+        self.wait_ready().await;
+    }
+
+    /// Stops each worker gracefully and starts a new one with `changes` to its settings.
+    pub fn restart_workers(&mut self, changes: &[(&str, &str)]) {
+        for (name, value) in changes {
+            self.env.insert((*name).to_owned(), (*value).to_owned());
+        }
+        for index in 0..self.workers.len() {
+            self.workers[index].terminate();
+            self.workers[index].wait_exit();
+            let (worker, _) = start_process(&self.env, &["worker"], &format!("worker{index}"));
+            let old = std::mem::replace(&mut self.workers[index], worker);
+            self.retire(&old);
+        }
+    }
+
+    fn retire(&mut self, process: &Process) {
+        self.retired_logs.push_str(&process.log_text());
+        self.retired_logs.push('\n');
+    }
+
+    /// Runs a one-off `stewrd` command with the app's settings; returns its output.
+    pub fn run_command(&self, args: &[&str]) -> std::process::Output {
+        command_with(&self.env, args).output().expect("command ran")
+    }
+
     /// Waits until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
         let ready = wait_for(PATIENCE, || async {
@@ -257,7 +320,8 @@ impl TestApp {
 
     /// Every log line of every process so far.
     pub fn all_logs(&self) -> String {
-        let mut text = self.api.log_text();
+        let mut text = self.retired_logs.clone();
+        text.push_str(&self.api.log_text());
         for worker in &self.workers {
             text.push('\n');
             text.push_str(&worker.log_text());
@@ -300,6 +364,9 @@ impl TestApp {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
+        if let Ok(mut responses) = self.responses.lock() {
+            responses.push(format!("{status} {headers:?} {text}"));
+        }
         (status, headers, text)
     }
 

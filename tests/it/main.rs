@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `stewrd` binary against real Postgres and RabbitMQ,
 //! with a stub provider on its own port. One binary, many modules.
 
+mod byok;
 mod cli;
 mod helpers;
 mod path;

@@ -12,7 +12,9 @@ pub mod run;
 
 use std::sync::Arc;
 
-use stewrd_shared::{config::Config, db::Pool, id::WorkerId, queue::Topology, relay::Relay};
+use stewrd_shared::{
+    config::Config, crypto::MasterKeyRing, db::Pool, id::WorkerId, queue::Topology, relay::Relay,
+};
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -24,6 +26,8 @@ pub struct Worker {
     pub id: WorkerId,
     pub config: Arc<Config>,
     pub pool: Pool,
+    /// Decrypts project provider keys, just before each call.
+    pub master_keys: Arc<MasterKeyRing>,
     pub provider: ProviderClient,
     pub topology: Topology,
     /// Wakes this process's relay after a run is put back in the outbox.
@@ -42,6 +46,7 @@ pub enum StartError {
 pub async fn run(
     config: Arc<Config>,
     pool: Pool,
+    master_keys: Arc<MasterKeyRing>,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     let topology = Topology::new(&config.queue_prefix);
@@ -52,6 +57,7 @@ pub async fn run(
         relay_wake: relay.waker(),
         topology,
         pool,
+        master_keys,
         config,
     });
     tracing::info!(

@@ -3,14 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use stewrd_shared::{
+    crypto::SecretField,
     db::{
         DbError,
+        project::record_key_status,
         run::{ClaimedRun, EarlierRun, RunOutcome, earlier_runs, finish_run, hand_back_run},
     },
     llm::{LlmChoice, choose_llm},
-    model::{FailureCode, KeySource, RunStatus},
+    model::{FailureCode, KeySource, KeyStatus, RunStatus},
     relay::{backoff, pause},
 };
 use tokio_util::sync::CancellationToken;
@@ -36,38 +38,60 @@ pub async fn process(worker: &Worker, run: ClaimedRun, hand_back: &CancellationT
         &worker.config.default_llm,
     );
     let started = Instant::now();
-    let outcome = tokio::select! {
-        outcome = decide(worker, &run, &choice) => outcome,
+    let decision = tokio::select! {
+        decision = decide(worker, &run, &choice) => decision,
         _ = hand_back.cancelled() => None,
     };
-    match outcome {
-        Some(outcome) => record(worker, &run, &choice, &outcome, started).await,
+    match decision {
+        Some(decision) => {
+            if record(worker, &run, &choice, &decision.outcome, started).await {
+                learn_key_status(worker, &run, &choice, decision.key_status).await;
+            }
+        }
         None => give_back(worker, &run).await,
+    }
+}
+
+/// How a run ended, and what that taught us about the project's key.
+struct Decision {
+    outcome: RunOutcome,
+    key_status: Option<KeyStatus>,
+}
+
+impl From<RunOutcome> for Decision {
+    fn from(outcome: RunOutcome) -> Self {
+        Self {
+            outcome,
+            key_status: None,
+        }
     }
 }
 
 /// What became of the run; `None` when it cannot be decided now (Postgres lost
 /// while loading the history) and must be run again.
-async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Option<RunOutcome> {
+async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Option<Decision> {
     let max_attempts = i32::try_from(worker.config.worker.max_attempts).unwrap_or(i32::MAX);
     if run.attempt > max_attempts {
-        return Some(failed(
-            FailureCode::DeliveryLimitExceeded,
-            format!("the run was started {max_attempts} times without finishing"),
-        ));
+        return Some(
+            failed(
+                FailureCode::DeliveryLimitExceeded,
+                format!("the run was started {max_attempts} times without finishing"),
+            )
+            .into(),
+        );
     }
     if run.seconds_left <= 0.0 {
-        return Some(failed(
-            FailureCode::ProviderTimeout,
-            "the run's deadline passed before it could finish",
-        ));
+        return Some(
+            failed(
+                FailureCode::ProviderTimeout,
+                "the run's deadline passed before it could finish",
+            )
+            .into(),
+        );
     }
-    let Some(key) = provider_key(worker, choice) else {
-        return Some(failed(
-            FailureCode::NoProviderConfigured,
-            "no provider key: set one for the project (PUT /v1/project/llm) \
-             or a default (STEWRD_DEFAULT_API_KEY)",
-        ));
+    let key = match provider_key(worker, run, choice) {
+        Ok(key) => key,
+        Err(decision) => return Some(decision),
     };
     let request = match conversation(worker, run, choice).await {
         Ok(request) => request,
@@ -82,12 +106,19 @@ async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Option
         Err(_) => failed(
             FailureCode::ProviderTimeout,
             "the run's deadline passed during the provider call",
-        ),
-        Ok(Ok(completion)) => RunOutcome::Succeeded {
-            output: completion.content,
-            usage: completion.usage,
+        )
+        .into(),
+        Ok(Ok(completion)) => Decision {
+            outcome: RunOutcome::Succeeded {
+                output: completion.content,
+                usage: completion.usage,
+            },
+            key_status: Some(KeyStatus::Valid),
         },
-        Ok(Err(error)) => failed(error.code, error.message),
+        Ok(Err(error)) => Decision {
+            outcome: failed(error.code, scrub(&error.message, &key)),
+            key_status: error.key_verdict,
+        },
     })
 }
 
@@ -98,13 +129,81 @@ fn failed(code: FailureCode, message: impl Into<String>) -> RunOutcome {
     }
 }
 
-/// The key for this run's choice; `None` when there is none anywhere.
-fn provider_key(worker: &Worker, choice: &LlmChoice) -> Option<SecretString> {
+/// The key for this run, decrypted only now. A project with a key of its own is
+/// never served with the default one: a key that cannot be decrypted fails the
+/// run (and marks the key invalid) instead.
+fn provider_key(
+    worker: &Worker,
+    run: &ClaimedRun,
+    choice: &LlmChoice,
+) -> Result<SecretString, Decision> {
+    let no_key = || {
+        Decision::from(failed(
+            FailureCode::NoProviderConfigured,
+            "no provider key: set one for the project (PUT /v1/project/llm) \
+             or a default (STEWRD_DEFAULT_API_KEY)",
+        ))
+    };
     match choice.key_source {
-        KeySource::Default => worker.config.default_llm.api_key.clone(),
-        // Project keys are stored encrypted and decrypted here once BYOK lands;
-        // until then a project never has a key, so this is unreachable.
-        KeySource::Project => None,
+        KeySource::Default => worker.config.default_llm.api_key.clone().ok_or_else(no_key),
+        KeySource::Project => {
+            let stored = run.encrypted_key.as_deref().ok_or_else(no_key)?;
+            worker
+                .master_keys
+                .decrypt_text(stored, run.project_id, SecretField::ProviderKey)
+                .map_err(|error| {
+                    tracing::error!(%error, project_id = %run.project_id, "cannot decrypt the project's provider key");
+                    Decision {
+                        outcome: failed(
+                            FailureCode::ProviderAuthFailed,
+                            format!("the project's provider key cannot be decrypted ({error}); set it again with PUT /v1/project/llm"),
+                        ),
+                        key_status: Some(KeyStatus::Invalid),
+                    }
+                })
+        }
+    }
+}
+
+/// Providers sometimes quote the key they rejected; such a message never
+/// leaves the worker with the key in it.
+fn scrub(message: &str, key: &SecretString) -> String {
+    let key = key.expose_secret();
+    if key.len() < 8 {
+        return message.to_owned();
+    }
+    let mut scrubbed = message.replace(key, "[redacted]");
+    let head = &key[..key.len().min(12)];
+    if scrubbed.contains(head) {
+        scrubbed = scrubbed.replace(head, "[redacted]");
+    }
+    scrubbed
+}
+
+/// Stores what the call taught about a project's own key, when it changed.
+async fn learn_key_status(
+    worker: &Worker,
+    run: &ClaimedRun,
+    choice: &LlmChoice,
+    learnt: Option<KeyStatus>,
+) {
+    let (KeySource::Project, Some(learnt), Some(stored)) =
+        (choice.key_source, learnt, run.encrypted_key.as_deref())
+    else {
+        return;
+    };
+    if run.project_llm.key_status == Some(learnt) {
+        return;
+    }
+    let result = match worker.pool.get().await {
+        Ok(client) => record_key_status(&client, run.project_id, stored, learnt).await,
+        Err(error) => Err(error.into()),
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!(project_id = %run.project_id, key_status = %learnt, "provider key status learnt")
+        }
+        Err(error) => tracing::warn!(%error, "cannot record the provider key status"),
     }
 }
 
@@ -148,14 +247,15 @@ fn build_messages(earlier: &[EarlierRun], system: Option<&str>, input: &str) -> 
     messages
 }
 
-/// Stores the outcome, retrying through a short Postgres outage.
+/// Stores the outcome, retrying through a short Postgres outage. True when this
+/// worker's result is the run's result.
 async fn record(
     worker: &Worker,
     run: &ClaimedRun,
     choice: &LlmChoice,
     outcome: &RunOutcome,
     started: Instant,
-) {
+) -> bool {
     let give_up = Instant::now() + COMMIT_PATIENCE;
     let never = CancellationToken::new();
     let mut failures = 0;
@@ -167,11 +267,11 @@ async fn record(
         match result {
             Ok(true) => {
                 log_outcome(outcome, started);
-                return;
+                return true;
             }
             Ok(false) => {
                 tracing::warn!("result dropped: the run was cancelled or taken over meanwhile");
-                return;
+                return false;
             }
             Err(DbError::Unavailable(reason)) if Instant::now() < give_up => {
                 failures += 1;
@@ -180,7 +280,7 @@ async fn record(
             }
             Err(error) => {
                 tracing::error!(%error, "cannot store the result; the run will be run again once its lease expires");
-                return;
+                return false;
             }
         }
     }
@@ -248,6 +348,16 @@ mod tests {
         assert_eq!(messages[0].content, "be brief");
         assert_eq!(messages[5].content, "now");
         assert!(messages.iter().all(|m| m.content != "lost"));
+    }
+
+    #[test]
+    fn a_quoted_key_is_scrubbed_from_provider_messages() {
+        let key = SecretString::from("sk-proj-abcdefghijklmnop");
+        let message = "Incorrect API key provided: sk-proj-abcdefghijklmnop. Also sk-proj-abcd****";
+        let scrubbed = scrub(message, &key);
+        assert!(!scrubbed.contains("sk-proj-abcdefghijklmnop"), "{scrubbed}");
+        assert!(!scrubbed.contains("sk-proj-abcd"), "{scrubbed}");
+        assert_eq!(scrub("plain failure", &key), "plain failure");
     }
 
     #[test]

@@ -19,13 +19,17 @@ use stewrd_shared::{
 };
 use time::OffsetDateTime;
 
-use super::project::ProjectOut;
+use super::project::{ProjectOut, PutLlmIn, project_view, remove_llm, update_llm};
 use crate::{auth::AdminAuth, error::ApiError, extract::JsonBody, state::AppState};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/admin/projects", post(create_project).get(list))
         .route("/v1/admin/projects/{id}", get(show))
+        .route(
+            "/v1/admin/projects/{id}/llm",
+            get(show).put(put_llm).delete(delete_llm),
+        )
         .route("/v1/admin/projects/{id}/api-keys", post(create_key))
         .route(
             "/v1/admin/projects/{id}/api-keys/{key_id}",
@@ -104,11 +108,24 @@ async fn show(
     _admin: AdminAuth,
     Path(id): Path<String>,
 ) -> Result<Json<ProjectOut>, ApiError> {
-    let client = state.pool.get().await.map_err(DbError::from)?;
-    let row = get_project(&client, project_id(&id)?)
-        .await?
-        .ok_or_else(|| ApiError::not_found("project"))?;
-    Ok(Json(ProjectOut::new(row, &state.config.default_llm)))
+    project_view(&state, project_id(&id)?).await.map(Json)
+}
+
+async fn put_llm(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PutLlmIn>,
+) -> Result<Json<ProjectOut>, ApiError> {
+    update_llm(&state, project_id(&id)?, body).await.map(Json)
+}
+
+async fn delete_llm(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    Path(id): Path<String>,
+) -> Result<Json<ProjectOut>, ApiError> {
+    remove_llm(&state, project_id(&id)?).await.map(Json)
 }
 
 async fn create_key(

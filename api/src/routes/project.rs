@@ -1,22 +1,35 @@
-//! `GET /v1/project`: the calling project, never with a secret.
+//! The calling project: `GET /v1/project`, and its provider configuration
+//! (`PUT`/`DELETE /v1/project/llm`). The provider key is write-only: it is
+//! encrypted before it reaches a query, and only `has_provider_key` comes back.
 
-use axum::{Json, Router, extract::State, routing::get};
-use serde::Serialize;
+use axum::{
+    Json, Router,
+    extract::State,
+    routing::{get, put},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use stewrd_shared::{
     config::DefaultLlm,
+    crypto::SecretField,
     db::{
         DbError,
-        project::{ProjectRow, get_project},
+        project::{ProjectRow, clear_project_llm, get_project, set_project_llm},
     },
     id::ProjectId,
     model::{KeyStatus, Provider},
 };
 use time::OffsetDateTime;
 
-use crate::{auth::ProjectAuth, error::ApiError, state::AppState};
+use crate::{auth::ProjectAuth, error::ApiError, extract::JsonBody, state::AppState};
+
+const MAX_MODEL_CHARS: usize = 200;
+const MAX_KEY_CHARS: usize = 512;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/project", get(show))
+    Router::new()
+        .route("/v1/project", get(show))
+        .route("/v1/project/llm", put(put_llm).delete(delete_llm))
 }
 
 /// A project as clients and the operator see it.
@@ -33,7 +46,7 @@ pub struct ProjectOut {
 
 #[derive(Debug, Serialize)]
 struct LlmOut {
-    /// The provider runs use: the project's own, or the default.
+    /// The provider runs use: the project's own (with its key), or the default.
     provider: Provider,
     model: String,
     has_provider_key: bool,
@@ -80,13 +93,109 @@ impl ProjectOut {
     }
 }
 
+/// The body of `PUT …/llm`. `Debug` shows the key as `[REDACTED]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutLlmIn {
+    provider: String,
+    model: String,
+    #[serde(default)]
+    api_key: Option<SecretString>,
+}
+
+/// Shows one project.
+pub async fn project_view(state: &AppState, id: ProjectId) -> Result<ProjectOut, ApiError> {
+    let client = state.pool.get().await.map_err(DbError::from)?;
+    let row = get_project(&client, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    Ok(ProjectOut::new(row, &state.config.default_llm))
+}
+
+/// Validates and stores a project's provider configuration.
+pub async fn update_llm(
+    state: &AppState,
+    id: ProjectId,
+    body: PutLlmIn,
+) -> Result<ProjectOut, ApiError> {
+    let provider = Provider::parse(body.provider.trim()).ok_or_else(|| {
+        ApiError::invalid(
+            "invalid_value",
+            "provider",
+            "`provider` must be one of: openai, openrouter",
+        )
+    })?;
+    let model = body.model.trim();
+    if model.is_empty()
+        || model.chars().count() > MAX_MODEL_CHARS
+        || model.chars().any(char::is_control)
+    {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "model",
+            format!("`model` must be 1 to {MAX_MODEL_CHARS} printable characters"),
+        ));
+    }
+    let encrypted = match &body.api_key {
+        None => None,
+        Some(key) => {
+            let key = key.expose_secret();
+            if key.is_empty()
+                || key.chars().count() > MAX_KEY_CHARS
+                || key.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                // Never echo the key, even a malformed one.
+                return Err(ApiError::invalid(
+                    "invalid_value",
+                    "api_key",
+                    format!(
+                        "`api_key` must be 1 to {MAX_KEY_CHARS} characters without spaces or control characters"
+                    ),
+                ));
+            }
+            Some(
+                state
+                    .master_keys
+                    .encrypt(key.as_bytes(), id, SecretField::ProviderKey),
+            )
+        }
+    };
+    let client = state.pool.get().await.map_err(DbError::from)?;
+    let row = set_project_llm(&client, id, provider, model, encrypted.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    tracing::info!(project_id = %id, %provider, key_replaced = encrypted.is_some(), "provider configuration set");
+    Ok(ProjectOut::new(row, &state.config.default_llm))
+}
+
+/// Forgets a project's provider configuration and key.
+pub async fn remove_llm(state: &AppState, id: ProjectId) -> Result<ProjectOut, ApiError> {
+    let client = state.pool.get().await.map_err(DbError::from)?;
+    let row = clear_project_llm(&client, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    tracing::info!(project_id = %id, "provider configuration removed");
+    Ok(ProjectOut::new(row, &state.config.default_llm))
+}
+
 async fn show(
     State(state): State<AppState>,
     auth: ProjectAuth,
 ) -> Result<Json<ProjectOut>, ApiError> {
-    let client = state.pool.get().await.map_err(DbError::from)?;
-    let row = get_project(&client, auth.project_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("project"))?;
-    Ok(Json(ProjectOut::new(row, &state.config.default_llm)))
+    project_view(&state, auth.project_id).await.map(Json)
+}
+
+async fn put_llm(
+    State(state): State<AppState>,
+    auth: ProjectAuth,
+    JsonBody(body): JsonBody<PutLlmIn>,
+) -> Result<Json<ProjectOut>, ApiError> {
+    update_llm(&state, auth.project_id, body).await.map(Json)
+}
+
+async fn delete_llm(
+    State(state): State<AppState>,
+    auth: ProjectAuth,
+) -> Result<Json<ProjectOut>, ApiError> {
+    remove_llm(&state, auth.project_id).await.map(Json)
 }

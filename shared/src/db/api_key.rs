@@ -63,7 +63,7 @@ pub async fn find_key_owner(
     let statement = client
         .prepare_cached(
             "SELECT k.id, k.project_id, k.hash, p.llm_provider, p.llm_model, p.key_status,
-                    false AS has_key
+                    p.llm_api_key IS NOT NULL AS has_key
              FROM api_keys k JOIN projects p ON p.id = k.project_id
              WHERE k.hash = $1 AND k.revoked_at IS NULL",
         )

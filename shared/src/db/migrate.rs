@@ -7,10 +7,16 @@ use tokio_postgres::{Client, NoTls, error::SqlState};
 use super::DbError;
 
 /// Every migration, in order. The name is recorded in `schema_migrations`.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_create_core",
-    include_str!("../../../migrations/0001_create_core.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_create_core",
+        include_str!("../../../migrations/0001_create_core.sql"),
+    ),
+    (
+        "0002_add_provider_key",
+        include_str!("../../../migrations/0002_add_provider_key.sql"),
+    ),
+];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.
 const MIGRATION_LOCK: i64 = 0x57E3_0001;

@@ -35,7 +35,7 @@ pub struct ProjectLlm {
 }
 
 const COLUMNS: &str = "id, name, llm_provider, llm_model, key_status, webhook_url, \
-                       rate_limit_rpm, created_at, false AS has_key";
+                       rate_limit_rpm, created_at, llm_api_key IS NOT NULL AS has_key";
 
 impl ProjectRow {
     fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
@@ -96,6 +96,66 @@ pub async fn list_projects(client: &impl GenericClient) -> Result<Vec<ProjectRow
         .iter()
         .map(ProjectRow::from_row)
         .collect::<Result<_, _>>()?)
+}
+
+/// Sets a project's provider and model, and its key when `encrypted_key` is
+/// given (a new key starts `unchecked`); `None` keeps the stored key.
+pub async fn set_project_llm(
+    client: &impl GenericClient,
+    id: ProjectId,
+    provider: Provider,
+    model: &str,
+    encrypted_key: Option<&[u8]>,
+) -> Result<Option<ProjectRow>, DbError> {
+    let sql = format!(
+        "UPDATE projects SET llm_provider = $2, llm_model = $3,
+             llm_api_key = coalesce($4, llm_api_key),
+             key_status = CASE WHEN $4::bytea IS NULL THEN key_status ELSE 'unchecked' END,
+             updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let row = client
+        .query_opt(&sql, &[&id, &provider.as_str(), &model, &encrypted_key])
+        .await?;
+    row.map(|row| ProjectRow::from_row(&row))
+        .transpose()
+        .map_err(Into::into)
+}
+
+/// Forgets a project's provider configuration and key: the default applies again.
+pub async fn clear_project_llm(
+    client: &impl GenericClient,
+    id: ProjectId,
+) -> Result<Option<ProjectRow>, DbError> {
+    let sql = format!(
+        "UPDATE projects SET llm_provider = NULL, llm_model = NULL, llm_api_key = NULL,
+             key_status = 'unchecked', updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let row = client.query_opt(&sql, &[&id]).await?;
+    row.map(|row| ProjectRow::from_row(&row))
+        .transpose()
+        .map_err(Into::into)
+}
+
+/// Records what a provider's answer said about a key, unless the key was replaced
+/// (or re-encrypted) meanwhile: `encrypted_key` is the ciphertext that was used.
+pub async fn record_key_status(
+    client: &impl GenericClient,
+    id: ProjectId,
+    encrypted_key: &[u8],
+    status: KeyStatus,
+) -> Result<(), DbError> {
+    let statement = client
+        .prepare_cached(
+            "UPDATE projects SET key_status = $3
+             WHERE id = $1 AND llm_api_key = $2 AND key_status <> $3",
+        )
+        .await?;
+    client
+        .execute(&statement, &[&id, &encrypted_key, &status.as_str()])
+        .await?;
+    Ok(())
 }
 
 /// A valid project name (trimmed), or why not.

@@ -152,6 +152,8 @@ pub struct ClaimedRun {
     /// Time left before the run's deadline (negative when past it).
     pub seconds_left: f64,
     pub project_llm: ProjectLlm,
+    /// The project's encrypted provider key, decrypted only at the call.
+    pub encrypted_key: Option<Vec<u8>>,
 }
 
 /// Claims a queued run, or a running one whose lease expired, for `worker`.
@@ -176,7 +178,8 @@ pub async fn claim_run(
                            extract(epoch FROM deadline - now())::float8 AS seconds_left
              ),
              d AS (DELETE FROM outbox WHERE run_id = $1 AND EXISTS (SELECT 1 FROM c))
-             SELECT c.*, p.llm_provider, p.llm_model, p.key_status, false AS has_key
+             SELECT c.*, p.llm_provider, p.llm_model, p.key_status, p.llm_api_key,
+                    p.llm_api_key IS NOT NULL AS has_key
              FROM c JOIN projects p ON p.id = c.project_id",
         )
         .await?;
@@ -200,6 +203,7 @@ pub async fn claim_run(
         request_id: row.try_get("request_id")?,
         seconds_left: row.try_get("seconds_left")?,
         project_llm: ProjectLlm::from_row(&row)?,
+        encrypted_key: row.try_get("llm_api_key")?,
     }))
 }
 
