@@ -7,13 +7,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use futures_util::StreamExt;
-use stewrd_shared::{
-    id::SessionId,
-    relay::{backoff, pause},
-};
-use tokio::sync::{mpsc, watch};
-use tokio_postgres::{AsyncMessage, NoTls};
+use futures_util::future::BoxFuture;
+use stewrd_shared::id::SessionId;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// The channel the worker's result commit notifies with `"<session id> <status>"`.
@@ -95,50 +91,23 @@ impl SessionWatch {
         lock(&self.senders).len()
     }
 
-    /// Listens until `shutdown`, reconnecting after any loss.
+    /// Listens until `shutdown`, reconnecting after any loss. Whatever changed
+    /// while not listening is re-read by its waiters.
     pub async fn listen(self, config: tokio_postgres::Config, shutdown: CancellationToken) {
-        let mut failures = 0;
-        while !shutdown.is_cancelled() {
-            let error = tokio::select! {
-                result = self.listen_once(&config) => result.err().map(|e| e.to_string()),
-                _ = shutdown.cancelled() => None,
-            };
-            if let Some(error) = error {
-                failures += 1;
-                tracing::warn!(%error, "status listener lost Postgres; reconnecting");
-                pause(&shutdown, backoff(failures)).await;
+        let on_connect = {
+            let watch = self.clone();
+            move || -> BoxFuture<'static, ()> {
+                watch.notify_all();
+                Box::pin(async {})
             }
-        }
-    }
-
-    async fn listen_once(
-        &self,
-        config: &tokio_postgres::Config,
-    ) -> Result<(), tokio_postgres::Error> {
-        let (client, mut connection) = config.connect(NoTls).await?;
-        let (notifications, mut received) = mpsc::unbounded_channel();
-        let driver = tokio::spawn(async move {
-            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = messages.next().await {
-                if let AsyncMessage::Notification(note) = message? {
-                    let _ = notifications.send(note);
-                }
-            }
-            Ok::<(), tokio_postgres::Error>(())
-        });
-        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-        // Whatever changed while we were not listening is re-read by its waiters.
-        self.notify_all();
-        while let Some(note) = received.recv().await {
-            let session = note.payload().split(' ').next().unwrap_or_default();
+        };
+        let on_notify = |_: &str, payload: &str| {
+            let session = payload.split(' ').next().unwrap_or_default();
             if let Ok(session_id) = session.parse() {
                 self.notify(session_id);
             }
-        }
-        match driver.await {
-            Ok(result) => result,
-            Err(_) => Ok(()),
-        }
+        };
+        stewrd_shared::listen::listen(config, &[CHANNEL], shutdown, on_connect, on_notify).await;
     }
 }
 

@@ -88,6 +88,22 @@ pub struct WorkerSettings {
     /// `STEWRD_SHUTDOWN_GRACE_SECS`, default 30: how long a stopping worker lets
     /// in-flight runs finish before handing them back to the queue.
     pub shutdown_grace: Duration,
+    /// `STEWRD_PROVIDER_CONNECT_TIMEOUT_SECS`, default 10.
+    pub provider_connect_timeout: Duration,
+    /// `STEWRD_PROVIDER_PROXY`, default none: provider calls ignore proxy
+    /// environment variables unless this names a proxy.
+    pub provider_proxy: Option<String>,
+    /// `STEWRD_RETRY_BASE_MS`, default 1000: the first retry's backoff ceiling;
+    /// it doubles per attempt (full jitter) up to `STEWRD_RETRY_MAX_SECS`.
+    pub retry_base: Duration,
+    /// `STEWRD_RETRY_MAX_SECS`, default 60.
+    pub retry_max: Duration,
+    /// `STEWRD_DEFAULT_RATE_LIMIT_RPM`, default none: requests per minute for
+    /// projects without their own limit.
+    pub default_rate_limit_rpm: Option<u32>,
+    /// `STEWRD_RATE_LIMIT_BURST`, default 5: calls a project may make at once
+    /// before its rate applies.
+    pub rate_limit_burst: u32,
 }
 
 /// Every setting of every command.
@@ -187,6 +203,20 @@ impl Config {
                 run_deadline: env.seconds("STEWRD_RUN_DEADLINE_SECS", 10_800)?,
                 max_attempts: env.parse_min("STEWRD_MAX_ATTEMPTS", 5, 1)?,
                 shutdown_grace: Duration::from_secs(env.parse("STEWRD_SHUTDOWN_GRACE_SECS", 30)?),
+                provider_connect_timeout: env
+                    .seconds("STEWRD_PROVIDER_CONNECT_TIMEOUT_SECS", 10)?,
+                provider_proxy: env.get("STEWRD_PROVIDER_PROXY"),
+                retry_base: Duration::from_millis(env.parse_min(
+                    "STEWRD_RETRY_BASE_MS",
+                    1000,
+                    1,
+                )?),
+                retry_max: env.seconds("STEWRD_RETRY_MAX_SECS", 60)?,
+                default_rate_limit_rpm: match env.get("STEWRD_DEFAULT_RATE_LIMIT_RPM") {
+                    None => None,
+                    Some(_) => Some(env.parse_min("STEWRD_DEFAULT_RATE_LIMIT_RPM", 1, 1)?),
+                },
+                rate_limit_burst: env.parse_min("STEWRD_RATE_LIMIT_BURST", 5, 1)?,
             },
             webhook_allow_private: env.parse("STEWRD_WEBHOOK_ALLOW_PRIVATE", false)?,
             log_format: match env.string("STEWRD_LOG_FORMAT", "pretty").as_str() {

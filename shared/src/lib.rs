@@ -7,6 +7,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod id;
+pub mod listen;
 pub mod llm;
 pub mod model;
 pub mod queue;

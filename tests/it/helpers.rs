@@ -261,6 +261,13 @@ pub fn start_process_in(
 }
 
 impl TestApp {
+    /// Starts one more worker process.
+    pub fn add_worker(&mut self) {
+        let role = format!("worker{}", self.workers.len());
+        let (worker, _) = start_process(&self.env, &["worker"], &role);
+        self.workers.push(worker);
+    }
+
     /// Stops the API gracefully and starts it again with `changes` to its settings.
     pub async fn restart_api(&mut self, changes: &[(&str, &str)]) {
         for (name, value) in changes {
@@ -398,7 +405,17 @@ impl TestApp {
 
     /// Long-polls a session until it is final; panics after `PATIENCE`.
     pub async fn wait_final(&self, key: &str, session_id: &str) -> Value {
-        let deadline = Instant::now() + PATIENCE;
+        self.wait_final_within(key, session_id, PATIENCE).await
+    }
+
+    /// Long-polls a session until it is final; panics after `patience`.
+    pub async fn wait_final_within(
+        &self,
+        key: &str,
+        session_id: &str,
+        patience: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + patience;
         loop {
             let (status, session) = self
                 .call(
@@ -419,6 +436,16 @@ impl TestApp {
                 "session never finished: {session}"
             );
         }
+    }
+
+    /// A pool on the test's database, for calling stewrd's own queries directly.
+    pub fn pool(&self) -> stewrd_shared::db::Pool {
+        let url = database_url(&self.name);
+        let config = stewrd_shared::config::Config::from_lookup(|name| {
+            (name == "DATABASE_URL").then(|| url.clone())
+        })
+        .expect("config");
+        stewrd_shared::db::create_pool(&config)
     }
 
     /// A direct connection to the test's database.

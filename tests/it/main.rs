@@ -5,4 +5,5 @@ mod byok;
 mod cli;
 mod helpers;
 mod path;
+mod provider;
 mod requests;

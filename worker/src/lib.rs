@@ -3,10 +3,13 @@
 //! heartbeat, the reaper, an outbox relay and the dead-letter consumer, so a fleet
 //! of identical workers needs nothing else to keep every promise.
 
+mod cancel;
 mod consumer;
+mod control;
 mod deadletter;
 mod lease;
 pub mod provider;
+mod ratelimit;
 mod reaper;
 pub mod run;
 
@@ -32,6 +35,10 @@ pub struct Worker {
     pub topology: Topology,
     /// Wakes this process's relay after a run is put back in the outbox.
     pub relay_wake: Arc<Notify>,
+    /// Runs in flight here, for cancellation.
+    cancellations: cancel::Cancellations,
+    /// Keys paused after a 429, as every worker learnt it.
+    cooldowns: ratelimit::Cooldowns,
 }
 
 /// Why a worker could not start.
@@ -59,6 +66,8 @@ pub async fn run(
         pool,
         master_keys,
         config,
+        cancellations: cancel::Cancellations::default(),
+        cooldowns: ratelimit::Cooldowns::default(),
     });
     tracing::info!(
         worker_id = %worker.id,
@@ -74,6 +83,7 @@ pub async fn run(
     tasks.spawn(lease::heartbeat(worker.clone(), background.clone()));
     tasks.spawn(reaper::reap(worker.clone(), background.clone()));
     tasks.spawn(deadletter::consume(worker.clone(), background.clone()));
+    tasks.spawn(control::listen(worker.clone(), background.clone()));
     tasks.close();
 
     let grace = worker.config.worker.shutdown_grace;

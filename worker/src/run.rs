@@ -1,15 +1,21 @@
 //! Processing one claimed run: choose the provider and key, build the
-//! conversation, call, and store the result under the lease guard.
+//! conversation, respect the key's cool-down and the project's rate limit, call,
+//! and then either store the result under the lease guard or put the run back in
+//! the queue for a later attempt. No worker sleeps through a long wait: the run
+//! goes back to Postgres with the time it is due.
 
 use std::time::{Duration, Instant};
 
+use backoff::{ExponentialBackoff, backoff::Backoff};
 use secrecy::{ExposeSecret, SecretString};
 use stewrd_shared::{
     crypto::SecretField,
     db::{
         DbError,
+        cooldown::{fingerprint, record_cooldown},
         project::record_key_status,
-        run::{ClaimedRun, EarlierRun, RunOutcome, earlier_runs, finish_run, hand_back_run},
+        ratelimit::reserve_slot,
+        run::{ClaimedRun, EarlierRun, Requeue, RunOutcome, earlier_runs, finish_run, requeue_run},
     },
     llm::{LlmChoice, choose_llm},
     model::{FailureCode, KeySource, KeyStatus, RunStatus},
@@ -26,100 +32,261 @@ use crate::{
 /// How long the result commit keeps retrying through a Postgres outage. Past
 /// that the lease has likely expired and the run will be run again anyway.
 const COMMIT_PATIENCE: Duration = Duration::from_secs(60);
+/// Waits up to this long happen in the worker; longer ones go back to the queue.
+const SLEEP_AT_MOST: Duration = Duration::from_secs(2);
+/// A deferred run is published this long before its slot, then sleeps to it.
+const WAKE_EARLY: Duration = Duration::from_secs(1);
 
-/// Runs a claimed run to its end, or hands it back when `hand_back` fires.
+/// What to do with a claimed run.
+enum Verdict {
+    /// Store this outcome (and what it taught about the key).
+    Finish(Decision),
+    /// Back to the queue, due after a wait.
+    Requeue(Requeue),
+    /// Back to the queue at once (stopping, or Postgres lost mid-way).
+    HandBack,
+    /// Cancelled meanwhile: nothing to write.
+    Cancelled,
+}
+
+/// How a run ended, and what that taught about the project's key.
+struct Decision {
+    outcome: RunOutcome,
+    key_status: Option<KeyStatus>,
+}
+
+impl From<RunOutcome> for Verdict {
+    fn from(outcome: RunOutcome) -> Self {
+        Self::Finish(Decision {
+            outcome,
+            key_status: None,
+        })
+    }
+}
+
+/// Runs a claimed run to its end, or back to the queue.
 pub async fn process(worker: &Worker, run: ClaimedRun, hand_back: &CancellationToken) {
     let span = Span::current();
     span.record("session_id", tracing::field::display(run.session_id));
     span.record("attempt", run.attempt);
+    let registration = worker.cancellations.register(run.id);
     let choice = choose_llm(
         &run.project_llm,
         run.requested_model.as_deref(),
         &worker.config.default_llm,
     );
     let started = Instant::now();
-    let decision = tokio::select! {
-        decision = decide(worker, &run, &choice) => decision,
-        _ = hand_back.cancelled() => None,
+    let verdict = tokio::select! {
+        verdict = decide(worker, &run, &choice) => verdict,
+        _ = hand_back.cancelled() => Verdict::HandBack,
+        _ = registration.token.cancelled() => Verdict::Cancelled,
     };
-    match decision {
-        Some(decision) => {
+    match verdict {
+        Verdict::Finish(decision) => {
             if record(worker, &run, &choice, &decision.outcome, started).await {
                 learn_key_status(worker, &run, &choice, decision.key_status).await;
             }
         }
-        None => give_back(worker, &run).await,
+        Verdict::Requeue(requeue) => put_back(worker, &run, requeue).await,
+        Verdict::HandBack => put_back(worker, &run, Requeue::HAND_BACK).await,
+        Verdict::Cancelled => tracing::info!("run cancelled; provider call abandoned"),
     }
 }
 
-/// How a run ended, and what that taught us about the project's key.
-struct Decision {
-    outcome: RunOutcome,
-    key_status: Option<KeyStatus>,
-}
-
-impl From<RunOutcome> for Decision {
-    fn from(outcome: RunOutcome) -> Self {
-        Self {
-            outcome,
-            key_status: None,
-        }
-    }
-}
-
-/// What became of the run; `None` when it cannot be decided now (Postgres lost
-/// while loading the history) and must be run again.
-async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Option<Decision> {
+async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Verdict {
     let max_attempts = i32::try_from(worker.config.worker.max_attempts).unwrap_or(i32::MAX);
     if run.attempt > max_attempts {
-        return Some(
-            failed(
-                FailureCode::DeliveryLimitExceeded,
-                format!("the run was started {max_attempts} times without finishing"),
-            )
-            .into(),
-        );
+        return failed(
+            FailureCode::DeliveryLimitExceeded,
+            format!("the run was started {max_attempts} times without finishing"),
+        )
+        .into();
     }
     if run.seconds_left <= 0.0 {
-        return Some(
-            failed(
-                FailureCode::ProviderTimeout,
-                "the run's deadline passed before it could finish",
-            )
-            .into(),
-        );
+        return failed(
+            FailureCode::ProviderTimeout,
+            "the run's deadline passed before it could finish",
+        )
+        .into();
     }
     let key = match provider_key(worker, run, choice) {
         Ok(key) => key,
-        Err(decision) => return Some(decision),
+        Err(verdict) => return verdict,
     };
     let request = match conversation(worker, run, choice).await {
         Ok(request) => request,
         Err(error) => {
             tracing::warn!(%error, "cannot load the session history");
-            return None;
+            return Verdict::HandBack;
         }
     };
-    let deadline = Duration::from_secs_f64(run.seconds_left);
-    let call = worker.provider.complete(choice.provider, &key, &request);
-    Some(match tokio::time::timeout(deadline, call).await {
-        Err(_) => failed(
-            FailureCode::ProviderTimeout,
-            "the run's deadline passed during the provider call",
-        )
-        .into(),
-        Ok(Ok(completion)) => Decision {
-            outcome: RunOutcome::Succeeded {
-                output: completion.content,
-                usage: completion.usage,
+    let key_id = fingerprint(&key);
+    if let Some(wait) = worker.cooldowns.paused_for(&key_id) {
+        if let Some(verdict) = wait_or_defer(wait, None).await {
+            tracing::debug!(
+                wait_ms = wait.as_millis() as u64,
+                "key cooling down; run deferred"
+            );
+            return verdict;
+        }
+    }
+    if let Some(rpm) = rate_limit(worker, run) {
+        let wait = match run.slot_in {
+            Some(seconds) => Duration::from_secs_f64(seconds.max(0.0)),
+            None => match reserve(worker, run, rpm).await {
+                Ok(wait) => wait,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot reserve a rate-limit slot");
+                    return Verdict::HandBack;
+                }
             },
-            key_status: Some(KeyStatus::Valid),
-        },
-        Ok(Err(error)) => Decision {
-            outcome: failed(error.code, scrub(&error.message, &key)),
-            key_status: error.key_verdict,
-        },
+        };
+        if let Some(verdict) = wait_or_defer(wait, Some(wait)).await {
+            tracing::debug!(
+                wait_ms = wait.as_millis() as u64,
+                "over the project's rate limit; run deferred"
+            );
+            return verdict;
+        }
+    }
+    call(worker, run, choice, &key, &key_id, &request).await
+}
+
+/// Waits here for a short wait; for a long one, returns the requeue that brings
+/// the run back just before it ends.
+async fn wait_or_defer(wait: Duration, rate_slot: Option<Duration>) -> Option<Verdict> {
+    if wait <= SLEEP_AT_MOST {
+        tokio::time::sleep(wait).await;
+        return None;
+    }
+    Some(Verdict::Requeue(Requeue {
+        delay: wait.saturating_sub(WAKE_EARLY),
+        counts_as_attempt: false,
+        rate_slot,
+    }))
+}
+
+fn rate_limit(worker: &Worker, run: &ClaimedRun) -> Option<u32> {
+    run.rate_limit_rpm
+        .and_then(|rpm| u32::try_from(rpm).ok())
+        .or(worker.config.worker.default_rate_limit_rpm)
+}
+
+async fn reserve(worker: &Worker, run: &ClaimedRun, rpm: u32) -> Result<Duration, DbError> {
+    let client = worker.pool.get().await?;
+    reserve_slot(
+        &client,
+        run.project_id,
+        rpm,
+        worker.config.worker.rate_limit_burst,
+    )
+    .await
+}
+
+/// Makes the call; a retryable failure goes back to the queue after a backoff
+/// while attempts and the deadline allow.
+async fn call(
+    worker: &Worker,
+    run: &ClaimedRun,
+    choice: &LlmChoice,
+    key: &SecretString,
+    key_id: &[u8; 16],
+    request: &ChatRequest,
+) -> Verdict {
+    let deadline = Duration::from_secs_f64(run.seconds_left);
+    let call = worker.provider.complete(choice.provider, key, request);
+    let error = match tokio::time::timeout(deadline, call).await {
+        Err(_) => {
+            return failed(
+                FailureCode::ProviderTimeout,
+                "the run's deadline passed during the provider call",
+            )
+            .into();
+        }
+        Ok(Ok(completion)) => {
+            return Verdict::Finish(Decision {
+                outcome: RunOutcome::Succeeded {
+                    output: completion.content,
+                    usage: completion.usage,
+                },
+                key_status: Some(KeyStatus::Valid),
+            });
+        }
+        Ok(Err(error)) => error,
+    };
+    let message = scrub(&error.message, key);
+    let settings = &worker.config.worker;
+    let delay = retry_delay(
+        run.attempt,
+        error.retry_after,
+        settings.retry_base,
+        settings.retry_max,
+    );
+    if error.code == FailureCode::ProviderRateLimited {
+        share_cooldown(worker, key_id, delay).await;
+    }
+    let attempts_left = run.attempt < i32::try_from(settings.max_attempts).unwrap_or(i32::MAX);
+    let time_left = delay.as_secs_f64() < run.seconds_left;
+    if error.retryable && attempts_left && time_left {
+        tracing::warn!(
+            code = %error.code,
+            status = error.status,
+            %message,
+            retry_in_ms = delay.as_millis() as u64,
+            "provider call failed; will retry"
+        );
+        return Verdict::Requeue(Requeue {
+            delay,
+            counts_as_attempt: true,
+            rate_slot: None,
+        });
+    }
+    Verdict::Finish(Decision {
+        outcome: failed(error.code, message),
+        key_status: error.key_verdict,
     })
+}
+
+/// The wait before the next attempt: what the provider asked for (plus up to 10%,
+/// at most a second, so a crowd of retries does not land at once), else
+/// exponential backoff with full jitter.
+pub fn retry_delay(
+    attempt: i32,
+    retry_after: Option<Duration>,
+    base: Duration,
+    max: Duration,
+) -> Duration {
+    if let Some(wait) = retry_after {
+        let spread = (wait / 10).min(Duration::from_secs(1));
+        return wait + spread.mul_f64(rand::random::<f64>());
+    }
+    let doublings = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(0)
+        .min(20);
+    let ceiling = base.saturating_mul(1 << doublings).min(max);
+    // Randomization 1.0 around the ceiling's half is uniform over [0, ceiling]: full jitter.
+    let mut policy = ExponentialBackoff {
+        current_interval: ceiling / 2,
+        initial_interval: ceiling / 2,
+        randomization_factor: 1.0,
+        multiplier: 1.0,
+        max_interval: max,
+        max_elapsed_time: None,
+        ..ExponentialBackoff::default()
+    };
+    policy.next_backoff().unwrap_or(ceiling).min(max)
+}
+
+/// Pauses the key in this worker at once and in every other through Postgres.
+async fn share_cooldown(worker: &Worker, key_id: &[u8; 16], pause: Duration) {
+    worker.cooldowns.pause(*key_id, pause);
+    let result = match worker.pool.get().await {
+        Ok(client) => record_cooldown(&client, key_id, pause).await,
+        Err(error) => Err(error.into()),
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, "cannot share the key's cool-down");
+    }
 }
 
 fn failed(code: FailureCode, message: impl Into<String>) -> RunOutcome {
@@ -136,9 +303,9 @@ fn provider_key(
     worker: &Worker,
     run: &ClaimedRun,
     choice: &LlmChoice,
-) -> Result<SecretString, Decision> {
+) -> Result<SecretString, Verdict> {
     let no_key = || {
-        Decision::from(failed(
+        Verdict::from(failed(
             FailureCode::NoProviderConfigured,
             "no provider key: set one for the project (PUT /v1/project/llm) \
              or a default (STEWRD_DEFAULT_API_KEY)",
@@ -153,13 +320,13 @@ fn provider_key(
                 .decrypt_text(stored, run.project_id, SecretField::ProviderKey)
                 .map_err(|error| {
                     tracing::error!(%error, project_id = %run.project_id, "cannot decrypt the project's provider key");
-                    Decision {
+                    Verdict::Finish(Decision {
                         outcome: failed(
                             FailureCode::ProviderAuthFailed,
                             format!("the project's provider key cannot be decrypted ({error}); set it again with PUT /v1/project/llm"),
                         ),
                         key_status: Some(KeyStatus::Invalid),
-                    }
+                    })
                 })
         }
     }
@@ -300,17 +467,35 @@ fn log_outcome(outcome: &RunOutcome, started: Instant) {
     }
 }
 
-async fn give_back(worker: &Worker, run: &ClaimedRun) {
+/// Wakes this process's relay when the run falls due (plus a little slack for
+/// clock differences), instead of leaving it to the relay's idle poll.
+fn wake_relay_after(worker: &Worker, delay: Duration) {
+    let wake = worker.relay_wake.clone();
+    if delay.is_zero() {
+        wake.notify_one();
+    } else if delay <= Duration::from_secs(60) {
+        tokio::spawn(async move {
+            tokio::time::sleep(delay + Duration::from_millis(20)).await;
+            wake.notify_one();
+        });
+    }
+}
+
+async fn put_back(worker: &Worker, run: &ClaimedRun, requeue: Requeue) {
     let result = match worker.pool.get().await {
-        Ok(client) => hand_back_run(&client, run, worker.id).await,
+        Ok(client) => requeue_run(&client, run, worker.id, requeue).await,
         Err(error) => Err(error.into()),
     };
     match result {
-        Ok(_) => {
-            tracing::info!("run handed back to the queue");
-            worker.relay_wake.notify_one();
+        Ok(true) => {
+            tracing::debug!(
+                delay_ms = requeue.delay.as_millis() as u64,
+                "run back in the queue"
+            );
+            wake_relay_after(worker, requeue.delay);
         }
-        Err(error) => tracing::warn!(%error, "cannot hand the run back; its lease will expire"),
+        Ok(false) => tracing::info!("run was cancelled or taken over meanwhile"),
+        Err(error) => tracing::warn!(%error, "cannot put the run back; its lease will expire"),
     }
 }
 
@@ -371,5 +556,47 @@ mod tests {
         let messages = build_messages(&history, Some("new"), "now");
         assert_eq!(messages[0].content, "new");
         assert_eq!(messages.iter().filter(|m| m.role == "system").count(), 1);
+    }
+
+    #[test]
+    fn backoff_is_full_jitter_under_a_doubling_ceiling() {
+        let base = Duration::from_secs(1);
+        let max = Duration::from_secs(60);
+        for attempt in 1..=8 {
+            let ceiling = (base * (1 << (attempt - 1))).min(max);
+            let delays: Vec<_> = (0..200)
+                .map(|_| retry_delay(attempt, None, base, max))
+                .collect();
+            assert!(delays.iter().all(|d| *d <= ceiling), "attempt {attempt}");
+            assert!(
+                delays.iter().any(|d| *d < ceiling / 4),
+                "attempt {attempt}: no low draws"
+            );
+            assert!(
+                delays.iter().any(|d| *d > ceiling * 3 / 4),
+                "attempt {attempt}: no high draws"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honored_with_a_little_spread() {
+        let base = Duration::from_secs(1);
+        for _ in 0..100 {
+            let delay = retry_delay(
+                1,
+                Some(Duration::from_secs(2)),
+                base,
+                Duration::from_secs(60),
+            );
+            assert!(delay >= Duration::from_secs(2) && delay <= Duration::from_millis(2200));
+            let long = retry_delay(
+                1,
+                Some(Duration::from_secs(120)),
+                base,
+                Duration::from_secs(60),
+            );
+            assert!(long >= Duration::from_secs(120) && long <= Duration::from_secs(121));
+        }
     }
 }

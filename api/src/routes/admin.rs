@@ -4,7 +4,7 @@ use axum::{
     Json, Router,
     extract::{Path, State},
     http::StatusCode,
-    routing::{delete, get, post},
+    routing::{delete, get, post, put},
 };
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,9 @@ use stewrd_shared::{
     db::{
         DbError,
         api_key::{insert_api_key, revoke_api_key},
-        project::{create_project_with_key, get_project, list_projects, project_name},
+        project::{
+            create_project_with_key, get_project, list_projects, project_name, set_rate_limit,
+        },
     },
     id::{ApiKeyId, ProjectId},
     token::generate_api_key,
@@ -30,6 +32,7 @@ pub fn router() -> Router<AppState> {
             "/v1/admin/projects/{id}/llm",
             get(show).put(put_llm).delete(delete_llm),
         )
+        .route("/v1/admin/projects/{id}/rate-limit", put(put_rate_limit))
         .route("/v1/admin/projects/{id}/api-keys", post(create_key))
         .route(
             "/v1/admin/projects/{id}/api-keys/{key_id}",
@@ -41,6 +44,13 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct CreateProjectIn {
     name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitIn {
+    /// Requests per minute; `null` removes the project's own limit.
+    requests_per_minute: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -165,4 +175,30 @@ async fn revoke_key(
     }
     tracing::info!(%project_id, %key_id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn put_rate_limit(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RateLimitIn>,
+) -> Result<Json<ProjectOut>, ApiError> {
+    let project_id = project_id(&id)?;
+    let rpm = match body.requests_per_minute {
+        None => None,
+        Some(rpm @ 1..=1_000_000) => Some(rpm as i32),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "requests_per_minute",
+                "`requests_per_minute` must be between 1 and 1000000, or null",
+            ));
+        }
+    };
+    let client = state.pool.get().await.map_err(DbError::from)?;
+    let row = set_rate_limit(&client, project_id, rpm)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    tracing::info!(%project_id, requests_per_minute = rpm, "rate limit set");
+    Ok(Json(ProjectOut::new(row, &state.config.default_llm)))
 }

@@ -5,12 +5,13 @@ use std::time::Duration;
 use axum::{
     Json, Router,
     extract::{Path, State},
-    routing::get,
+    routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
 use stewrd_shared::{
     db::{
         DbError,
+        run::{CancelOutcome, cancel_session},
         session::{get_session, get_session_status, list_sessions},
     },
     id::SessionId,
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/sessions", get(list))
         .route("/v1/sessions/{id}", get(show))
+        .route("/v1/sessions/{id}/cancel", post(cancel))
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,13 +64,39 @@ async fn show(
     if wait > 0 {
         wait_until_final(&state, &auth, id, Duration::from_secs(wait)).await?;
     }
+    load(&state, &auth, id).await.map(Json)
+}
+
+async fn load(state: &AppState, auth: &ProjectAuth, id: SessionId) -> Result<SessionOut, ApiError> {
     let client = state.pool.get().await.map_err(DbError::from)?;
     let record = get_session(&client, auth.project_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("session"))?;
-    SessionOut::from_record(&record, Detail::Full)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("session"))
+    SessionOut::from_record(&record, Detail::Full).ok_or_else(|| ApiError::not_found("session"))
+}
+
+/// Stops the session's queued or running run; 409 when it is already final.
+async fn cancel(
+    State(state): State<AppState>,
+    auth: ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<Json<SessionOut>, ApiError> {
+    let id = session_id(&id)?;
+    let outcome = {
+        let client = state.pool.get().await.map_err(DbError::from)?;
+        cancel_session(&client, auth.project_id, id).await?
+    };
+    match outcome {
+        CancelOutcome::Cancelled(run_id) => {
+            tracing::info!(session_id = %id, %run_id, "run cancelled");
+            load(&state, &auth, id).await.map(Json)
+        }
+        CancelOutcome::AlreadyFinal => Err(ApiError::conflict(
+            "session_not_active",
+            "the session has no queued or running message to cancel",
+        )),
+        CancelOutcome::NotFound => Err(ApiError::not_found("session")),
+    }
 }
 
 /// Returns once the session is final or `wait` has passed. Subscribes before

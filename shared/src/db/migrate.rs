@@ -16,6 +16,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_add_provider_key",
         include_str!("../../../migrations/0002_add_provider_key.sql"),
     ),
+    (
+        "0003_add_rate_limits_and_cooldowns",
+        include_str!("../../../migrations/0003_add_rate_limits_and_cooldowns.sql"),
+    ),
 ];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.

@@ -2,9 +2,11 @@
 //! per table with its SQL beside the code that uses it.
 
 pub mod api_key;
+pub mod cooldown;
 pub mod migrate;
 pub mod outbox;
 pub mod project;
+pub mod ratelimit;
 pub mod run;
 pub mod session;
 

@@ -158,6 +158,21 @@ pub async fn record_key_status(
     Ok(())
 }
 
+/// Sets (or, with `None`, removes) a project's own requests-per-minute limit.
+pub async fn set_rate_limit(
+    client: &impl GenericClient,
+    id: ProjectId,
+    rpm: Option<i32>,
+) -> Result<Option<ProjectRow>, DbError> {
+    let sql = format!(
+        "UPDATE projects SET rate_limit_rpm = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let row = client.query_opt(&sql, &[&id, &rpm]).await?;
+    row.map(|row| ProjectRow::from_row(&row))
+        .transpose()
+        .map_err(Into::into)
+}
+
 /// A valid project name (trimmed), or why not.
 pub fn project_name(name: &str) -> Result<&str, &'static str> {
     let name = name.trim();

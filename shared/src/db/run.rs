@@ -154,6 +154,10 @@ pub struct ClaimedRun {
     pub project_llm: ProjectLlm,
     /// The project's encrypted provider key, decrypted only at the call.
     pub encrypted_key: Option<Vec<u8>>,
+    /// The project's own requests-per-minute limit.
+    pub rate_limit_rpm: Option<i32>,
+    /// Seconds until the call slot this run already reserved (negative: passed).
+    pub slot_in: Option<f64>,
 }
 
 /// Claims a queued run, or a running one whose lease expired, for `worker`.
@@ -175,11 +179,12 @@ pub async fn claim_run(
                    AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
                  RETURNING id, session_id, project_id, turn, attempts, input, system,
                            requested_model, max_tokens, temperature, request_id,
-                           extract(epoch FROM deadline - now())::float8 AS seconds_left
+                           extract(epoch FROM deadline - now())::float8 AS seconds_left,
+                           extract(epoch FROM rate_slot - now())::float8 AS slot_in
              ),
              d AS (DELETE FROM outbox WHERE run_id = $1 AND EXISTS (SELECT 1 FROM c))
              SELECT c.*, p.llm_provider, p.llm_model, p.key_status, p.llm_api_key,
-                    p.llm_api_key IS NOT NULL AS has_key
+                    p.llm_api_key IS NOT NULL AS has_key, p.rate_limit_rpm
              FROM c JOIN projects p ON p.id = c.project_id",
         )
         .await?;
@@ -204,6 +209,8 @@ pub async fn claim_run(
         seconds_left: row.try_get("seconds_left")?,
         project_llm: ProjectLlm::from_row(&row)?,
         encrypted_key: row.try_get("llm_api_key")?,
+        rate_limit_rpm: row.try_get("rate_limit_rpm")?,
+        slot_in: row.try_get("slot_in")?,
     }))
 }
 
@@ -326,30 +333,122 @@ pub async fn finish_run(
     Ok(!rows.is_empty())
 }
 
-/// Gives a claimed run back to the queue (a worker shutting down): it is queued
-/// again and published at once, and the interrupted attempt does not count.
-pub async fn hand_back_run(
+/// How a claimed run goes back to the queue.
+#[derive(Clone, Copy, Debug)]
+pub struct Requeue {
+    /// When its message is published again.
+    pub delay: Duration,
+    /// Whether the attempt just made counts against `STEWRD_MAX_ATTEMPTS`
+    /// (a provider failure does; a shutdown or a rate-limit wait does not).
+    pub counts_as_attempt: bool,
+    /// A call slot reserved for the run, from now.
+    pub rate_slot: Option<Duration>,
+}
+
+impl Requeue {
+    /// Back to the queue at once, the attempt not counted (a worker stopping).
+    pub const HAND_BACK: Requeue = Requeue {
+        delay: Duration::ZERO,
+        counts_as_attempt: false,
+        rate_slot: None,
+    };
+}
+
+/// Puts a claimed run back in the queue, guarded by the lease like a result.
+pub async fn requeue_run(
     client: &impl GenericClient,
     run: &ClaimedRun,
     worker: WorkerId,
+    requeue: Requeue,
 ) -> Result<bool, DbError> {
     let statement = client
         .prepare_cached(
             "WITH u AS (
-                 UPDATE runs SET status = 'queued', attempts = attempts - 1,
-                                 lease_owner = NULL, lease_until = NULL
+                 UPDATE runs SET status = 'queued', attempts = attempts - $4,
+                                 lease_owner = NULL, lease_until = NULL,
+                                 rate_slot = now() + make_interval(secs => $5)
                  WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
                  RETURNING id
              )
-             INSERT INTO outbox (run_id) SELECT id FROM u
-             ON CONFLICT (run_id) DO UPDATE SET available_at = now()
+             INSERT INTO outbox (run_id, available_at)
+             SELECT id, now() + make_interval(secs => $6) FROM u
+             ON CONFLICT (run_id) DO UPDATE SET available_at = EXCLUDED.available_at
              RETURNING run_id",
         )
         .await?;
+    let uncounted = i32::from(!requeue.counts_as_attempt);
     let rows = client
-        .query(&statement, &[&run.id, &worker, &run.attempt])
+        .query(
+            &statement,
+            &[
+                &run.id,
+                &worker,
+                &run.attempt,
+                &uncounted,
+                &requeue.rate_slot.map(|slot| slot.as_secs_f64()),
+                &requeue.delay.as_secs_f64(),
+            ],
+        )
         .await?;
     Ok(!rows.is_empty())
+}
+
+/// The channel on which cancellations reach workers: payload is the run id.
+pub const CANCEL_CHANNEL: &str = "stewrd_cancel";
+
+/// What `cancel_session` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The session's queued or running run is now cancelled.
+    Cancelled(RunId),
+    /// The session's latest run was already final.
+    AlreadyFinal,
+    /// No such session for this project.
+    NotFound,
+}
+
+/// Cancels a session's queued or running run. `cancelled` is final: the worker's
+/// result guard (`status = 'running'`) then fails, so a late result is dropped;
+/// workers are told to abort the call.
+pub async fn cancel_session(
+    client: &impl GenericClient,
+    project_id: ProjectId,
+    session_id: SessionId,
+) -> Result<CancelOutcome, DbError> {
+    let statement = client
+        .prepare_cached(
+            "WITH c AS (
+                 UPDATE runs SET status = 'cancelled', error_code = 'cancelled',
+                                 error_message = 'cancelled by request', finished_at = now(),
+                                 lease_owner = NULL, lease_until = NULL
+                 WHERE id = (SELECT latest_run_id FROM sessions WHERE id = $1 AND project_id = $2)
+                   AND status IN ('queued', 'running')
+                 RETURNING id, session_id
+             ),
+             d AS (DELETE FROM outbox WHERE run_id IN (SELECT id FROM c))
+             SELECT c.id, pg_notify('stewrd_session', c.session_id::text || ' cancelled'),
+                    pg_notify($3, c.id::text)
+             FROM c",
+        )
+        .await?;
+    let rows = client
+        .query(&statement, &[&session_id, &project_id, &CANCEL_CHANNEL])
+        .await?;
+    if let Some(row) = rows.first() {
+        return Ok(CancelOutcome::Cancelled(row.try_get("id")?));
+    }
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM sessions WHERE id = $1 AND project_id = $2",
+            &[&session_id, &project_id],
+        )
+        .await?
+        .is_some();
+    Ok(if exists {
+        CancelOutcome::AlreadyFinal
+    } else {
+        CancelOutcome::NotFound
+    })
 }
 
 /// Fails a run no live worker holds (queued, or running on an expired lease): the

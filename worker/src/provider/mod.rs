@@ -17,8 +17,6 @@ use stewrd_shared::{
 
 /// Largest provider answer read; beyond it the call fails rather than eat memory.
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
-/// Time allowed to open a connection to the provider.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Sent to OpenRouter, which credits traffic to the calling app.
 const OPENROUTER_REFERER: &str = "https://github.com/stewrd/stewrd";
 const OPENROUTER_TITLE: &str = "stewrd";
@@ -88,17 +86,23 @@ pub struct ProviderClient {
 
 impl ProviderClient {
     /// A client with the worker's timeouts. Redirects are never followed (a key
-    /// must not be replayed to another host) and proxy variables are ignored.
+    /// must not be replayed to another host) and proxy environment variables are
+    /// ignored: only `STEWRD_PROVIDER_PROXY` sets a proxy.
     pub fn new(urls: ProviderUrls, settings: &WorkerSettings) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_timeout(settings.provider_connect_timeout)
             .timeout(settings.provider_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("stewrd/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { http, urls })
+            .user_agent(concat!("stewrd/", env!("CARGO_PKG_VERSION")));
+        if let Some(proxy) = &settings.provider_proxy {
+            builder = builder.proxy(reqwest::Proxy::all(proxy)?);
+        }
+        Ok(Self {
+            http: builder.build()?,
+            urls,
+        })
     }
 
     /// One chat-completions call. The key goes only into the `Authorization`

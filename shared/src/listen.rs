@@ -1,0 +1,64 @@
+//! One Postgres `LISTEN` connection per process, reconnected after any loss. The
+//! API uses it to wake long-polls; workers use it for cancellations and key
+//! cool-downs. After each (re)connect `on_connect` runs, so a subscriber can
+//! re-read whatever changed while it was not listening.
+
+use futures_util::{StreamExt, future::BoxFuture};
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use crate::relay::{backoff, pause};
+
+/// Listens on `channels` until `shutdown`, calling `on_notify(channel, payload)`
+/// for each notification.
+pub async fn listen(
+    config: tokio_postgres::Config,
+    channels: &[&str],
+    shutdown: CancellationToken,
+    on_connect: impl Fn() -> BoxFuture<'static, ()>,
+    on_notify: impl Fn(&str, &str),
+) {
+    let mut failures = 0;
+    while !shutdown.is_cancelled() {
+        let error = tokio::select! {
+            result = listen_once(&config, channels, &on_connect, &on_notify) => result.err(),
+            _ = shutdown.cancelled() => None,
+        };
+        if let Some(error) = error {
+            failures += 1;
+            tracing::warn!(%error, "notification listener lost Postgres; reconnecting");
+            pause(&shutdown, backoff(failures)).await;
+        }
+    }
+}
+
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    channels: &[&str],
+    on_connect: &impl Fn() -> BoxFuture<'static, ()>,
+    on_notify: &impl Fn(&str, &str),
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let (notifications, mut received) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            if let AsyncMessage::Notification(note) = message? {
+                let _ = notifications.send(note);
+            }
+        }
+        Ok::<(), tokio_postgres::Error>(())
+    });
+    let statements: String = channels.iter().map(|c| format!("LISTEN {c};")).collect();
+    client.batch_execute(&statements).await?;
+    on_connect().await;
+    while let Some(note) = received.recv().await {
+        on_notify(note.channel(), note.payload());
+    }
+    // The connection ended; report why.
+    match driver.await {
+        Ok(result) => result,
+        Err(_) => Ok(()),
+    }
+}

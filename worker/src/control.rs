@@ -1,0 +1,57 @@
+//! The worker's notification listener: cancellations and key cool-downs reach
+//! every worker through one Postgres `LISTEN` connection.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use stewrd_shared::db::{cooldown, run::CANCEL_CHANNEL};
+use tokio_util::sync::CancellationToken;
+
+use crate::Worker;
+
+/// Listens until `shutdown`. On every (re)connect the running cool-downs are
+/// re-read, so a worker that starts (or reconnects) during one still honors it.
+pub(crate) async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) {
+    let on_connect = {
+        let worker = worker.clone();
+        move || -> BoxFuture<'static, ()> {
+            let worker = worker.clone();
+            Box::pin(async move {
+                let result = match worker.pool.get().await {
+                    Ok(client) => cooldown::active_cooldowns(&client).await,
+                    Err(error) => Err(error.into()),
+                };
+                match result {
+                    Ok(active) => {
+                        for (fingerprint, seconds) in active {
+                            if let Ok(fingerprint) = <[u8; 16]>::try_from(fingerprint.as_slice()) {
+                                worker.cooldowns.pause(
+                                    fingerprint,
+                                    std::time::Duration::from_secs_f64(seconds.max(0.0)),
+                                );
+                            }
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot read running cool-downs"),
+                }
+            })
+        }
+    };
+    let on_notify = |channel: &str, payload: &str| {
+        if channel == CANCEL_CHANNEL {
+            if let Ok(run_id) = payload.parse() {
+                worker.cancellations.cancel(run_id);
+            }
+        } else if channel == cooldown::CHANNEL {
+            worker.cooldowns.apply_notification(payload);
+        }
+    };
+    stewrd_shared::listen::listen(
+        worker.config.database.clone(),
+        &[CANCEL_CHANNEL, cooldown::CHANNEL],
+        shutdown,
+        on_connect,
+        on_notify,
+    )
+    .await;
+}
