@@ -106,6 +106,18 @@ pub struct WorkerSettings {
     pub rate_limit_burst: u32,
 }
 
+/// How webhooks are delivered.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    /// `STEWRD_WEBHOOK_SCHEDULE`, default `5s,30s,2m,10m,30m,1h,3h`: waits between
+    /// attempts; the last repeats until the window ends.
+    pub schedule: Vec<Duration>,
+    /// `STEWRD_WEBHOOK_WINDOW_SECS`, default 86400: how long an event is retried.
+    pub window: Duration,
+    /// `STEWRD_WEBHOOK_TIMEOUT_SECS`, default 15: one delivery attempt.
+    pub timeout: Duration,
+}
+
 /// Every setting of every command.
 #[derive(Clone)]
 pub struct Config {
@@ -132,6 +144,11 @@ pub struct Config {
     pub worker: WorkerSettings,
     /// `STEWRD_WEBHOOK_ALLOW_PRIVATE`, default false.
     pub webhook_allow_private: bool,
+    /// Webhook delivery.
+    pub webhook: WebhookSettings,
+    /// `STEWRD_PUBLIC_URL`, default `http://` + `STEWRD_LISTEN`: how clients reach
+    /// the API (links in webhook payloads).
+    pub public_url: String,
     /// `STEWRD_LOG_FORMAT`, default `pretty`.
     pub log_format: LogFormat,
 }
@@ -171,11 +188,14 @@ impl Config {
                 "must be 1-100 characters of A-Z, a-z, 0-9, '.', '_' or '-'",
             ));
         }
+        let listen = env.parse("STEWRD_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
+        let public_url = env.base_url("STEWRD_PUBLIC_URL", &format!("http://{listen}"))?;
         Ok(Self {
+            public_url,
             database,
             db_pool_size: env.parse_min("STEWRD_DB_POOL_SIZE", 16, 1)?,
             amqp_url,
-            listen: env.parse("STEWRD_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            listen,
             master_keys: match env.get("STEWRD_MASTER_KEYS") {
                 None => None,
                 Some(text) => {
@@ -219,6 +239,11 @@ impl Config {
                 rate_limit_burst: env.parse_min("STEWRD_RATE_LIMIT_BURST", 5, 1)?,
             },
             webhook_allow_private: env.parse("STEWRD_WEBHOOK_ALLOW_PRIVATE", false)?,
+            webhook: WebhookSettings {
+                schedule: env.schedule("STEWRD_WEBHOOK_SCHEDULE", "5s,30s,2m,10m,30m,1h,3h")?,
+                window: env.seconds("STEWRD_WEBHOOK_WINDOW_SECS", 86_400)?,
+                timeout: env.seconds("STEWRD_WEBHOOK_TIMEOUT_SECS", 15)?,
+            },
             log_format: match env.string("STEWRD_LOG_FORMAT", "pretty").as_str() {
                 "pretty" => LogFormat::Pretty,
                 "json" => LogFormat::Json,
@@ -293,6 +318,19 @@ impl Env<'_> {
         self.parse_min(name, default, 1).map(Duration::from_secs)
     }
 
+    fn schedule(&self, name: &'static str, default: &str) -> Result<Vec<Duration>, ConfigError> {
+        let text = self.string(name, default);
+        let steps: Option<Vec<Duration>> =
+            text.split(',').map(|s| parse_duration(s.trim())).collect();
+        match steps {
+            Some(steps) if !steps.is_empty() && steps.iter().all(|d| !d.is_zero()) => Ok(steps),
+            _ => Err(ConfigError::new(
+                name,
+                "must be a comma-separated list of durations like 5s,30s,2m",
+            )),
+        }
+    }
+
     fn provider(&self, name: &'static str) -> Result<Provider, ConfigError> {
         match self.get(name) {
             None => Ok(Provider::OpenAi),
@@ -310,6 +348,38 @@ impl Env<'_> {
     }
 }
 
+/// Parses durations like `1s`, `6m0s`, `1h2m3.5s`, `250ms` (OpenAI's reset headers
+/// use this form; so do stewrd's schedule settings).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = 0f64;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" | "µs" => 0.000_001,
+            "ns" => 0.000_000_001,
+            _ => return None,
+        };
+        total += number * seconds_per_unit;
+        rest = &rest[unit_len..];
+    }
+    (total.is_finite() && total <= 86_400.0 * 7.0).then(|| Duration::from_secs_f64(total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +391,36 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn durations_parse_in_go_form() {
+        assert_eq!(
+            parse_duration("1h2m3.5s"),
+            Some(Duration::from_secs_f64(3723.5))
+        );
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn the_webhook_schedule_is_a_list_of_durations() {
+        let custom = config(&[("STEWRD_WEBHOOK_SCHEDULE", "100ms, 2s")]).expect("valid");
+        assert_eq!(
+            custom.webhook.schedule,
+            [Duration::from_millis(100), Duration::from_secs(2)]
+        );
+        let default = config_default();
+        assert_eq!(default.webhook.schedule.len(), 7);
+        assert_eq!(default.webhook.schedule[0], Duration::from_secs(5));
+        let err = config(&[("STEWRD_WEBHOOK_SCHEDULE", "soon")]).err();
+        assert_eq!(err.map(|e| e.name), Some("STEWRD_WEBHOOK_SCHEDULE"));
+    }
+
+    fn config_default() -> Config {
+        config(&[]).expect("defaults are valid")
     }
 
     #[test]

@@ -13,7 +13,11 @@ use crate::{
 const BATCH: i64 = 200;
 
 /// Every encrypted column of `projects`, with the field its ciphertexts are bound to.
-const SECRET_COLUMNS: &[(&str, SecretField)] = &[("llm_api_key", SecretField::ProviderKey)];
+const SECRET_COLUMNS: &[(&str, SecretField)] = &[
+    ("llm_api_key", SecretField::ProviderKey),
+    ("webhook_secret", SecretField::WebhookSecret),
+    ("webhook_secret_previous", SecretField::WebhookSecret),
+];
 
 /// What a rotation did.
 #[derive(Debug, Default)]

@@ -22,7 +22,8 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     let output = match command {
         AdminCommand::CreateProject { name } => {
             let name = project_name(&name).map_err(|why| anyhow!("--name: {why}"))?;
-            let (project, key) = create_project_with_key(&pool, name).await?;
+            let keys = config.master_keys()?;
+            let (project, key) = create_project_with_key(&pool, name, &keys).await?;
             json!({"project_id": project.id, "api_key": key.secret.expose_secret()})
         }
         AdminCommand::CreateKey { project } => {

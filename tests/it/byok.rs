@@ -391,7 +391,10 @@ async fn a_provider_key_never_appears_in_responses_logs_or_the_database() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
-    assert_eq!(report["moved"], 1);
+    assert_eq!(
+        report["moved"], 2,
+        "the provider key and the webhook secret"
+    );
     let rotation_output = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -511,7 +514,10 @@ async fn jobs_keep_succeeding_while_the_master_key_is_rotated() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report: Value = serde_json::from_slice(&output.stdout).expect("report");
-    assert_eq!(report["moved"], 1, "{report}");
+    assert_eq!(
+        report["moved"], 2,
+        "provider key and webhook secret: {report}"
+    );
     assert_eq!(report["active_key"], "k2");
     sessions.extend(submit_batch(&app, &key, 10).await);
     // 3. The old key is dropped everywhere.

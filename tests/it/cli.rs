@@ -117,6 +117,7 @@ async fn admin_create_project_prints_a_key_that_works() {
     let output = stewrd()
         .args(["admin", "create-project", "--name", "from the shell"])
         .env("DATABASE_URL", database_url(&app.name))
+        .env("STEWRD_MASTER_KEYS", MASTER_KEYS)
         .output()
         .expect("ran");
     assert!(
@@ -156,6 +157,7 @@ async fn admin_create_project_prints_a_key_that_works() {
             printed["project_id"].as_str().unwrap_or_default(),
         ])
         .env("DATABASE_URL", database_url(&app.name))
+        .env("STEWRD_MASTER_KEYS", MASTER_KEYS)
         .output()
         .expect("ran");
     let issued: Value = serde_json::from_slice(&created.stdout).expect("JSON");
@@ -168,6 +170,7 @@ async fn admin_create_project_prints_a_key_that_works() {
             issued["key_id"].as_str().unwrap_or_default(),
         ])
         .env("DATABASE_URL", database_url(&app.name))
+        .env("STEWRD_MASTER_KEYS", MASTER_KEYS)
         .output()
         .expect("ran");
     assert!(revoked.status.success());

@@ -6,4 +6,6 @@ mod cli;
 mod helpers;
 mod path;
 mod provider;
+mod receiver;
 mod requests;
+mod webhooks;

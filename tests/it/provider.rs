@@ -477,7 +477,7 @@ async fn a_queued_run_cancelled_before_any_worker_sees_it_never_calls_the_provid
 #[tokio::test]
 async fn a_late_result_never_overwrites_cancelled() {
     use stewrd_shared::{
-        db::run::{RunOutcome, claim_run, finish_run},
+        db::run::{Finished, RunOutcome, claim_run, finish_run},
         id::{RunId, WorkerId},
         llm::LlmChoice,
         model::{KeySource, Provider},
@@ -521,10 +521,14 @@ async fn a_late_result_never_overwrites_cancelled() {
         output: "too late".into(),
         usage: None,
     };
-    let written = finish_run(&pool, &claimed, worker, &choice, &outcome)
+    let written = finish_run(&pool, &claimed, worker, &choice, &outcome, None)
         .await
         .expect("statement ran");
-    assert!(!written, "a late result was written over cancelled");
+    assert_eq!(
+        written,
+        Finished::LeaseLost,
+        "a late result was written over cancelled"
+    );
     let session = app.wait_final(&key, session_id).await;
     assert_eq!(session["status"], "cancelled");
     assert_eq!(session["output"], Value::Null);

@@ -1,10 +1,10 @@
-//! The worker's notification listener: cancellations and key cool-downs reach
-//! every worker through one Postgres `LISTEN` connection.
+//! The worker's notification listener: cancellations, key cool-downs and new
+//! webhook events reach every worker through one Postgres `LISTEN` connection.
 
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use stewrd_shared::db::{cooldown, run::CANCEL_CHANNEL};
+use stewrd_shared::db::{cooldown, run::CANCEL_CHANNEL, webhook};
 use tokio_util::sync::CancellationToken;
 
 use crate::Worker;
@@ -44,11 +44,13 @@ pub(crate) async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) {
             }
         } else if channel == cooldown::CHANNEL {
             worker.cooldowns.apply_notification(payload);
+        } else if channel == webhook::CHANNEL {
+            worker.webhook_wake.notify_one();
         }
     };
     stewrd_shared::listen::listen(
         worker.config.database.clone(),
-        &[CANCEL_CHANNEL, cooldown::CHANNEL],
+        &[CANCEL_CHANNEL, cooldown::CHANNEL, webhook::CHANNEL],
         shutdown,
         on_connect,
         on_notify,

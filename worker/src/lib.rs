@@ -12,6 +12,7 @@ pub mod provider;
 mod ratelimit;
 mod reaper;
 pub mod run;
+mod webhook;
 
 use std::sync::Arc;
 
@@ -35,6 +36,8 @@ pub struct Worker {
     pub topology: Topology,
     /// Wakes this process's relay after a run is put back in the outbox.
     pub relay_wake: Arc<Notify>,
+    /// Wakes this process's webhook dispatcher after an event is recorded.
+    pub webhook_wake: Arc<Notify>,
     /// Runs in flight here, for cancellation.
     cancellations: cancel::Cancellations,
     /// Keys paused after a 429, as every worker learnt it.
@@ -62,6 +65,7 @@ pub async fn run(
         id: WorkerId::new(),
         provider: ProviderClient::new(config.providers.clone(), &config.worker)?,
         relay_wake: relay.waker(),
+        webhook_wake: Arc::new(Notify::new()),
         topology,
         pool,
         master_keys,
@@ -84,6 +88,13 @@ pub async fn run(
     tasks.spawn(reaper::reap(worker.clone(), background.clone()));
     tasks.spawn(deadletter::consume(worker.clone(), background.clone()));
     tasks.spawn(control::listen(worker.clone(), background.clone()));
+    let webhooks =
+        webhook::WebhookClient::new(&worker.config.webhook, worker.config.webhook_allow_private)?;
+    tasks.spawn(webhook::dispatch(
+        worker.clone(),
+        webhooks,
+        background.clone(),
+    ));
     tasks.close();
 
     let grace = worker.config.worker.shutdown_grace;

@@ -13,9 +13,11 @@ use stewrd_shared::{
     db::{
         DbError,
         cooldown::{fingerprint, record_cooldown},
-        project::record_key_status,
         ratelimit::reserve_slot,
-        run::{ClaimedRun, EarlierRun, Requeue, RunOutcome, earlier_runs, finish_run, requeue_run},
+        run::{
+            ClaimedRun, EarlierRun, Finished, Requeue, RunOutcome, earlier_runs, finish_run,
+            requeue_run,
+        },
     },
     llm::{LlmChoice, choose_llm},
     model::{FailureCode, KeySource, KeyStatus, RunStatus},
@@ -82,11 +84,7 @@ pub async fn process(worker: &Worker, run: ClaimedRun, hand_back: &CancellationT
         _ = registration.token.cancelled() => Verdict::Cancelled,
     };
     match verdict {
-        Verdict::Finish(decision) => {
-            if record(worker, &run, &choice, &decision.outcome, started).await {
-                learn_key_status(worker, &run, &choice, decision.key_status).await;
-            }
-        }
+        Verdict::Finish(decision) => record(worker, &run, &choice, &decision, started).await,
         Verdict::Requeue(requeue) => put_back(worker, &run, requeue).await,
         Verdict::HandBack => put_back(worker, &run, Requeue::HAND_BACK).await,
         Verdict::Cancelled => tracing::info!("run cancelled; provider call abandoned"),
@@ -347,33 +345,6 @@ fn scrub(message: &str, key: &SecretString) -> String {
     scrubbed
 }
 
-/// Stores what the call taught about a project's own key, when it changed.
-async fn learn_key_status(
-    worker: &Worker,
-    run: &ClaimedRun,
-    choice: &LlmChoice,
-    learnt: Option<KeyStatus>,
-) {
-    let (KeySource::Project, Some(learnt), Some(stored)) =
-        (choice.key_source, learnt, run.encrypted_key.as_deref())
-    else {
-        return;
-    };
-    if run.project_llm.key_status == Some(learnt) {
-        return;
-    }
-    let result = match worker.pool.get().await {
-        Ok(client) => record_key_status(&client, run.project_id, stored, learnt).await,
-        Err(error) => Err(error.into()),
-    };
-    match result {
-        Ok(()) => {
-            tracing::info!(project_id = %run.project_id, key_status = %learnt, "provider key status learnt")
-        }
-        Err(error) => tracing::warn!(%error, "cannot record the provider key status"),
-    }
-}
-
 /// The whole conversation: the effective system prompt, every answered exchange
 /// of the session, then this run's message.
 async fn conversation(
@@ -414,31 +385,45 @@ fn build_messages(earlier: &[EarlierRun], system: Option<&str>, input: &str) -> 
     messages
 }
 
-/// Stores the outcome, retrying through a short Postgres outage. True when this
-/// worker's result is the run's result.
+/// Stores the outcome (and what it taught about the key), retrying through a
+/// short Postgres outage.
 async fn record(
     worker: &Worker,
     run: &ClaimedRun,
     choice: &LlmChoice,
-    outcome: &RunOutcome,
+    decision: &Decision,
     started: Instant,
-) -> bool {
+) {
+    let outcome = &decision.outcome;
     let give_up = Instant::now() + COMMIT_PATIENCE;
     let never = CancellationToken::new();
     let mut failures = 0;
     loop {
         let result = match worker.pool.get().await {
-            Ok(client) => finish_run(&client, run, worker.id, choice, outcome).await,
+            Ok(client) => {
+                finish_run(
+                    &client,
+                    run,
+                    worker.id,
+                    choice,
+                    outcome,
+                    decision.key_status,
+                )
+                .await
+            }
             Err(error) => Err(error.into()),
         };
         match result {
-            Ok(true) => {
+            Ok(Finished::Written { webhook }) => {
                 log_outcome(outcome, started);
-                return true;
+                if webhook {
+                    worker.webhook_wake.notify_one();
+                }
+                return;
             }
-            Ok(false) => {
+            Ok(Finished::LeaseLost) => {
                 tracing::warn!("result dropped: the run was cancelled or taken over meanwhile");
-                return false;
+                return;
             }
             Err(DbError::Unavailable(reason)) if Instant::now() < give_up => {
                 failures += 1;
@@ -447,7 +432,7 @@ async fn record(
             }
             Err(error) => {
                 tracing::error!(%error, "cannot store the result; the run will be run again once its lease expires");
-                return false;
+                return;
             }
         }
     }

@@ -89,7 +89,7 @@ async fn create_project(
     JsonBody(body): JsonBody<CreateProjectIn>,
 ) -> Result<(StatusCode, Json<CreatedProjectOut>), ApiError> {
     let name = validate_project_name(&body.name)?;
-    let (project, key) = create_project_with_key(&state.pool, name).await?;
+    let (project, key) = create_project_with_key(&state.pool, name, &state.master_keys).await?;
     tracing::info!(project_id = %project.id, "project created");
     Ok((
         StatusCode::CREATED,

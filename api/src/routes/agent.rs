@@ -15,6 +15,7 @@ use stewrd_shared::{
 };
 use time::OffsetDateTime;
 
+use super::project::validated_webhook_url;
 use crate::{
     auth::ProjectAuth, error::ApiError, extract::JsonBody, request_id::RequestId, state::AppState,
 };
@@ -24,7 +25,6 @@ const MAX_METADATA_KEYS: usize = 50;
 const MAX_METADATA_KEY_CHARS: usize = 40;
 const MAX_METADATA_VALUE_CHARS: usize = 500;
 const MAX_MODEL_CHARS: usize = 200;
-const MAX_URL_CHARS: usize = 2048;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/agent", post(create))
@@ -68,6 +68,10 @@ async fn create(
     JsonBody(body): JsonBody<CreateAgentIn>,
 ) -> Result<(StatusCode, Json<AgentOut>), ApiError> {
     validate(&body)?;
+    let webhook_url = match body.webhook_url.as_deref() {
+        None => None,
+        Some(text) => Some(validated_webhook_url(&state, "webhook_url", text).await?),
+    };
     let metadata = body.metadata.as_ref().map(|m| serde_json::json!(m));
     let empty = serde_json::json!({});
     let (session_id, session) = match body.session_id {
@@ -94,7 +98,7 @@ async fn create(
         requested_model: body.model.as_deref(),
         max_tokens: body.max_tokens.map(|n| n as i32),
         temperature: body.temperature,
-        webhook_url: body.webhook_url.as_deref(),
+        webhook_url: webhook_url.as_deref(),
         request_id: Some(&request_id.0),
         choice: &choice,
         deadline: state.config.worker.run_deadline,
@@ -142,9 +146,6 @@ fn validate(body: &CreateAgentIn) -> Result<(), ApiError> {
             ));
         }
     }
-    if let Some(url) = &body.webhook_url {
-        validate_webhook_url(url)?;
-    }
     if let Some(metadata) = &body.metadata {
         validate_metadata(metadata)?;
     }
@@ -165,27 +166,6 @@ fn validate(body: &CreateAgentIn) -> Result<(), ApiError> {
                 "`temperature` must be between 0 and 2",
             ));
         }
-    }
-    Ok(())
-}
-
-fn validate_webhook_url(text: &str) -> Result<(), ApiError> {
-    let invalid = |why: &str| {
-        ApiError::invalid(
-            "invalid_value",
-            "webhook_url",
-            format!("`webhook_url` {why}"),
-        )
-    };
-    if text.len() > MAX_URL_CHARS {
-        return Err(invalid("is too long"));
-    }
-    let url = url::Url::parse(text).map_err(|_| invalid("is not a valid URL"))?;
-    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
-        return Err(invalid("must be an http:// or https:// URL with a host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("must not carry credentials"));
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 use axum::{
     Json, Router,
     extract::State,
-    routing::{get, put},
+    routing::{get, post, put},
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -14,10 +14,15 @@ use stewrd_shared::{
     crypto::SecretField,
     db::{
         DbError,
-        project::{ProjectRow, clear_project_llm, get_project, set_project_llm},
+        project::{
+            ProjectRow, clear_project_llm, get_project, rotate_webhook_secret, set_project_llm,
+            set_webhook_url,
+        },
     },
     id::ProjectId,
     model::{KeyStatus, Provider},
+    ssrf::check_webhook_url,
+    webhook::generate_secret,
 };
 use time::OffsetDateTime;
 
@@ -30,6 +35,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/project", get(show))
         .route("/v1/project/llm", put(put_llm).delete(delete_llm))
+        .route("/v1/project/webhook", put(put_webhook))
+        .route("/v1/project/webhook/secret", post(new_webhook_secret))
 }
 
 /// A project as clients and the operator see it.
@@ -83,7 +90,7 @@ impl ProjectOut {
             },
             webhook: WebhookOut {
                 url: row.webhook_url,
-                has_secret: false,
+                has_secret: row.has_webhook_secret,
             },
             rate_limit: RateLimitOut {
                 requests_per_minute: row.rate_limit_rpm,
@@ -176,6 +183,78 @@ pub async fn remove_llm(state: &AppState, id: ProjectId) -> Result<ProjectOut, A
         .ok_or_else(|| ApiError::not_found("project"))?;
     tracing::info!(project_id = %id, "provider configuration removed");
     Ok(ProjectOut::new(row, &state.config.default_llm))
+}
+
+/// How long a replaced webhook secret keeps signing alongside the new one.
+const SECRET_OVERLAP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The body of `PUT /v1/project/webhook`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutWebhookIn {
+    url: Option<String>,
+}
+
+/// A new signing secret, shown this once.
+#[derive(Serialize)]
+pub struct WebhookSecretOut {
+    secret: String,
+}
+
+/// Checks a webhook URL (form, and every address it resolves to) as the API
+/// does for both the project's URL and a message's `webhook_url`.
+pub async fn validated_webhook_url(
+    state: &AppState,
+    param: &str,
+    text: &str,
+) -> Result<String, ApiError> {
+    check_webhook_url(text, state.config.webhook_allow_private)
+        .await
+        .map(|url| url.to_string())
+        .map_err(|refusal| {
+            ApiError::invalid("invalid_value", param, format!("`{param}` {refusal}"))
+        })
+}
+
+async fn put_webhook(
+    State(state): State<AppState>,
+    auth: ProjectAuth,
+    JsonBody(body): JsonBody<PutWebhookIn>,
+) -> Result<Json<ProjectOut>, ApiError> {
+    let url = match body.url.as_deref() {
+        None => None,
+        Some(text) => Some(validated_webhook_url(&state, "url", text).await?),
+    };
+    let client = state.pool.get().await.map_err(DbError::from)?;
+    let row = set_webhook_url(&client, auth.project_id, url.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    tracing::info!(project_id = %auth.project_id, set = url.is_some(), "webhook URL set");
+    Ok(Json(ProjectOut::new(row, &state.config.default_llm)))
+}
+
+/// Makes a new signing secret; the previous one keeps signing for 24 hours.
+async fn new_webhook_secret(
+    State(state): State<AppState>,
+    auth: ProjectAuth,
+) -> Result<(axum::http::StatusCode, Json<WebhookSecretOut>), ApiError> {
+    let secret = generate_secret();
+    let encrypted = state.master_keys.encrypt(
+        secret.expose_secret().as_bytes(),
+        auth.project_id,
+        SecretField::WebhookSecret,
+    );
+    let client = state.pool.get().await.map_err(DbError::from)?;
+    if !rotate_webhook_secret(&client, auth.project_id, &encrypted, SECRET_OVERLAP).await? {
+        return Err(ApiError::not_found("project"));
+    }
+    tracing::info!(project_id = %auth.project_id, "webhook secret rotated");
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(WebhookSecretOut {
+            secret: secret.expose_secret().to_owned(),
+        }),
+    ))
 }
 
 async fn show(

@@ -13,6 +13,7 @@ use stewrd_shared::{
         DbError,
         run::{CancelOutcome, cancel_session},
         session::{get_session, get_session_status, list_sessions},
+        webhook::{DeliveryRow, list_deliveries, retry_latest_event},
     },
     id::SessionId,
     model::RunStatus,
@@ -32,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sessions", get(list))
         .route("/v1/sessions/{id}", get(show))
         .route("/v1/sessions/{id}/cancel", post(cancel))
+        .route("/v1/sessions/{id}/deliveries", get(deliveries))
+        .route("/v1/sessions/{id}/deliveries/retry", post(retry_delivery))
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +76,67 @@ async fn load(state: &AppState, auth: &ProjectAuth, id: SessionId) -> Result<Ses
         .await?
         .ok_or_else(|| ApiError::not_found("session"))?;
     SessionOut::from_record(&record, Detail::Full).ok_or_else(|| ApiError::not_found("session"))
+}
+
+#[derive(Serialize)]
+struct DeliveryList {
+    data: Vec<DeliveryRow>,
+}
+
+/// Every webhook delivery attempt for the session's events, oldest first.
+async fn deliveries(
+    State(state): State<AppState>,
+    auth: ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryList>, ApiError> {
+    let id = session_id(&id)?;
+    let client = state.pool.get().await.map_err(DbError::from)?;
+    if get_session_status(&client, auth.project_id, id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found("session"));
+    }
+    let data = list_deliveries(&client, auth.project_id, id).await?;
+    Ok(Json(DeliveryList { data }))
+}
+
+#[derive(Serialize)]
+struct RetriedOut {
+    event_id: String,
+    status: &'static str,
+}
+
+/// Sends the session's latest event again (same `webhook-id`, fresh retry window).
+async fn retry_delivery(
+    State(state): State<AppState>,
+    auth: ProjectAuth,
+    Path(id): Path<String>,
+) -> Result<(axum::http::StatusCode, Json<RetriedOut>), ApiError> {
+    let id = session_id(&id)?;
+    let client = state.pool.get().await.map_err(DbError::from)?;
+    if get_session_status(&client, auth.project_id, id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found("session"));
+    }
+    let event_id = retry_latest_event(&client, auth.project_id, id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "no_webhook_event",
+                "the session has no webhook event to send again",
+            )
+        })?;
+    tracing::info!(session_id = %id, %event_id, "webhook delivery retried");
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(RetriedOut {
+            event_id,
+            status: "pending",
+        }),
+    ))
 }
 
 /// Stops the session's queued or running run; 409 when it is already final.

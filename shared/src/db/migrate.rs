@@ -20,6 +20,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_add_rate_limits_and_cooldowns",
         include_str!("../../../migrations/0003_add_rate_limits_and_cooldowns.sql"),
     ),
+    (
+        "0004_add_webhooks",
+        include_str!("../../../migrations/0004_add_webhooks.sql"),
+    ),
 ];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.

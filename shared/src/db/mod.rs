@@ -9,6 +9,7 @@ pub mod project;
 pub mod ratelimit;
 pub mod run;
 pub mod session;
+pub mod webhook;
 
 use std::time::Duration;
 

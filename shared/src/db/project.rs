@@ -1,13 +1,18 @@
 //! The `projects` table: tenants and their provider and webhook configuration.
 
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
 use super::{DbError, GenericClient, Pool, api_key::insert_api_key};
 use crate::{
+    crypto::{MasterKeyRing, SecretField},
     id::ProjectId,
     model::{KeyStatus, Provider},
     token::{NewApiKey, generate_api_key},
+    webhook::generate_secret,
 };
 
 /// A project as the API shows it (never with a secret).
@@ -17,6 +22,7 @@ pub struct ProjectRow {
     pub name: String,
     pub llm: ProjectLlm,
     pub webhook_url: Option<String>,
+    pub has_webhook_secret: bool,
     pub rate_limit_rpm: Option<i32>,
     pub created_at: OffsetDateTime,
 }
@@ -35,7 +41,8 @@ pub struct ProjectLlm {
 }
 
 const COLUMNS: &str = "id, name, llm_provider, llm_model, key_status, webhook_url, \
-                       rate_limit_rpm, created_at, llm_api_key IS NOT NULL AS has_key";
+                       rate_limit_rpm, created_at, llm_api_key IS NOT NULL AS has_key, \
+                       webhook_secret IS NOT NULL AS has_webhook_secret";
 
 impl ProjectRow {
     fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
@@ -44,6 +51,7 @@ impl ProjectRow {
             name: row.try_get("name")?,
             llm: ProjectLlm::from_row(row)?,
             webhook_url: row.try_get("webhook_url")?,
+            has_webhook_secret: row.try_get("has_webhook_secret")?,
             rate_limit_rpm: row.try_get("rate_limit_rpm")?,
             created_at: row.try_get("created_at")?,
         })
@@ -64,15 +72,95 @@ impl ProjectLlm {
     }
 }
 
-/// Inserts a project.
+/// Inserts a project with its (encrypted) webhook signing secret.
 pub async fn insert_project(
     client: &impl GenericClient,
     id: ProjectId,
     name: &str,
+    encrypted_webhook_secret: &[u8],
 ) -> Result<ProjectRow, DbError> {
-    let sql = format!("INSERT INTO projects (id, name) VALUES ($1, $2) RETURNING {COLUMNS}");
-    let row = client.query_one(&sql, &[&id, &name]).await?;
+    let sql = format!(
+        "INSERT INTO projects (id, name, webhook_secret) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
+    );
+    let row = client
+        .query_one(&sql, &[&id, &name, &encrypted_webhook_secret])
+        .await?;
     Ok(ProjectRow::from_row(&row)?)
+}
+
+/// Sets (or clears) a project's webhook URL.
+pub async fn set_webhook_url(
+    client: &impl GenericClient,
+    id: ProjectId,
+    url: Option<&str>,
+) -> Result<Option<ProjectRow>, DbError> {
+    let sql = format!(
+        "UPDATE projects SET webhook_url = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let row = client.query_opt(&sql, &[&id, &url]).await?;
+    row.map(|row| ProjectRow::from_row(&row))
+        .transpose()
+        .map_err(Into::into)
+}
+
+/// Replaces a project's webhook secret; the old one keeps signing for `overlap`
+/// so receivers can switch without missing a delivery. False: no such project.
+pub async fn rotate_webhook_secret(
+    client: &impl GenericClient,
+    id: ProjectId,
+    encrypted_secret: &[u8],
+    overlap: Duration,
+) -> Result<bool, DbError> {
+    let updated = client
+        .execute(
+            "UPDATE projects SET webhook_secret_previous = webhook_secret,
+                 webhook_secret_previous_until = now() + make_interval(secs => $3),
+                 webhook_secret = $2, updated_at = now()
+             WHERE id = $1",
+            &[&id, &encrypted_secret, &overlap.as_secs_f64()],
+        )
+        .await?;
+    Ok(updated == 1)
+}
+
+/// Gives a project its first webhook secret if it has none (projects created
+/// before webhooks existed). Returns the encrypted secret that stands.
+pub async fn ensure_webhook_secret(
+    client: &impl GenericClient,
+    id: ProjectId,
+    encrypted_secret: &[u8],
+) -> Result<Vec<u8>, DbError> {
+    let row = client
+        .query_one(
+            "UPDATE projects SET webhook_secret = coalesce(webhook_secret, $2) WHERE id = $1
+             RETURNING webhook_secret",
+            &[&id, &encrypted_secret],
+        )
+        .await?;
+    Ok(row.try_get("webhook_secret")?)
+}
+
+/// The encrypted secrets that sign a project's webhooks now: the current one, and
+/// the previous one while its overlap lasts.
+pub async fn webhook_secrets(
+    client: &impl GenericClient,
+    id: ProjectId,
+) -> Result<Option<(Option<Vec<u8>>, Option<Vec<u8>>)>, DbError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT webhook_secret,
+                    CASE WHEN webhook_secret_previous_until > now()
+                         THEN webhook_secret_previous END AS previous
+             FROM projects WHERE id = $1",
+        )
+        .await?;
+    match client.query_opt(&statement, &[&id]).await? {
+        None => Ok(None),
+        Some(row) => Ok(Some((
+            row.try_get("webhook_secret")?,
+            row.try_get("previous")?,
+        ))),
+    }
 }
 
 /// One project, or none.
@@ -138,26 +226,6 @@ pub async fn clear_project_llm(
         .map_err(Into::into)
 }
 
-/// Records what a provider's answer said about a key, unless the key was replaced
-/// (or re-encrypted) meanwhile: `encrypted_key` is the ciphertext that was used.
-pub async fn record_key_status(
-    client: &impl GenericClient,
-    id: ProjectId,
-    encrypted_key: &[u8],
-    status: KeyStatus,
-) -> Result<(), DbError> {
-    let statement = client
-        .prepare_cached(
-            "UPDATE projects SET key_status = $3
-             WHERE id = $1 AND llm_api_key = $2 AND key_status <> $3",
-        )
-        .await?;
-    client
-        .execute(&statement, &[&id, &encrypted_key, &status.as_str()])
-        .await?;
-    Ok(())
-}
-
 /// Sets (or, with `None`, removes) a project's own requests-per-minute limit.
 pub async fn set_rate_limit(
     client: &impl GenericClient,
@@ -182,14 +250,23 @@ pub fn project_name(name: &str) -> Result<&str, &'static str> {
     Ok(name)
 }
 
-/// Creates a project and its first API key in one transaction.
+/// Creates a project, its webhook signing secret and its first API key in one
+/// transaction.
 pub async fn create_project_with_key(
     pool: &Pool,
     name: &str,
+    keys: &MasterKeyRing,
 ) -> Result<(ProjectRow, NewApiKey), DbError> {
+    let id = ProjectId::new();
+    let secret = generate_secret();
+    let encrypted = keys.encrypt(
+        secret.expose_secret().as_bytes(),
+        id,
+        SecretField::WebhookSecret,
+    );
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
-    let project = insert_project(&transaction, ProjectId::new(), name).await?;
+    let project = insert_project(&transaction, id, name, &encrypted).await?;
     let key = generate_api_key();
     insert_api_key(&transaction, project.id, &key).await?;
     transaction.commit().await?;

@@ -2,16 +2,20 @@
 //! any worker take over a dead worker's runs. Every transition is one conditional
 //! statement; whoever's statement matches no row lost the race and backs off.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
-use super::{DbError, GenericClient, parse_column, project::ProjectLlm};
+use super::{
+    DbError, GenericClient, parse_column,
+    project::ProjectLlm,
+    webhook::{self, EVENT_FOR_FINAL_RUN},
+};
 use crate::{
     id::{ProjectId, RunId, SessionId, WorkerId},
     llm::LlmChoice,
-    model::{FailureCode, KeySource, Provider, RunStatus},
+    model::{FailureCode, KeySource, KeyStatus, Provider, RunStatus},
 };
 
 /// Which session a new run belongs to.
@@ -271,29 +275,57 @@ pub enum RunOutcome {
     },
 }
 
+static FINISH_RUN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH final_runs AS (
+             UPDATE runs SET status = $4, output = $5, error_code = $6, error_message = $7,
+                             prompt_tokens = $8, completion_tokens = $9, total_tokens = $10,
+                             provider = $11, model = $12, key_source = $13,
+                             finished_at = now(), lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
+             RETURNING id, session_id, project_id, status, webhook_url
+         ),
+         {EVENT_FOR_FINAL_RUN},
+         k AS (
+             UPDATE projects SET key_status = $14
+             WHERE $14::text IS NOT NULL AND id = (SELECT project_id FROM final_runs)
+               AND llm_api_key = $15 AND key_status <> $14
+         )
+         SELECT pg_notify('stewrd_session', session_id::text || ' ' || status),
+                (SELECT count(*) FROM e) AS events
+         FROM final_runs"
+    )
+});
+
+/// What storing a result did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// The lease was lost (taken over, cancelled): nothing was written.
+    LeaseLost,
+    /// Written; `webhook` says whether an event was queued for delivery.
+    Written { webhook: bool },
+}
+
 /// Writes a run's result, guarded by the lease: if the lease was lost (taken over,
 /// cancelled) nothing is written and `false` comes back, so a run never gets two
-/// results. Commits a notification that wakes long-polls.
+/// results. In the same statement: the webhook event (if any URL applies), what
+/// the call taught about the project's own key (`learnt`; only if that key was
+/// used and is still the stored one), and a notification that wakes long-polls.
 pub async fn finish_run(
     client: &impl GenericClient,
     run: &ClaimedRun,
     worker: WorkerId,
     choice: &LlmChoice,
     outcome: &RunOutcome,
-) -> Result<bool, DbError> {
-    let statement = client
-        .prepare_cached(
-            "WITH u AS (
-                 UPDATE runs SET status = $4, output = $5, error_code = $6, error_message = $7,
-                                 prompt_tokens = $8, completion_tokens = $9, total_tokens = $10,
-                                 provider = $11, model = $12, key_source = $13,
-                                 finished_at = now(), lease_owner = NULL, lease_until = NULL
-                 WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
-                 RETURNING session_id, status
-             )
-             SELECT pg_notify('stewrd_session', session_id::text || ' ' || status) FROM u",
-        )
-        .await?;
+    learnt: Option<KeyStatus>,
+) -> Result<Finished, DbError> {
+    let used_own_key = (choice.key_source == KeySource::Project)
+        .then_some(run.encrypted_key.as_deref())
+        .flatten();
+    let learnt = learnt
+        .filter(|status| used_own_key.is_some() && run.project_llm.key_status != Some(*status))
+        .map(KeyStatus::as_str);
+    let statement = client.prepare_cached(&FINISH_RUN).await?;
     let (status, output, code, message, usage) = match outcome {
         RunOutcome::Succeeded { output, usage } => (
             RunStatus::Succeeded,
@@ -327,10 +359,17 @@ pub async fn finish_run(
                 &choice.provider.as_str(),
                 &choice.model,
                 &choice.key_source.as_str(),
+                &learnt,
+                &used_own_key,
             ],
         )
         .await?;
-    Ok(!rows.is_empty())
+    match rows.first() {
+        None => Ok(Finished::LeaseLost),
+        Some(row) => Ok(Finished::Written {
+            webhook: row.try_get::<_, i64>("events")? > 0,
+        }),
+    }
 }
 
 /// How a claimed run goes back to the queue.
@@ -396,6 +435,24 @@ pub async fn requeue_run(
 /// The channel on which cancellations reach workers: payload is the run id.
 pub const CANCEL_CHANNEL: &str = "stewrd_cancel";
 
+static CANCEL_SESSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH final_runs AS (
+             UPDATE runs SET status = 'cancelled', error_code = 'cancelled',
+                             error_message = 'cancelled by request', finished_at = now(),
+                             lease_owner = NULL, lease_until = NULL
+             WHERE id = (SELECT latest_run_id FROM sessions WHERE id = $1 AND project_id = $2)
+               AND status IN ('queued', 'running')
+             RETURNING id, session_id, project_id, status, webhook_url
+         ),
+         d AS (DELETE FROM outbox WHERE run_id IN (SELECT id FROM final_runs)),
+         {EVENT_FOR_FINAL_RUN}
+         SELECT f.id, pg_notify('stewrd_session', f.session_id::text || ' cancelled'),
+                pg_notify($3, f.id::text), (SELECT pg_notify($4, '') FROM e LIMIT 1)
+         FROM final_runs f"
+    )
+});
+
 /// What `cancel_session` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CancelOutcome {
@@ -415,24 +472,12 @@ pub async fn cancel_session(
     project_id: ProjectId,
     session_id: SessionId,
 ) -> Result<CancelOutcome, DbError> {
-    let statement = client
-        .prepare_cached(
-            "WITH c AS (
-                 UPDATE runs SET status = 'cancelled', error_code = 'cancelled',
-                                 error_message = 'cancelled by request', finished_at = now(),
-                                 lease_owner = NULL, lease_until = NULL
-                 WHERE id = (SELECT latest_run_id FROM sessions WHERE id = $1 AND project_id = $2)
-                   AND status IN ('queued', 'running')
-                 RETURNING id, session_id
-             ),
-             d AS (DELETE FROM outbox WHERE run_id IN (SELECT id FROM c))
-             SELECT c.id, pg_notify('stewrd_session', c.session_id::text || ' cancelled'),
-                    pg_notify($3, c.id::text)
-             FROM c",
-        )
-        .await?;
+    let statement = client.prepare_cached(&CANCEL_SESSION).await?;
     let rows = client
-        .query(&statement, &[&session_id, &project_id, &CANCEL_CHANNEL])
+        .query(
+            &statement,
+            &[&session_id, &project_id, &CANCEL_CHANNEL, &webhook::CHANNEL],
+        )
         .await?;
     if let Some(row) = rows.first() {
         return Ok(CancelOutcome::Cancelled(row.try_get("id")?));
@@ -451,6 +496,23 @@ pub async fn cancel_session(
     })
 }
 
+static FAIL_UNCLAIMED_RUN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH final_runs AS (
+             UPDATE runs SET status = 'failed', error_code = $2, error_message = $3,
+                             finished_at = now(), lease_owner = NULL, lease_until = NULL
+             WHERE id = $1
+               AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
+             RETURNING id, session_id, project_id, status, webhook_url
+         ),
+         d AS (DELETE FROM outbox WHERE run_id IN (SELECT id FROM final_runs)),
+         {EVENT_FOR_FINAL_RUN}
+         SELECT pg_notify('stewrd_session', session_id::text || ' ' || status),
+                (SELECT pg_notify($4, '') FROM e LIMIT 1)
+         FROM final_runs"
+    )
+});
+
 /// Fails a run no live worker holds (queued, or running on an expired lease): the
 /// dead-letter consumer's verdict on a message that could not be processed.
 /// Returns whether the run was failed.
@@ -460,21 +522,12 @@ pub async fn fail_unclaimed_run(
     code: FailureCode,
     message: &str,
 ) -> Result<bool, DbError> {
-    let statement = client
-        .prepare_cached(
-            "WITH u AS (
-                 UPDATE runs SET status = 'failed', error_code = $2, error_message = $3,
-                                 finished_at = now(), lease_owner = NULL, lease_until = NULL
-                 WHERE id = $1
-                   AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
-                 RETURNING id, session_id, status
-             ),
-             d AS (DELETE FROM outbox WHERE run_id IN (SELECT id FROM u))
-             SELECT pg_notify('stewrd_session', session_id::text || ' ' || status) FROM u",
-        )
-        .await?;
+    let statement = client.prepare_cached(&FAIL_UNCLAIMED_RUN).await?;
     let rows = client
-        .query(&statement, &[&run_id, &code.as_str(), &message])
+        .query(
+            &statement,
+            &[&run_id, &code.as_str(), &message, &webhook::CHANNEL],
+        )
         .await?;
     Ok(!rows.is_empty())
 }

@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
-use stewrd_shared::model::{FailureCode, KeyStatus};
+use stewrd_shared::{
+    config::parse_duration,
+    model::{FailureCode, KeyStatus},
+};
 
 /// Longest provider message kept in a run's error.
 const MAX_MESSAGE_CHARS: usize = 1_000;
@@ -160,39 +163,8 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     }
     ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
         .into_iter()
-        .filter_map(|name| header(name).and_then(parse_go_duration))
+        .filter_map(|name| header(name).and_then(parse_duration))
         .max()
-}
-
-/// Parses durations like `1s`, `6m0s`, `1h2m3.5s`, `250ms`.
-fn parse_go_duration(text: &str) -> Option<Duration> {
-    let mut total = 0f64;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            "us" | "µs" => 0.000_001,
-            "ns" => 0.000_000_001,
-            _ => return None,
-        };
-        total += number * seconds_per_unit;
-        rest = &rest[unit_len..];
-    }
-    (total.is_finite() && total <= 86_400.0).then(|| Duration::from_secs_f64(total))
 }
 
 fn truncate(mut message: String) -> String {
@@ -302,17 +274,6 @@ mod tests {
             Some(Duration::from_secs(360))
         );
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
-    }
-
-    #[test]
-    fn go_durations_parse() {
-        assert_eq!(
-            parse_go_duration("1h2m3.5s"),
-            Some(Duration::from_secs_f64(3723.5))
-        );
-        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_go_duration("5x"), None);
-        assert_eq!(parse_go_duration(""), None);
     }
 
     #[test]

@@ -1,0 +1,226 @@
+//! Where webhooks may go. Unless `STEWRD_WEBHOOK_ALLOW_PRIVATE=true`, a URL whose
+//! host is (or resolves to) a loopback, private, link-local, CGNAT, unspecified,
+//! multicast, documentation or cloud-metadata address is refused when it is set,
+//! and again when it is sent to (the sender filters the addresses it connects to,
+//! so a DNS answer that changes in between cannot get through).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use url::{Host, Url};
+
+/// Why a webhook URL is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UrlRefusal {
+    #[error("is not a valid URL")]
+    Invalid,
+    #[error("must be an http:// or https:// URL with a host")]
+    Scheme,
+    #[error("must not carry credentials")]
+    Credentials,
+    #[error("is too long")]
+    TooLong,
+    #[error("points to a {0} address, which webhooks may not reach")]
+    Forbidden(&'static str),
+    #[error("has a host that does not resolve")]
+    Unresolvable,
+}
+
+/// Longest accepted URL.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// Why an address may not be reached, or `None` if it may.
+pub fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => forbidden_v6(v6),
+    }
+}
+
+fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    Some(match (a, b, c) {
+        (0, ..) => "unspecified",
+        (127, ..) => "loopback",
+        (10, ..) | (172, 16..=31, _) | (192, 168, _) => "private",
+        (169, 254, _) => "link-local or metadata",
+        (100, 64..=127, _) => "shared (CGNAT)",
+        (192, 0, 0) | (192, 0, 2) | (198, 51, 100) | (203, 0, 113) | (198, 18..=19, _) => {
+            "reserved"
+        }
+        (224..=239, ..) => "multicast",
+        (240..=255, ..) => "reserved",
+        _ => return None,
+    })
+}
+
+fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return forbidden_v4(v4);
+    }
+    let segments = ip.segments();
+    // NAT64 (64:ff9b::/96) embeds an IPv4 address in its last 32 bits.
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        let [.., hi, lo] = segments;
+        return forbidden_v4(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
+    }
+    Some(match segments[0] {
+        _ if ip.is_unspecified() => "unspecified",
+        _ if ip.is_loopback() => "loopback",
+        // IPv4-compatible (deprecated) ::a.b.c.d
+        0 if segments[1..6] == [0; 5] => "reserved",
+        s if s & 0xfe00 == 0xfc00 => "private",
+        s if s & 0xffc0 == 0xfe80 => "link-local",
+        s if s & 0xff00 == 0xff00 => "multicast",
+        0x2001 if segments[1] == 0x0db8 => "documentation",
+        _ => return None,
+    })
+}
+
+/// Parses and checks a webhook URL's form (scheme, credentials, length) and, for
+/// an IP host, its address. A domain host still has to be resolved and checked.
+pub fn parse_webhook_url(text: &str, allow_private: bool) -> Result<Url, UrlRefusal> {
+    if text.len() > MAX_URL_LEN {
+        return Err(UrlRefusal::TooLong);
+    }
+    let url = Url::parse(text).map_err(|_| UrlRefusal::Invalid)?;
+    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+        return Err(UrlRefusal::Scheme);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlRefusal::Credentials);
+    }
+    if !allow_private {
+        // The URL parser has already normalized odd IPv4 forms (2130706433, 0x7f000001).
+        let literal = match url.host() {
+            Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            _ => None,
+        };
+        if let Some(reason) = literal.and_then(forbidden_reason) {
+            return Err(UrlRefusal::Forbidden(reason));
+        }
+    }
+    Ok(url)
+}
+
+/// Fully checks a webhook URL when it is set: its form, and every address its
+/// host resolves to.
+pub async fn check_webhook_url(text: &str, allow_private: bool) -> Result<Url, UrlRefusal> {
+    let url = parse_webhook_url(text, allow_private)?;
+    if allow_private {
+        return Ok(url);
+    }
+    if let Some(Host::Domain(domain)) = url.host() {
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addresses: Vec<_> = tokio::net::lookup_host((domain, port))
+            .await
+            .map_err(|_| UrlRefusal::Unresolvable)?
+            .collect();
+        if addresses.is_empty() {
+            return Err(UrlRefusal::Unresolvable);
+        }
+        if let Some(reason) = addresses.iter().find_map(|a| forbidden_reason(a.ip())) {
+            return Err(UrlRefusal::Forbidden(reason));
+        }
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_special_addresses_are_forbidden() {
+        for text in [
+            "127.0.0.1",
+            "127.255.0.9",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd00:ec2::254",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::7f00:1",
+            "2001:db8::1",
+        ] {
+            let ip: IpAddr = text.parse().expect("an address");
+            assert!(forbidden_reason(ip).is_some(), "{text} allowed");
+        }
+    }
+
+    #[test]
+    fn public_addresses_are_allowed() {
+        for text in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+        ] {
+            let ip: IpAddr = text.parse().expect("an address");
+            assert_eq!(forbidden_reason(ip), None, "{text} refused");
+        }
+    }
+
+    #[test]
+    fn odd_encodings_of_loopback_are_caught() {
+        for url in [
+            "http://2130706433/hook",
+            "http://0x7f000001/hook",
+            "http://0177.0.0.1/hook",
+            "http://127.1/hook",
+            "http://[::ffff:7f00:1]/hook",
+            "http://[::1]:8080/",
+        ] {
+            assert!(
+                matches!(parse_webhook_url(url, false), Err(UrlRefusal::Forbidden(_))),
+                "{url} passed"
+            );
+            assert!(parse_webhook_url(url, true).is_ok());
+        }
+    }
+
+    #[test]
+    fn malformed_urls_are_refused_even_when_private_is_allowed() {
+        assert_eq!(
+            parse_webhook_url("ftp://example.com", true),
+            Err(UrlRefusal::Scheme)
+        );
+        assert_eq!(
+            parse_webhook_url("not a url", true),
+            Err(UrlRefusal::Invalid)
+        );
+        assert_eq!(
+            parse_webhook_url("https://user:pw@example.com", true),
+            Err(UrlRefusal::Credentials)
+        );
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
+        assert_eq!(parse_webhook_url(&long, true), Err(UrlRefusal::TooLong));
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_refused() {
+        assert!(matches!(
+            check_webhook_url("http://localhost:9/hook", false).await,
+            Err(UrlRefusal::Forbidden(_))
+        ));
+        assert!(
+            check_webhook_url("http://localhost:9/hook", true)
+                .await
+                .is_ok()
+        );
+    }
+}

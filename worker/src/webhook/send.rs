@@ -1,0 +1,152 @@
+//! The webhook HTTP client: no redirects, no proxies, a per-attempt timeout, a
+//! capped response read, and a resolver that drops forbidden addresses, so the
+//! SSRF guard applies to the addresses actually connected to (DNS rebinding
+//! cannot slip a private address in after the URL was checked).
+
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use reqwest::{
+    dns::{Addrs, Name, Resolve, Resolving},
+    header::{CONTENT_TYPE, HeaderMap, HeaderValue},
+};
+use stewrd_shared::{config::WebhookSettings, ssrf};
+
+use crate::provider::retry_after;
+
+/// Response bytes read before the rest is ignored.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Characters of a failing response body kept in the delivery log.
+const SNIPPET_CHARS: usize = 200;
+
+/// What an attempt got back.
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub snippet: String,
+    pub elapsed: Duration,
+}
+
+/// A failed attempt (no answer), for the delivery log.
+pub struct Failure {
+    pub error: String,
+    pub elapsed: Duration,
+}
+
+/// Sends webhooks.
+#[derive(Clone)]
+pub struct WebhookClient {
+    http: reqwest::Client,
+    allow_private: bool,
+}
+
+struct GuardedResolver;
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|address| ssrf::forbidden_reason(address.ip()).is_none())
+                .collect();
+            if allowed.is_empty() {
+                let reason = found
+                    .first()
+                    .and_then(|a| ssrf::forbidden_reason(a.ip()))
+                    .unwrap_or("no");
+                return Err(format!("refused: {host} resolves only to {reason} addresses").into());
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+impl WebhookClient {
+    pub fn new(settings: &WebhookSettings, allow_private: bool) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .user_agent(concat!("stewrd-webhooks/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(GuardedResolver));
+        }
+        Ok(Self {
+            http: builder.build()?,
+            allow_private,
+        })
+    }
+
+    /// POSTs `body` with the Standard Webhooks headers.
+    pub async fn post(
+        &self,
+        url: &str,
+        id: &str,
+        timestamp: i64,
+        signatures: &str,
+        body: String,
+    ) -> Result<Answer, Failure> {
+        let started = Instant::now();
+        let fail = |error: String| Failure {
+            error,
+            elapsed: started.elapsed(),
+        };
+        // Literal addresses never reach the resolver: check them here.
+        ssrf::parse_webhook_url(url, self.allow_private)
+            .map_err(|refusal| fail(format!("refused: the URL {refusal}")))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let header = |value: &str| HeaderValue::from_str(value).map_err(|e| fail(e.to_string()));
+        headers.insert("webhook-id", header(id)?);
+        headers.insert("webhook-timestamp", header(&timestamp.to_string())?);
+        headers.insert("webhook-signature", header(signatures)?);
+        let mut response = self
+            .http
+            .post(url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| fail(error_chain(&e)))?;
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let mut read = Vec::new();
+        while read.len() < MAX_RESPONSE_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => read.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let snippet: String = String::from_utf8_lossy(&read)
+            .chars()
+            .take(SNIPPET_CHARS)
+            .collect();
+        Ok(Answer {
+            status,
+            retry_after,
+            snippet,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+fn error_chain(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
