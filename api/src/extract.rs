@@ -32,6 +32,28 @@ where
     }
 }
 
+/// A JSON body together with its bytes (for hashing the request).
+pub struct JsonWithBytes<T> {
+    pub value: T,
+    pub bytes: Bytes,
+}
+
+impl<S, T> FromRequest<S> for JsonWithBytes<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))?;
+        let value = parse_json(&bytes)?;
+        Ok(Self { value, bytes })
+    }
+}
+
 /// Parses a JSON body into `T`, turning serde's complaint into a 400 that names
 /// the offending field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -383,7 +383,7 @@ async fn a_provider_key_never_appears_in_responses_logs_or_the_database() {
     );
     app.restart_api(&[("STEWRD_MASTER_KEYS", &rotated_ring)])
         .await;
-    app.restart_workers(&[]);
+    app.restart_workers(&[]).await;
     let output = app.run_command(&["rotate-master-key"]);
     assert!(
         output.status.success(),
@@ -503,7 +503,7 @@ async fn jobs_keep_succeeding_while_the_master_key_is_rotated() {
         "k2:{},{MASTER_KEYS}",
         "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
     );
-    app.restart_workers(&[("STEWRD_MASTER_KEYS", &both)]);
+    app.restart_workers(&[("STEWRD_MASTER_KEYS", &both)]).await;
     app.restart_api(&[]).await;
     sessions.extend(submit_batch(&app, &key, 10).await);
     // 2. Rotation moves the old ciphertext while jobs run.
@@ -522,7 +522,8 @@ async fn jobs_keep_succeeding_while_the_master_key_is_rotated() {
     sessions.extend(submit_batch(&app, &key, 10).await);
     // 3. The old key is dropped everywhere.
     let only_new = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
-    app.restart_workers(&[("STEWRD_MASTER_KEYS", only_new)]);
+    app.restart_workers(&[("STEWRD_MASTER_KEYS", only_new)])
+        .await;
     app.restart_api(&[]).await;
     sessions.extend(submit_batch(&app, &key, 10).await);
 

@@ -286,7 +286,7 @@ async fn dev_runs_everything_in_one_process_with_the_stub_when_no_key_is_set() {
     assert_eq!(session["status"], "succeeded", "{session}");
     assert_eq!(session["output"], "Echo: hello dev");
     dev.terminate();
-    let status = dev.wait_exit().expect("dev stops on SIGTERM");
+    let status = dev.wait_exit().await.expect("dev stops on SIGTERM");
     assert!(status.success(), "{status:?}");
     let key_file = scratch.join(".stewrd/master.key");
     let metadata = std::fs::metadata(&key_file).expect("dev created its master key");

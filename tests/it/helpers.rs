@@ -46,14 +46,15 @@ impl Process {
             .status();
     }
 
-    /// Waits for the process to exit, up to `PATIENCE`.
-    pub fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
+    /// Waits for the process to exit, up to `PATIENCE`. Async: the test's runtime
+    /// (which also serves the stub provider) keeps running meanwhile.
+    pub async fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         None
     }
@@ -67,6 +68,16 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// What the fault suite counts.
+#[derive(Debug)]
+pub struct Tally {
+    pub accepted: usize,
+    pub final_runs: usize,
+    pub lost: usize,
+    pub duplicated_results: usize,
+    pub provider_calls: u64,
 }
 
 /// How to start the app.
@@ -148,6 +159,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             format!("http://{}/api/v1", stub.address),
         ),
         ("STEWRD_WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
+        // Tests run side by side with several processes each; Postgres allows 100
+        // connections in all.
+        ("STEWRD_DB_POOL_SIZE", "4".to_owned()),
         ("RUST_LOG", "info,stewrd_worker=debug".to_owned()),
         ("NO_COLOR", "1".to_owned()),
     ]
@@ -268,13 +282,68 @@ impl TestApp {
         self.workers.push(worker);
     }
 
+    /// Kills worker `index` with SIGKILL and starts a fresh one in its place.
+    pub fn kill_and_replace_worker(&mut self, index: usize) {
+        self.workers[index].kill();
+        let (worker, _) = start_process(&self.env, &["worker"], &format!("worker{index}"));
+        let old = std::mem::replace(&mut self.workers[index], worker);
+        self.retire(&old);
+    }
+
+    /// Counts, for the fault suite, what happened to `run_ids`: how many are final,
+    /// how many results were committed per run (from every worker's log, the
+    /// killed ones included) and how many calls the provider saw. Prints the line.
+    pub async fn tally(&self, run_ids: &[String]) -> Tally {
+        let db = self.db().await;
+        let final_runs: i64 = db
+            .query_one(
+                "SELECT count(*) FROM runs WHERE id::text = ANY($1)
+                 AND status IN ('succeeded', 'failed', 'cancelled')",
+                &[&run_ids],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        let logs = self.all_logs();
+        let mut commits: HashMap<&str, usize> = HashMap::new();
+        for line in logs
+            .lines()
+            .filter(|l| l.contains("run succeeded") || l.contains("run failed"))
+        {
+            if let Some(run_id) = line
+                .split("run_id=")
+                .nth(1)
+                .and_then(|rest| rest.split([' ', '}', ',']).next())
+            {
+                *commits.entry(run_id).or_default() += 1;
+            }
+        }
+        let duplicated_results = commits.values().filter(|n| **n > 1).count();
+        let tally = Tally {
+            accepted: run_ids.len(),
+            final_runs: final_runs as usize,
+            lost: run_ids.len() - final_runs as usize,
+            duplicated_results,
+            provider_calls: self.stub.state.stats().calls,
+        };
+        println!(
+            "accepted={} final={} lost={} duplicated_results={} provider_calls={}",
+            tally.accepted,
+            tally.final_runs,
+            tally.lost,
+            tally.duplicated_results,
+            tally.provider_calls
+        );
+        tally
+    }
+
     /// Stops the API gracefully and starts it again with `changes` to its settings.
     pub async fn restart_api(&mut self, changes: &[(&str, &str)]) {
         for (name, value) in changes {
             self.env.insert((*name).to_owned(), (*value).to_owned());
         }
         self.api.terminate();
-        self.api.wait_exit();
+        self.api.wait_exit().await;
         let (api, base) = start_api(&self.env);
         let old = std::mem::replace(&mut self.api, api);
         self.retire(&old);
@@ -283,13 +352,13 @@ impl TestApp {
     }
 
     /// Stops each worker gracefully and starts a new one with `changes` to its settings.
-    pub fn restart_workers(&mut self, changes: &[(&str, &str)]) {
+    pub async fn restart_workers(&mut self, changes: &[(&str, &str)]) {
         for (name, value) in changes {
             self.env.insert((*name).to_owned(), (*value).to_owned());
         }
         for index in 0..self.workers.len() {
             self.workers[index].terminate();
-            self.workers[index].wait_exit();
+            self.workers[index].wait_exit().await;
             let (worker, _) = start_process(&self.env, &["worker"], &format!("worker{index}"));
             let old = std::mem::replace(&mut self.workers[index], worker);
             self.retire(&old);
@@ -451,6 +520,23 @@ impl TestApp {
     /// A direct connection to the test's database.
     pub async fn db(&self) -> tokio_postgres::Client {
         connect_db(&database_url(&self.name)).await
+    }
+
+    /// Drops every message waiting in the test's job queue (a broker losing them).
+    pub async fn purge_jobs(&self) {
+        let connection =
+            lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+                .await
+                .expect("amqp");
+        let channel = connection.create_channel().await.expect("channel");
+        channel
+            .queue_purge(
+                format!("{}.jobs", self.name).as_str().into(),
+                lapin::options::QueuePurgeOptions::default(),
+            )
+            .await
+            .expect("purge");
+        let _ = connection.close(200, "done".into()).await;
     }
 
     /// Publishes a raw message to the test's job queue (as a duplicate would arrive).

@@ -3,7 +3,10 @@
 
 mod byok;
 mod cli;
+mod faults;
 mod helpers;
+mod infra;
+mod outage;
 mod path;
 mod provider;
 mod receiver;

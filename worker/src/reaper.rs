@@ -4,7 +4,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use stewrd_shared::db::run::requeue_expired_leases;
+use std::time::Instant;
+
+use stewrd_shared::db::{idempotency::forget_expired, run::requeue_expired_leases};
 use tokio_util::sync::CancellationToken;
 
 use crate::Worker;
@@ -12,8 +14,13 @@ use crate::Worker;
 /// Runs requeued per statement.
 const BATCH: i64 = 500;
 
-/// Sweeps every few seconds (at most half a lease apart).
+/// How often expired idempotency keys are deleted.
+const FORGET_EVERY: Duration = Duration::from_secs(600);
+
+/// Sweeps every few seconds (at most half a lease apart); now and then it also
+/// forgets idempotency keys older than 24 hours.
 pub(crate) async fn reap(worker: Arc<Worker>, shutdown: CancellationToken) {
+    let mut forgotten_at = Instant::now();
     let period = (worker.config.worker.lease / 2).min(Duration::from_secs(5));
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -33,6 +40,16 @@ pub(crate) async fn reap(worker: Arc<Worker>, shutdown: CancellationToken) {
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "reaper sweep failed"),
+        }
+        if forgotten_at.elapsed() >= FORGET_EVERY {
+            forgotten_at = Instant::now();
+            if let Ok(client) = worker.pool.get().await {
+                match forget_expired(&client).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(count = n, "expired idempotency keys forgotten"),
+                    Err(error) => tracing::warn!(%error, "cannot forget expired idempotency keys"),
+                }
+            }
         }
     }
 }

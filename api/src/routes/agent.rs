@@ -2,11 +2,19 @@
 
 use std::collections::BTreeMap;
 
-use axum::{Extension, Json, Router, extract::State, http::StatusCode, routing::post};
+use axum::{
+    Extension, Json, Router,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use stewrd_shared::{
     db::{
         DbError,
+        idempotency::{KeyState, check_key, remember},
         run::{InsertRunError, NewRun, SessionTarget, insert_run},
     },
     id::{RunId, SessionId},
@@ -17,7 +25,8 @@ use time::OffsetDateTime;
 
 use super::project::validated_webhook_url;
 use crate::{
-    auth::ProjectAuth, error::ApiError, extract::JsonBody, request_id::RequestId, state::AppState,
+    auth::ProjectAuth, error::ApiError, extract::JsonWithBytes, request_id::RequestId,
+    state::AppState,
 };
 
 /// Metadata limits, as Stripe's: enough for ids and tags, not for payloads.
@@ -65,9 +74,11 @@ async fn create(
     State(state): State<AppState>,
     auth: ProjectAuth,
     Extension(request_id): Extension<RequestId>,
-    JsonBody(body): JsonBody<CreateAgentIn>,
-) -> Result<(StatusCode, Json<AgentOut>), ApiError> {
+    headers: HeaderMap,
+    JsonWithBytes { value: body, bytes }: JsonWithBytes<CreateAgentIn>,
+) -> Result<Response, ApiError> {
     validate(&body)?;
+    let idempotency_key = idempotency_key(&headers)?;
     let webhook_url = match body.webhook_url.as_deref() {
         None => None,
         Some(text) => Some(validated_webhook_url(&state, "webhook_url", text).await?),
@@ -103,27 +114,130 @@ async fn create(
         choice: &choice,
         deadline: state.config.worker.run_deadline,
     };
-    let client = state.pool.get().await.map_err(DbError::from)?;
-    let created_at = insert_run(&client, &run).await.map_err(|error| match error {
+    let mut client = state.pool.get().await.map_err(DbError::from)?;
+    let answer = match idempotency_key {
+        None => {
+            let created_at = insert_run(&client, &run).await.map_err(insert_error)?;
+            accepted(session_id, run.id, created_at)
+        }
+        Some(key) => {
+            let hash = canonical_hash(&bytes);
+            let transaction = client.transaction().await.map_err(DbError::from)?;
+            match check_key(&transaction, auth.project_id, &key, &hash).await? {
+                KeyState::Busy => {
+                    return Err(ApiError::conflict(
+                        "idempotency_key_in_use",
+                        "another request with this Idempotency-Key is in progress; retry shortly",
+                    ));
+                }
+                KeyState::Mismatch => {
+                    return Err(ApiError::unprocessable(
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used with a different request body",
+                    ));
+                }
+                KeyState::Replay { status, response } => {
+                    return Ok(replay(status, response));
+                }
+                KeyState::Fresh => {}
+            }
+            let created_at = insert_run(&transaction, &run).await.map_err(insert_error)?;
+            let answer = accepted(session_id, run.id, created_at);
+            let body = serde_json::to_value(&answer).unwrap_or_default();
+            remember(&transaction, auth.project_id, &key, &hash, 202, &body).await?;
+            transaction.commit().await.map_err(DbError::from)?;
+            answer
+        }
+    };
+    drop(client);
+    state.relay_wake.notify_one();
+    tracing::info!(%session_id, run_id = %run.id, "run queued");
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+fn accepted(session_id: SessionId, run_id: RunId, created_at: OffsetDateTime) -> AgentOut {
+    AgentOut {
+        session_id,
+        run_id,
+        status: RunStatus::Queued,
+        created_at,
+    }
+}
+
+fn insert_error(error: InsertRunError) -> ApiError {
+    match error {
         InsertRunError::SessionNotFound => ApiError::not_found("session"),
         InsertRunError::SessionBusy => ApiError::conflict(
             "session_busy",
             "the session already has a queued or running message; wait for it to finish or cancel it",
         ),
         InsertRunError::Db(error) => error.into(),
-    })?;
-    drop(client);
-    state.relay_wake.notify_one();
-    tracing::info!(%session_id, run_id = %run.id, "run queued");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(AgentOut {
-            session_id,
-            run_id: run.id,
-            status: RunStatus::Queued,
-            created_at,
-        }),
-    ))
+    }
+}
+
+/// The stored answer to a repeated request, marked as a replay.
+fn replay(status: i32, response: serde_json::Value) -> Response {
+    let status = u16::try_from(status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::ACCEPTED);
+    let mut reply = (status, Json(response)).into_response();
+    reply
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    reply
+}
+
+/// The `Idempotency-Key` header, if sent: 1 to 255 printable ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default();
+    if key.is_empty() || key.len() > 255 || !key.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "Idempotency-Key",
+            "`Idempotency-Key` must be 1 to 255 printable ASCII characters",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// SHA-256 of the body with object keys sorted, so the same request sent with
+/// its fields in another order is still the same request.
+fn canonical_hash(bytes: &[u8]) -> [u8; 32] {
+    fn write(value: &serde_json::Value, out: &mut Vec<u8>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                out.push(b'{');
+                for (key, value) in entries {
+                    out.extend_from_slice(
+                        serde_json::to_string(key).unwrap_or_default().as_bytes(),
+                    );
+                    out.push(b':');
+                    write(value, out);
+                    out.push(b',');
+                }
+                out.push(b'}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push(b'[');
+                for item in items {
+                    write(item, out);
+                    out.push(b',');
+                }
+                out.push(b']');
+            }
+            other => out.extend_from_slice(other.to_string().as_bytes()),
+        }
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let mut canonical = Vec::with_capacity(bytes.len());
+    write(&value, &mut canonical);
+    Sha256::digest(&canonical).into()
 }
 
 fn validate(body: &CreateAgentIn) -> Result<(), ApiError> {
@@ -195,4 +309,18 @@ fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_request_in_another_field_order_hashes_the_same() {
+        let a = canonical_hash(br#"{"message":"hi","metadata":{"a":"1","b":"2"}}"#);
+        let b = canonical_hash(br#"{ "metadata": {"b":"2","a":"1"}, "message": "hi" }"#);
+        let c = canonical_hash(br#"{"message":"hi!","metadata":{"a":"1","b":"2"}}"#);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
 }

@@ -24,6 +24,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_add_webhooks",
         include_str!("../../../migrations/0004_add_webhooks.sql"),
     ),
+    (
+        "0005_add_idempotency_keys",
+        include_str!("../../../migrations/0005_add_idempotency_keys.sql"),
+    ),
 ];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.

@@ -3,6 +3,7 @@
 
 pub mod api_key;
 pub mod cooldown;
+pub mod idempotency;
 pub mod migrate;
 pub mod outbox;
 pub mod project;

@@ -1,0 +1,340 @@
+//! Nothing accepted is ever lost: faults that touch only the test's own processes
+//! (the ones that stop RabbitMQ or Postgres are in `outage`). Each prints
+//! `accepted=N final=N lost=0 duplicated_results=0 provider_calls=M`.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Options, PATIENCE, TestApp, spawn_app_with, wait_for};
+
+/// Submits `n` messages (each its own session) as fast as the API takes them.
+async fn submit_many(app: &TestApp, key: &str, n: usize) -> Vec<Value> {
+    let mut accepted = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
+        let batch = chunk
+            .iter()
+            .map(|i| app.submit(key, json!({"message": format!("job {i}")})));
+        accepted.extend(futures_util::future::join_all(batch).await);
+    }
+    accepted
+}
+
+fn run_ids(accepted: &[Value]) -> Vec<String> {
+    accepted
+        .iter()
+        .map(|a| a["run_id"].as_str().expect("run id").to_owned())
+        .collect()
+}
+
+/// Waits until every run is final or `patience` is over.
+async fn wait_all_final(app: &TestApp, run_ids: &[String], patience: Duration) {
+    let db = app.db().await;
+    let done = wait_for(patience, || async {
+        let open: i64 = db
+            .query_one(
+                "SELECT count(*) FROM runs WHERE id::text = ANY($1) AND status IN ('queued', 'running')",
+                &[&run_ids],
+            )
+            .await
+            .ok()?
+            .get(0);
+        (open == 0).then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "runs still open after {patience:?}");
+}
+
+async fn statuses(app: &TestApp, run_ids: &[String]) -> Vec<(String, i64)> {
+    app.db()
+        .await
+        .query(
+            "SELECT status, count(*) FROM runs WHERE id::text = ANY($1) GROUP BY status ORDER BY status",
+            &[&run_ids],
+        )
+        .await
+        .expect("statuses")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+/// 500 jobs of one second on three workers; one worker is killed with SIGKILL
+/// every two seconds and replaced. Leases bring its runs back.
+#[tokio::test]
+async fn killing_workers_loses_and_doubles_nothing() {
+    let mut app = spawn_app_with(Options {
+        workers: 3,
+        stub_delay: Duration::from_secs(1),
+        ..Options::default()
+            .env("STEWRD_WORKER_CONCURRENCY", "25")
+            .env("STEWRD_LEASE_SECS", "3")
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let accepted = submit_many(&app, &key, 500).await;
+    let runs = run_ids(&accepted);
+    let db = app.db().await;
+    let started = Instant::now();
+    let mut kills = 0;
+    loop {
+        let open: i64 = db
+            .query_one(
+                "SELECT count(*) FROM runs WHERE status IN ('queued', 'running')",
+                &[],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        if open == 0 || started.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        app.kill_and_replace_worker(kills % 3);
+        kills += 1;
+    }
+    wait_all_final(&app, &runs, PATIENCE).await;
+    let tally = app.tally(&runs).await;
+    println!("kills={kills}");
+    assert!(kills >= 3, "the jobs finished before the faults began");
+    assert_eq!(tally.lost, 0);
+    assert_eq!(tally.duplicated_results, 0);
+    assert_eq!(statuses(&app, &runs).await, [("succeeded".to_owned(), 500)]);
+    // Exactly one answer per run, each the run's own.
+    let mismatched: i64 = db
+        .query_one(
+            "SELECT count(*) FROM runs WHERE output IS DISTINCT FROM 'Echo: ' || input",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(mismatched, 0);
+    assert!(tally.provider_calls >= 500);
+}
+
+/// A run whose row makes every claim fail is dead-lettered after the queue's
+/// delivery limit and fails with `delivery_limit_exceeded`; the rest succeed.
+#[tokio::test]
+async fn a_poison_message_is_dead_lettered_and_its_run_fails() {
+    let mut app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let poison = app.submit(&key, json!({"message": "poison"})).await;
+    let poison_run = poison["run_id"].as_str().expect("id").to_owned();
+    // An infinite deadline makes the claim's arithmetic fail ("timestamp out of
+    // range") every time: a row no worker can process.
+    app.db()
+        .await
+        .execute(
+            "UPDATE runs SET deadline = 'infinity' WHERE id::text = $1",
+            &[&poison_run],
+        )
+        .await
+        .expect("poison the row");
+    let healthy = submit_many(&app, &key, 20).await;
+    app.add_worker();
+    let mut runs = run_ids(&healthy);
+    wait_all_final(&app, &runs, PATIENCE).await;
+    let session = app
+        .wait_final(&key, poison["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(session["status"], "failed", "{session}");
+    assert_eq!(session["error"]["code"], "delivery_limit_exceeded");
+    assert_eq!(statuses(&app, &runs).await, [("succeeded".to_owned(), 20)]);
+    runs.push(poison_run);
+    let tally = app.tally(&runs).await;
+    assert_eq!(tally.lost, 0);
+    assert_eq!(
+        tally.provider_calls, 20,
+        "the poison run never reached the provider"
+    );
+    assert!(app.all_logs().contains("exceeded the delivery limit"));
+}
+
+/// SIGTERM during 50 running three-second jobs: the worker finishes them within
+/// its grace period, then exits; nothing runs twice.
+#[tokio::test]
+async fn a_worker_stopped_with_sigterm_finishes_its_runs_first() {
+    let mut app = spawn_app_with(Options {
+        stub_delay: Duration::from_secs(3),
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let accepted = submit_many(&app, &key, 50).await;
+    let runs = run_ids(&accepted);
+    let all_started = wait_for(PATIENCE, || async {
+        (app.stub.state.stats().in_flight == 50).then_some(())
+    })
+    .await;
+    assert!(all_started.is_some(), "{:?}", app.stub.state.stats());
+    app.workers[0].terminate();
+    let exit = app.workers[0].wait_exit().await.expect("the worker exits");
+    assert!(exit.success(), "{exit:?}");
+    // Everything was final before the process ended.
+    let tally = app.tally(&runs).await;
+    assert_eq!(tally.final_runs, 50);
+    assert_eq!(statuses(&app, &runs).await, [("succeeded".to_owned(), 50)]);
+    assert_eq!(tally.provider_calls, 50, "no run ran twice");
+    assert_eq!(tally.duplicated_results, 0);
+}
+
+/// With a grace period shorter than the calls, the stopping worker hands its runs
+/// back at once; another worker finishes them.
+#[tokio::test]
+async fn runs_outliving_the_grace_period_are_handed_back() {
+    let mut app = spawn_app_with(Options {
+        stub_delay: Duration::from_secs(3),
+        ..Options::default().env("STEWRD_SHUTDOWN_GRACE_SECS", "1")
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let accepted = submit_many(&app, &key, 20).await;
+    let runs = run_ids(&accepted);
+    wait_for(PATIENCE, || async {
+        (app.stub.state.stats().in_flight == 20).then_some(())
+    })
+    .await;
+    let stopping = Instant::now();
+    app.workers[0].terminate();
+    app.workers[0].wait_exit().await.expect("the worker exits");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3),
+        "it waited for the calls"
+    );
+    assert!(app.all_logs().contains("handing runs back"));
+    app.add_worker();
+    wait_all_final(&app, &runs, PATIENCE).await;
+    assert_eq!(statuses(&app, &runs).await, [("succeeded".to_owned(), 20)]);
+    let tally = app.tally(&runs).await;
+    assert_eq!(tally.duplicated_results, 0);
+    // The handed-back attempt does not count.
+    let attempts: Vec<i32> = app
+        .db()
+        .await
+        .query("SELECT DISTINCT attempts FROM runs", &[])
+        .await
+        .expect("attempts")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(attempts, [1]);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_gives_one_session_for_concurrent_and_repeated_submits() {
+    let app = spawn_app_with(Options::default()).await;
+    let (_, key) = app.create_project("acme").await;
+    let body = json!({"message": "exactly once", "metadata": {"a": "1", "b": "2"}}).to_string();
+    let send = |body: String, idempotency: &'static str| {
+        let request = app
+            .http
+            .post(format!("{}/v1/agent", app.base))
+            .bearer_auth(&key)
+            .header("idempotency-key", idempotency)
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let response = request.send().await.expect("sent");
+            let status = response.status();
+            let replayed = response.headers().contains_key("idempotent-replayed");
+            let body: Value = response.json().await.unwrap_or_default();
+            (status, replayed, body)
+        }
+    };
+    let answers =
+        futures_util::future::join_all((0..20).map(|_| send(body.clone(), "order-42"))).await;
+    let accepted: Vec<_> = answers
+        .iter()
+        .filter(|a| a.0 == StatusCode::ACCEPTED)
+        .collect();
+    assert!(!accepted.is_empty());
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.0 == StatusCode::ACCEPTED || a.0 == StatusCode::CONFLICT),
+        "{:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    let session_ids: std::collections::HashSet<_> =
+        accepted.iter().map(|a| a.2["session_id"].clone()).collect();
+    assert_eq!(session_ids.len(), 1, "one key, one session");
+    let runs: i64 = app
+        .db()
+        .await
+        .query_one("SELECT count(*) FROM runs", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(runs, 1);
+    let run_id = accepted[0].2["run_id"].as_str().expect("id").to_owned();
+    app.wait_final(&key, accepted[0].2["session_id"].as_str().expect("id"))
+        .await;
+    let tally = app.tally(&[run_id]).await;
+    assert_eq!(tally.provider_calls, 1);
+
+    // Later: the same answer, marked as a replay, even with the fields reordered.
+    let reordered =
+        json!({"metadata": {"b": "2", "a": "1"}, "message": "exactly once"}).to_string();
+    let (status, replayed, again) = send(reordered, "order-42").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(replayed);
+    assert_eq!(again, accepted[0].2);
+    // The same key with another body is refused.
+    let (status, _, error) =
+        send(json!({"message": "something else"}).to_string(), "order-42").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["code"], "idempotency_key_reused");
+    // Another key is another request.
+    let (status, replayed, other) = send(body.clone(), "order-43").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(!replayed);
+    assert_ne!(other["session_id"], again["session_id"]);
+    let (status, error) = app.call(Method::POST, "/v1/agent", Some(&key), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+}
+
+/// A message the broker lost is published again: the run's outbox row stays until
+/// a worker claims it (here its due time is brought forward instead of waiting
+/// the five minutes).
+#[tokio::test]
+async fn a_message_lost_by_the_broker_is_published_again() {
+    let mut app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let accepted = app.submit(&key, json!({"message": "lost"})).await;
+    let run_id = accepted["run_id"].as_str().expect("id").to_owned();
+    let db = app.db().await;
+    // Wait until the relay has published it (its row is pushed into the future)…
+    let published = wait_for(PATIENCE, || async {
+        let publishes: i32 = db
+            .query_one("SELECT publishes FROM outbox", &[])
+            .await
+            .ok()?
+            .get(0);
+        (publishes == 1).then_some(())
+    })
+    .await;
+    assert!(published.is_some());
+    // …then lose it.
+    app.purge_jobs().await;
+    db.execute("UPDATE outbox SET available_at = now()", &[])
+        .await
+        .expect("bring forward");
+    app.add_worker();
+    let session = app
+        .wait_final(&key, accepted["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(session["status"], "succeeded");
+    let tally = app.tally(&[run_id]).await;
+    assert_eq!(tally.lost, 0);
+    assert_eq!(tally.provider_calls, 1);
+}
