@@ -33,6 +33,24 @@ pub enum Command {
     },
     /// Re-encrypt every stored secret under the active (first) master key.
     RotateMasterKey,
+    /// Measure throughput, latency and footprint against real Postgres and RabbitMQ
+    /// (in a throwaway database and queue prefix), and print the figures.
+    Bench {
+        #[arg(value_enum)]
+        scenario: crate::bench::Scenario,
+        /// Jobs to submit (per scenario default otherwise).
+        #[arg(long)]
+        jobs: Option<u64>,
+        /// Concurrent clients.
+        #[arg(long)]
+        clients: Option<usize>,
+        /// Worker processes.
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Seconds of open-loop load.
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
     /// The stub provider alone (OpenAI-compatible, for local use and tests).
     StubProvider {
         /// Address to listen on.

@@ -21,8 +21,24 @@ use crate::{cli::Command, stub::Stub};
 /// Runs one subcommand.
 pub async fn run(command: Command) -> anyhow::Result<()> {
     stewrd_shared::tls::install_crypto_provider();
-    if let Command::StubProvider { listen, delay_ms } = command {
-        return stub_provider(listen, delay_ms).await;
+    match command {
+        Command::StubProvider { listen, delay_ms } => return stub_provider(listen, delay_ms).await,
+        Command::Bench {
+            scenario,
+            jobs,
+            clients,
+            workers,
+            seconds,
+        } => {
+            let options = crate::bench::Options {
+                jobs,
+                clients,
+                workers,
+                seconds,
+            };
+            return crate::bench::run(scenario, options).await;
+        }
+        _ => {}
     }
     let config = Config::from_env()?;
     telemetry::init(config.log_format);
@@ -33,7 +49,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Dev => serve::dev(config).await,
         Command::Admin { command } => admin::run(&config, command).await,
         Command::RotateMasterKey => rotate_master_key(&config).await,
-        Command::StubProvider { .. } => Ok(()),
+        Command::StubProvider { .. } | Command::Bench { .. } => Ok(()),
     }
 }
 

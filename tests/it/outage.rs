@@ -88,7 +88,12 @@ async fn jobs_accepted_while_rabbitmq_is_down_all_run_once_it_is_back() {
     assert_eq!(tally.lost, 0);
     assert_eq!(tally.duplicated_results, 0);
     assert_eq!(tally.provider_calls, 200);
-    assert_eq!(readyz(&app).await, StatusCode::OK);
+    // The API's own relay reconnects within its backoff (at most 5 s).
+    let ready = wait_for(PATIENCE, || async {
+        (readyz(&app).await == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "/readyz never recovered");
 }
 
 #[tokio::test]

@@ -1,0 +1,318 @@
+//! A throwaway stewrd for one benchmark: its own database and queue prefix, the
+//! real `stewrd api` and `stewrd worker` binaries as child processes, and the stub
+//! provider in this process. Never touches real data; cleaned up at the end.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use secrecy::ExposeSecret;
+use stewrd_shared::{config::DEFAULT_DATABASE_URL, crypto::MasterKeyRing, queue::Topology};
+use tokio::net::TcpListener;
+
+use crate::stub::Stub;
+
+/// A running benchmark deployment.
+pub struct Fleet {
+    pub name: String,
+    pub database_url: String,
+    pub amqp_url: String,
+    pub api_base: String,
+    pub admin_token: String,
+    pub stub: Stub,
+    env: Vec<(String, String)>,
+    pub api: Child,
+    pub workers: Vec<Child>,
+}
+
+/// A fresh unique name for the database and queue prefix.
+fn bench_name() -> String {
+    format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// `DATABASE_URL` with its database replaced by `name`.
+fn database_url_for(name: &str) -> anyhow::Result<String> {
+    let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+    if base.starts_with("postgres://") || base.starts_with("postgresql://") {
+        let mut url = url::Url::parse(&base).context("DATABASE_URL: not a URL")?;
+        url.set_path(&format!("/{name}"));
+        Ok(url.to_string())
+    } else {
+        Ok(format!("{base} dbname={name}"))
+    }
+}
+
+fn log_path(name: &str, role: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("stewrd-{name}-{role}.log"))
+}
+
+impl Fleet {
+    /// Migrates a fresh database, starts the stub, the API and `workers` workers.
+    pub async fn start(
+        workers: usize,
+        stub_delay: Duration,
+        extra_env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
+        let name = bench_name();
+        let database_url = database_url_for(&name)?;
+        let amqp_url = std::env::var("AMQP_URL")
+            .unwrap_or_else(|_| stewrd_shared::config::DEFAULT_AMQP_URL.to_owned());
+        let stub = Stub::start(TcpListener::bind("127.0.0.1:0").await?, stub_delay, false).await?;
+        let admin_token = uuid::Uuid::new_v4().simple().to_string();
+        let master = MasterKeyRing::generate_entry("bench");
+        let mut env: Vec<(String, String)> = vec![
+            ("DATABASE_URL".into(), database_url.clone()),
+            ("AMQP_URL".into(), amqp_url.clone()),
+            ("STEWRD_QUEUE_PREFIX".into(), name.clone()),
+            ("STEWRD_LISTEN".into(), "127.0.0.1:0".into()),
+            ("STEWRD_ADMIN_TOKEN".into(), admin_token.clone()),
+            (
+                "STEWRD_MASTER_KEYS".into(),
+                master.expose_secret().to_owned(),
+            ),
+            ("STEWRD_DEFAULT_API_KEY".into(), "sk-bench".into()),
+            ("STEWRD_OPENAI_BASE_URL".into(), stub.base_url()),
+            ("STEWRD_LOG_FORMAT".into(), "pretty".into()),
+            ("RUST_LOG".into(), "warn".into()),
+        ];
+        for (key, value) in extra_env {
+            env.push(((*key).to_owned(), value.clone()));
+        }
+        let migrate = Command::new(std::env::current_exe()?)
+            .arg("migrate")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .status()?;
+        if !migrate.success() {
+            bail!("cannot migrate the benchmark database (check DATABASE_URL)");
+        }
+        let (api, api_base) = spawn_api(&env, &name)?;
+        let mut fleet = Self {
+            name,
+            database_url,
+            amqp_url,
+            api_base,
+            admin_token,
+            stub,
+            env,
+            api,
+            workers: Vec::new(),
+        };
+        for _ in 0..workers {
+            fleet.add_worker()?;
+        }
+        fleet.wait_ready().await?;
+        Ok(fleet)
+    }
+
+    /// Starts one more worker.
+    pub fn add_worker(&mut self) -> anyhow::Result<()> {
+        let role = format!("worker{}", self.workers.len());
+        let child = spawn(&self.env, &["worker"], &self.name, &role, Stdio::null())?;
+        self.workers.push(child);
+        Ok(())
+    }
+
+    /// Stops every worker (SIGKILL: a benchmark has nothing to drain).
+    pub fn stop_workers(&mut self) {
+        for mut worker in self.workers.drain(..) {
+            let _ = worker.kill();
+            let _ = worker.wait();
+        }
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(response) = http.get(format!("{}/readyz", self.api_base)).send().await {
+                if response.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "the benchmark API never became ready; see {}",
+            log_path(&self.name, "api").display()
+        )
+    }
+
+    /// A connection to the benchmark database.
+    pub async fn db(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let (client, connection) =
+            tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    /// Creates a project; returns its API key.
+    pub async fn project(&self, http: &reqwest::Client) -> anyhow::Result<String> {
+        let created: serde_json::Value = http
+            .post(format!("{}/v1/admin/projects", self.api_base))
+            .bearer_auth(&self.admin_token)
+            .json(&serde_json::json!({"name": "bench"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        created["api_key"]
+            .as_str()
+            .map(str::to_owned)
+            .context("project creation failed")
+    }
+
+    /// Runs that reached a final status.
+    pub async fn finished(&self, db: &tokio_postgres::Client) -> anyhow::Result<i64> {
+        Ok(db
+            .query_one(
+                "SELECT count(*) FROM runs WHERE status IN ('succeeded', 'failed', 'cancelled')",
+                &[],
+            )
+            .await?
+            .get(0))
+    }
+
+    /// Kills everything and drops the database and queues.
+    pub async fn stop(mut self) {
+        self.stop_workers();
+        let _ = self.api.kill();
+        let _ = self.api.wait();
+        if let Ok(base) = database_url_for("postgres") {
+            if let Ok((client, connection)) =
+                tokio_postgres::connect(&base, tokio_postgres::NoTls).await
+            {
+                tokio::spawn(connection);
+                let _ = client
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                        self.name
+                    ))
+                    .await;
+            }
+        }
+        if let Ok(connection) = stewrd_shared::queue::connect(&self.amqp_url, "stewrd-bench").await
+        {
+            if let Ok(channel) = connection.create_channel().await {
+                let topology = Topology::new(&self.name);
+                for queue in topology.queues() {
+                    let _ = channel
+                        .queue_delete(queue.as_str().into(), Default::default())
+                        .await;
+                }
+                let _ = channel
+                    .exchange_delete(
+                        topology.dead_letter_exchange().as_str().into(),
+                        Default::default(),
+                    )
+                    .await;
+            }
+            let _ = connection.close(200, "bench done".into()).await;
+        }
+        for role in std::iter::once("api".to_owned()).chain((0..8).map(|i| format!("worker{i}"))) {
+            let _ = std::fs::remove_file(log_path(&self.name, &role));
+        }
+    }
+}
+
+fn spawn(
+    env: &[(String, String)],
+    args: &[&str],
+    name: &str,
+    role: &str,
+    stdout: Stdio,
+) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(log_path(name, role))?;
+    Ok(Command::new(std::env::current_exe()?)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(stdout)
+        .stderr(log)
+        .spawn()?)
+}
+
+fn spawn_api(env: &[(String, String)], name: &str) -> anyhow::Result<(Child, String)> {
+    let mut child = spawn(env, &["api"], name, "api", Stdio::piped())?;
+    let stdout = child.stdout.take().context("api stdout")?;
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first)?;
+    let base = first
+        .trim()
+        .rsplit(' ')
+        .next()
+        .filter(|b| b.starts_with("http://"))
+        .with_context(|| {
+            format!(
+                "the API did not start; see {}",
+                log_path(name, "api").display()
+            )
+        })?
+        .to_owned();
+    Ok((child, base))
+}
+
+/// CPU time (user + system) of a process, in milliseconds.
+pub fn cpu_ms(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesized command: state is field 3; utime 14, stime 15.
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) * 1000.0 / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Total CPU milliseconds of every process whose command name is `comm`.
+pub fn cpu_ms_of(comm: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(|entry| {
+            entry
+                .ok()?
+                .file_name()
+                .into_string()
+                .ok()?
+                .parse::<u32>()
+                .ok()
+        })
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|name| name.trim() == comm)
+        })
+        .map(cpu_ms)
+        .sum()
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
