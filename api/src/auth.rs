@@ -1,11 +1,26 @@
 //! Who is calling: a project (by API key) or the operator (by admin token).
+//!
+//! Key lookups are cached per process (a lookup is a query on every request
+//! otherwise). An entry is evicted when its project or any of its keys changes
+//! (database triggers notify every API process; this process evicts at once for
+//! its own changes), when the notification connection is re-established, and at
+//! the latest after `CACHE_TTL`.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::FromRequestParts,
     http::{header::AUTHORIZATION, request::Parts},
 };
 use stewrd_shared::{
-    db::{api_key::find_key_owner, project::ProjectLlm},
+    db::{
+        api_key::{KeyOwner, find_key_owner},
+        project::ProjectLlm,
+    },
     id::ProjectId,
     token::{API_KEY_PREFIX, admin_token_matches, api_key_matches, hash_api_key},
 };
@@ -18,6 +33,52 @@ pub struct ProjectAuth {
     pub project_id: ProjectId,
     /// The project's provider choice, read with the key at no extra cost.
     pub llm: ProjectLlm,
+}
+
+/// How long a cached lookup is trusted without any notification.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+/// Cached keys per process; past it the cache starts over.
+const CACHE_CAPACITY: usize = 100_000;
+
+type Entries = HashMap<[u8; 32], (KeyOwner, Instant)>;
+
+/// Recently checked API keys, by hash.
+#[derive(Clone, Default)]
+pub struct AuthCache {
+    entries: Arc<Mutex<Entries>>,
+}
+
+impl AuthCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, hash: &[u8; 32]) -> Option<KeyOwner> {
+        let entries = self.lock();
+        let (owner, at) = entries.get(hash)?;
+        (at.elapsed() < CACHE_TTL).then(|| owner.clone())
+    }
+
+    fn put(&self, hash: [u8; 32], owner: KeyOwner) {
+        let mut entries = self.lock();
+        if entries.len() >= CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(hash, (owner, Instant::now()));
+    }
+
+    /// Forgets every key of a project (its keys or settings changed).
+    pub fn forget_project(&self, project_id: ProjectId) {
+        self.lock()
+            .retain(|_, (owner, _)| owner.project_id != project_id);
+    }
+
+    /// Forgets everything (notifications may have been missed).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
 }
 
 /// The operator, holding `STEWRD_ADMIN_TOKEN`.
@@ -50,15 +111,23 @@ impl FromRequestParts<AppState> for ProjectAuth {
         if !token.starts_with(API_KEY_PREFIX) {
             return Err(invalid());
         }
-        let client = state
-            .pool
-            .get()
-            .await
-            .map_err(stewrd_shared::db::DbError::from)?;
-        let owner = find_key_owner(&client, &hash_api_key(token))
-            .await?
-            .filter(|owner| api_key_matches(token, &owner.hash))
-            .ok_or_else(invalid)?;
+        let hash = hash_api_key(token);
+        let owner = match state.auth_cache.get(&hash) {
+            Some(owner) => owner,
+            None => {
+                let client = state
+                    .pool
+                    .get()
+                    .await
+                    .map_err(stewrd_shared::db::DbError::from)?;
+                let owner = find_key_owner(&client, &hash).await?.ok_or_else(invalid)?;
+                state.auth_cache.put(hash, owner.clone());
+                owner
+            }
+        };
+        if !api_key_matches(token, &owner.hash) {
+            return Err(invalid());
+        }
         Ok(Self {
             project_id: owner.project_id,
             llm: owner.llm,

@@ -4,6 +4,7 @@
 mod auth;
 mod error;
 mod extract;
+mod listener;
 mod request_id;
 mod routes;
 mod startup;

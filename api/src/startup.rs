@@ -9,7 +9,10 @@ use stewrd_shared::{
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{extract::MAX_BODY_BYTES, request_id, routes, state::AppState, watch::SessionWatch};
+use crate::{
+    auth::AuthCache, extract::MAX_BODY_BYTES, listener, request_id, routes, state::AppState,
+    watch::SessionWatch,
+};
 
 /// Every route, with the request-id and body-limit layers.
 pub fn router(state: AppState) -> Router {
@@ -40,9 +43,10 @@ pub async fn serve(
         Topology::new(&config.queue_prefix),
     );
     let state = AppState {
-        relay_wake: relay.waker(),
+        relay: relay.fast_lane(),
         broker_up: relay.broker_up(),
         watch: SessionWatch::default(),
+        auth_cache: AuthCache::default(),
         pool,
         config: config.clone(),
         master_keys,
@@ -50,12 +54,12 @@ pub async fn serve(
     let background = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(relay.run(background.clone()));
-    tasks.spawn(
-        state
-            .watch
-            .clone()
-            .listen(config.database.clone(), background.clone()),
-    );
+    tasks.spawn(listener::listen(
+        config.database.clone(),
+        state.watch.clone(),
+        state.auth_cache.clone(),
+        background.clone(),
+    ));
     tasks.close();
 
     tracing::info!(address = %listener.local_addr()?, "API listening");

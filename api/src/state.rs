@@ -2,10 +2,9 @@
 
 use std::sync::{Arc, atomic::AtomicBool};
 
-use stewrd_shared::{config::Config, crypto::MasterKeyRing, db::Pool};
-use tokio::sync::Notify;
+use stewrd_shared::{config::Config, crypto::MasterKeyRing, db::Pool, relay::FastLane};
 
-use crate::watch::SessionWatch;
+use crate::{auth::AuthCache, watch::SessionWatch};
 
 /// The application state, cheap to clone.
 #[derive(Clone)]
@@ -14,10 +13,12 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Encrypts provider keys (and webhook secrets) before they are stored.
     pub master_keys: Arc<MasterKeyRing>,
-    /// Wakes the in-process outbox relay after a submit commits.
-    pub relay_wake: Arc<Notify>,
+    /// Publishes a committed run at once through the in-process relay.
+    pub relay: FastLane,
     /// Whether the relay holds a live broker channel.
     pub broker_up: Arc<AtomicBool>,
     /// Long-poll waiters.
     pub watch: SessionWatch,
+    /// Recently checked API keys.
+    pub auth_cache: AuthCache,
 }

@@ -1,19 +1,15 @@
-//! Status-change fan-out for long-polls: one Postgres `LISTEN` connection per API
-//! process, however many clients wait. A waiter subscribes to its session before
-//! reading it, so no change between the read and the wait is missed.
+//! Status-change fan-out for long-polls, fed by the process's one `LISTEN`
+//! connection (`listener.rs`) however many clients wait. A waiter subscribes to
+//! its session before reading it, so no change between the read and the wait is
+//! missed.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
 
-use futures_util::future::BoxFuture;
 use stewrd_shared::id::SessionId;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-
-/// The channel the worker's result commit notifies with `"<session id> <status>"`.
-pub const CHANNEL: &str = "stewrd_session";
 
 type Senders = HashMap<SessionId, watch::Sender<u64>>;
 
@@ -89,25 +85,6 @@ impl SessionWatch {
     /// Sessions with at least one waiter.
     pub fn watched(&self) -> usize {
         lock(&self.senders).len()
-    }
-
-    /// Listens until `shutdown`, reconnecting after any loss. Whatever changed
-    /// while not listening is re-read by its waiters.
-    pub async fn listen(self, config: tokio_postgres::Config, shutdown: CancellationToken) {
-        let on_connect = {
-            let watch = self.clone();
-            move || -> BoxFuture<'static, ()> {
-                watch.notify_all();
-                Box::pin(async {})
-            }
-        };
-        let on_notify = |_: &str, payload: &str| {
-            let session = payload.split(' ').next().unwrap_or_default();
-            if let Ok(session_id) = session.parse() {
-                self.notify(session_id);
-            }
-        };
-        stewrd_shared::listen::listen(config, &[CHANNEL], shutdown, on_connect, on_notify).await;
     }
 }
 

@@ -3,6 +3,12 @@
 //! take the same row. A row is only considered published on a clean broker ack;
 //! a nack, a returned (unroutable) message or a broken connection makes it due
 //! again shortly, so a broker outage delays jobs and never loses one.
+//!
+//! The API also hands freshly committed runs to its relay's fast lane, which
+//! publishes them at once: their outbox rows were written due only after the
+//! republish window, so on the normal path the relay never touches them (one
+//! less write per job, one hop less of latency). A fast publish that fails makes
+//! its row due immediately, and the slow path takes over.
 
 use std::{
     sync::{
@@ -18,7 +24,7 @@ use lapin::{
     options::{BasicPublishOptions, ConfirmSelectOptions},
     types::{AMQPValue, FieldTable, LongString},
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -36,6 +42,8 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 pub const REPUBLISH_AFTER: Duration = Duration::from_secs(300);
 /// When a failed publish is tried again.
 const PUBLISH_RETRY: Duration = Duration::from_secs(1);
+/// Messages the fast lane holds before submits fall back to the outbox alone.
+const FAST_LANE_CAPACITY: usize = 16_384;
 
 /// Why a round stopped.
 #[derive(Debug, thiserror::Error)]
@@ -54,12 +62,41 @@ pub struct Relay {
     wake: Arc<Notify>,
     broker_up: Arc<AtomicBool>,
     republish_after: Duration,
+    fast_tx: mpsc::Sender<outbox::DueMessage>,
+    fast_rx: mpsc::Receiver<outbox::DueMessage>,
+}
+
+/// Hands committed runs to the relay for an immediate publish.
+#[derive(Clone)]
+pub struct FastLane {
+    tx: mpsc::Sender<outbox::DueMessage>,
+    broker_up: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+}
+
+impl FastLane {
+    /// Whether a new run should be written for the fast lane (due only after the
+    /// republish window) or for the relay's slow path (due now).
+    pub fn open(&self) -> bool {
+        self.broker_up.load(Ordering::Relaxed)
+    }
+
+    /// Queues a committed run for publishing; `false` when the lane is full or
+    /// closed, and the caller must make the row due instead.
+    pub fn publish(&self, message: outbox::DueMessage) -> bool {
+        let queued = self.tx.try_send(message).is_ok();
+        self.wake.notify_one();
+        queued
+    }
 }
 
 impl Relay {
     /// A relay for `topology` on the broker at `amqp_url`.
     pub fn new(pool: Pool, amqp_url: &str, topology: Topology) -> Self {
+        let (fast_tx, fast_rx) = mpsc::channel(FAST_LANE_CAPACITY);
         Self {
+            fast_tx,
+            fast_rx,
             pool,
             amqp_url: amqp_url.to_owned(),
             topology,
@@ -74,13 +111,22 @@ impl Relay {
         self.wake.clone()
     }
 
+    /// The fast lane into this relay.
+    pub fn fast_lane(&self) -> FastLane {
+        FastLane {
+            tx: self.fast_tx.clone(),
+            broker_up: self.broker_up.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+
     /// True while the relay holds a live broker channel (for readiness checks).
     pub fn broker_up(&self) -> Arc<AtomicBool> {
         self.broker_up.clone()
     }
 
     /// Publishes until `shutdown`, reconnecting to the broker as needed.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut link: Option<(Connection, Channel)> = None;
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
@@ -105,10 +151,14 @@ impl Relay {
                     }
                 },
             };
-            match self.publish_due(&channel).await {
+            let round = match self.fast_rx.try_recv() {
+                Ok(first) => self.publish_fast(&channel, first).await,
+                Err(_) => self.publish_due(&channel).await,
+            };
+            match round {
                 Ok(published) => {
                     failures = 0;
-                    if published < BATCH as usize {
+                    if published < BATCH as usize && self.fast_rx.is_empty() {
                         tokio::select! {
                             _ = self.wake.notified() => {}
                             _ = tokio::time::sleep(IDLE_POLL) => {}
@@ -138,66 +188,39 @@ impl Relay {
         Ok((connection, channel))
     }
 
-    /// One round: take due rows, publish them all, wait for all confirms at once.
+    /// A fast-lane round: this message and whatever else is waiting.
+    async fn publish_fast(
+        &mut self,
+        channel: &Channel,
+        first: outbox::DueMessage,
+    ) -> Result<usize, RelayError> {
+        let mut due = vec![first];
+        while due.len() < BATCH as usize {
+            match self.fast_rx.try_recv() {
+                Ok(message) => due.push(message),
+                Err(_) => break,
+            }
+        }
+        let (failed, broker_error) = publish_all(channel, &self.topology, &due).await;
+        if !failed.is_empty() {
+            // Their rows wait for the republish window: make them due now instead.
+            let client = self.pool.get().await.map_err(DbError::from)?;
+            outbox::retry_after(&client, &failed, Duration::ZERO).await?;
+        }
+        match broker_error {
+            Some(error) => Err(RelayError::Broker(error)),
+            None => Ok(due.len()),
+        }
+    }
+
+    /// A slow-path round: take due rows, publish them all, wait for all confirms at once.
     async fn publish_due(&self, channel: &Channel) -> Result<usize, RelayError> {
         let client = self.pool.get().await.map_err(DbError::from)?;
         let due = outbox::take_due(&client, BATCH, self.republish_after).await?;
         if due.is_empty() {
             return Ok(0);
         }
-        let routing_key = self.topology.jobs_queue();
-        let mut pending = Vec::with_capacity(due.len());
-        let mut failed = Vec::new();
-        let mut broker_error = None;
-        for message in &due {
-            let body = JobMessage::Run {
-                run_id: message.run_id,
-            }
-            .to_bytes();
-            let published = channel
-                .basic_publish(
-                    "".into(),
-                    routing_key.as_str().into(),
-                    // Mandatory: a message no queue takes comes back instead of vanishing.
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    &body,
-                    properties(message),
-                )
-                .await;
-            match published {
-                Ok(confirm) => pending.push((message.run_id, confirm)),
-                Err(error) => {
-                    failed.push(message.run_id);
-                    broker_error = Some(error.to_string());
-                }
-            }
-        }
-        let confirmed = join_all(
-            pending
-                .into_iter()
-                .map(|(run_id, confirm)| async move { (run_id, confirm.await) }),
-        )
-        .await;
-        for (run_id, confirmation) in confirmed {
-            match confirmation {
-                Ok(Confirmation::Ack(None)) => {}
-                Ok(Confirmation::Ack(Some(_))) => {
-                    failed.push(run_id);
-                    broker_error = Some("message returned as unroutable".to_owned());
-                }
-                Ok(other) => {
-                    failed.push(run_id);
-                    broker_error = Some(format!("publish not confirmed: {other:?}"));
-                }
-                Err(error) => {
-                    failed.push(run_id);
-                    broker_error = Some(error.to_string());
-                }
-            }
-        }
+        let (failed, broker_error) = publish_all(channel, &self.topology, &due).await;
         if !failed.is_empty() {
             outbox::retry_after(&client, &failed, PUBLISH_RETRY).await?;
         }
@@ -209,6 +232,69 @@ impl Relay {
             }
         }
     }
+}
+
+/// Publishes every message and waits for all their confirms at once. Returns the
+/// run ids that were not cleanly confirmed, and the broker error if any.
+async fn publish_all(
+    channel: &Channel,
+    topology: &Topology,
+    due: &[outbox::DueMessage],
+) -> (Vec<crate::id::RunId>, Option<String>) {
+    let routing_key = topology.jobs_queue();
+    let mut pending = Vec::with_capacity(due.len());
+    let mut failed = Vec::new();
+    let mut broker_error = None;
+    for message in due {
+        let body = JobMessage::Run {
+            run_id: message.run_id,
+        }
+        .to_bytes();
+        let published = channel
+            .basic_publish(
+                "".into(),
+                routing_key.as_str().into(),
+                // Mandatory: a message no queue takes comes back instead of vanishing.
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &body,
+                properties(message),
+            )
+            .await;
+        match published {
+            Ok(confirm) => pending.push((message.run_id, confirm)),
+            Err(error) => {
+                failed.push(message.run_id);
+                broker_error = Some(error.to_string());
+            }
+        }
+    }
+    let confirmed = join_all(
+        pending
+            .into_iter()
+            .map(|(run_id, confirm)| async move { (run_id, confirm.await) }),
+    )
+    .await;
+    for (run_id, confirmation) in confirmed {
+        match confirmation {
+            Ok(Confirmation::Ack(None)) => {}
+            Ok(Confirmation::Ack(Some(_))) => {
+                failed.push(run_id);
+                broker_error = Some("message returned as unroutable".to_owned());
+            }
+            Ok(other) => {
+                failed.push(run_id);
+                broker_error = Some(format!("publish not confirmed: {other:?}"));
+            }
+            Err(error) => {
+                failed.push(run_id);
+                broker_error = Some(error.to_string());
+            }
+        }
+    }
+    (failed, broker_error)
 }
 
 fn properties(message: &outbox::DueMessage) -> BasicProperties {

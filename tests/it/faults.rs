@@ -313,17 +313,18 @@ async fn a_message_lost_by_the_broker_is_published_again() {
     let accepted = app.submit(&key, json!({"message": "lost"})).await;
     let run_id = accepted["run_id"].as_str().expect("id").to_owned();
     let db = app.db().await;
-    // Wait until the relay has published it (its row is pushed into the future)…
+    // Wait until it is published (its outbox row waits for the republish window)…
     let published = wait_for(PATIENCE, || async {
-        let publishes: i32 = db
-            .query_one("SELECT publishes FROM outbox", &[])
-            .await
-            .ok()?
-            .get(0);
-        (publishes == 1).then_some(())
+        (app.ready_messages().await == 1).then_some(())
     })
     .await;
     assert!(published.is_some());
+    let waiting: bool = db
+        .query_one("SELECT available_at > now() FROM outbox", &[])
+        .await
+        .expect("the run's outbox row is still there")
+        .get(0);
+    assert!(waiting);
     // …then lose it.
     app.purge_jobs().await;
     db.execute("UPDATE outbox SET available_at = now()", &[])

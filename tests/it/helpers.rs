@@ -522,6 +522,28 @@ impl TestApp {
         connect_db(&database_url(&self.name)).await
     }
 
+    /// Messages ready in the test's job queue.
+    pub async fn ready_messages(&self) -> u32 {
+        let connection =
+            lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+                .await
+                .expect("amqp");
+        let channel = connection.create_channel().await.expect("channel");
+        let queue = channel
+            .queue_declare(
+                format!("{}.jobs", self.name).as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .expect("the jobs queue exists");
+        let _ = connection.close(200, "done".into()).await;
+        queue.message_count()
+    }
+
     /// Drops every message waiting in the test's job queue (a broker losing them).
     pub async fn purge_jobs(&self) {
         let connection =

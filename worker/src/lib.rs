@@ -3,6 +3,7 @@
 //! heartbeat, the reaper, an outbox relay and the dead-letter consumer, so a fleet
 //! of identical workers needs nothing else to keep every promise.
 
+mod announce;
 mod cancel;
 mod consumer;
 mod control;
@@ -38,6 +39,8 @@ pub struct Worker {
     pub relay_wake: Arc<Notify>,
     /// Wakes this process's webhook dispatcher after an event is recorded.
     pub webhook_wake: Arc<Notify>,
+    /// Tells long-polls about finished runs, batched.
+    announcer: announce::Announcer,
     /// Runs in flight here, for cancellation.
     cancellations: cancel::Cancellations,
     /// Keys paused after a 429, as every worker learnt it.
@@ -61,6 +64,7 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let topology = Topology::new(&config.queue_prefix);
     let relay = Relay::new(pool.clone(), &config.amqp_url, topology.clone());
+    let (announcer, announcements) = announce::Announcer::new();
     let worker = Arc::new(Worker {
         id: WorkerId::new(),
         provider: ProviderClient::new(config.providers.clone(), &config.worker)?,
@@ -70,6 +74,7 @@ pub async fn run(
         pool,
         master_keys,
         config,
+        announcer,
         cancellations: cancel::Cancellations::default(),
         cooldowns: ratelimit::Cooldowns::default(),
     });
@@ -88,6 +93,11 @@ pub async fn run(
     tasks.spawn(reaper::reap(worker.clone(), background.clone()));
     tasks.spawn(deadletter::consume(worker.clone(), background.clone()));
     tasks.spawn(control::listen(worker.clone(), background.clone()));
+    tasks.spawn(announce::run(
+        worker.pool.clone(),
+        announcements,
+        background.clone(),
+    ));
     let webhooks =
         webhook::WebhookClient::new(&worker.config.webhook, worker.config.webhook_allow_private)?;
     tasks.spawn(webhook::dispatch(

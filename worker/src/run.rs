@@ -416,6 +416,11 @@ async fn record(
         match result {
             Ok(Finished::Written { webhook }) => {
                 log_outcome(outcome, started);
+                let status = match outcome {
+                    RunOutcome::Succeeded { .. } => RunStatus::Succeeded,
+                    RunOutcome::Failed { .. } => RunStatus::Failed,
+                };
+                worker.announcer.announce(run.session_id, status);
                 if webhook {
                     worker.webhook_wake.notify_one();
                 }

@@ -173,6 +173,7 @@ async fn revoke_key(
     if !revoke_api_key(&client, Some(project_id), key_id).await? {
         return Err(ApiError::not_found("API key"));
     }
+    state.auth_cache.forget_project(project_id);
     tracing::info!(%project_id, %key_id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,6 @@
 //! `POST /v1/agent`: store a message and queue its run; answer at once.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use axum::{
     Extension, Json, Router,
@@ -15,11 +15,13 @@ use stewrd_shared::{
     db::{
         DbError,
         idempotency::{KeyState, check_key, remember},
+        outbox::{DueMessage, retry_after},
         run::{InsertRunError, NewRun, SessionTarget, insert_run},
     },
     id::{RunId, SessionId},
     llm::choose_llm,
     model::RunStatus,
+    relay::REPUBLISH_AFTER,
 };
 use time::OffsetDateTime;
 
@@ -100,6 +102,7 @@ async fn create(
         }
     };
     let choice = choose_llm(&auth.llm, body.model.as_deref(), &state.config.default_llm);
+    let fast = state.relay.open();
     let run = NewRun {
         id: RunId::new(),
         project_id: auth.project_id,
@@ -113,6 +116,11 @@ async fn create(
         request_id: Some(&request_id.0),
         choice: &choice,
         deadline: state.config.worker.run_deadline,
+        publish_delay: if fast {
+            REPUBLISH_AFTER
+        } else {
+            Duration::ZERO
+        },
     };
     let mut client = state.pool.get().await.map_err(DbError::from)?;
     let answer = match idempotency_key {
@@ -149,8 +157,15 @@ async fn create(
             answer
         }
     };
+    let message = DueMessage {
+        run_id: run.id,
+        request_id: Some(request_id.0.clone()),
+    };
+    if fast && !state.relay.publish(message) {
+        // The lane is full: let the relay's slow path publish it now.
+        retry_after(&client, &[run.id], Duration::ZERO).await?;
+    }
     drop(client);
-    state.relay_wake.notify_one();
     tracing::info!(%session_id, run_id = %run.id, "run queued");
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }

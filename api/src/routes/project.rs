@@ -171,6 +171,7 @@ pub async fn update_llm(
     let row = set_project_llm(&client, id, provider, model, encrypted.as_deref())
         .await?
         .ok_or_else(|| ApiError::not_found("project"))?;
+    state.auth_cache.forget_project(id);
     tracing::info!(project_id = %id, %provider, key_replaced = encrypted.is_some(), "provider configuration set");
     Ok(ProjectOut::new(row, &state.config.default_llm))
 }
@@ -181,6 +182,7 @@ pub async fn remove_llm(state: &AppState, id: ProjectId) -> Result<ProjectOut, A
     let row = clear_project_llm(&client, id)
         .await?
         .ok_or_else(|| ApiError::not_found("project"))?;
+    state.auth_cache.forget_project(id);
     tracing::info!(project_id = %id, "provider configuration removed");
     Ok(ProjectOut::new(row, &state.config.default_llm))
 }

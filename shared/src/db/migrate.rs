@@ -28,6 +28,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_add_idempotency_keys",
         include_str!("../../../migrations/0005_add_idempotency_keys.sql"),
     ),
+    (
+        "0006_drop_hot_project_foreign_keys",
+        include_str!("../../../migrations/0006_drop_hot_project_foreign_keys.sql"),
+    ),
+    (
+        "0007_trim_the_job_path",
+        include_str!("../../../migrations/0007_trim_the_job_path.sql"),
+    ),
 ];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.

@@ -46,6 +46,9 @@ pub struct NewRun<'a> {
     pub request_id: Option<&'a str>,
     pub choice: &'a LlmChoice,
     pub deadline: Duration,
+    /// When the run's outbox row falls due: now for the relay to publish it, or
+    /// after the republish window when the API publishes it itself (fast lane).
+    pub publish_delay: Duration,
 }
 
 /// Why a run could not be stored.
@@ -71,7 +74,8 @@ const INSERT_RUN_TAIL: &str = "
         FROM s
         RETURNING id, created_at
     ),
-    o AS (INSERT INTO outbox (run_id) SELECT id FROM r)
+    o AS (INSERT INTO outbox (run_id, available_at)
+          SELECT id, now() + make_interval(secs => $16) FROM r)
     SELECT created_at FROM r";
 
 /// Stores a run (creating or appending to its session) and its outbox row.
@@ -124,6 +128,7 @@ pub async fn insert_run(
                 &run.choice.model,
                 &run.choice.key_source.as_str(),
                 &run.deadline.as_secs_f64(),
+                &run.publish_delay.as_secs_f64(),
             ],
         )
         .await
@@ -291,9 +296,7 @@ static FINISH_RUN: LazyLock<String> = LazyLock::new(|| {
              WHERE $14::text IS NOT NULL AND id = (SELECT project_id FROM final_runs)
                AND llm_api_key = $15 AND key_status <> $14
          )
-         SELECT pg_notify('stewrd_session', session_id::text || ' ' || status),
-                (SELECT count(*) FROM e) AS events
-         FROM final_runs"
+         SELECT (SELECT count(*) FROM e) AS events FROM final_runs"
     )
 });
 
@@ -308,9 +311,10 @@ pub enum Finished {
 
 /// Writes a run's result, guarded by the lease: if the lease was lost (taken over,
 /// cancelled) nothing is written and `false` comes back, so a run never gets two
-/// results. In the same statement: the webhook event (if any URL applies), what
+/// results. In the same statement: the webhook event (if any URL applies) and what
 /// the call taught about the project's own key (`learnt`; only if that key was
-/// used and is still the stored one), and a notification that wakes long-polls.
+/// used and is still the stored one). Waking long-polls is left to the caller,
+/// outside the commit: a notifying commit is serialized with every other one.
 pub async fn finish_run(
     client: &impl GenericClient,
     run: &ClaimedRun,
