@@ -2,6 +2,8 @@
 //! message. Messages carry only a run id; the worker reloads everything from
 //! Postgres, so a message may be lost, duplicated or late without harm.
 
+use std::str::FromStr;
+
 use lapin::{
     Channel, Connection, ConnectionProperties, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
@@ -113,10 +115,23 @@ fn long_string(text: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(text))
 }
 
+/// The largest frame stewrd asks for unless `AMQP_URL` sets `frame_max`. lapin
+/// keeps 32 frames of send and of receive buffer per connection, so RabbitMQ's
+/// default (128 KiB) costs 8 MiB a connection; job messages are under 200 bytes
+/// (bigger bodies are simply split into more frames).
+const FRAME_MAX: u32 = 16 * 1024;
+
 /// Opens a connection named after the process role (visible in RabbitMQ's UI).
 pub async fn connect(url: &str, name: &str) -> lapin::Result<Connection> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(url, properties).await
+    match lapin::uri::AMQPUri::from_str(url) {
+        Ok(mut uri) => {
+            uri.query.frame_max.get_or_insert(FRAME_MAX);
+            Connection::connect_uri(uri, properties).await
+        }
+        // Let lapin report what is wrong with the URL.
+        Err(_) => Connection::connect(url, properties).await,
+    }
 }
 
 /// The body of a job message. Versioned so that old and new workers can share a
