@@ -10,6 +10,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+use stewrd_shared::metrics as names;
 use tracing::Instrument;
 
 /// The header carrying the id, both ways.
@@ -40,17 +41,22 @@ pub async fn assign(mut request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().to_string();
     let span = tracing::info_span!(
         "request",
         request_id = %id,
-        method = %request.method(),
+        method = %method,
         route = %route,
     );
     request.extensions_mut().insert(RequestId(id.clone()));
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    let latency_us = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    let latency_us = elapsed.as_micros() as u64;
+    metrics::counter!(names::HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status.to_string()).increment(1);
+    metrics::histogram!(names::HTTP_DURATION, "method" => method, "route" => route)
+        .record(elapsed.as_secs_f64());
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, latency_us, "request failed");

@@ -19,6 +19,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::agent::router())
         .merge(routes::sessions::router())
+        .merge(routes::events::router())
         .merge(routes::project::router())
         .merge(routes::admin::router())
         .merge(routes::health::router())
@@ -47,6 +48,7 @@ pub async fn serve(
         broker_up: relay.broker_up(),
         watch: SessionWatch::default(),
         auth_cache: AuthCache::default(),
+        metrics: stewrd_shared::metrics::install(),
         pool,
         config: config.clone(),
         master_keys,

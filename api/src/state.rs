@@ -21,4 +21,6 @@ pub struct AppState {
     pub watch: SessionWatch,
     /// Recently checked API keys.
     pub auth_cache: AuthCache,
+    /// This process's metrics, for `/metrics`.
+    pub metrics: stewrd_shared::metrics::PrometheusHandle,
 }

@@ -129,6 +129,9 @@ pub struct Config {
     pub amqp_url: String,
     /// `STEWRD_LISTEN`, default `127.0.0.1:8080`.
     pub listen: SocketAddr,
+    /// `STEWRD_METRICS_LISTEN`, default none: where a worker serves `/metrics`
+    /// (the API serves it on its own address).
+    pub metrics_listen: Option<SocketAddr>,
     /// `STEWRD_MASTER_KEYS`: encrypts stored secrets; required by the commands that
     /// read or write them (see [`Config::master_keys`]).
     master_keys: Option<Arc<MasterKeyRing>>,
@@ -196,6 +199,10 @@ impl Config {
             db_pool_size: env.parse_min("STEWRD_DB_POOL_SIZE", 16, 1)?,
             amqp_url,
             listen,
+            metrics_listen: match env.get("STEWRD_METRICS_LISTEN") {
+                None => None,
+                Some(_) => Some(env.parse("STEWRD_METRICS_LISTEN", listen)?),
+            },
             master_keys: match env.get("STEWRD_MASTER_KEYS") {
                 None => None,
                 Some(text) => {

@@ -9,6 +9,7 @@ pub mod db;
 pub mod id;
 pub mod listen;
 pub mod llm;
+pub mod metrics;
 pub mod model;
 pub mod queue;
 pub mod relay;

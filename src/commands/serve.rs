@@ -27,6 +27,9 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let pool = connect_db(&config).await?;
     check_broker(&config).await?;
+    if let Some(address) = config.metrics_listen {
+        serve_metrics(address).await?;
+    }
     stewrd_worker::run(config, pool, keys, shutdown::on_signal()).await?;
     Ok(())
 }
@@ -111,6 +114,26 @@ async fn start_stub(config: &mut Config) -> anyhow::Result<Stub> {
     eprintln!("\n{}\n!!! {banner}\n{}\n", "!".repeat(80), "!".repeat(80));
     tracing::warn!("{banner}");
     Ok(stub)
+}
+
+/// Serves this process's `/metrics` on `address` (a worker has no other listener).
+async fn serve_metrics(address: std::net::SocketAddr) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} (check STEWRD_METRICS_LISTEN)"))?;
+    let handle = stewrd_shared::metrics::install();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move { handle.render() }
+        }),
+    );
+    tracing::info!(%address, "worker metrics listening");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(())
 }
 
 /// Prints the bound address on stdout (tests and scripts read it; port 0 works).

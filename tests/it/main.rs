@@ -6,6 +6,7 @@ mod cli;
 mod faults;
 mod helpers;
 mod infra;
+mod operator;
 mod outage;
 mod path;
 mod provider;

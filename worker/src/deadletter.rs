@@ -87,6 +87,12 @@ async fn settle(worker: &Worker, delivery: &Delivery, shutdown: &CancellationTok
         };
         match result {
             Ok(true) => {
+                metrics::counter!(
+                    stewrd_shared::metrics::RUNS_FINISHED,
+                    "status" => "failed",
+                    "code" => FailureCode::DeliveryLimitExceeded.as_str()
+                )
+                .increment(1);
                 tracing::error!(%run_id, "run failed: its message exceeded the delivery limit");
                 return true;
             }

@@ -78,6 +78,7 @@ pub async fn run(
         cancellations: cancel::Cancellations::default(),
         cooldowns: ratelimit::Cooldowns::default(),
     });
+    stewrd_shared::metrics::install();
     tracing::info!(
         worker_id = %worker.id,
         concurrency = worker.config.worker.concurrency,

@@ -6,7 +6,10 @@ use std::{sync::Arc, time::Duration};
 
 use std::time::Instant;
 
-use stewrd_shared::db::{idempotency::forget_expired, run::requeue_expired_leases};
+use stewrd_shared::{
+    db::{idempotency::forget_expired, outbox, run::requeue_expired_leases, webhook},
+    metrics as names,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::Worker;
@@ -14,6 +17,8 @@ use crate::Worker;
 /// Runs requeued per statement.
 const BATCH: i64 = 500;
 
+/// How often the outbox and webhook backlogs are counted for the metrics.
+const SAMPLE_EVERY: Duration = Duration::from_secs(15);
 /// How often expired idempotency keys are deleted.
 const FORGET_EVERY: Duration = Duration::from_secs(600);
 
@@ -21,6 +26,7 @@ const FORGET_EVERY: Duration = Duration::from_secs(600);
 /// forgets idempotency keys older than 24 hours.
 pub(crate) async fn reap(worker: Arc<Worker>, shutdown: CancellationToken) {
     let mut forgotten_at = Instant::now();
+    let mut sampled_at = Instant::now();
     let period = (worker.config.worker.lease / 2).min(Duration::from_secs(5));
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -35,11 +41,16 @@ pub(crate) async fn reap(worker: Arc<Worker>, shutdown: CancellationToken) {
         };
         match result {
             Ok(requeued) if !requeued.is_empty() => {
+                metrics::counter!(names::LEASES_EXPIRED).increment(requeued.len() as u64);
                 tracing::warn!(count = requeued.len(), runs = ?requeued, "requeued runs whose lease expired");
                 worker.relay_wake.notify_one();
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "reaper sweep failed"),
+        }
+        if sampled_at.elapsed() >= SAMPLE_EVERY {
+            sampled_at = Instant::now();
+            sample_backlogs(&worker).await;
         }
         if forgotten_at.elapsed() >= FORGET_EVERY {
             forgotten_at = Instant::now();
@@ -51,5 +62,18 @@ pub(crate) async fn reap(worker: Arc<Worker>, shutdown: CancellationToken) {
                 }
             }
         }
+    }
+}
+
+/// Counts what is waiting: outbox rows due now, webhook events not yet delivered.
+async fn sample_backlogs(worker: &Worker) {
+    let Ok(client) = worker.pool.get().await else {
+        return;
+    };
+    if let Ok(due) = outbox::count_due(&client).await {
+        metrics::gauge!(names::OUTBOX_DUE).set(due as f64);
+    }
+    if let Ok(pending) = webhook::pending_events(&client).await {
+        metrics::gauge!(names::WEBHOOK_BACKLOG).set(pending as f64);
     }
 }

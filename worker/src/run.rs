@@ -20,6 +20,7 @@ use stewrd_shared::{
         },
     },
     llm::{LlmChoice, choose_llm},
+    metrics as names,
     model::{FailureCode, KeySource, KeyStatus, RunStatus},
     relay::{backoff, pause},
 };
@@ -72,6 +73,15 @@ pub async fn process(worker: &Worker, run: ClaimedRun, hand_back: &CancellationT
     span.record("session_id", tracing::field::display(run.session_id));
     span.record("attempt", run.attempt);
     let registration = worker.cancellations.register(run.id);
+    metrics::counter!(names::RUNS_STARTED).increment(1);
+    if run.attempt == 1 {
+        metrics::histogram!(names::QUEUE_WAIT).record(run.age_secs.max(0.0));
+    }
+    let in_flight = metrics::gauge!(names::RUNS_IN_FLIGHT);
+    in_flight.increment(1.0);
+    worker
+        .announcer
+        .announce(run.session_id, RunStatus::Running);
     let choice = choose_llm(
         &run.project_llm,
         run.requested_model.as_deref(),
@@ -89,6 +99,7 @@ pub async fn process(worker: &Worker, run: ClaimedRun, hand_back: &CancellationT
         Verdict::HandBack => put_back(worker, &run, Requeue::HAND_BACK).await,
         Verdict::Cancelled => tracing::info!("run cancelled; provider call abandoned"),
     }
+    in_flight.decrement(1.0);
 }
 
 async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Verdict {
@@ -120,6 +131,7 @@ async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Verdic
     };
     let key_id = fingerprint(&key);
     if let Some(wait) = worker.cooldowns.paused_for(&key_id) {
+        metrics::counter!(names::RATE_LIMIT_WAITS, "reason" => "key_cooldown").increment(1);
         if let Some(verdict) = wait_or_defer(wait, None).await {
             tracing::debug!(
                 wait_ms = wait.as_millis() as u64,
@@ -139,6 +151,9 @@ async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Verdic
                 }
             },
         };
+        if !wait.is_zero() {
+            metrics::counter!(names::RATE_LIMIT_WAITS, "reason" => "project_limit").increment(1);
+        }
         if let Some(verdict) = wait_or_defer(wait, Some(wait)).await {
             tracing::debug!(
                 wait_ms = wait.as_millis() as u64,
@@ -193,7 +208,20 @@ async fn call(
 ) -> Verdict {
     let deadline = Duration::from_secs_f64(run.seconds_left);
     let call = worker.provider.complete(choice.provider, key, request);
-    let error = match tokio::time::timeout(deadline, call).await {
+    let answer = tokio::time::timeout(deadline, call).await;
+    let status = match &answer {
+        Ok(Ok(_)) => Some(200),
+        Ok(Err(error)) => error.status,
+        Err(_) => None,
+    };
+    metrics::counter!(
+        names::PROVIDER_CALLS,
+        "provider" => choice.provider.as_str(),
+        "status_class" => names::status_class(status),
+        "model" => names::model_label(&choice.model)
+    )
+    .increment(1);
+    let error = match answer {
         Err(_) => {
             return failed(
                 FailureCode::ProviderTimeout,
@@ -226,6 +254,8 @@ async fn call(
     let attempts_left = run.attempt < i32::try_from(settings.max_attempts).unwrap_or(i32::MAX);
     let time_left = delay.as_secs_f64() < run.seconds_left;
     if error.retryable && attempts_left && time_left {
+        metrics::counter!(names::PROVIDER_RETRIES, "provider" => choice.provider.as_str(), "code" => error.code.as_str())
+            .increment(1);
         tracing::warn!(
             code = %error.code,
             status = error.status,
@@ -416,6 +446,13 @@ async fn record(
         match result {
             Ok(Finished::Written { webhook }) => {
                 log_outcome(outcome, started);
+                let (status, code) = match outcome {
+                    RunOutcome::Succeeded { .. } => ("succeeded", ""),
+                    RunOutcome::Failed { code, .. } => ("failed", code.as_str()),
+                };
+                metrics::counter!(names::RUNS_FINISHED, "status" => status, "code" => code)
+                    .increment(1);
+                metrics::histogram!(names::RUN_DURATION).record(started.elapsed().as_secs_f64());
                 let status = match outcome {
                     RunOutcome::Succeeded { .. } => RunStatus::Succeeded,
                     RunOutcome::Failed { .. } => RunStatus::Failed,
@@ -478,6 +515,8 @@ async fn put_back(worker: &Worker, run: &ClaimedRun, requeue: Requeue) {
     };
     match result {
         Ok(true) => {
+            metrics::counter!(names::RUNS_REQUEUED).increment(1);
+            worker.announcer.announce(run.session_id, RunStatus::Queued);
             tracing::debug!(
                 delay_ms = requeue.delay.as_millis() as u64,
                 "run back in the queue"

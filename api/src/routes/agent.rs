@@ -20,6 +20,7 @@ use stewrd_shared::{
     },
     id::{RunId, SessionId},
     llm::choose_llm,
+    metrics as names,
     model::RunStatus,
     relay::REPUBLISH_AFTER,
 };
@@ -166,6 +167,7 @@ async fn create(
         retry_after(&client, &[run.id], Duration::ZERO).await?;
     }
     drop(client);
+    metrics::counter!(names::RUNS_SUBMITTED).increment(1);
     tracing::info!(%session_id, run_id = %run.id, "run queued");
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }

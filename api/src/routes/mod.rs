@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod events;
 pub mod health;
 pub mod project;
 pub mod sessions;

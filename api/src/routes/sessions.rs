@@ -16,6 +16,7 @@ use stewrd_shared::{
         webhook::{DeliveryRow, list_deliveries, retry_latest_event},
     },
     id::SessionId,
+    metrics as names,
     model::RunStatus,
     view::{Detail, SessionOut},
 };
@@ -152,6 +153,8 @@ async fn cancel(
     };
     match outcome {
         CancelOutcome::Cancelled(run_id) => {
+            metrics::counter!(names::RUNS_FINISHED, "status" => "cancelled", "code" => "cancelled")
+                .increment(1);
             tracing::info!(session_id = %id, %run_id, "run cancelled");
             load(&state, &auth, id).await.map(Json)
         }

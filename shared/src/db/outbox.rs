@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use time::OffsetDateTime;
-
 use super::{DbError, GenericClient};
 use crate::id::RunId;
 
@@ -68,10 +66,13 @@ pub async fn retry_after(
     Ok(())
 }
 
-/// When the next row falls due, if any row exists.
-pub async fn next_due(client: &impl GenericClient) -> Result<Option<OffsetDateTime>, DbError> {
-    let statement = client
-        .prepare_cached("SELECT min(available_at) AS next FROM outbox")
-        .await?;
-    Ok(client.query_one(&statement, &[]).await?.try_get("next")?)
+/// Rows due now (published and unclaimed rows wait in the future).
+pub async fn count_due(client: &impl GenericClient) -> Result<i64, DbError> {
+    Ok(client
+        .query_one(
+            "SELECT count(*) FROM outbox WHERE available_at <= now()",
+            &[],
+        )
+        .await?
+        .try_get(0)?)
 }

@@ -167,6 +167,8 @@ pub struct ClaimedRun {
     pub rate_limit_rpm: Option<i32>,
     /// Seconds until the call slot this run already reserved (negative: passed).
     pub slot_in: Option<f64>,
+    /// Seconds since the run was submitted.
+    pub age_secs: f64,
 }
 
 /// Claims a queued run, or a running one whose lease expired, for `worker`.
@@ -189,7 +191,8 @@ pub async fn claim_run(
                  RETURNING id, session_id, project_id, turn, attempts, input, system,
                            requested_model, max_tokens, temperature, request_id,
                            extract(epoch FROM deadline - now())::float8 AS seconds_left,
-                           extract(epoch FROM rate_slot - now())::float8 AS slot_in
+                           extract(epoch FROM rate_slot - now())::float8 AS slot_in,
+                           extract(epoch FROM now() - created_at)::float8 AS age_secs
              ),
              d AS (DELETE FROM outbox WHERE run_id = $1 AND EXISTS (SELECT 1 FROM c))
              SELECT c.*, p.llm_provider, p.llm_model, p.key_status, p.llm_api_key,
@@ -220,6 +223,7 @@ pub async fn claim_run(
         encrypted_key: row.try_get("llm_api_key")?,
         rate_limit_rpm: row.try_get("rate_limit_rpm")?,
         slot_in: row.try_get("slot_in")?,
+        age_secs: row.try_get("age_secs")?,
     }))
 }
 

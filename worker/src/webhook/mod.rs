@@ -151,6 +151,14 @@ async fn attempt(worker: &Worker, client: &WebhookClient, event: &DueEvent) -> R
     let (result, fate) = judge(&worker.config.webhook, event, sent, started_at);
     let db = worker.pool.get().await?;
     record_attempt(&db, event, &result, fate).await?;
+    let outcome = match fate {
+        EventFate::Delivered => "delivered",
+        EventFate::RetryIn(_) => "retry",
+        EventFate::Stopped => "stopped",
+        EventFate::Failed => "failed",
+    };
+    metrics::counter!(stewrd_shared::metrics::WEBHOOK_DELIVERIES, "outcome" => outcome)
+        .increment(1);
     match fate {
         EventFate::Delivered => tracing::info!(status = result.status_code, "webhook delivered"),
         EventFate::RetryIn(wait) => tracing::warn!(
