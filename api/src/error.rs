@@ -123,6 +123,16 @@ impl ApiError {
         )
     }
 
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The human-readable message (never a secret).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     fn kind(&self) -> &'static str {
         match self.status.as_u16() {
             401 => "authentication_error",

@@ -2,6 +2,7 @@
 //! the long-poll fan-out. `serve` runs it with its outbox relay and status listener.
 
 mod auth;
+mod dashboard;
 mod error;
 mod extract;
 mod listener;

@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::project::router())
         .merge(routes::admin::router())
         .merge(routes::health::router())
+        .merge(crate::dashboard::router())
         .fallback(routes::health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_id::assign))

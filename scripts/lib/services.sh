@@ -72,3 +72,21 @@ ensure_services() {
   wait_port Postgres "$PG_PORT" 60
   wait_port RabbitMQ "$AMQP_PORT" 120
 }
+
+# The dashboard's browser test needs Debian's Chromium, Node.js and playwright-core.
+ensure_browser() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    say "installing Chromium (Debian package) for the dashboard's browser test"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || {
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    }
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    say "installing Node.js (Debian package) for the dashboard's browser test"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    (cd tests/browser && npm ci --no-audit --no-fund --silent)
+  fi
+}

@@ -3,6 +3,7 @@
 
 mod byok;
 mod cli;
+mod dashboard;
 mod faults;
 mod helpers;
 mod infra;

@@ -110,6 +110,17 @@ pub struct PutLlmIn {
     api_key: Option<SecretString>,
 }
 
+impl PutLlmIn {
+    /// The same request made from the dashboard's form.
+    pub fn new(provider: &str, model: &str, api_key: Option<&str>) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            api_key: api_key.map(SecretString::from),
+        }
+    }
+}
+
 /// Shows one project.
 pub async fn project_view(state: &AppState, id: ProjectId) -> Result<ProjectOut, ApiError> {
     let client = state.pool.get().await.map_err(DbError::from)?;

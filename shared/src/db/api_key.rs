@@ -94,3 +94,28 @@ pub async fn revoke_api_key(
         .await?;
     Ok(revoked == 1)
 }
+
+/// A project's keys, newest first (hashes never leave the database layer).
+pub async fn list_api_keys(
+    client: &impl GenericClient,
+    project_id: ProjectId,
+) -> Result<Vec<ApiKeyRow>, DbError> {
+    client
+        .query(
+            "SELECT id, project_id, display_prefix, created_at, revoked_at FROM api_keys
+             WHERE project_id = $1 ORDER BY id DESC",
+            &[&project_id],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ApiKeyRow {
+                id: row.try_get("id")?,
+                project_id: row.try_get("project_id")?,
+                display_prefix: row.try_get("display_prefix")?,
+                created_at: row.try_get("created_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        })
+        .collect()
+}

@@ -116,3 +116,41 @@ pub async fn list_sessions(
         .map(|row| SessionRecord::from_row(row, vec![RunRecord::from_row(row)?]))
         .collect()
 }
+
+/// The project a session belongs to (for the operator's views).
+pub async fn session_project(
+    client: &impl GenericClient,
+    session_id: SessionId,
+) -> Result<Option<ProjectId>, DbError> {
+    Ok(client
+        .query_opt(
+            "SELECT project_id FROM sessions WHERE id = $1",
+            &[&session_id],
+        )
+        .await?
+        .map(|row| row.try_get("project_id"))
+        .transpose()?)
+}
+
+/// Sessions per latest-run status, per project.
+pub async fn session_counts(
+    client: &impl GenericClient,
+) -> Result<Vec<(ProjectId, RunStatus, i64)>, DbError> {
+    client
+        .query(
+            "SELECT s.project_id, r.status, count(*) AS sessions
+             FROM sessions s JOIN runs r ON r.id = s.latest_run_id
+             GROUP BY s.project_id, r.status",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("project_id")?,
+                super::parse_column(row, "status", RunStatus::parse)?,
+                row.try_get("sessions")?,
+            ))
+        })
+        .collect()
+}

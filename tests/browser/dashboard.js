@@ -1,0 +1,93 @@
+// Drives the dashboard like an operator, in Debian's headless Chromium.
+// Run by tests/it/dashboard.rs, which starts stewrd and passes these settings:
+//   BASE, ADMIN_TOKEN, PROJECT_NAME, PROJECT_KEY (a project API key),
+//   PROVIDER_KEY (the secret typed into the form), SHOTS (screenshot directory).
+// Prints one JSON line with what it saw; exits non-zero on any failure.
+const { chromium } = require('playwright-core');
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const BASE = env('BASE');
+const PROVIDER_KEY = env('PROVIDER_KEY');
+const SHOTS = env('SHOTS');
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // Every response body the browser receives, to check none carries the key.
+  const reading = [];
+  page.on('response', (response) => {
+    // Redirects have no body.
+    reading.push(response.text().catch(() => ''));
+  });
+  const shot = (name) => page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+
+  await page.goto(`${BASE}/dashboard`);
+  await page.waitForSelector('#token');
+  await shot('1-sign-in');
+  await page.fill('#token', env('ADMIN_TOKEN'));
+  await page.click('button[type=submit]');
+  await page.waitForURL('**/dashboard');
+  await shot('2-projects');
+
+  await page.click(`text=${env('PROJECT_NAME')}`);
+  await page.waitForSelector('#llm-configuration');
+  const before = await page.textContent('#llm-key');
+  await page.click('#llm-edit-button');
+  await page.selectOption('#provider', 'openrouter');
+  await page.fill('#api_key', PROVIDER_KEY);
+  await page.fill('#model', 'anthropic/claude-sonnet-4');
+  await shot('3-llm-edit');
+  await page.click('#llm-save');
+  await page.waitForSelector('text=LLM configuration saved.');
+  const after = await page.textContent('#llm-key');
+  const provider = await page.textContent('#llm-provider');
+  const model = await page.textContent('#llm-model');
+  const keyField = await page.inputValue('#api_key');
+  await shot('4-llm-saved');
+
+  // A session submitted through the API shows up with its output.
+  const submitted = await fetch(`${BASE}/v1/agent`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${env('PROJECT_KEY')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ message: 'Hello from the browser test' }),
+  }).then((r) => r.json());
+  const done = await fetch(`${BASE}/v1/sessions/${submitted.session_id}?wait=30`, {
+    headers: { authorization: `Bearer ${env('PROJECT_KEY')}` },
+  }).then((r) => r.json());
+  await page.reload();
+  await page.waitForSelector(`text=${submitted.session_id}`);
+  await shot('5-project-with-session');
+  await page.click(`text=${submitted.session_id}`);
+  await page.waitForSelector('#session-status');
+  const sessionText = await page.textContent('main');
+  await shot('6-session');
+
+  const sources = [await page.content()];
+  const bodies = await Promise.all(reading);
+  await browser.close();
+  const everything = bodies.concat(sources).join('\n');
+  console.log(JSON.stringify({
+    before: before.trim(),
+    after: after.trim(),
+    provider: provider.trim(),
+    model: model.trim(),
+    key_field_after_save: keyField,
+    session_status: done.status,
+    session_output: done.output,
+    session_page_has_output: sessionText.includes(done.output || '\u0000'),
+    responses_seen: bodies.length,
+    key_seen: everything.includes(PROVIDER_KEY),
+    key_prefix_seen: everything.includes(PROVIDER_KEY.slice(0, 12)),
+  }));
+})().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
