@@ -20,18 +20,24 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `invalid_request_error`, `authentication_error`, `not_found_error`,
+    /// `conflict_error`, `rate_limit_error`, `service_unavailable_error` or `api_error`.
     #[serde(rename = "type")]
-    kind: &'static str,
-    code: &'a str,
-    message: &'a str,
-    param: Option<&'a str>,
+    kind: String,
+    /// A stable, machine-readable code (`missing_field`, `session_busy`, …).
+    code: String,
+    message: String,
+    /// The field or parameter at fault, if any.
+    param: Option<String>,
 }
 
 impl ApiError {
@@ -160,12 +166,12 @@ impl From<DbError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
+        let body = ErrorResponse {
             error: ErrorDetail {
-                kind: self.kind(),
-                code: self.code,
-                message: &self.message,
-                param: self.param.as_deref(),
+                kind: self.kind().to_owned(),
+                code: self.code.to_owned(),
+                message: self.message,
+                param: self.param,
             },
         };
         let mut response = (self.status, Json(body)).into_response();

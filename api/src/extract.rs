@@ -7,7 +7,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Request},
     http::request::Parts,
 };
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, de::DeserializeOwned};
 
 use crate::error::ApiError;
 
@@ -73,12 +73,33 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
         Some(_) => {}
     }
+    if contains_nul(bytes) {
+        return Err(ApiError::invalid_body(
+            "invalid_value",
+            "text must not contain the NUL character (\\u0000)",
+        ));
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         describe(&path, &inner)
     })
+}
+
+/// Whether any string (or key) of the JSON holds U+0000, which Postgres cannot
+/// store in text. Bodies without the escape sequence skip the walk.
+fn contains_nul(bytes: &[u8]) -> bool {
+    fn walk(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(text) => text.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || walk(v)),
+            _ => false,
+        }
+    }
+    bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+        && serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|value| walk(&value))
 }
 
 fn describe(path: &str, error: &serde_json::Error) -> ApiError {
@@ -111,6 +132,26 @@ fn describe(path: &str, error: &serde_json::Error) -> ApiError {
             format!("the body must be a JSON object: {detail}"),
         ),
         Category::Data => ApiError::invalid("invalid_value", path, format!("`{path}`: {detail}")),
+    }
+}
+
+/// An integer, also written as a number with no fraction (`5.0`), as JSON Schema
+/// counts those among the integers.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    let number: Option<serde_json::Number> = Option::deserialize(deserializer)?;
+    let Some(number) = number else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_i64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid type: {number}, expected a whole number"
+        ))),
     }
 }
 
@@ -178,6 +219,15 @@ mod tests {
         let error = error_of(r#"{"message":"x","colour":"red"}"#);
         assert_eq!(error["error"]["code"], "unknown_field");
         assert_eq!(error["error"]["param"], "colour");
+    }
+
+    #[test]
+    fn nul_characters_are_refused_but_an_escaped_backslash_is_not() {
+        assert_eq!(
+            error_of(r#"{"message":"a\u0000b"}"#)["error"]["code"],
+            "invalid_value"
+        );
+        assert!(parse_json::<Sample>(br#"{"message":"a\\u0000b"}"#).is_ok());
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod dashboard;
 mod error;
 mod extract;
 mod listener;
+mod openapi;
 mod request_id;
 mod routes;
 mod startup;

@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::admin::router())
         .merge(routes::health::router())
         .merge(crate::dashboard::router())
+        .merge(crate::openapi::router())
         .fallback(routes::health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_id::assign))

@@ -90,3 +90,16 @@ ensure_browser() {
     (cd tests/browser && npm ci --no-audit --no-fund --silent)
   fi
 }
+
+# schemathesis (PyPI), for the OpenAPI conformance test: a virtualenv under target/.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local venv=target/schemathesis
+  if [ -x "$venv/bin/schemathesis" ] && "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    return 0
+  fi
+  say "installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into $venv"
+  mkdir -p target
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+}

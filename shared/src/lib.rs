@@ -17,6 +17,7 @@ pub mod rotation;
 pub mod shutdown;
 pub mod ssrf;
 pub mod telemetry;
+pub mod text;
 pub mod tls;
 pub mod token;
 pub mod view;

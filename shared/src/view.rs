@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// A session.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionOut {
     pub id: SessionId,
     pub status: RunStatus,
@@ -33,6 +33,8 @@ pub struct SessionOut {
     /// Every run, oldest first; left out of lists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runs: Option<Vec<RunOut>>,
+    /// The string map given with the messages.
+    #[schema(value_type = std::collections::HashMap<String, String>)]
     pub metadata: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -41,15 +43,17 @@ pub struct SessionOut {
 }
 
 /// Why a run failed.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorOut {
     pub code: String,
     pub message: String,
 }
 
 /// One message of the conversation.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageOut {
+    /// `user` or `assistant`.
+    #[schema(value_type = String)]
     pub role: &'static str,
     pub content: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -57,7 +61,7 @@ pub struct MessageOut {
 }
 
 /// One run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct RunOut {
     pub id: RunId,
     pub status: RunStatus,

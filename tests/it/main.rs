@@ -7,6 +7,7 @@ mod dashboard;
 mod faults;
 mod helpers;
 mod infra;
+mod openapi;
 mod operator;
 mod outage;
 mod path;

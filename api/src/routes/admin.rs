@@ -30,7 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/projects/{id}", get(show))
         .route(
             "/v1/admin/projects/{id}/llm",
-            get(show).put(put_llm).delete(delete_llm),
+            get(show_llm).put(put_llm).delete(delete_llm),
         )
         .route("/v1/admin/projects/{id}/rate-limit", put(put_rate_limit))
         .route("/v1/admin/projects/{id}/api-keys", post(create_key))
@@ -40,33 +40,43 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateProjectIn {
+pub(crate) struct CreateProjectIn {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RateLimitIn {
+pub(crate) struct RateLimitIn {
     /// Requests per minute; `null` removes the project's own limit.
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
+    #[schema(minimum = 1, maximum = 1000000)]
     requests_per_minute: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct CreatedProjectOut {
+/// The new project and its first API key (shown once).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CreatedProjectOut {
     project: ProjectOut,
     /// Shown this once.
     api_key: String,
 }
 
-#[derive(Serialize)]
-struct ProjectList {
+/// Every project, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ProjectList {
     data: Vec<ProjectOut>,
 }
 
-#[derive(Serialize)]
-struct CreatedKeyOut {
+/// A new API key (shown once).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CreatedKeyOut {
     id: ApiKeyId,
     /// Shown this once.
     api_key: String,
@@ -83,7 +93,16 @@ fn project_id(text: &str) -> Result<ProjectId, ApiError> {
     text.parse().map_err(|_| ApiError::not_found("project"))
 }
 
-async fn create_project(
+#[utoipa::path(
+    post,
+    path = "/v1/admin/projects",
+    tag = "admin",
+    summary = "Create a project and its first API key",
+    request_body = CreateProjectIn,
+    responses((status = 201, description = "Created", body = CreatedProjectOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 413, description = "Body larger than 1 MiB", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn create_project(
     State(state): State<AppState>,
     _admin: AdminAuth,
     JsonBody(body): JsonBody<CreateProjectIn>,
@@ -100,7 +119,15 @@ async fn create_project(
     ))
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/v1/admin/projects",
+    tag = "admin",
+    summary = "Every project",
+    responses((status = 200, description = "Projects", body = ProjectList), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     _admin: AdminAuth,
 ) -> Result<Json<ProjectList>, ApiError> {
@@ -113,7 +140,16 @@ async fn list(
     Ok(Json(ProjectList { data }))
 }
 
-async fn show(
+#[utoipa::path(
+    get,
+    path = "/v1/admin/projects/{id}",
+    tag = "admin",
+    summary = "One project",
+    params(("id" = String, Path, description = "Project id")),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn show(
     State(state): State<AppState>,
     _admin: AdminAuth,
     Path(id): Path<String>,
@@ -121,7 +157,34 @@ async fn show(
     project_view(&state, project_id(&id)?).await.map(Json)
 }
 
-async fn put_llm(
+#[utoipa::path(
+    get,
+    path = "/v1/admin/projects/{id}/llm",
+    tag = "admin",
+    summary = "A project's provider configuration (the project view)",
+    params(("id" = String, Path, description = "Project id")),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn show_llm(
+    state: State<AppState>,
+    admin: AdminAuth,
+    id: Path<String>,
+) -> Result<Json<ProjectOut>, ApiError> {
+    show(state, admin, id).await
+}
+
+#[utoipa::path(
+    put,
+    path = "/v1/admin/projects/{id}/llm",
+    tag = "admin",
+    summary = "Set a project's provider, model and key",
+    request_body = PutLlmIn,
+    params(("id" = String, Path, description = "Project id")),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 413, description = "Body larger than 1 MiB", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn put_llm(
     State(state): State<AppState>,
     _admin: AdminAuth,
     Path(id): Path<String>,
@@ -130,7 +193,16 @@ async fn put_llm(
     update_llm(&state, project_id(&id)?, body).await.map(Json)
 }
 
-async fn delete_llm(
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/projects/{id}/llm",
+    tag = "admin",
+    summary = "Forget a project's provider configuration",
+    params(("id" = String, Path, description = "Project id")),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn delete_llm(
     State(state): State<AppState>,
     _admin: AdminAuth,
     Path(id): Path<String>,
@@ -138,7 +210,16 @@ async fn delete_llm(
     remove_llm(&state, project_id(&id)?).await.map(Json)
 }
 
-async fn create_key(
+#[utoipa::path(
+    post,
+    path = "/v1/admin/projects/{id}/api-keys",
+    tag = "admin",
+    summary = "Issue another API key",
+    params(("id" = String, Path, description = "Project id")),
+    responses((status = 201, description = "The key, shown once", body = CreatedKeyOut), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn create_key(
     State(state): State<AppState>,
     _admin: AdminAuth,
     Path(id): Path<String>,
@@ -162,7 +243,16 @@ async fn create_key(
     ))
 }
 
-async fn revoke_key(
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/projects/{id}/api-keys/{key_id}",
+    tag = "admin",
+    summary = "Revoke an API key",
+    params(("id" = String, Path, description = "Project id"), ("key_id" = String, Path, description = "API key id")),
+    responses((status = 204, description = "Revoked"), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     _admin: AdminAuth,
     Path((id, key_id)): Path<(String, String)>,
@@ -178,7 +268,17 @@ async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn put_rate_limit(
+#[utoipa::path(
+    put,
+    path = "/v1/admin/projects/{id}/rate-limit",
+    tag = "admin",
+    summary = "Set a project's requests-per-minute limit",
+    request_body = RateLimitIn,
+    params(("id" = String, Path, description = "Project id")),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 413, description = "Body larger than 1 MiB", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn put_rate_limit(
     State(state): State<AppState>,
     _admin: AdminAuth,
     Path(id): Path<String>,

@@ -23,6 +23,7 @@ use stewrd_shared::{
     metrics as names,
     model::RunStatus,
     relay::REPUBLISH_AFTER,
+    text,
 };
 use time::OffsetDateTime;
 
@@ -43,28 +44,63 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgentIn {
+    /// The user's message (not blank).
+    #[schema(min_length = 1, pattern = r"^[^\x00]*[^\s\x00\x85][^\x00]*$")]
     message: String,
     #[serde(default)]
     session_id: Option<SessionId>,
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     model: Option<String>,
     #[serde(default)]
+    #[schema(pattern = r"^[^\x00]*$")]
     system: Option<String>,
+    /// Where to send this run's webhook (overrides the project's).
     #[serde(default)]
+    #[schema(format = "uri", max_length = 2048)]
     webhook_url: Option<String>,
+    /// Up to 50 keys of 1-40 characters, values of at most 500.
     #[serde(default)]
+    #[schema(schema_with = metadata_schema)]
     metadata: Option<BTreeMap<String, String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
+    #[schema(minimum = 1, maximum = 1000000)]
     max_tokens: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 2.0)]
     temperature: Option<f64>,
 }
 
+/// `metadata`: what `validate_metadata` accepts, for generated clients and fuzzers.
+fn metadata_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    let text = |max: usize, min: usize| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(max))
+            .min_length(Some(min))
+            .pattern(Some("^[^\\x00]*$"))
+    };
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Object,
+            Type::Null,
+        ]))
+        .max_properties(Some(MAX_METADATA_KEYS))
+        .property_names(Some(text(MAX_METADATA_KEY_CHARS, 1)))
+        .additional_properties(Some(text(MAX_METADATA_VALUE_CHARS, 0)))
+        .build()
+}
+
 /// The 202 answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AgentOut {
     session_id: SessionId,
     run_id: RunId,
@@ -73,7 +109,17 @@ pub struct AgentOut {
     created_at: OffsetDateTime,
 }
 
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/v1/agent",
+    tag = "sessions",
+    summary = "Submit a message; answers at once",
+    request_body = CreateAgentIn,
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[\x20-\x7e]{1,255}$", description = "Same key and body within 24 h: the same answer")),
+    responses((status = 202, description = "Stored and queued", body = AgentOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 409, description = "The session already has a queued or running message, or the Idempotency-Key is in use", body = crate::error::ErrorResponse), (status = 413, description = "Body larger than 1 MiB", body = crate::error::ErrorResponse), (status = 422, description = "Idempotency-Key reused with another body", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("project_key" = []))
+)]
+pub(crate) async fn create(
     State(state): State<AppState>,
     auth: ProjectAuth,
     Extension(request_id): Extension<RequestId>,
@@ -258,7 +304,7 @@ fn canonical_hash(bytes: &[u8]) -> [u8; 32] {
 }
 
 fn validate(body: &CreateAgentIn) -> Result<(), ApiError> {
-    if body.message.trim().is_empty() {
+    if body.message.chars().all(text::is_blank) {
         return Err(ApiError::invalid(
             "invalid_value",
             "message",
@@ -266,10 +312,7 @@ fn validate(body: &CreateAgentIn) -> Result<(), ApiError> {
         ));
     }
     if let Some(model) = &body.model {
-        if model.trim().is_empty()
-            || model.chars().count() > MAX_MODEL_CHARS
-            || model.chars().any(char::is_control)
-        {
+        if !text::is_label(model, MAX_MODEL_CHARS) {
             return Err(ApiError::invalid(
                 "invalid_value",
                 "model",

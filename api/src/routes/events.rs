@@ -25,6 +25,21 @@ use crate::{auth::ProjectAuth, error::ApiError, state::AppState, watch::Subscrip
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// One server-sent event (the OpenAPI description of the stream's items).
+#[derive(utoipa::ToSchema)]
+pub(crate) struct SessionEvent {
+    /// `session.queued`, `session.running`, `session.succeeded`, `session.failed`
+    /// or `session.cancelled`.
+    #[allow(dead_code)]
+    event: String,
+    /// `<run id>:<status>`; send it back as `Last-Event-ID` to resume.
+    #[allow(dead_code)]
+    id: String,
+    /// The session as JSON (without messages).
+    #[allow(dead_code)]
+    data: String,
+}
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/sessions/{id}/events", get(events))
 }
@@ -40,7 +55,7 @@ fn state_id(session: &SessionOut) -> String {
     format!("{run}:{}", session.status)
 }
 
-struct Feed {
+pub(crate) struct Feed {
     state: AppState,
     project_id: ProjectId,
     session_id: SessionId,
@@ -87,7 +102,16 @@ impl Feed {
     }
 }
 
-async fn events(
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}/events",
+    tag = "sessions",
+    summary = "Server-sent events: each status change until final",
+    params(("id" = String, Path, description = "Session id"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    responses((status = 200, description = "An event stream: `session.<status>` events whose data is the session", content_type = "text/event-stream", body = SessionEvent), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("project_key" = []))
+)]
+pub(crate) async fn events(
     State(state): State<AppState>,
     auth: ProjectAuth,
     Path(id): Path<String>,

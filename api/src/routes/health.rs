@@ -23,7 +23,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Prometheus text exposition of this process's metrics.
-async fn metrics(
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String))
+)]
+pub(crate) async fn metrics(
     State(state): State<AppState>,
 ) -> ([(header::HeaderName, &'static str); 1], String) {
     (
@@ -33,12 +40,26 @@ async fn metrics(
 }
 
 /// The process is up.
-async fn healthz() -> Json<Value> {
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness",
+    responses((status = 200, description = "The process is up", body = Object))
+)]
+pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Postgres answers and the relay holds a broker channel: 200, else 503.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: Postgres and RabbitMQ reachable",
+    responses((status = 200, description = "Ready", body = Object), (status = 503, description = "Postgres or RabbitMQ unreachable", body = Object))
+)]
+pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let postgres = tokio::time::timeout(PROBE_TIMEOUT, async {
         let client = state.pool.get().await.ok()?;
         client.simple_query("SELECT 1").await.ok()

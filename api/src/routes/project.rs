@@ -22,6 +22,7 @@ use stewrd_shared::{
     id::ProjectId,
     model::{KeyStatus, Provider},
     ssrf::check_webhook_url,
+    text,
     webhook::generate_secret,
 };
 use time::OffsetDateTime;
@@ -40,7 +41,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A project as clients and the operator see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProjectOut {
     id: ProjectId,
     name: String,
@@ -51,8 +52,9 @@ pub struct ProjectOut {
     created_at: OffsetDateTime,
 }
 
-#[derive(Debug, Serialize)]
-struct LlmOut {
+/// The provider configuration (never the key).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct LlmOut {
     /// The provider runs use: the project's own (with its key), or the default.
     provider: Provider,
     model: String,
@@ -60,14 +62,16 @@ struct LlmOut {
     key_status: KeyStatus,
 }
 
-#[derive(Debug, Serialize)]
-struct WebhookOut {
+/// Where events go.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct WebhookOut {
     url: Option<String>,
     has_secret: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct RateLimitOut {
+/// The project's own limit (`null`: the default).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RateLimitOut {
     requests_per_minute: Option<i32>,
 }
 
@@ -101,12 +105,20 @@ impl ProjectOut {
 }
 
 /// The body of `PUT …/llm`. `Debug` shows the key as `[REDACTED]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutLlmIn {
+    #[schema(value_type = Provider)]
     provider: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     model: String,
+    /// Write-only; omitted keeps the stored key.
     #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 512, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$")]
     api_key: Option<SecretString>,
 }
 
@@ -143,11 +155,7 @@ pub async fn update_llm(
             "`provider` must be one of: openai, openrouter",
         )
     })?;
-    let model = body.model.trim();
-    if model.is_empty()
-        || model.chars().count() > MAX_MODEL_CHARS
-        || model.chars().any(char::is_control)
-    {
+    if !text::is_label(&body.model, MAX_MODEL_CHARS) {
         return Err(ApiError::invalid(
             "invalid_value",
             "model",
@@ -158,10 +166,7 @@ pub async fn update_llm(
         None => None,
         Some(key) => {
             let key = key.expose_secret();
-            if key.is_empty()
-                || key.chars().count() > MAX_KEY_CHARS
-                || key.chars().any(|c| c.is_whitespace() || c.is_control())
-            {
+            if !text::is_token(key, MAX_KEY_CHARS) {
                 // Never echo the key, even a malformed one.
                 return Err(ApiError::invalid(
                     "invalid_value",
@@ -179,9 +184,15 @@ pub async fn update_llm(
         }
     };
     let client = state.pool.get().await.map_err(DbError::from)?;
-    let row = set_project_llm(&client, id, provider, model, encrypted.as_deref())
-        .await?
-        .ok_or_else(|| ApiError::not_found("project"))?;
+    let row = set_project_llm(
+        &client,
+        id,
+        provider,
+        body.model.trim(),
+        encrypted.as_deref(),
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("project"))?;
     state.auth_cache.forget_project(id);
     tracing::info!(project_id = %id, %provider, key_replaced = encrypted.is_some(), "provider configuration set");
     Ok(ProjectOut::new(row, &state.config.default_llm))
@@ -202,14 +213,16 @@ pub async fn remove_llm(state: &AppState, id: ProjectId) -> Result<ProjectOut, A
 const SECRET_OVERLAP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// The body of `PUT /v1/project/webhook`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutWebhookIn {
+    /// `http(s)://…`, or `null` to stop sending events.
+    #[schema(format = "uri", max_length = 2048)]
     url: Option<String>,
 }
 
 /// A new signing secret, shown this once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct WebhookSecretOut {
     secret: String,
 }
@@ -229,7 +242,16 @@ pub async fn validated_webhook_url(
         })
 }
 
-async fn put_webhook(
+#[utoipa::path(
+    put,
+    path = "/v1/project/webhook",
+    tag = "project",
+    summary = "Set or clear the project's webhook URL",
+    request_body = PutWebhookIn,
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 413, description = "Body larger than 1 MiB", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("project_key" = []))
+)]
+pub(crate) async fn put_webhook(
     State(state): State<AppState>,
     auth: ProjectAuth,
     JsonBody(body): JsonBody<PutWebhookIn>,
@@ -247,7 +269,15 @@ async fn put_webhook(
 }
 
 /// Makes a new signing secret; the previous one keeps signing for 24 hours.
-async fn new_webhook_secret(
+#[utoipa::path(
+    post,
+    path = "/v1/project/webhook/secret",
+    tag = "project",
+    summary = "A new signing secret, shown once",
+    responses((status = 201, description = "The new secret; the previous one keeps signing for 24 h", body = WebhookSecretOut), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("project_key" = []))
+)]
+pub(crate) async fn new_webhook_secret(
     State(state): State<AppState>,
     auth: ProjectAuth,
 ) -> Result<(axum::http::StatusCode, Json<WebhookSecretOut>), ApiError> {
@@ -270,14 +300,31 @@ async fn new_webhook_secret(
     ))
 }
 
-async fn show(
+#[utoipa::path(
+    get,
+    path = "/v1/project",
+    tag = "project",
+    summary = "The calling project",
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("project_key" = []))
+)]
+pub(crate) async fn show(
     State(state): State<AppState>,
     auth: ProjectAuth,
 ) -> Result<Json<ProjectOut>, ApiError> {
     project_view(&state, auth.project_id).await.map(Json)
 }
 
-async fn put_llm(
+#[utoipa::path(
+    put,
+    path = "/v1/project/llm",
+    tag = "project",
+    summary = "Set the provider, model and (write-only) key",
+    request_body = PutLlmIn,
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 413, description = "Body larger than 1 MiB", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("project_key" = []))
+)]
+pub(crate) async fn put_llm(
     State(state): State<AppState>,
     auth: ProjectAuth,
     JsonBody(body): JsonBody<PutLlmIn>,
@@ -285,7 +332,15 @@ async fn put_llm(
     update_llm(&state, auth.project_id, body).await.map(Json)
 }
 
-async fn delete_llm(
+#[utoipa::path(
+    delete,
+    path = "/v1/project/llm",
+    tag = "project",
+    summary = "Forget the provider configuration and key",
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("project_key" = []))
+)]
+pub(crate) async fn delete_llm(
     State(state): State<AppState>,
     auth: ProjectAuth,
 ) -> Result<Json<ProjectOut>, ApiError> {

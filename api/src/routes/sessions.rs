@@ -38,10 +38,13 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sessions/{id}/deliveries/retry", post(retry_delivery))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ShowParams {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ShowParams {
+    /// Seconds to wait for a final status (0-60).
     #[serde(default)]
+    #[param(minimum = 0, maximum = 60)]
     wait: Option<u64>,
 }
 
@@ -50,7 +53,16 @@ pub(crate) fn session_id(text: &str) -> Result<SessionId, ApiError> {
     text.parse().map_err(|_| ApiError::not_found("session"))
 }
 
-async fn show(
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}",
+    tag = "sessions",
+    summary = "A session, optionally waiting for its result",
+    params(("id" = String, Path, description = "Session id"), ShowParams),
+    responses((status = 200, description = "The session", body = SessionOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("project_key" = []))
+)]
+pub(crate) async fn show(
     State(state): State<AppState>,
     auth: ProjectAuth,
     Path(id): Path<String>,
@@ -79,13 +91,23 @@ async fn load(state: &AppState, auth: &ProjectAuth, id: SessionId) -> Result<Ses
     SessionOut::from_record(&record, Detail::Full).ok_or_else(|| ApiError::not_found("session"))
 }
 
-#[derive(Serialize)]
-struct DeliveryList {
+/// Delivery attempts.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct DeliveryList {
     data: Vec<DeliveryRow>,
 }
 
 /// Every webhook delivery attempt for the session's events, oldest first.
-async fn deliveries(
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}/deliveries",
+    tag = "webhooks",
+    summary = "Webhook delivery attempts",
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, description = "Every attempt, oldest first", body = DeliveryList), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("project_key" = []))
+)]
+pub(crate) async fn deliveries(
     State(state): State<AppState>,
     auth: ProjectAuth,
     Path(id): Path<String>,
@@ -102,14 +124,24 @@ async fn deliveries(
     Ok(Json(DeliveryList { data }))
 }
 
-#[derive(Serialize)]
-struct RetriedOut {
+/// The event made due again.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RetriedOut {
     event_id: String,
     status: &'static str,
 }
 
 /// Sends the session's latest event again (same `webhook-id`, fresh retry window).
-async fn retry_delivery(
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{id}/deliveries/retry",
+    tag = "webhooks",
+    summary = "Send the latest event again",
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 202, description = "Due now, same webhook-id", body = RetriedOut), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 409, description = "The session has no webhook event", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("project_key" = []))
+)]
+pub(crate) async fn retry_delivery(
     State(state): State<AppState>,
     auth: ProjectAuth,
     Path(id): Path<String>,
@@ -141,7 +173,16 @@ async fn retry_delivery(
 }
 
 /// Stops the session's queued or running run; 409 when it is already final.
-async fn cancel(
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{id}/cancel",
+    tag = "sessions",
+    summary = "Stop the queued or running message",
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, description = "Cancelled", body = SessionOut), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 409, description = "Already final", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("project_key" = []))
+)]
+pub(crate) async fn cancel(
     State(state): State<AppState>,
     auth: ProjectAuth,
     Path(id): Path<String>,
@@ -195,30 +236,47 @@ async fn wait_until_final(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListParams {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Only sessions whose latest run has this status.
     #[serde(default)]
+    #[param(value_type = Option<RunStatus>)]
     status: Option<String>,
+    /// Sessions per page (1-100, default 20).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     #[serde(default)]
+    #[param(format = Uuid)]
     after: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct SessionPage {
+/// A page of sessions, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SessionPage {
     data: Vec<SessionOut>,
     next_cursor: Option<SessionId>,
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/v1/sessions",
+    tag = "sessions",
+    summary = "The project's sessions, newest first",
+    params(ListParams),
+    responses((status = 200, description = "A page", body = SessionPage), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    security(("project_key" = []))
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     auth: ProjectAuth,
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<SessionPage>, ApiError> {
     let status = match params.status.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(text) => Some(RunStatus::parse(text).ok_or_else(|| {
             ApiError::invalid(
                 "invalid_value",
@@ -236,7 +294,7 @@ async fn list(
         ));
     }
     let after = match params.after.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(text) => Some(text.parse::<SessionId>().map_err(|_| {
             ApiError::invalid(
                 "invalid_value",

@@ -243,11 +243,10 @@ pub async fn set_rate_limit(
 
 /// A valid project name (trimmed), or why not.
 pub fn project_name(name: &str) -> Result<&str, &'static str> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+    if !crate::text::is_label(name, 200) {
         return Err("`name` must be 1 to 200 printable characters");
     }
-    Ok(name)
+    Ok(name.trim())
 }
 
 /// Creates a project, its webhook signing secret and its first API key in one

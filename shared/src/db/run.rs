@@ -264,7 +264,17 @@ pub async fn earlier_runs(
 }
 
 /// Token counts reported by the provider.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 pub struct Usage {
     pub prompt_tokens: i32,
     pub completion_tokens: i32,

@@ -174,7 +174,7 @@ pub async fn record_attempt(
 }
 
 /// One delivery attempt as `GET /v1/sessions/{id}/deliveries` shows it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct DeliveryRow {
     pub event_id: String,
     #[serde(rename = "type")]
