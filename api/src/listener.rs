@@ -4,6 +4,7 @@
 //! woken and the cache is emptied, since notifications may have been missed.
 
 use futures_util::future::BoxFuture;
+use stewrd_shared::tls::postgres::DatabaseTls;
 use tokio_util::sync::CancellationToken;
 
 use crate::{auth::AuthCache, watch::SessionWatch};
@@ -16,6 +17,7 @@ pub const AUTH_CHANNEL: &str = "stewrd_auth";
 /// Listens until `shutdown`, reconnecting after any loss.
 pub async fn listen(
     config: tokio_postgres::Config,
+    tls: DatabaseTls,
     watch: SessionWatch,
     auth: AuthCache,
     shutdown: CancellationToken,
@@ -45,6 +47,7 @@ pub async fn listen(
     };
     stewrd_shared::listen::listen(
         config,
+        tls,
         &[SESSION_CHANNEL, AUTH_CHANNEL],
         shutdown,
         on_connect,

@@ -10,8 +10,8 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    auth::AuthCache, extract::MAX_BODY_BYTES, listener, request_id, routes, state::AppState,
-    watch::SessionWatch,
+    auth::AuthCache, extract::MAX_BODY_BYTES, https::TlsListener, listener, request_id, routes,
+    state::AppState, watch::SessionWatch,
 };
 
 /// Every route, with the request-id and body-limit layers.
@@ -42,7 +42,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let relay = Relay::new(
         pool.clone(),
-        &config.amqp_url,
+        config.broker.clone(),
         Topology::new(&config.queue_prefix),
     );
     let state = AppState {
@@ -60,17 +60,29 @@ pub async fn serve(
     tasks.spawn(relay.run(background.clone()));
     tasks.spawn(listener::listen(
         config.database.clone(),
+        config.database_tls.clone(),
         state.watch.clone(),
         state.auth_cache.clone(),
         background.clone(),
     ));
     tasks.close();
 
-    tracing::info!(address = %listener.local_addr()?, "API listening");
+    let address = listener.local_addr()?;
     let app = router(state);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
+    let result = match config.listen_tls.clone() {
+        Some(tls) => {
+            tracing::info!(%address, "API listening (HTTPS)");
+            axum::serve(TlsListener::new(listener, tls)?, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+        None => {
+            tracing::info!(%address, "API listening");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+    };
     background.cancel();
     tasks.wait().await;
     tracing::info!("API stopped");

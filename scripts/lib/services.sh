@@ -73,6 +73,20 @@ ensure_services() {
   wait_port RabbitMQ "$AMQP_PORT" 120
 }
 
+# The TLS tests need Postgres to offer TLS. Debian's cluster does, with its snakeoil
+# certificate for localhost; turn it on if it was turned off.
+ensure_postgres_tls() {
+  command -v psql >/dev/null 2>&1 || return 0
+  [ "$(psql -h 127.0.0.1 -U postgres -Atc 'SHOW ssl' 2>/dev/null)" = on ] && return 0
+  [ -r /etc/ssl/certs/ssl-cert-snakeoil.pem ] || as_root make-ssl-cert generate-default-snakeoil || return 0
+  say "turning on TLS in Postgres (Debian's snakeoil certificate) for the TLS tests"
+  psql -h 127.0.0.1 -U postgres -q \
+    -c "ALTER SYSTEM SET ssl = on" \
+    -c "ALTER SYSTEM SET ssl_cert_file = '/etc/ssl/certs/ssl-cert-snakeoil.pem'" \
+    -c "ALTER SYSTEM SET ssl_key_file = '/etc/ssl/private/ssl-cert-snakeoil.key'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+}
+
 # The dashboard's browser test needs Debian's Chromium, Node.js and playwright-core.
 ensure_browser() {
   if ! command -v chromium >/dev/null 2>&1; then

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
 
 use secrecy::SecretString;
 
-use crate::{crypto::MasterKeyRing, model::Provider};
+use crate::{crypto::MasterKeyRing, model::Provider, queue::Broker, tls::postgres::DatabaseTls};
 
 /// A setting that could not be used; the message names the variable to fix.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +19,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(name: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(name: &'static str, reason: impl Into<String>) -> Self {
         Self {
             name,
             reason: reason.into(),
@@ -121,14 +121,18 @@ pub struct WebhookSettings {
 /// Every setting of every command.
 #[derive(Clone)]
 pub struct Config {
-    /// `DATABASE_URL`.
+    /// `DATABASE_URL`, less the TLS options tokio-postgres does not know.
     pub database: tokio_postgres::Config,
+    /// `DATABASE_URL`'s `sslmode` and `sslrootcert`, or `STEWRD_DATABASE_CA_FILE`.
+    pub database_tls: DatabaseTls,
     /// `STEWRD_DB_POOL_SIZE`, default 16 connections per process.
     pub db_pool_size: usize,
-    /// `AMQP_URL`.
-    pub amqp_url: String,
+    /// `AMQP_URL` and `STEWRD_AMQP_CA_FILE`.
+    pub broker: Broker,
     /// `STEWRD_LISTEN`, default `127.0.0.1:8080`.
     pub listen: SocketAddr,
+    /// `STEWRD_TLS_CERT` and `STEWRD_TLS_KEY`: the API serves HTTPS when set.
+    pub listen_tls: Option<Arc<rustls::ServerConfig>>,
     /// `STEWRD_METRICS_LISTEN`, default none: where a worker serves `/metrics`
     /// (the API serves it on its own address).
     pub metrics_listen: Option<SocketAddr>,
@@ -149,7 +153,7 @@ pub struct Config {
     pub webhook_allow_private: bool,
     /// Webhook delivery.
     pub webhook: WebhookSettings,
-    /// `STEWRD_PUBLIC_URL`, default `http://` + `STEWRD_LISTEN`: how clients reach
+    /// `STEWRD_PUBLIC_URL`, default `http://` (or `https://`) + `STEWRD_LISTEN`: how clients reach
     /// the API (links in webhook payloads).
     pub public_url: String,
     /// `STEWRD_LOG_FORMAT`, default `pretty`.
@@ -171,14 +175,18 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         let database_url = env.string("DATABASE_URL", DEFAULT_DATABASE_URL);
-        let database = tokio_postgres::Config::from_str(&database_url)
-            .map_err(|e| ConfigError::new("DATABASE_URL", format!("not a Postgres URL ({e})")))?;
+        let (database, database_tls) = crate::tls::postgres::parse(
+            &database_url,
+            env.get("STEWRD_DATABASE_CA_FILE").as_deref(),
+        )?;
         if database.get_dbname().is_none() {
             return Err(ConfigError::new("DATABASE_URL", "names no database"));
         }
         let amqp_url = env.string("AMQP_URL", DEFAULT_AMQP_URL);
         lapin::uri::AMQPUri::from_str(&amqp_url)
             .map_err(|e| ConfigError::new("AMQP_URL", format!("not an AMQP URL ({e})")))?;
+        let broker = Broker::new(amqp_url, env.get("STEWRD_AMQP_CA_FILE").as_deref())
+            .map_err(|e| ConfigError::new("STEWRD_AMQP_CA_FILE", e))?;
         let queue_prefix = env.string("STEWRD_QUEUE_PREFIX", "stewrd");
         if queue_prefix.is_empty()
             || queue_prefix.len() > 100
@@ -192,13 +200,36 @@ impl Config {
             ));
         }
         let listen = env.parse("STEWRD_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
-        let public_url = env.base_url("STEWRD_PUBLIC_URL", &format!("http://{listen}"))?;
+        let listen_tls = match (env.get("STEWRD_TLS_CERT"), env.get("STEWRD_TLS_KEY")) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(crate::tls::server::server_config(&cert, &key)?),
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "STEWRD_TLS_KEY",
+                    "must be set with STEWRD_TLS_CERT",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "STEWRD_TLS_CERT",
+                    "must be set with STEWRD_TLS_KEY",
+                ));
+            }
+        };
+        let scheme = if listen_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let public_url = env.base_url("STEWRD_PUBLIC_URL", &format!("{scheme}://{listen}"))?;
         Ok(Self {
             public_url,
             database,
+            database_tls,
             db_pool_size: env.parse_min("STEWRD_DB_POOL_SIZE", 16, 1)?,
-            amqp_url,
+            broker,
             listen,
+            listen_tls,
             metrics_listen: match env.get("STEWRD_METRICS_LISTEN") {
                 None => None,
                 Some(_) => Some(env.parse("STEWRD_METRICS_LISTEN", listen)?),

@@ -5,15 +5,19 @@
 
 use futures_util::{StreamExt, future::BoxFuture};
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
-use crate::relay::{backoff, pause};
+use crate::{
+    relay::{backoff, pause},
+    tls::postgres::DatabaseTls,
+};
 
 /// Listens on `channels` until `shutdown`, calling `on_notify(channel, payload)`
 /// for each notification.
 pub async fn listen(
     config: tokio_postgres::Config,
+    tls: DatabaseTls,
     channels: &[&str],
     shutdown: CancellationToken,
     on_connect: impl Fn() -> BoxFuture<'static, ()>,
@@ -22,7 +26,7 @@ pub async fn listen(
     let mut failures = 0;
     while !shutdown.is_cancelled() {
         let error = tokio::select! {
-            result = listen_once(&config, channels, &on_connect, &on_notify) => result.err(),
+            result = listen_once(&config, &tls, channels, &on_connect, &on_notify) => result.err(),
             _ = shutdown.cancelled() => None,
         };
         if let Some(error) = error {
@@ -35,11 +39,12 @@ pub async fn listen(
 
 async fn listen_once(
     config: &tokio_postgres::Config,
+    tls: &DatabaseTls,
     channels: &[&str],
     on_connect: &impl Fn() -> BoxFuture<'static, ()>,
     on_notify: &impl Fn(&str, &str),
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls.connector()).await?;
     let (notifications, mut received) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     db::{DbError, Pool, outbox},
-    queue::{self, JobMessage, Topology},
+    queue::{self, Broker, JobMessage, Topology},
 };
 
 /// Rows taken per round; a full round is followed at once by the next.
@@ -57,7 +57,7 @@ enum RelayError {
 /// A relay bound to one database and broker.
 pub struct Relay {
     pool: Pool,
-    amqp_url: String,
+    broker: Broker,
     topology: Topology,
     wake: Arc<Notify>,
     broker_up: Arc<AtomicBool>,
@@ -91,14 +91,14 @@ impl FastLane {
 }
 
 impl Relay {
-    /// A relay for `topology` on the broker at `amqp_url`.
-    pub fn new(pool: Pool, amqp_url: &str, topology: Topology) -> Self {
+    /// A relay for `topology` on `broker`.
+    pub fn new(pool: Pool, broker: Broker, topology: Topology) -> Self {
         let (fast_tx, fast_rx) = mpsc::channel(FAST_LANE_CAPACITY);
         Self {
             fast_tx,
             fast_rx,
             pool,
-            amqp_url: amqp_url.to_owned(),
+            broker,
             topology,
             wake: Arc::new(Notify::new()),
             broker_up: Arc::new(AtomicBool::new(false)),
@@ -179,7 +179,7 @@ impl Relay {
     }
 
     async fn open_channel(&self) -> lapin::Result<(Connection, Channel)> {
-        let connection = queue::connect(&self.amqp_url, "stewrd-relay").await?;
+        let connection = self.broker.connect("stewrd-relay").await?;
         let channel = connection.create_channel().await?;
         queue::declare_topology(&channel, &self.topology).await?;
         channel

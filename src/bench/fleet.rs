@@ -194,7 +194,9 @@ impl Fleet {
                     .await;
             }
         }
-        if let Ok(connection) = stewrd_shared::queue::connect(&self.amqp_url, "stewrd-bench").await
+        if let Ok(connection) = stewrd_shared::queue::Broker::at(self.amqp_url.as_str())
+            .connect("stewrd-bench")
+            .await
         {
             if let Ok(channel) = connection.create_channel().await {
                 let topology = Topology::new(&self.name);

@@ -10,7 +10,6 @@ use anyhow::{Context, bail};
 use stewrd_shared::{
     config::Config,
     db::{self, Pool, migrate::pending_migrations},
-    queue,
     rotation::rotate_secrets,
     telemetry,
 };
@@ -79,9 +78,9 @@ async fn rotate_master_key(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let report = db::migrate::migrate(&config.database)
+    let report = db::migrate::migrate(&config.database, &config.database_tls)
         .await
-        .context("cannot migrate the database (check DATABASE_URL)")?;
+        .with_context(|| db_hint(config, "cannot migrate the database"))?;
     if report.applied.is_empty() {
         println!("database is up to date");
     } else {
@@ -98,11 +97,11 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 async fn connect_db(config: &Config) -> anyhow::Result<Pool> {
     let pool = db::connect(config)
         .await
-        .context("cannot reach Postgres (check DATABASE_URL)")?;
+        .with_context(|| db_hint(config, "cannot reach Postgres"))?;
     let client = pool
         .get()
         .await
-        .context("cannot reach Postgres (check DATABASE_URL)")?;
+        .with_context(|| db_hint(config, "cannot reach Postgres"))?;
     let pending = pending_migrations(&client).await?;
     if !pending.is_empty() {
         bail!(
@@ -113,11 +112,30 @@ async fn connect_db(config: &Config) -> anyhow::Result<Pool> {
     Ok(pool)
 }
 
+/// `what` failed, with the settings to check: a TLS failure's cause is usually in
+/// `sslmode` or the CA file.
+pub(crate) fn db_hint(config: &Config, what: &str) -> String {
+    format!(
+        "{what} (check DATABASE_URL; {})",
+        config.database_tls.describe()
+    )
+}
+
 /// Checks RabbitMQ answers, so a wrong `AMQP_URL` fails at start-up.
 async fn check_broker(config: &Config) -> anyhow::Result<()> {
-    let connection = queue::connect(&config.amqp_url, "stewrd-startup-check")
+    let connection = config
+        .broker
+        .connect("stewrd-startup-check")
         .await
-        .context("cannot reach RabbitMQ (check AMQP_URL)")?;
+        // lapin repeats its cause in its own message; one copy is enough.
+        .map_err(|error| anyhow::anyhow!("{error}"))
+        .with_context(|| {
+            if config.broker.tls() {
+                "cannot reach RabbitMQ (check AMQP_URL and STEWRD_AMQP_CA_FILE)"
+            } else {
+                "cannot reach RabbitMQ (check AMQP_URL)"
+            }
+        })?;
     let _ = connection.close(200, "ok".into()).await;
     Ok(())
 }

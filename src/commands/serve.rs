@@ -17,7 +17,7 @@ pub async fn api(config: Config) -> anyhow::Result<()> {
     let pool = connect_db(&config).await?;
     check_broker(&config).await?;
     let listener = bind(config.listen).await?;
-    announce(&listener)?;
+    announce(&listener, &config)?;
     stewrd_api::serve(config, pool, keys, listener, shutdown::on_signal()).await?;
     Ok(())
 }
@@ -37,9 +37,9 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
 /// Migrate, then API and worker in one process; with no default key, a stub
 /// provider stands in for OpenAI and OpenRouter.
 pub async fn dev(mut config: Config) -> anyhow::Result<()> {
-    db::migrate::migrate(&config.database)
+    db::migrate::migrate(&config.database, &config.database_tls)
         .await
-        .context("cannot migrate the database (check DATABASE_URL)")?;
+        .with_context(|| super::db_hint(&config, "cannot migrate the database"))?;
     if config.master_keys().is_err() {
         config.set_master_keys(local_master_key()?);
     }
@@ -52,7 +52,7 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
     let pool = connect_db(&config).await?;
     check_broker(&config).await?;
     let listener = bind(config.listen).await?;
-    announce(&listener)?;
+    announce(&listener, &config)?;
     let shutdown = shutdown::on_signal();
     let (api, worker) = tokio::join!(
         stewrd_api::serve(
@@ -137,7 +137,15 @@ async fn serve_metrics(address: std::net::SocketAddr) -> anyhow::Result<()> {
 }
 
 /// Prints the bound address on stdout (tests and scripts read it; port 0 works).
-fn announce(listener: &TcpListener) -> anyhow::Result<()> {
-    println!("stewrd API listening on http://{}", listener.local_addr()?);
+fn announce(listener: &TcpListener, config: &Config) -> anyhow::Result<()> {
+    let scheme = if config.listen_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!(
+        "stewrd API listening on {scheme}://{}",
+        listener.local_addr()?
+    );
     Ok(())
 }

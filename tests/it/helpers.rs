@@ -80,11 +80,18 @@ pub struct Tally {
     pub provider_calls: u64,
 }
 
+/// Makes `DATABASE_URL` from the test's database name.
+pub type DatabaseUrl = Box<dyn Fn(&str) -> String>;
+
 /// How to start the app.
 pub struct Options {
     pub workers: usize,
     pub env: Vec<(String, String)>,
     pub stub_delay: Duration,
+    /// A CA (PEM) the test's HTTP client trusts, alone: for an API serving HTTPS.
+    pub trust: Option<String>,
+    /// `DATABASE_URL` for the test's database name, when not the plain default.
+    pub database_url: Option<DatabaseUrl>,
 }
 
 impl Default for Options {
@@ -93,6 +100,8 @@ impl Default for Options {
             workers: 1,
             env: Vec::new(),
             stub_delay: Duration::ZERO,
+            trust: None,
+            database_url: None,
         }
     }
 }
@@ -146,7 +155,13 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         .await
         .expect("stub starts");
     let mut env: HashMap<String, String> = [
-        ("DATABASE_URL", database_url(&name)),
+        (
+            "DATABASE_URL",
+            options
+                .database_url
+                .as_ref()
+                .map_or_else(|| database_url(&name), |url| url(&name)),
+        ),
         ("AMQP_URL", AMQP_URL.to_owned()),
         ("STEWRD_QUEUE_PREFIX", name.clone()),
         ("STEWRD_LISTEN", "127.0.0.1:0".to_owned()),
@@ -184,10 +199,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         name,
         base,
         stub,
-        http: reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("http client"),
+        http: http_client(options.trust.as_deref()),
         api,
         workers,
         env,
@@ -196,6 +208,16 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     };
     app.wait_ready().await;
     app
+}
+
+/// The test's HTTP client; with `trust`, it trusts that CA and no other.
+pub fn http_client(trust: Option<&str>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().no_proxy();
+    if let Some(pem) = trust {
+        let ca = reqwest::Certificate::from_pem(pem.as_bytes()).expect("a PEM CA");
+        builder = builder.tls_certs_only([ca]);
+    }
+    builder.build().expect("http client")
 }
 
 pub fn command_with(env: &HashMap<String, String>, args: &[&str]) -> Command {

@@ -14,4 +14,5 @@ mod path;
 mod provider;
 mod receiver;
 mod requests;
+mod tls;
 mod webhooks;

@@ -70,7 +70,7 @@ async fn consume_connection(
     shutdown: &CancellationToken,
     hand_back: &CancellationToken,
 ) -> Result<(), ConsumeError> {
-    let connection = queue::connect(&worker.config.amqp_url, "stewrd-worker").await?;
+    let connection = worker.config.broker.connect("stewrd-worker").await?;
     let channel = connection.create_channel().await?;
     queue::declare_topology(&channel, &worker.topology).await?;
     let prefetch = worker.config.worker.concurrency.min(usize::from(u16::MAX)) as u16;

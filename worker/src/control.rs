@@ -50,6 +50,7 @@ pub(crate) async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) {
     };
     stewrd_shared::listen::listen(
         worker.config.database.clone(),
+        worker.config.database_tls.clone(),
         &[CANCEL_CHANNEL, cooldown::CHANNEL, webhook::CHANNEL],
         shutdown,
         on_connect,

@@ -36,7 +36,7 @@ pub(crate) async fn consume(worker: Arc<Worker>, shutdown: CancellationToken) {
 }
 
 async fn consume_connection(worker: &Worker, shutdown: &CancellationToken) -> lapin::Result<()> {
-    let connection = queue::connect(&worker.config.amqp_url, "stewrd-dead-letter").await?;
+    let connection = worker.config.broker.connect("stewrd-dead-letter").await?;
     let channel = connection.create_channel().await?;
     queue::declare_topology(&channel, &worker.topology).await?;
     channel.basic_qos(16, BasicQosOptions::default()).await?;

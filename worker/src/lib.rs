@@ -63,7 +63,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     let topology = Topology::new(&config.queue_prefix);
-    let relay = Relay::new(pool.clone(), &config.amqp_url, topology.clone());
+    let relay = Relay::new(pool.clone(), config.broker.clone(), topology.clone());
     let (announcer, announcements) = announce::Announcer::new();
     let worker = Arc::new(Worker {
         id: WorkerId::new(),

@@ -70,13 +70,17 @@ pub fn csrf_ok(admin_token: &SecretString, session: &str, submitted: &str) -> bo
     same(submitted, &csrf_token(admin_token, session))
 }
 
-/// `Set-Cookie` for a sign-in (or, with `None`, a sign-out).
-pub fn set_cookie(value: Option<&str>) -> String {
+/// `Set-Cookie` for a sign-in (or, with `None`, a sign-out); `secure` when the
+/// API is reached over HTTPS, so the browser never sends the cookie in clear.
+pub fn set_cookie(value: Option<&str>, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
     match value {
         Some(value) => format!(
-            "{COOKIE_NAME}={value}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}"
+            "{COOKIE_NAME}={value}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}{secure}"
         ),
-        None => format!("{COOKIE_NAME}=; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=0"),
+        None => {
+            format!("{COOKIE_NAME}=; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+        }
     }
 }
 
@@ -124,8 +128,10 @@ mod tests {
 
     #[test]
     fn the_cookie_is_http_only_and_strict() {
-        let cookie = set_cookie(Some("v"));
+        let cookie = set_cookie(Some("v"), false);
+        assert!(!cookie.contains("Secure"));
+        assert!(set_cookie(Some("v"), true).ends_with("; Secure"));
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
-        assert!(set_cookie(None).contains("Max-Age=0"));
+        assert!(set_cookie(None, false).contains("Max-Age=0"));
     }
 }

@@ -186,7 +186,8 @@ async fn login(
         *response.status_mut() = StatusCode::UNAUTHORIZED;
         return response;
     }
-    let cookie = login::set_cookie(Some(&login::new_session(admin_token)));
+    let secure = state.config.public_url.starts_with("https://");
+    let cookie = login::set_cookie(Some(&login::new_session(admin_token)), secure);
     let mut response = Redirect::to("/dashboard").into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -194,12 +195,19 @@ async fn login(
     with_security_headers(response)
 }
 
-async fn logout(operator: Operator, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn logout(
+    State(state): State<AppState>,
+    operator: Operator,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     if let Some(refused) = operator.refuses(&form) {
         return refused;
     }
     let mut response = Redirect::to("/dashboard/login").into_response();
-    if let Ok(value) = HeaderValue::from_str(&login::set_cookie(None)) {
+    if let Ok(value) = HeaderValue::from_str(&login::set_cookie(
+        None,
+        state.config.public_url.starts_with("https://"),
+    )) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response

@@ -2,9 +2,10 @@
 //! migrations in order, under an advisory lock so several processes may run it at
 //! once. Migrations are only ever added, never edited.
 
-use tokio_postgres::{Client, NoTls, error::SqlState};
+use tokio_postgres::{Client, error::SqlState};
 
 use super::DbError;
+use crate::tls::postgres::DatabaseTls;
 
 /// Every migration, in order. The name is recorded in `schema_migrations`.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -77,13 +78,16 @@ pub async fn pending_migrations(
 }
 
 /// Brings the database named in `config` up to date.
-pub async fn migrate(config: &tokio_postgres::Config) -> Result<MigrateReport, DbError> {
+pub async fn migrate(
+    config: &tokio_postgres::Config,
+    tls: &DatabaseTls,
+) -> Result<MigrateReport, DbError> {
     let mut report = MigrateReport::default();
-    let client = match open(config).await {
+    let client = match open(config, tls).await {
         Ok(client) => client,
         Err(DbError::Query(error)) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
-            report.created_database = create_database(config).await?;
-            open(config).await?
+            report.created_database = create_database(config, tls).await?;
+            open(config, tls).await?
         }
         Err(error) => return Err(error),
     };
@@ -135,11 +139,14 @@ async fn apply_pending(client: &Client, report: &mut MigrateReport) -> Result<()
 }
 
 /// Creates the database; another process creating it at the same moment is fine.
-async fn create_database(config: &tokio_postgres::Config) -> Result<bool, DbError> {
+async fn create_database(
+    config: &tokio_postgres::Config,
+    tls: &DatabaseTls,
+) -> Result<bool, DbError> {
     let name = config.get_dbname().unwrap_or("stewrd");
     let mut maintenance = config.clone();
     maintenance.dbname("postgres");
-    let client = open(&maintenance).await?;
+    let client = open(&maintenance, tls).await?;
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
     match client
         .batch_execute(&format!("CREATE DATABASE {quoted}"))
@@ -160,12 +167,12 @@ async fn create_database(config: &tokio_postgres::Config) -> Result<bool, DbErro
     }
 }
 
-async fn open(config: &tokio_postgres::Config) -> Result<Client, DbError> {
+async fn open(config: &tokio_postgres::Config, tls: &DatabaseTls) -> Result<Client, DbError> {
     let mut config = config.clone();
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(std::time::Duration::from_secs(5));
     }
-    let (client, connection) = config.connect(NoTls).await?;
+    let (client, connection) = config.connect(tls.connector()).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "migration connection closed");

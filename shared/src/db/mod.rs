@@ -16,7 +16,7 @@ use std::time::Duration;
 
 pub use deadpool_postgres::{Client, GenericClient, Pool};
 use deadpool_postgres::{Manager, ManagerConfig, PoolError, RecyclingMethod, Runtime};
-use tokio_postgres::{NoTls, error::SqlState};
+use tokio_postgres::error::SqlState;
 
 use crate::config::Config;
 
@@ -31,7 +31,7 @@ pub enum DbError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// The statement failed.
-    #[error("database error: {0}")]
+    #[error("database error")]
     Query(#[source] tokio_postgres::Error),
     /// A stored value is not one this version of stewrd knows.
     #[error("unexpected value in column {column}")]
@@ -79,7 +79,14 @@ impl From<tokio_postgres::Error> for DbError {
                 }
             };
         if connection_lost {
-            Self::Unavailable(error.to_string())
+            // The causes say why: refused, TLS certificate rejected, timed out…
+            let mut reason = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                reason = format!("{reason}: {cause}");
+                source = cause.source();
+            }
+            Self::Unavailable(reason)
         } else {
             Self::Query(error)
         }
@@ -113,7 +120,7 @@ pub fn create_pool(config: &Config) -> Pool {
     }
     let manager = Manager::from_config(
         pg,
-        NoTls,
+        config.database_tls.connector(),
         ManagerConfig {
             // A connection the server dropped is noticed as closed; no round trip needed.
             recycling_method: RecyclingMethod::Fast,

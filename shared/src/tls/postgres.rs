@@ -1,0 +1,371 @@
+//! TLS towards Postgres, configured the way libpq users expect: `sslmode` and
+//! `sslrootcert` in `DATABASE_URL`, or `STEWRD_DATABASE_CA_FILE`.
+//!
+//! tokio-postgres itself knows only `disable`, `prefer` and `require`, and no
+//! `sslrootcert`, so those two options are taken out of the URL here and turned
+//! into a rustls configuration; tokio-postgres is told `require` whenever stewrd
+//! verifies the certificate itself.
+
+use std::{fmt, str::FromStr, sync::Arc};
+
+use rustls::{ClientConfig, client::WebPkiServerVerifier, client::danger::ServerCertVerifier};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::verify::{AnyCertificate, ChainOnly};
+use crate::config::ConfigError;
+
+/// libpq's `sslmode`, as stewrd honours it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    /// Never encrypt.
+    Disable,
+    /// Encrypt when the server offers it (libpq's default, and ours; `allow` too).
+    Prefer,
+    /// Encrypt or fail.
+    Require,
+    /// Encrypt, and the certificate must chain to a trusted CA.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate must name the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "disable" => Self::Disable,
+            "allow" | "prefer" => Self::Prefer,
+            "require" => Self::Require,
+            "verify-ca" => Self::VerifyCa,
+            "verify-full" => Self::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    /// What tokio-postgres is told: it negotiates, stewrd's verifier judges.
+    fn negotiated(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require | Self::VerifyCa | Self::VerifyFull => "require",
+        }
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        })
+    }
+}
+
+/// How stewrd's connections to Postgres are encrypted; handed to every
+/// connection it opens (pool, migrations, notification listeners).
+#[derive(Clone)]
+pub struct DatabaseTls {
+    mode: SslMode,
+    /// Where trusted CAs come from, for messages: a file or the system store.
+    trust: Option<String>,
+    connector: MakeRustlsConnect,
+}
+
+impl fmt::Debug for DatabaseTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseTls")
+            .field("mode", &self.mode)
+            .field("trust", &self.trust)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatabaseTls {
+    /// The effective `sslmode`.
+    pub fn mode(&self) -> SslMode {
+        self.mode
+    }
+
+    /// The connector every Postgres connection is made with.
+    pub fn connector(&self) -> MakeRustlsConnect {
+        self.connector.clone()
+    }
+
+    /// A short account of the TLS settings, for the line explaining a failed
+    /// connection.
+    pub fn describe(&self) -> String {
+        match &self.trust {
+            Some(trust) => format!("sslmode={}, CAs from {trust}", self.mode),
+            None => format!("sslmode={}", self.mode),
+        }
+    }
+}
+
+/// Reads `DATABASE_URL` (and `STEWRD_DATABASE_CA_FILE`, used when the URL has no
+/// `sslrootcert`) into tokio-postgres's settings and the TLS to use.
+///
+/// A CA file makes `prefer` and `require` verify the chain, as libpq does for
+/// `require`; `sslrootcert=system` means the system's CA store, which is also
+/// what `verify-ca` and `verify-full` use when no CA file is given.
+pub fn parse(
+    url: &str,
+    ca_file: Option<&str>,
+) -> Result<(tokio_postgres::Config, DatabaseTls), ConfigError> {
+    let bad_url = |reason: String| ConfigError::new("DATABASE_URL", reason);
+    let split = if url.contains("://") {
+        split_uri(url)
+    } else {
+        split_key_value(url).map_err(bad_url)?
+    };
+    let mode = match split.sslmode.as_deref() {
+        None => SslMode::Prefer,
+        Some(text) => SslMode::parse(text).ok_or_else(|| {
+            bad_url(format!(
+                "sslmode must be disable, allow, prefer, require, verify-ca or verify-full, not {text:?}"
+            ))
+        })?,
+    };
+    let mut rest = split.rest;
+    let separator = match (url.contains("://"), rest.contains('?')) {
+        (false, _) => " ",
+        (true, true) => "&",
+        (true, false) => "?",
+    };
+    rest = format!("{rest}{separator}sslmode={}", mode.negotiated());
+    let config = tokio_postgres::Config::from_str(&rest)
+        .map_err(|e| bad_url(format!("not a Postgres URL ({e})")))?;
+
+    // (setting to blame, CA file or None for the system store)
+    let source = match (split.sslrootcert, ca_file) {
+        (Some(root), _) if root == "system" => Some(("DATABASE_URL", None)),
+        (Some(root), _) => Some(("DATABASE_URL", Some(root))),
+        (None, Some(file)) => Some(("STEWRD_DATABASE_CA_FILE", Some(file.to_owned()))),
+        (None, None) => None,
+    };
+    let verify_chain = match mode {
+        SslMode::Disable => false,
+        SslMode::Prefer | SslMode::Require => source.is_some(),
+        SslMode::VerifyCa | SslMode::VerifyFull => true,
+    };
+    let provider = super::provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad_url(format!("TLS set-up failed: {e}")))?;
+    let (trust, verifier): (Option<String>, Arc<dyn ServerCertVerifier>) = if verify_chain {
+        let (setting, file) = source.unwrap_or(("DATABASE_URL", None));
+        let roots = super::roots(file.as_deref()).map_err(|e| ConfigError::new(setting, e))?;
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| ConfigError::new(setting, format!("unusable CAs: {e}")))?;
+        let trust = Some(match file {
+            Some(file) => format!("{file} ({setting})"),
+            None => "the system store".to_owned(),
+        });
+        if mode == SslMode::VerifyFull {
+            (trust, webpki)
+        } else {
+            (trust, Arc::new(ChainOnly(webpki)))
+        }
+    } else {
+        (None, Arc::new(AnyCertificate(provider)))
+    };
+    let client = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok((
+        config,
+        DatabaseTls {
+            mode,
+            trust,
+            connector: MakeRustlsConnect::new(client),
+        },
+    ))
+}
+
+/// A connection string with the two TLS options taken out.
+struct Split {
+    rest: String,
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
+}
+
+impl Split {
+    /// Takes out a TLS option; false means the option stays in the URL.
+    fn take(&mut self, key: &str, value: String) -> bool {
+        match key {
+            "sslmode" => self.sslmode = Some(value),
+            "sslrootcert" => self.sslrootcert = Some(value),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// `postgres://…?sslmode=…&sslrootcert=…`; the query is split by hand because a
+/// multi-host URL is not one `url::Url` accepts.
+fn split_uri(url: &str) -> Split {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut split = Split {
+        rest: base.to_owned(),
+        sslmode: None,
+        sslrootcert: None,
+    };
+    let mut kept = Vec::new();
+    for piece in query.split('&').filter(|piece| !piece.is_empty()) {
+        let (key, value) = piece.split_once('=').unwrap_or((piece, ""));
+        let value = url::form_urlencoded::parse(format!("v={value}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        if !split.take(key, value) {
+            kept.push(piece);
+        }
+    }
+    if !kept.is_empty() {
+        split.rest = format!("{base}?{}", kept.join("&"));
+    }
+    split
+}
+
+/// `host=… sslmode=… sslrootcert='…'`, libpq's key/value form: values may be
+/// single-quoted, with `\` escaping.
+fn split_key_value(dsn: &str) -> Result<Split, String> {
+    let mut split = Split {
+        rest: String::new(),
+        sslmode: None,
+        sslrootcert: None,
+    };
+    let mut kept = Vec::new();
+    let mut chars = dsn.char_indices().peekable();
+    loop {
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+        let Some(&(start, _)) = chars.peek() else {
+            break;
+        };
+        let mut key = String::new();
+        while let Some((_, c)) = chars.next_if(|(_, c)| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+        if chars.next().map(|(_, c)| c) != Some('=') {
+            return Err(format!("expected key=value, found {key:?}"));
+        }
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        let quoted = chars.next_if(|(_, c)| *c == '\'').is_some();
+        loop {
+            match chars.next() {
+                None if quoted => return Err(format!("unterminated quote in {key}")),
+                None => break,
+                Some((_, '\\')) => match chars.next() {
+                    Some((_, c)) => value.push(c),
+                    None => return Err(format!("dangling backslash in {key}")),
+                },
+                Some((_, '\'')) if quoted => break,
+                Some((_, c)) if !quoted && c.is_whitespace() => break,
+                Some((_, c)) => value.push(c),
+            }
+        }
+        let end = chars.peek().map_or(dsn.len(), |&(i, _)| i);
+        if !split.take(&key, value) {
+            kept.push(dsn[start..end].trim());
+        }
+    }
+    split.rest = kept.join(" ");
+    Ok(split)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(url: &str) -> (tokio_postgres::Config, DatabaseTls) {
+        parse(url, None).expect("parses")
+    }
+
+    #[test]
+    fn a_plain_url_prefers_tls_like_libpq() {
+        let (config, tls) = parsed("postgres://postgres@127.0.0.1:5432/stewrd");
+        assert_eq!(tls.mode(), SslMode::Prefer);
+        assert_eq!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Prefer
+        );
+        assert_eq!(config.get_dbname(), Some("stewrd"));
+    }
+
+    #[test]
+    fn verify_modes_are_negotiated_as_require() {
+        let (config, tls) = parsed("postgres://u@db.example:5432/app?sslmode=verify-full");
+        assert_eq!(tls.mode(), SslMode::VerifyFull);
+        assert_eq!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+        assert_eq!(
+            tls.describe(),
+            "sslmode=verify-full, CAs from the system store"
+        );
+        let (config, _) = parsed("postgres://u@h/app?sslmode=disable&application_name=x");
+        assert_eq!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable
+        );
+        assert_eq!(config.get_application_name(), Some("x"));
+    }
+
+    #[test]
+    fn sslrootcert_is_read_and_removed_from_the_url() {
+        let ca = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+        if !std::path::Path::new(ca).exists() {
+            return;
+        }
+        let url = format!(
+            "postgres://u@h/app?sslrootcert={}&sslmode=verify-ca",
+            ca.replace('/', "%2F")
+        );
+        let (_, tls) = parsed(&url);
+        assert_eq!(tls.mode(), SslMode::VerifyCa);
+        assert_eq!(
+            tls.describe(),
+            format!("sslmode=verify-ca, CAs from {ca} (DATABASE_URL)")
+        );
+        let (_, tls) = parsed(&format!(
+            "host=h dbname=app sslmode = require sslrootcert='{ca}'"
+        ));
+        assert_eq!(tls.mode(), SslMode::Require);
+        assert!(
+            tls.describe().contains(ca),
+            "a CA file makes require verify"
+        );
+    }
+
+    #[test]
+    fn bad_tls_settings_name_the_variable() {
+        let err = parse("postgres://u@h/app?sslmode=verify", None).err();
+        assert_eq!(err.map(|e| e.name), Some("DATABASE_URL"));
+        let err = parse(
+            "postgres://u@h/app?sslmode=require",
+            Some("/nonexistent/ca.pem"),
+        )
+        .err();
+        let err = err.expect("a missing CA file is an error");
+        assert_eq!(err.name, "STEWRD_DATABASE_CA_FILE");
+        assert!(err.reason.contains("/nonexistent/ca.pem"), "{}", err.reason);
+        let err = parse("postgres://u@h/app?sslrootcert=/nonexistent", None).err();
+        assert_eq!(err.map(|e| e.name), Some("DATABASE_URL"));
+        let err = parse("host=h dbname='app", None).err();
+        assert_eq!(err.map(|e| e.name), Some("DATABASE_URL"));
+    }
+
+    #[test]
+    fn key_value_strings_keep_their_other_options() {
+        let (config, tls) = parsed("host=h port=6543 dbname='my app' sslmode=disable");
+        assert_eq!(tls.mode(), SslMode::Disable);
+        assert_eq!(config.get_dbname(), Some("my app"));
+        assert_eq!(config.get_ports(), [6543]);
+    }
+}

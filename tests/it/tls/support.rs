@@ -1,0 +1,250 @@
+//! What the TLS tests build on: certificates made at test time, a recording TCP
+//! proxy (the "capture": every byte each way), and a second RabbitMQ node with
+//! only a TLS listener.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+use crate::helpers::{PATIENCE, unique_name, wait_for};
+
+/// A directory removed with its contents when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("stewrd-{}", unique_name()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    /// Writes `contents` to `name` in the directory; returns the path as text.
+    pub fn write(&self, name: &str, contents: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write temp file");
+        path.display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A throwaway CA and one server certificate it signed, for `localhost` and
+/// `127.0.0.1`, as PEM files in a temp dir. Nothing is committed.
+pub struct TestCa {
+    pub ca_file: String,
+    pub cert_file: String,
+    pub key_file: String,
+    pub ca_pem: String,
+    /// Holds the files until the test ends.
+    _dir: TempDir,
+}
+
+impl TestCa {
+    pub fn new(names: &[&str]) -> Self {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("stewrd test CA {}", unique_name()),
+        );
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA cert");
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = rcgen::CertificateParams::new(names).expect("server params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "stewrd test server");
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let cert = params.signed_by(&key, &ca).expect("server cert");
+        let dir = TempDir::new();
+        let ca_pem = ca.pem();
+        Self {
+            ca_file: dir.write("ca.pem", &ca_pem),
+            cert_file: dir.write("server.pem", &cert.pem()),
+            key_file: dir.write("server.key", &key.serialize_pem()),
+            ca_pem,
+            _dir: dir,
+        }
+    }
+}
+
+/// A TCP proxy that records every byte it forwards, both ways.
+pub struct Recorder {
+    pub address: SocketAddr,
+    bytes: Arc<Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Recorder {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let address = listener.local_addr().expect("proxy address");
+        let bytes: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let sink = bytes.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pump(client_read, server_write, sink.clone()));
+                tokio::spawn(pump(server_read, client_write, sink.clone()));
+            }
+        });
+        Self {
+            address,
+            bytes,
+            task,
+        }
+    }
+
+    /// Whether `needle` crossed the wire in clear, in either direction.
+    pub fn saw(&self, needle: &str) -> bool {
+        let bytes = self.bytes.lock().expect("capture");
+        bytes
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.lock().expect("capture").len()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    sink: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut buffer = vec![0; 16 * 1024];
+    while let Ok(n) = from.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        if let Ok(mut bytes) = sink.lock() {
+            bytes.extend_from_slice(&buffer[..n]);
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// A free port on 127.0.0.1 (bound, then released for the caller to use).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// The Debian package's server script, run directly (the `/usr/sbin` wrapper
+/// would switch to the `rabbitmq` user, who cannot write the test's temp dir).
+fn rabbitmq_server() -> PathBuf {
+    let script = Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
+    assert!(
+        script.exists(),
+        "{} is missing: the RabbitMQ server package is not installed",
+        script.display()
+    );
+    script.to_path_buf()
+}
+
+/// A second RabbitMQ node on its own ports with only an `amqps` listener, using
+/// a certificate from `ca`. Stopped (SIGTERM to its process group) when dropped.
+pub struct TlsBroker {
+    pub port: u16,
+    child: Child,
+    dir: TempDir,
+}
+
+impl TlsBroker {
+    pub async fn start(ca: &TestCa) -> Self {
+        let dir = TempDir::new();
+        let port = free_port();
+        let config = dir.write(
+            "rabbitmq.conf",
+            &format!(
+                "listeners.tcp = none\n\
+                 listeners.ssl.default = 127.0.0.1:{port}\n\
+                 ssl_options.cacertfile = {}\n\
+                 ssl_options.certfile = {}\n\
+                 ssl_options.keyfile = {}\n\
+                 ssl_options.verify = verify_none\n\
+                 ssl_options.fail_if_no_peer_cert = false\n\
+                 loopback_users = none\n",
+                ca.ca_file, ca.cert_file, ca.key_file
+            ),
+        );
+        let plugins = dir.write("enabled_plugins", "[].\n");
+        let env_file = dir.write("rabbitmq-env.conf", "");
+        let node = format!("stewrd_tls_{}@localhost", &unique_name()[2..14]);
+        let mut command = Command::new(rabbitmq_server());
+        command
+            .env("RABBITMQ_CONF_ENV_FILE", env_file)
+            .env("RABBITMQ_NODENAME", &node)
+            .env("RABBITMQ_NODE_PORT", free_port().to_string())
+            .env("RABBITMQ_DIST_PORT", free_port().to_string())
+            .env("RABBITMQ_CONFIG_FILE", config)
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", plugins)
+            .env("RABBITMQ_MNESIA_BASE", dir.0.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.0.join("log"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .env("HOME", &dir.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command.spawn().expect("start a RabbitMQ node");
+        let broker = Self { port, child, dir };
+        let listening = wait_for(PATIENCE, || async {
+            TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+        assert!(
+            listening.is_some(),
+            "the TLS RabbitMQ node never listened on {port}; its logs are in {}",
+            broker.dir.0.display()
+        );
+        broker
+    }
+}
+
+impl Drop for TlsBroker {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
