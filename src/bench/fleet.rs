@@ -46,6 +46,14 @@ fn database_url_for(name: &str) -> anyhow::Result<String> {
     }
 }
 
+/// Connects to `url` as stewrd would, TLS settings included.
+async fn open(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (config, tls) = stewrd_shared::tls::postgres::parse(url, None)?;
+    let (client, connection) = config.connect(tls.connector()).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
 fn log_path(name: &str, role: &str) -> PathBuf {
     std::env::temp_dir().join(format!("stewrd-{name}-{role}.log"))
 }
@@ -143,10 +151,7 @@ impl Fleet {
 
     /// A connection to the benchmark database.
     pub async fn db(&self) -> anyhow::Result<tokio_postgres::Client> {
-        let (client, connection) =
-            tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
-        Ok(client)
+        open(&self.database_url).await
     }
 
     /// Creates a project; returns its API key.
@@ -182,10 +187,7 @@ impl Fleet {
         let _ = self.api.kill();
         let _ = self.api.wait();
         if let Ok(base) = database_url_for("postgres") {
-            if let Ok((client, connection)) =
-                tokio_postgres::connect(&base, tokio_postgres::NoTls).await
-            {
-                tokio::spawn(connection);
+            if let Ok(client) = open(&base).await {
                 let _ = client
                     .batch_execute(&format!(
                         "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
