@@ -80,3 +80,35 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub fn router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(|| async { Json(document()) }))
 }
+
+/// The error answers most operations share, written once: an operation lists
+/// them as `(status = 503, response = inline(Unavailable))`.
+#[allow(dead_code, reason = "types that only describe answers in the document")]
+pub(crate) mod responses {
+    use crate::error::ErrorResponse;
+
+    /// Invalid body or parameter
+    #[derive(utoipa::ToResponse)]
+    pub(crate) struct BadRequest(ErrorResponse);
+
+    /// Missing, invalid or revoked API key
+    #[derive(utoipa::ToResponse)]
+    pub(crate) struct BadKey(ErrorResponse);
+
+    /// Missing or wrong admin token
+    #[derive(utoipa::ToResponse)]
+    pub(crate) struct BadAdminToken(ErrorResponse);
+
+    /// No such resource (also for another project's)
+    #[derive(utoipa::ToResponse)]
+    pub(crate) struct NotFound(ErrorResponse);
+
+    /// Body larger than 1 MiB
+    #[derive(utoipa::ToResponse)]
+    pub(crate) struct TooLarge(ErrorResponse);
+
+    /// The database is unavailable; retry after the Retry-After seconds
+    #[derive(utoipa::ToResponse)]
+    #[response(headers(("Retry-After" = u32, description = "Seconds to wait")))]
+    pub(crate) struct Unavailable(ErrorResponse);
+}

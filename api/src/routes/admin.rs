@@ -22,7 +22,13 @@ use stewrd_shared::{
 use time::OffsetDateTime;
 
 use super::project::{ProjectOut, PutLlmIn, project_view, remove_llm, update_llm};
-use crate::{auth::AdminAuth, error::ApiError, extract::JsonBody, state::AppState};
+use crate::{
+    auth::AdminAuth,
+    error::ApiError,
+    extract::JsonBody,
+    openapi::responses::{BadAdminToken, BadRequest, NotFound, TooLarge, Unavailable},
+    state::AppState,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -99,7 +105,7 @@ fn project_id(text: &str) -> Result<ProjectId, ApiError> {
     tag = "admin",
     summary = "Create a project and its first API key",
     request_body = CreateProjectIn,
-    responses((status = 201, description = "Created", body = CreatedProjectOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 413, description = "Body larger than 1 MiB", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 201, description = "Created", body = CreatedProjectOut), (status = 400, response = inline(BadRequest)), (status = 401, response = inline(BadAdminToken)), (status = 413, response = inline(TooLarge)), (status = 503, response = inline(Unavailable))),
     security(("admin_token" = []))
 )]
 pub(crate) async fn create_project(
@@ -124,7 +130,7 @@ pub(crate) async fn create_project(
     path = "/v1/admin/projects",
     tag = "admin",
     summary = "Every project",
-    responses((status = 200, description = "Projects", body = ProjectList), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "Projects", body = ProjectList), (status = 401, response = inline(BadAdminToken)), (status = 503, response = inline(Unavailable))),
     security(("admin_token" = []))
 )]
 pub(crate) async fn list(
@@ -146,7 +152,7 @@ pub(crate) async fn list(
     tag = "admin",
     summary = "One project",
     params(("id" = String, Path, description = "Project id")),
-    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, response = inline(BadAdminToken)), (status = 404, response = inline(NotFound)), (status = 503, response = inline(Unavailable))),
     security(("admin_token" = []))
 )]
 pub(crate) async fn show(
@@ -163,7 +169,7 @@ pub(crate) async fn show(
     tag = "admin",
     summary = "A project's provider configuration (the project view)",
     params(("id" = String, Path, description = "Project id")),
-    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, response = inline(BadAdminToken)), (status = 404, response = inline(NotFound)), (status = 503, response = inline(Unavailable))),
     security(("admin_token" = []))
 )]
 pub(crate) async fn show_llm(
@@ -181,7 +187,7 @@ pub(crate) async fn show_llm(
     summary = "Set a project's provider, model and key",
     request_body = PutLlmIn,
     params(("id" = String, Path, description = "Project id")),
-    responses((status = 200, description = "The project", body = ProjectOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 413, description = "Body larger than 1 MiB", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 400, response = inline(BadRequest)), (status = 401, response = inline(BadAdminToken)), (status = 404, response = inline(NotFound)), (status = 413, response = inline(TooLarge)), (status = 503, response = inline(Unavailable))),
     security(("admin_token" = []))
 )]
 pub(crate) async fn put_llm(
@@ -199,7 +205,7 @@ pub(crate) async fn put_llm(
     tag = "admin",
     summary = "Forget a project's provider configuration",
     params(("id" = String, Path, description = "Project id")),
-    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, response = inline(BadAdminToken)), (status = 404, response = inline(NotFound)), (status = 503, response = inline(Unavailable))),
     security(("admin_token" = []))
 )]
 pub(crate) async fn delete_llm(
@@ -216,7 +222,7 @@ pub(crate) async fn delete_llm(
     tag = "admin",
     summary = "Issue another API key",
     params(("id" = String, Path, description = "Project id")),
-    responses((status = 201, description = "The key, shown once", body = CreatedKeyOut), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 201, description = "The key, shown once", body = CreatedKeyOut), (status = 401, response = inline(BadAdminToken)), (status = 404, response = inline(NotFound)), (status = 503, response = inline(Unavailable))),
     security(("admin_token" = []))
 )]
 pub(crate) async fn create_key(
@@ -249,7 +255,7 @@ pub(crate) async fn create_key(
     tag = "admin",
     summary = "Revoke an API key",
     params(("id" = String, Path, description = "Project id"), ("key_id" = String, Path, description = "API key id")),
-    responses((status = 204, description = "Revoked"), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 204, description = "Revoked"), (status = 401, response = inline(BadAdminToken)), (status = 404, response = inline(NotFound)), (status = 503, response = inline(Unavailable))),
     security(("admin_token" = []))
 )]
 pub(crate) async fn revoke_key(
@@ -275,7 +281,7 @@ pub(crate) async fn revoke_key(
     summary = "Set a project's requests-per-minute limit",
     request_body = RateLimitIn,
     params(("id" = String, Path, description = "Project id")),
-    responses((status = 200, description = "The project", body = ProjectOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing or wrong admin token", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 413, description = "Body larger than 1 MiB", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 400, response = inline(BadRequest)), (status = 401, response = inline(BadAdminToken)), (status = 404, response = inline(NotFound)), (status = 413, response = inline(TooLarge)), (status = 503, response = inline(Unavailable))),
     security(("admin_token" = []))
 )]
 pub(crate) async fn put_rate_limit(

@@ -29,7 +29,11 @@ use time::OffsetDateTime;
 
 use super::project::validated_webhook_url;
 use crate::{
-    auth::ProjectAuth, error::ApiError, extract::JsonWithBytes, request_id::RequestId,
+    auth::ProjectAuth,
+    error::ApiError,
+    extract::JsonWithBytes,
+    openapi::responses::{BadKey, BadRequest, NotFound, TooLarge, Unavailable},
+    request_id::RequestId,
     state::AppState,
 };
 
@@ -116,7 +120,7 @@ pub struct AgentOut {
     summary = "Submit a message; answers at once",
     request_body = CreateAgentIn,
     params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[\x20-\x7e]{1,255}$", description = "Same key and body within 24 h: the same answer")),
-    responses((status = 202, description = "Stored and queued", body = AgentOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 409, description = "The session already has a queued or running message, or the Idempotency-Key is in use", body = crate::error::ErrorResponse), (status = 413, description = "Body larger than 1 MiB", body = crate::error::ErrorResponse), (status = 422, description = "Idempotency-Key reused with another body", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 202, description = "Stored and queued", body = AgentOut), (status = 400, response = inline(BadRequest)), (status = 401, response = inline(BadKey)), (status = 404, response = inline(NotFound)), (status = 409, description = "The session already has a queued or running message, or the Idempotency-Key is in use", body = crate::error::ErrorResponse), (status = 413, response = inline(TooLarge)), (status = 422, description = "Idempotency-Key reused with another body", body = crate::error::ErrorResponse), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn create(

@@ -21,7 +21,13 @@ use stewrd_shared::{
 };
 
 use super::sessions::session_id;
-use crate::{auth::ProjectAuth, error::ApiError, state::AppState, watch::Subscription};
+use crate::{
+    auth::ProjectAuth,
+    error::ApiError,
+    openapi::responses::{BadKey, NotFound, Unavailable},
+    state::AppState,
+    watch::Subscription,
+};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -108,7 +114,7 @@ impl Feed {
     tag = "sessions",
     summary = "Server-sent events: each status change until final",
     params(("id" = String, Path, description = "Session id"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
-    responses((status = 200, description = "An event stream: `session.<status>` events whose data is the session", content_type = "text/event-stream", body = SessionEvent), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "An event stream: `session.<status>` events whose data is the session", content_type = "text/event-stream", body = SessionEvent), (status = 401, response = inline(BadKey)), (status = 404, response = inline(NotFound)), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn events(

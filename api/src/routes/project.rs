@@ -27,7 +27,13 @@ use stewrd_shared::{
 };
 use time::OffsetDateTime;
 
-use crate::{auth::ProjectAuth, error::ApiError, extract::JsonBody, state::AppState};
+use crate::{
+    auth::ProjectAuth,
+    error::ApiError,
+    extract::JsonBody,
+    openapi::responses::{BadKey, BadRequest, TooLarge, Unavailable},
+    state::AppState,
+};
 
 const MAX_MODEL_CHARS: usize = 200;
 const MAX_KEY_CHARS: usize = 512;
@@ -248,7 +254,7 @@ pub async fn validated_webhook_url(
     tag = "project",
     summary = "Set or clear the project's webhook URL",
     request_body = PutWebhookIn,
-    responses((status = 200, description = "The project", body = ProjectOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 413, description = "Body larger than 1 MiB", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 400, response = inline(BadRequest)), (status = 401, response = inline(BadKey)), (status = 413, response = inline(TooLarge)), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn put_webhook(
@@ -274,7 +280,7 @@ pub(crate) async fn put_webhook(
     path = "/v1/project/webhook/secret",
     tag = "project",
     summary = "A new signing secret, shown once",
-    responses((status = 201, description = "The new secret; the previous one keeps signing for 24 h", body = WebhookSecretOut), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 201, description = "The new secret; the previous one keeps signing for 24 h", body = WebhookSecretOut), (status = 401, response = inline(BadKey)), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn new_webhook_secret(
@@ -305,7 +311,7 @@ pub(crate) async fn new_webhook_secret(
     path = "/v1/project",
     tag = "project",
     summary = "The calling project",
-    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, response = inline(BadKey)), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn show(
@@ -321,7 +327,7 @@ pub(crate) async fn show(
     tag = "project",
     summary = "Set the provider, model and (write-only) key",
     request_body = PutLlmIn,
-    responses((status = 200, description = "The project", body = ProjectOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 413, description = "Body larger than 1 MiB", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 400, response = inline(BadRequest)), (status = 401, response = inline(BadKey)), (status = 413, response = inline(TooLarge)), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn put_llm(
@@ -337,7 +343,7 @@ pub(crate) async fn put_llm(
     path = "/v1/project/llm",
     tag = "project",
     summary = "Forget the provider configuration and key",
-    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "The project", body = ProjectOut), (status = 401, response = inline(BadKey)), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn delete_llm(

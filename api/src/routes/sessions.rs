@@ -22,7 +22,13 @@ use stewrd_shared::{
 };
 use tokio::time::Instant;
 
-use crate::{auth::ProjectAuth, error::ApiError, extract::QueryParams, state::AppState};
+use crate::{
+    auth::ProjectAuth,
+    error::ApiError,
+    extract::QueryParams,
+    openapi::responses::{BadKey, BadRequest, NotFound, Unavailable},
+    state::AppState,
+};
 
 /// Longest long-poll.
 const MAX_WAIT_SECS: u64 = 60;
@@ -59,7 +65,7 @@ pub(crate) fn session_id(text: &str) -> Result<SessionId, ApiError> {
     tag = "sessions",
     summary = "A session, optionally waiting for its result",
     params(("id" = String, Path, description = "Session id"), ShowParams),
-    responses((status = 200, description = "The session", body = SessionOut), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "The session", body = SessionOut), (status = 400, response = inline(BadRequest)), (status = 401, response = inline(BadKey)), (status = 404, response = inline(NotFound)), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn show(
@@ -104,7 +110,7 @@ pub(crate) struct DeliveryList {
     tag = "webhooks",
     summary = "Webhook delivery attempts",
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, description = "Every attempt, oldest first", body = DeliveryList), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "Every attempt, oldest first", body = DeliveryList), (status = 401, response = inline(BadKey)), (status = 404, response = inline(NotFound)), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn deliveries(
@@ -138,7 +144,7 @@ pub(crate) struct RetriedOut {
     tag = "webhooks",
     summary = "Send the latest event again",
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 202, description = "Due now, same webhook-id", body = RetriedOut), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 409, description = "The session has no webhook event", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 202, description = "Due now, same webhook-id", body = RetriedOut), (status = 401, response = inline(BadKey)), (status = 404, response = inline(NotFound)), (status = 409, description = "The session has no webhook event", body = crate::error::ErrorResponse), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn retry_delivery(
@@ -179,7 +185,7 @@ pub(crate) async fn retry_delivery(
     tag = "sessions",
     summary = "Stop the queued or running message",
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, description = "Cancelled", body = SessionOut), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 404, description = "No such resource (also for another project's)", body = crate::error::ErrorResponse), (status = 409, description = "Already final", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "Cancelled", body = SessionOut), (status = 401, response = inline(BadKey)), (status = 404, response = inline(NotFound)), (status = 409, description = "Already final", body = crate::error::ErrorResponse), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn cancel(
@@ -267,7 +273,7 @@ pub(crate) struct SessionPage {
     tag = "sessions",
     summary = "The project's sessions, newest first",
     params(ListParams),
-    responses((status = 200, description = "A page", body = SessionPage), (status = 400, description = "Invalid body or parameter", body = crate::error::ErrorResponse), (status = 401, description = "Missing, invalid or revoked API key", body = crate::error::ErrorResponse), (status = 503, description = "The database is unavailable; retry after the Retry-After seconds", body = crate::error::ErrorResponse, headers(("Retry-After" = u32, description = "Seconds to wait")))),
+    responses((status = 200, description = "A page", body = SessionPage), (status = 400, response = inline(BadRequest)), (status = 401, response = inline(BadKey)), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn list(
