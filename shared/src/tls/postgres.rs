@@ -9,9 +9,10 @@
 use std::{fmt, str::FromStr, sync::Arc};
 
 use rustls::{ClientConfig, client::WebPkiServerVerifier, client::danger::ServerCertVerifier};
+use tokio_postgres::config::{Host, SslMode as Negotiated};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::verify::{AnyCertificate, ChainOnly};
+use super::verify::Lenient;
 use crate::config::ConfigError;
 
 /// libpq's `sslmode`, as stewrd honours it.
@@ -43,11 +44,11 @@ impl SslMode {
     }
 
     /// What tokio-postgres is told: it negotiates, stewrd's verifier judges.
-    fn negotiated(self) -> &'static str {
+    fn negotiated(self) -> Negotiated {
         match self {
-            Self::Disable => "disable",
-            Self::Prefer => "prefer",
-            Self::Require | Self::VerifyCa | Self::VerifyFull => "require",
+            Self::Disable => Negotiated::Disable,
+            Self::Prefer => Negotiated::Prefer,
+            Self::Require | Self::VerifyCa | Self::VerifyFull => Negotiated::Require,
         }
     }
 }
@@ -123,33 +124,26 @@ pub fn parse(
     } else {
         split_key_value(url).map_err(bad_url)?
     };
-    let mode = match split.sslmode.as_deref() {
-        None => SslMode::Prefer,
-        Some(text) => SslMode::parse(text).ok_or_else(|| {
+    let mut config = tokio_postgres::Config::from_str(&split.rest)
+        .map_err(|e| bad_url(format!("not a Postgres URL ({e})")))?;
+    let requested = match split.sslmode.as_deref() {
+        None => None,
+        Some(text) => Some(SslMode::parse(text).ok_or_else(|| {
             bad_url(format!(
                 "sslmode must be disable, allow, prefer, require, verify-ca or verify-full, not {text:?}"
             ))
-        })?,
+        })?),
     };
-    let mut rest = split.rest;
-    // Judged on the string as given, before sslmode is added.
-    let loopback_default = split.sslmode.is_none()
+    let loopback_default = requested.is_none()
         && split.sslrootcert.is_none()
         && ca_file.is_none()
-        && loopback_only(&rest);
-    let mode = if loopback_default {
-        SslMode::Disable
-    } else {
-        mode
+        && loopback_only(&config);
+    let mode = match requested {
+        Some(mode) => mode,
+        None if loopback_default => SslMode::Disable,
+        None => SslMode::Prefer,
     };
-    let separator = match (url.contains("://"), rest.contains('?')) {
-        (false, _) => " ",
-        (true, true) => "&",
-        (true, false) => "?",
-    };
-    rest = format!("{rest}{separator}sslmode={}", mode.negotiated());
-    let config = tokio_postgres::Config::from_str(&rest)
-        .map_err(|e| bad_url(format!("not a Postgres URL ({e})")))?;
+    config.ssl_mode(mode.negotiated());
 
     // (setting to blame, CA file or None for the system store)
     let source = match (split.sslrootcert, ca_file) {
@@ -170,7 +164,7 @@ pub fn parse(
     let (trust, verifier): (Option<String>, Arc<dyn ServerCertVerifier>) = if verify_chain {
         let (setting, file) = source.unwrap_or(("DATABASE_URL", None));
         let roots = super::roots(file.as_deref()).map_err(|e| ConfigError::new(setting, e))?;
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| ConfigError::new(setting, format!("unusable CAs: {e}")))?;
         let trust = Some(match file {
@@ -180,10 +174,10 @@ pub fn parse(
         if mode == SslMode::VerifyFull {
             (trust, webpki)
         } else {
-            (trust, Arc::new(ChainOnly(webpki)))
+            (trust, Arc::new(Lenient::chain_only(webpki, &provider)))
         }
     } else {
-        (None, Arc::new(AnyCertificate(provider)))
+        (None, Arc::new(Lenient::any_certificate(&provider)))
     };
     let client = builder
         .dangerous()
@@ -200,19 +194,16 @@ pub fn parse(
     ))
 }
 
-/// Whether every host in a connection string is this machine. With no `sslmode`
+/// Whether every host in `config` is this machine. With no `sslmode`
 /// there, stewrd connects in plain: TLS over loopback hides nothing from anyone
 /// (who can read loopback owns the host) and costs about 15% of the job
 /// throughput (BENCHMARKS.md). A local tunnel or pooler that encrypts onwards is
 /// covered too. An explicit `sslmode` is always obeyed.
-fn loopback_only(connection_string: &str) -> bool {
-    let Ok(config) = tokio_postgres::Config::from_str(connection_string) else {
-        return false;
-    };
+fn loopback_only(config: &tokio_postgres::Config) -> bool {
     let hosts = config.get_hosts();
     !hosts.is_empty()
         && hosts.iter().all(|host| match host {
-            tokio_postgres::config::Host::Tcp(name) => {
+            Host::Tcp(name) => {
                 name == "localhost"
                     || name
                         .trim_matches(['[', ']'])
@@ -220,7 +211,7 @@ fn loopback_only(connection_string: &str) -> bool {
                         .is_ok_and(|ip| ip.is_loopback())
             }
             // Postgres has no TLS on a Unix socket.
-            tokio_postgres::config::Host::Unix(_) => true,
+            Host::Unix(_) => true,
         })
 }
 

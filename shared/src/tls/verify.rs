@@ -1,5 +1,5 @@
-//! Certificate verifiers for libpq's weaker `sslmode`s. `verify-full` needs none
-//! of these: it is rustls's own WebPKI verifier.
+//! The certificate verifier for libpq's weaker `sslmode`s. `verify-full` needs
+//! none: it is rustls's own WebPKI verifier.
 
 use std::sync::Arc;
 
@@ -9,67 +9,40 @@ use rustls::{
         WebPkiServerVerifier,
         danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     },
-    crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature},
+    crypto::{
+        CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature,
+    },
     pki_types::{CertificateDer, ServerName, UnixTime},
 };
 
-/// `sslmode=require` (and `prefer`): encrypt, trust any certificate. The
-/// handshake signatures are still checked, and tokio-postgres adds SCRAM channel
-/// binding, so a man in the middle cannot replay the password.
+/// Checks less than WebPKI would, and the handshake signatures as always.
 #[derive(Debug)]
-pub(super) struct AnyCertificate(pub(super) Arc<CryptoProvider>);
+pub(super) struct Lenient {
+    /// `sslmode=verify-ca`: the chain must lead to a trusted CA, whatever name the
+    /// certificate carries. `None` for `require` and `prefer`: any certificate
+    /// (tokio-postgres adds SCRAM channel binding, so a man in the middle still
+    /// cannot relay the login).
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
 
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
-        Ok(ServerCertVerified::assertion())
+impl Lenient {
+    pub(super) fn any_certificate(provider: &CryptoProvider) -> Self {
+        Self {
+            chain: None,
+            algorithms: provider.signature_verification_algorithms,
+        }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+    pub(super) fn chain_only(webpki: Arc<WebPkiServerVerifier>, provider: &CryptoProvider) -> Self {
+        Self {
+            chain: Some(webpki),
+            algorithms: provider.signature_verification_algorithms,
+        }
     }
 }
 
-/// `sslmode=verify-ca`: the chain must lead to a trusted CA, whatever name the
-/// certificate carries.
-#[derive(Debug)]
-pub(super) struct ChainOnly(pub(super) Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -78,10 +51,11 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
+        let Some(webpki) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
         // WebPKI checks the chain before the name, so a name error means the chain passed.
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
         {
             Err(Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
@@ -96,7 +70,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -105,10 +79,10 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
