@@ -30,6 +30,8 @@ pub type Lines = Arc<Mutex<Vec<String>>>;
 pub struct Process {
     child: Child,
     pub logs: Lines,
+    /// The thread copying stderr into `logs`; finished once the pipe closes.
+    stderr_reader: std::thread::JoinHandle<()>,
 }
 
 impl Process {
@@ -46,12 +48,16 @@ impl Process {
             .status();
     }
 
-    /// Waits for the process to exit, up to `PATIENCE`. Async: the test's runtime
-    /// (which also serves the stub provider) keeps running meanwhile.
+    /// Waits for the process to exit, up to `PATIENCE`, and for its last stderr
+    /// lines to reach `logs`. Async: the test's runtime (which also serves the
+    /// stub provider) keeps running meanwhile.
     pub async fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
+                while !self.stderr_reader.is_finished() && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
                 return Some(status);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -269,7 +275,7 @@ pub fn start_process_in(
     let stderr = child.stderr.take().expect("stderr");
     let sink = logs.clone();
     let tag = role.to_owned();
-    std::thread::spawn(move || {
+    let stderr_reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("[{tag}] {line}");
             if let Ok(mut lines) = sink.lock() {
@@ -293,7 +299,14 @@ pub fn start_process_in(
     let first_line = (role == "api")
         .then(|| first_rx.recv_timeout(PATIENCE).ok())
         .flatten();
-    (Process { child, logs }, first_line)
+    (
+        Process {
+            child,
+            logs,
+            stderr_reader,
+        },
+        first_line,
+    )
 }
 
 impl TestApp {
