@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
-use stewrd_shared::db::DbError;
+use stewrd_shared::db::{DbError, PoolError};
 
 /// An error answer.
 #[derive(Debug)]
@@ -149,6 +149,13 @@ impl ApiError {
             500..=599 => "api_error",
             _ => "invalid_request_error",
         }
+    }
+}
+
+/// Waiting for a pooled connection failed: the same answers as a failed statement.
+impl From<PoolError> for ApiError {
+    fn from(error: PoolError) -> Self {
+        DbError::from(error).into()
     }
 }
 

@@ -25,10 +25,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))?;
-        parse_json(&bytes).map(JsonBody)
+        let body = JsonWithBytes::from_request(request, state).await?;
+        Ok(Self(body.value))
     }
 }
 

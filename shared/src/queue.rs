@@ -158,9 +158,9 @@ impl Broker {
     pub fn new(url: impl Into<String>, ca_file: Option<&str>) -> Result<Self, String> {
         let mut broker = Self::at(url);
         if let Some(path) = ca_file {
-            crate::tls::read_certificates(path)?;
             let pem =
                 std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+            crate::tls::parse_certificates(pem.as_bytes(), path)?;
             broker.ca_pem = Some(Arc::from(pem));
         }
         Ok(broker)

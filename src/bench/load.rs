@@ -25,6 +25,31 @@ pub struct Outcome {
     pub answers: Vec<serde_json::Value>,
 }
 
+impl Outcome {
+    /// The figures of a finished run: every task has ended, so the shared
+    /// histogram and answers are no one else's any more.
+    fn collect(
+        total: u64,
+        errors: &AtomicU64,
+        elapsed: Duration,
+        latency: Arc<Mutex<Histogram<u64>>>,
+        answers: Arc<Mutex<Vec<serde_json::Value>>>,
+    ) -> Self {
+        let errors = errors.load(Ordering::Relaxed);
+        Self {
+            ok: total - errors,
+            errors,
+            elapsed,
+            latency: Arc::try_unwrap(latency)
+                .map(|m| m.into_inner().expect("lock"))
+                .unwrap_or_else(|_| histogram()),
+            answers: Arc::try_unwrap(answers)
+                .map(|m| m.into_inner().expect("lock"))
+                .unwrap_or_default(),
+        }
+    }
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
 }
@@ -88,18 +113,7 @@ pub async fn closed_loop(
         .collect();
     futures_util::future::join_all(tasks).await;
     progress.finish();
-    let errors = errors.load(Ordering::Relaxed);
-    Outcome {
-        ok: total - errors,
-        errors,
-        elapsed: started.elapsed(),
-        latency: Arc::try_unwrap(latency)
-            .map(|m| m.into_inner().expect("lock"))
-            .unwrap_or_else(|_| histogram()),
-        answers: Arc::try_unwrap(answers)
-            .map(|m| m.into_inner().expect("lock"))
-            .unwrap_or_default(),
-    }
+    Outcome::collect(total, &errors, started.elapsed(), latency, answers)
 }
 
 /// `rate` requests a second for `duration`, each on its own task at its
@@ -134,16 +148,7 @@ pub async fn open_loop(rate: f64, duration: Duration, request: Request, label: &
     }
     futures_util::future::join_all(tasks).await;
     progress.finish();
-    let errors = errors.load(Ordering::Relaxed);
-    Outcome {
-        ok: total - errors,
-        errors,
-        elapsed: started.elapsed(),
-        latency: Arc::try_unwrap(latency)
-            .map(|m| m.into_inner().expect("lock"))
-            .unwrap_or_else(|_| histogram()),
-        answers: Vec::new(),
-    }
+    Outcome::collect(total, &errors, started.elapsed(), latency, Arc::default())
 }
 
 /// A progress bar on stderr, redrawn four times a second.

@@ -559,10 +559,7 @@ impl TestApp {
 
     /// Messages ready in the test's job queue.
     pub async fn ready_messages(&self) -> u32 {
-        let connection =
-            lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
-                .await
-                .expect("amqp");
+        let connection = broker().await;
         let channel = connection.create_channel().await.expect("channel");
         let queue = channel
             .queue_declare(
@@ -581,10 +578,7 @@ impl TestApp {
 
     /// Drops every message waiting in the test's job queue (a broker losing them).
     pub async fn purge_jobs(&self) {
-        let connection =
-            lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
-                .await
-                .expect("amqp");
+        let connection = broker().await;
         let channel = connection.create_channel().await.expect("channel");
         channel
             .queue_purge(
@@ -598,10 +592,7 @@ impl TestApp {
 
     /// Publishes a raw message to the test's job queue (as a duplicate would arrive).
     pub async fn publish_job(&self, body: &[u8]) {
-        let connection =
-            lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
-                .await
-                .expect("amqp");
+        let connection = broker().await;
         let channel = connection.create_channel().await.expect("channel");
         channel
             .basic_publish(
@@ -627,6 +618,13 @@ impl Drop for TestApp {
         }
         cleanup(&self.name);
     }
+}
+
+/// A connection to the shared RabbitMQ, for inspecting or disturbing a test's queues.
+async fn broker() -> lapin::Connection {
+    lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+        .await
+        .expect("amqp")
 }
 
 pub async fn connect_db(url: &str) -> tokio_postgres::Client {

@@ -186,10 +186,16 @@ async fn login(
         *response.status_mut() = StatusCode::UNAUTHORIZED;
         return response;
     }
+    let session = login::new_session(admin_token);
+    redirect_setting_cookie(&state, "/dashboard", Some(&session))
+}
+
+/// A redirect that signs the browser in (with a session) or out (`None`).
+fn redirect_setting_cookie(state: &AppState, to: &str, session: Option<&str>) -> Response {
+    // Behind a TLS-terminating proxy only the public URL says the browser uses HTTPS.
     let secure = state.config.public_url.starts_with("https://");
-    let cookie = login::set_cookie(Some(&login::new_session(admin_token)), secure);
-    let mut response = Redirect::to("/dashboard").into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
+    let mut response = Redirect::to(to).into_response();
+    if let Ok(value) = HeaderValue::from_str(&login::set_cookie(session, secure)) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     with_security_headers(response)
@@ -203,14 +209,7 @@ async fn logout(
     if let Some(refused) = operator.refuses(&form) {
         return refused;
     }
-    let mut response = Redirect::to("/dashboard/login").into_response();
-    if let Ok(value) = HeaderValue::from_str(&login::set_cookie(
-        None,
-        state.config.public_url.starts_with("https://"),
-    )) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
+    redirect_setting_cookie(&state, "/dashboard/login", None)
 }
 
 async fn projects(State(state): State<AppState>, operator: Operator) -> Response {
@@ -523,7 +522,7 @@ form_action!(save_webhook, |state, id, form| {
         "" => None,
         text => Some(validated_webhook_url(&state, "url", text).await?),
     };
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     set_webhook_url(&client, id, url.as_deref()).await?;
     Ok(notice("Webhook URL saved.", false))
 });
@@ -536,7 +535,7 @@ form_action!(rotate_secret, |state, id, form| {
         id,
         SecretField::WebhookSecret,
     );
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     rotate_webhook_secret(
         &client,
         id,
@@ -566,7 +565,7 @@ form_action!(save_rate_limit, |state, id, form| {
                 })?,
         ),
     };
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     set_rate_limit(&client, id, rpm).await?;
     Ok(notice("Rate limit saved.", false))
 });
@@ -574,7 +573,7 @@ form_action!(save_rate_limit, |state, id, form| {
 form_action!(issue_key, |state, id, form| {
     let _ = &form;
     let key = generate_api_key();
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     insert_api_key(&client, id, &key).await?;
     state.auth_cache.forget_project(id);
     Ok(format!(
@@ -597,7 +596,7 @@ async fn revoke_key(
     };
     let outcome = async {
         let key_id: ApiKeyId = key_id.parse().map_err(|_| ApiError::not_found("API key"))?;
-        let client = state.pool.get().await.map_err(DbError::from)?;
+        let client = state.pool.get().await?;
         if !revoke_api_key(&client, Some(id), key_id).await? {
             return Err(ApiError::not_found("API key"));
         }

@@ -10,7 +10,6 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use stewrd_shared::{
     db::{
-        DbError,
         api_key::{insert_api_key, revoke_api_key},
         project::{
             create_project_with_key, get_project, list_projects, project_name, set_rate_limit,
@@ -137,7 +136,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     _admin: AdminAuth,
 ) -> Result<Json<ProjectList>, ApiError> {
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     let data = list_projects(&client)
         .await?
         .into_iter()
@@ -231,7 +230,7 @@ pub(crate) async fn create_key(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<CreatedKeyOut>), ApiError> {
     let project_id = project_id(&id)?;
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     if get_project(&client, project_id).await?.is_none() {
         return Err(ApiError::not_found("project"));
     }
@@ -265,7 +264,7 @@ pub(crate) async fn revoke_key(
 ) -> Result<StatusCode, ApiError> {
     let project_id = project_id(&id)?;
     let key_id: ApiKeyId = key_id.parse().map_err(|_| ApiError::not_found("API key"))?;
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     if !revoke_api_key(&client, Some(project_id), key_id).await? {
         return Err(ApiError::not_found("API key"));
     }
@@ -302,7 +301,7 @@ pub(crate) async fn put_rate_limit(
             ));
         }
     };
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     let row = set_rate_limit(&client, project_id, rpm)
         .await?
         .ok_or_else(|| ApiError::not_found("project"))?;

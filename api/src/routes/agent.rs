@@ -173,7 +173,7 @@ pub(crate) async fn create(
             Duration::ZERO
         },
     };
-    let mut client = state.pool.get().await.map_err(DbError::from)?;
+    let mut client = state.pool.get().await?;
     let answer = match idempotency_key {
         None => {
             let created_at = insert_run(&client, &run).await.map_err(insert_error)?;

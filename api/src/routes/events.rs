@@ -33,16 +33,14 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// One server-sent event (the OpenAPI description of the stream's items).
 #[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "describes the stream in the OpenAPI document only")]
 pub(crate) struct SessionEvent {
     /// `session.queued`, `session.running`, `session.succeeded`, `session.failed`
     /// or `session.cancelled`.
-    #[allow(dead_code)]
     event: String,
     /// `<run id>:<status>`; send it back as `Last-Event-ID` to resume.
-    #[allow(dead_code)]
     id: String,
     /// The session as JSON (without messages).
-    #[allow(dead_code)]
     data: String,
 }
 
@@ -127,7 +125,7 @@ pub(crate) async fn events(
     // Subscribe before the first read, so no change can slip between the two.
     let subscription = state.watch.subscribe(session_id);
     let exists = {
-        let client = state.pool.get().await.map_err(DbError::from)?;
+        let client = state.pool.get().await?;
         get_session(&client, auth.project_id, session_id)
             .await?
             .is_some()

@@ -12,12 +12,9 @@ use serde::{Deserialize, Serialize};
 use stewrd_shared::{
     config::DefaultLlm,
     crypto::SecretField,
-    db::{
-        DbError,
-        project::{
-            ProjectRow, clear_project_llm, get_project, rotate_webhook_secret, set_project_llm,
-            set_webhook_url,
-        },
+    db::project::{
+        ProjectRow, clear_project_llm, get_project, rotate_webhook_secret, set_project_llm,
+        set_webhook_url,
     },
     id::ProjectId,
     model::{KeyStatus, Provider},
@@ -141,7 +138,7 @@ impl PutLlmIn {
 
 /// Shows one project.
 pub async fn project_view(state: &AppState, id: ProjectId) -> Result<ProjectOut, ApiError> {
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     let row = get_project(&client, id)
         .await?
         .ok_or_else(|| ApiError::not_found("project"))?;
@@ -189,7 +186,7 @@ pub async fn update_llm(
             )
         }
     };
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     let row = set_project_llm(
         &client,
         id,
@@ -206,7 +203,7 @@ pub async fn update_llm(
 
 /// Forgets a project's provider configuration and key.
 pub async fn remove_llm(state: &AppState, id: ProjectId) -> Result<ProjectOut, ApiError> {
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     let row = clear_project_llm(&client, id)
         .await?
         .ok_or_else(|| ApiError::not_found("project"))?;
@@ -266,7 +263,7 @@ pub(crate) async fn put_webhook(
         None => None,
         Some(text) => Some(validated_webhook_url(&state, "url", text).await?),
     };
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     let row = set_webhook_url(&client, auth.project_id, url.as_deref())
         .await?
         .ok_or_else(|| ApiError::not_found("project"))?;
@@ -293,7 +290,7 @@ pub(crate) async fn new_webhook_secret(
         auth.project_id,
         SecretField::WebhookSecret,
     );
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     if !rotate_webhook_secret(&client, auth.project_id, &encrypted, SECRET_OVERLAP).await? {
         return Err(ApiError::not_found("project"));
     }

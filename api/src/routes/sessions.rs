@@ -10,7 +10,6 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use stewrd_shared::{
     db::{
-        DbError,
         run::{CancelOutcome, cancel_session},
         session::{get_session, get_session_status, list_sessions},
         webhook::{DeliveryRow, list_deliveries, retry_latest_event},
@@ -90,11 +89,23 @@ pub(crate) async fn show(
 }
 
 async fn load(state: &AppState, auth: &ProjectAuth, id: SessionId) -> Result<SessionOut, ApiError> {
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     let record = get_session(&client, auth.project_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("session"))?;
     SessionOut::from_record(&record, Detail::Full).ok_or_else(|| ApiError::not_found("session"))
+}
+
+/// A 404 unless the session exists and belongs to the caller's project.
+async fn ensure_session(
+    client: &stewrd_shared::db::Client,
+    auth: &ProjectAuth,
+    id: SessionId,
+) -> Result<(), ApiError> {
+    match get_session_status(client, auth.project_id, id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found("session")),
+    }
 }
 
 /// Delivery attempts.
@@ -119,13 +130,8 @@ pub(crate) async fn deliveries(
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let id = session_id(&id)?;
-    let client = state.pool.get().await.map_err(DbError::from)?;
-    if get_session_status(&client, auth.project_id, id)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found("session"));
-    }
+    let client = state.pool.get().await?;
+    ensure_session(&client, &auth, id).await?;
     let data = list_deliveries(&client, auth.project_id, id).await?;
     Ok(Json(DeliveryList { data }))
 }
@@ -153,13 +159,8 @@ pub(crate) async fn retry_delivery(
     Path(id): Path<String>,
 ) -> Result<(axum::http::StatusCode, Json<RetriedOut>), ApiError> {
     let id = session_id(&id)?;
-    let client = state.pool.get().await.map_err(DbError::from)?;
-    if get_session_status(&client, auth.project_id, id)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found("session"));
-    }
+    let client = state.pool.get().await?;
+    ensure_session(&client, &auth, id).await?;
     let event_id = retry_latest_event(&client, auth.project_id, id)
         .await?
         .ok_or_else(|| {
@@ -195,7 +196,7 @@ pub(crate) async fn cancel(
 ) -> Result<Json<SessionOut>, ApiError> {
     let id = session_id(&id)?;
     let outcome = {
-        let client = state.pool.get().await.map_err(DbError::from)?;
+        let client = state.pool.get().await?;
         cancel_session(&client, auth.project_id, id).await?
     };
     match outcome {
@@ -225,7 +226,7 @@ async fn wait_until_final(
     let mut subscription = state.watch.subscribe(id);
     loop {
         let status = {
-            let client = state.pool.get().await.map_err(DbError::from)?;
+            let client = state.pool.get().await?;
             get_session_status(&client, auth.project_id, id).await?
         };
         match status {
@@ -309,7 +310,7 @@ pub(crate) async fn list(
             )
         })?),
     };
-    let client = state.pool.get().await.map_err(DbError::from)?;
+    let client = state.pool.get().await?;
     let mut records = list_sessions(&client, auth.project_id, status, after, limit + 1).await?;
     let more = records.len() as i64 > limit;
     records.truncate(limit as usize);

@@ -14,8 +14,8 @@ pub mod webhook;
 
 use std::time::Duration;
 
-pub use deadpool_postgres::{Client, GenericClient, Pool};
-use deadpool_postgres::{Manager, ManagerConfig, PoolError, RecyclingMethod, Runtime};
+pub use deadpool_postgres::{Client, GenericClient, Pool, PoolError};
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 
 use crate::config::Config;

@@ -32,7 +32,12 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// repeating the file's contents.
 pub fn read_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
+    parse_certificates(&pem, path)
+}
+
+/// The certificates in `pem`, read from `path`.
+pub fn parse_certificates(pem: &[u8], path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{path} is not PEM: {e}"))?;
     if certs.is_empty() {
