@@ -33,7 +33,10 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// One server-sent event (the OpenAPI description of the stream's items).
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code, reason = "describes the stream in the OpenAPI document only")]
+#[allow(
+    dead_code,
+    reason = "describes the stream in the OpenAPI document only"
+)]
 pub(crate) struct SessionEvent {
     /// `session.queued`, `session.running`, `session.succeeded`, `session.failed`
     /// or `session.cancelled`.
