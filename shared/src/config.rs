@@ -104,6 +104,11 @@ pub struct WorkerSettings {
     /// `STEWRD_RATE_LIMIT_BURST`, default 5: calls a project may make at once
     /// before its rate applies.
     pub rate_limit_burst: u32,
+    /// `STEWRD_FAULT_PANIC_ON_INPUT`, default none. Fault injection for tests
+    /// only: a run whose message is exactly this makes the worker's task panic
+    /// (with the decrypted key in the panic text), to prove a panic strands no
+    /// run and prints no secret. Never set it in production.
+    pub panic_on_input: Option<String>,
 }
 
 /// How webhooks are delivered.
@@ -275,6 +280,7 @@ impl Config {
                     Some(_) => Some(env.parse_min("STEWRD_DEFAULT_RATE_LIMIT_RPM", 1, 1)?),
                 },
                 rate_limit_burst: env.parse_min("STEWRD_RATE_LIMIT_BURST", 5, 1)?,
+                panic_on_input: env.get("STEWRD_FAULT_PANIC_ON_INPUT"),
             },
             webhook_allow_private: env.parse("STEWRD_WEBHOOK_ALLOW_PRIVATE", false)?,
             webhook: WebhookSettings {

@@ -12,6 +12,7 @@ pub mod llm;
 pub mod metrics;
 pub mod model;
 pub mod queue;
+pub mod redact;
 pub mod relay;
 pub mod rotation;
 pub mod shutdown;

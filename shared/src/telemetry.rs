@@ -10,8 +10,9 @@ use crate::config::LogFormat;
 /// libraries at warn.
 const DEFAULT_FILTER: &str = "info,lapin=warn,amq_protocol=warn,tokio_postgres=warn,hyper=warn";
 
-/// Installs the global subscriber. Safe to call once per process.
+/// Installs the global subscriber and the panic hook. Safe to call once per process.
 pub fn init(format: LogFormat) {
+    log_panics_without_their_message();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let registry = tracing_subscriber::registry().with(filter);
@@ -30,4 +31,23 @@ pub fn init(format: LogFormat) {
             )
             .try_init(),
     };
+}
+
+/// Replaces the default panic hook, which prints the panic's message: that text
+/// can quote whatever the failing code held (a slicing panic quotes the whole
+/// string it cut, a provider key included). The log gets where it happened, in
+/// the span it happened in (the run's ids), and never the message.
+fn log_panics_without_their_message() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "unknown".to_owned());
+        let thread = std::thread::current();
+        tracing::error!(
+            %location,
+            thread = thread.name().unwrap_or("unnamed"),
+            "panic (its message is withheld: it may quote a secret)"
+        );
+    }));
 }

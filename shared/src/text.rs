@@ -18,11 +18,21 @@ pub fn is_label(text: &str, max: usize) -> bool {
     has_visible(text) && text.chars().count() <= max && !text.chars().any(char::is_control)
 }
 
-/// A token (API key): 1 to `max` characters, none blank or control.
-pub fn is_token(text: &str, max: usize) -> bool {
-    !text.is_empty()
-        && text.chars().count() <= max
-        && !text.chars().any(|c| is_blank(c) || c.is_control())
+/// A provider key as providers issue them: 1 to `max` visible ASCII characters.
+/// Anything else (a zero-width space pasted with the key, say) cannot be a valid
+/// key and would only fail later, far from the form that took it.
+pub fn is_visible_ascii(text: &str, max: usize) -> bool {
+    (1..=max).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// `text` cut to at most `max` characters (never inside one), with `…` added
+/// when something was cut.
+pub fn cut(mut text: String, max: usize) -> String {
+    if let Some((at, _)) = text.char_indices().nth(max) {
+        text.truncate(at);
+        text.push('…');
+    }
+    text
 }
 
 #[cfg(test)]
@@ -40,16 +50,29 @@ mod tests {
     }
 
     #[test]
-    fn labels_and_tokens() {
+    fn labels() {
         assert!(is_label("gpt-4o", 200));
         assert!(!is_label("\u{feff}", 200));
         assert!(!is_label("a\u{85}b", 200));
         assert!(!is_label(&"m".repeat(201), 200));
-        assert!(is_token("sk-abc", 512));
-        assert!(!is_token("sk abc", 512));
-        assert!(!is_token("sk\u{feff}", 512));
-        assert!(!is_token("", 512));
         assert!(has_visible(" x "));
         assert!(!has_visible(" \u{85}\u{feff} "));
+    }
+
+    #[test]
+    fn provider_keys_are_visible_ascii() {
+        assert!(is_visible_ascii("sk-proj-abc_DEF/+=", 512));
+        assert!(!is_visible_ascii("sk-proj-abc\u{200b}FAKE", 512));
+        assert!(!is_visible_ascii("sk-é", 512));
+        assert!(!is_visible_ascii("sk abc", 512));
+        assert!(!is_visible_ascii("", 512));
+        assert!(!is_visible_ascii(&"k".repeat(513), 512));
+    }
+
+    #[test]
+    fn cutting_keeps_whole_characters() {
+        assert_eq!(cut("héllo".to_owned(), 2), "hé…");
+        assert_eq!(cut("\u{200b}\u{200b}\u{200b}".to_owned(), 1), "\u{200b}…");
+        assert_eq!(cut("short".to_owned(), 10), "short");
     }
 }

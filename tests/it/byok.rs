@@ -286,6 +286,15 @@ async fn bad_provider_configurations_get_400_naming_the_field() {
             json!({"provider": "openai", "model": "m", "api_key": long_key}),
             "api_key",
         ),
+        // A zero-width space pasted with the key, and a non-ASCII letter.
+        (
+            json!({"provider": "openai", "model": "m", "api_key": "sk-proj-abc\u{200b}FAKEKEY123"}),
+            "api_key",
+        ),
+        (
+            json!({"provider": "openai", "model": "m", "api_key": "sk-proj-ümlautKEY123"}),
+            "api_key",
+        ),
         (
             json!({"provider": "openai", "model": "m", "key": "x"}),
             "key",
@@ -303,7 +312,9 @@ async fn bad_provider_configurations_get_400_naming_the_field() {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(error["error"]["param"], param, "{body} → {error}");
-        assert!(!error.to_string().contains("sk has space"));
+        for secret in ["sk has space", "FAKEKEY123", "mlautKEY123"] {
+            assert!(!error.to_string().contains(secret), "{error}");
+        }
     }
     let (_, error) = app
         .call(
@@ -356,8 +367,9 @@ async fn the_operator_manages_a_projects_provider_through_the_admin_api() {
 async fn a_provider_key_never_appears_in_responses_logs_or_the_database() {
     let mut app = spawn_app_with(Options::default().env("RUST_LOG", "trace")).await;
     let (project_id, key) = app.create_project("acme").await;
-    let first = "sk-leak1-QWERTYUIOP0123456789";
-    let second = "sk-leak2-ASDFGHJKLZ9876543210";
+    // Letters, '/' and '+' (which URL-encode), and no digit run a log could hold.
+    let first = "sk-leak1-QwErTy/UiOp+ZxCvBnMkJhG";
+    let second = "sk-leak2-AsDfGh/JkLz+XcVbNmPoIuY";
 
     set_llm(
         &app,
@@ -367,14 +379,27 @@ async fn a_provider_key_never_appears_in_responses_logs_or_the_database() {
     .await;
     let ok = run_once(&app, &key, "hello").await;
     assert_eq!(ok["status"], "succeeded");
-    // The provider quotes the key it rejects, as OpenAI does.
-    app.stub.state.push([Reply::error(
-        401,
-        "invalid_api_key",
-        &format!("Incorrect API key provided: {first}"),
-    )]);
-    let failed = run_once(&app, &key, "again").await;
-    assert_eq!(failed["error"]["code"], "provider_auth_failed");
+    // The provider quotes the key it rejects, as OpenAI does, also transformed:
+    // upper-cased, URL-encoded, masked up to its 13th character, or straddling
+    // the point where long messages are cut.
+    let quotes = [
+        first.to_owned(),
+        first.to_uppercase(),
+        first.replace('/', "%2F").replace('+', "%2B"),
+        format!("sk-leak1-****{}", &first[12..]),
+        format!("{}{first}", "x".repeat(957)),
+    ];
+    for quote in &quotes {
+        app.stub.state.push([Reply::error(
+            401,
+            "invalid_api_key",
+            &format!("Incorrect API key provided: {quote}"),
+        )]);
+        let failed = run_once(&app, &key, "again").await;
+        assert_eq!(failed["error"]["code"], "provider_auth_failed");
+        let message = failed["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("[redacted]"), "{message}");
+    }
 
     // Rotate the master key with no downtime: add k2 first, rotate, drop k1.
     let rotated_ring = format!(
@@ -458,16 +483,25 @@ async fn a_provider_key_never_appears_in_responses_logs_or_the_database() {
             database.push('\n');
         }
     }
+    // No eight characters of a key in a row, in any case or URL-encoded, nor its hex.
+    let places = [
+        ("a response", responses.to_lowercase()),
+        ("the logs", logs.to_lowercase()),
+        ("the database", database.to_lowercase()),
+        ("the rotation output", rotation_output.to_lowercase()),
+    ];
     for secret in [first, second] {
+        let lower = secret.to_lowercase();
+        let encoded = lower.replace('/', "%2f").replace('+', "%2b");
         let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
-        for needle in [secret, &secret[..12], &hex] {
-            assert!(!responses.contains(needle), "{needle} in a response");
-            assert!(!logs.contains(needle), "{needle} in the logs");
-            assert!(!database.contains(needle), "{needle} in the database");
-            assert!(
-                !rotation_output.contains(needle),
-                "{needle} in the rotation output"
-            );
+        let mut needles: Vec<&str> = vec![&hex];
+        for form in [&lower, &encoded] {
+            needles.extend((0..=form.len() - 8).map(|i| &form[i..i + 8]));
+        }
+        for (place, text) in &places {
+            for needle in &needles {
+                assert!(!text.contains(needle), "{needle} of {secret} in {place}");
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ mod byok;
 mod cli;
 mod dashboard;
 mod faults;
+mod hardening;
 mod helpers;
 mod infra;
 mod openapi;

@@ -47,6 +47,11 @@ impl Cancellations {
         }
     }
 
+    /// The runs in flight here now: the ones whose leases the heartbeat keeps.
+    pub fn running(&self) -> Vec<RunId> {
+        lock(&self.running).keys().copied().collect()
+    }
+
     /// Cancels the run if this process holds it.
     pub fn cancel(&self, run_id: RunId) {
         if let Some(token) = lock(&self.running).get(&run_id) {
@@ -66,6 +71,7 @@ mod tests {
         let registration = cancellations.register(id);
         cancellations.cancel(RunId::new());
         assert!(!registration.token.is_cancelled());
+        assert_eq!(cancellations.running(), [id]);
         cancellations.cancel(id);
         assert!(registration.token.is_cancelled());
         drop(registration);

@@ -5,9 +5,9 @@
 //! back by the reaper) protects the run, so no delivery is held for the length of
 //! a provider call and RabbitMQ's `consumer_timeout` never matters.
 
-use std::{sync::Arc, time::Duration};
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::{
     message::Delivery,
     options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions},
@@ -192,9 +192,17 @@ async fn handle(
             // The claim stands; a redelivery will find the lease and be skipped.
             tracing::debug!(%error, "ack failed");
         }
-        match claimed {
-            Some(run) => run::process(&worker, run, &hand_back).await,
-            None => tracing::debug!("nothing to do: finished, cancelled or leased elsewhere"),
+        let Some(run) = claimed else {
+            tracing::debug!("nothing to do: finished, cancelled or leased elsewhere");
+            return;
+        };
+        // A panic must not strand the run: its lease would be kept by nobody
+        // and the session would stay busy until the lease ran out.
+        let processed = AssertUnwindSafe(run::process(&worker, &run, &hand_back))
+            .catch_unwind()
+            .await;
+        if processed.is_err() {
+            run::recover_from_panic(&worker, &run).await;
         }
     }
     .instrument(span)

@@ -1,5 +1,7 @@
 //! The lease heartbeat: while a run is in flight its lease is extended, so only
-//! the runs of a dead (or cut-off) worker ever expire.
+//! the runs of a dead (or cut-off) worker ever expire. Only runs a live task of
+//! this process still works on are extended: a run whose task is gone (it
+//! panicked, say) lets its lease lapse and the reaper takes it back.
 
 use std::sync::Arc;
 
@@ -8,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Worker;
 
-/// Extends every lease this worker holds, three times per lease period, in one
-/// statement each time.
+/// Extends the lease of every run in flight here, three times per lease period,
+/// in one statement each time.
 pub(crate) async fn heartbeat(worker: Arc<Worker>, shutdown: CancellationToken) {
     let lease = worker.config.worker.lease;
     let mut ticks = tokio::time::interval(lease / 3);
@@ -19,8 +21,12 @@ pub(crate) async fn heartbeat(worker: Arc<Worker>, shutdown: CancellationToken) 
             _ = ticks.tick() => {}
             _ = shutdown.cancelled() => return,
         }
+        let running = worker.cancellations.running();
+        if running.is_empty() {
+            continue;
+        }
         let result = match worker.pool.get().await {
-            Ok(client) => extend_leases(&client, worker.id, lease).await,
+            Ok(client) => extend_leases(&client, worker.id, &running, lease).await,
             Err(error) => Err(error.into()),
         };
         match result {

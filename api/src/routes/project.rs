@@ -121,7 +121,7 @@ pub struct PutLlmIn {
     model: String,
     /// Write-only; omitted keeps the stored key.
     #[serde(default)]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 512, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 512, pattern = r"^[\x21-\x7e]+$")]
     api_key: Option<SecretString>,
 }
 
@@ -169,13 +169,14 @@ pub async fn update_llm(
         None => None,
         Some(key) => {
             let key = key.expose_secret();
-            if !text::is_token(key, MAX_KEY_CHARS) {
+            if !text::is_visible_ascii(key, MAX_KEY_CHARS) {
                 // Never echo the key, even a malformed one.
                 return Err(ApiError::invalid(
                     "invalid_value",
                     "api_key",
                     format!(
-                        "`api_key` must be 1 to {MAX_KEY_CHARS} characters without spaces or control characters"
+                        "`api_key` must be 1 to {MAX_KEY_CHARS} visible ASCII characters \
+                         (no spaces, accents or invisible characters such as a zero-width space)"
                     ),
                 ));
             }

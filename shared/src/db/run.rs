@@ -550,21 +550,22 @@ pub async fn fail_unclaimed_run(
     Ok(!rows.is_empty())
 }
 
-/// Extends every lease `worker` holds: one statement per heartbeat, however many
-/// runs are in flight.
+/// Extends the leases `worker` holds on `runs`: one statement per heartbeat,
+/// however many runs are in flight.
 pub async fn extend_leases(
     client: &impl GenericClient,
     worker: WorkerId,
+    runs: &[RunId],
     lease: Duration,
 ) -> Result<u64, DbError> {
     let statement = client
         .prepare_cached(
-            "UPDATE runs SET lease_until = now() + make_interval(secs => $2)
-             WHERE status = 'running' AND lease_owner = $1",
+            "UPDATE runs SET lease_until = now() + make_interval(secs => $3)
+             WHERE id = ANY($2) AND status = 'running' AND lease_owner = $1",
         )
         .await?;
     Ok(client
-        .execute(&statement, &[&worker, &lease.as_secs_f64()])
+        .execute(&statement, &[&worker, &runs, &lease.as_secs_f64()])
         .await?)
 }
 

@@ -9,6 +9,8 @@ use serde::Deserialize;
 use stewrd_shared::{
     config::parse_duration,
     model::{FailureCode, KeyStatus},
+    redact::redact,
+    text,
 };
 
 /// Longest provider message kept in a run's error.
@@ -36,12 +38,20 @@ impl ProviderError {
     fn new(code: FailureCode, message: impl Into<String>, retryable: bool) -> Self {
         Self {
             code,
-            message: truncate(message.into()),
+            message: message.into(),
             retryable,
             retry_after: None,
             status: None,
             key_verdict: None,
         }
+    }
+
+    /// This error as it may leave the provider client: every piece of `key` the
+    /// provider quoted taken out first, then cut to a readable length (cutting
+    /// first could leave a piece of the key straddling the cut unrecognised).
+    pub fn redacted(mut self, key: &str) -> Self {
+        self.message = text::cut(redact(&self.message, key), MAX_MESSAGE_CHARS);
+        self
     }
 
     /// The request never got an answer (connection refused, reset, TLS, DNS).
@@ -167,14 +177,6 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .max()
 }
 
-fn truncate(mut message: String) -> String {
-    if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
-        message.truncate(cut);
-        message.push('…');
-    }
-    message
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,8 +283,22 @@ mod tests {
         let long = "x".repeat(5_000);
         let body = format!(r#"{{"error":{{"message":"{long}"}}}}"#);
         assert_eq!(
-            classify(400, &body).message.chars().count(),
+            classify(400, &body)
+                .redacted("sk-none")
+                .message
+                .chars()
+                .count(),
             MAX_MESSAGE_CHARS + 1
         );
+    }
+
+    #[test]
+    fn a_key_straddling_the_cut_is_redacted_before_it() {
+        let key = "sk-proj-0123456789abcdefghij";
+        let message = format!("{}{key} is wrong", "x".repeat(MAX_MESSAGE_CHARS - 10));
+        let body = serde_json::json!({"error": {"message": message}}).to_string();
+        let error = classify(401, &body).redacted(key);
+        assert!(!error.message.contains("sk-proj-01"), "{}", error.message);
+        assert!(error.message.ends_with("x[redacted]…"), "{}", error.message);
     }
 }

@@ -106,8 +106,20 @@ impl ProviderClient {
     }
 
     /// One chat-completions call. The key goes only into the `Authorization`
-    /// header, marked sensitive so that no HTTP-layer debug output shows it.
+    /// header, marked sensitive so that no HTTP-layer debug output shows it, and
+    /// any failure's message has the key taken out before it leaves here.
     pub async fn complete(
+        &self,
+        provider: Provider,
+        key: &SecretString,
+        request: &ChatRequest,
+    ) -> Result<Completion, ProviderError> {
+        self.call(provider, key, request)
+            .await
+            .map_err(|error| error.redacted(key.expose_secret()))
+    }
+
+    async fn call(
         &self,
         provider: Provider,
         key: &SecretString,
