@@ -14,15 +14,16 @@ use std::{
 
 use axum::{
     extract::FromRequestParts,
-    http::{header::AUTHORIZATION, request::Parts},
+    http::{HeaderMap, header::AUTHORIZATION, request::Parts},
 };
+use secrecy::SecretString;
 use stewrd_shared::{
     db::{
         api_key::{KeyOwner, find_key_owner},
         project::ProjectLlm,
     },
     id::ProjectId,
-    token::{API_KEY_PREFIX, admin_token_matches, api_key_matches, hash_api_key},
+    token::{API_KEY_PREFIX, api_key_matches, hash_api_key, secret_token_matches},
 };
 
 use crate::{error::ApiError, state::AppState};
@@ -85,8 +86,9 @@ impl AuthCache {
 #[derive(Clone, Copy, Debug)]
 pub struct AdminAuth;
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+/// The token of an `Authorization: Bearer …` header, if one is sent.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -101,7 +103,7 @@ impl FromRequestParts<AppState> for ProjectAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(token) = bearer(parts) else {
+        let Some(token) = bearer(&parts.headers) else {
             return Err(ApiError::unauthorized(
                 "missing_api_key",
                 "send your project API key as `Authorization: Bearer sk-stw_…`",
@@ -147,8 +149,8 @@ impl FromRequestParts<AppState> for AdminAuth {
                 "route: the admin API is off until STEWRD_ADMIN_TOKEN is set",
             ));
         };
-        match bearer(parts) {
-            Some(token) if admin_token_matches(token, expected) => Ok(AdminAuth),
+        match bearer(&parts.headers) {
+            Some(token) if secret_token_matches(token, expected) => Ok(AdminAuth),
             Some(_) => Err(ApiError::unauthorized(
                 "invalid_admin_token",
                 "invalid admin token",
@@ -157,6 +159,18 @@ impl FromRequestParts<AppState> for AdminAuth {
                 "missing_admin_token",
                 "send the admin token as `Authorization: Bearer …`",
             )),
+        }
+    }
+}
+
+/// Whether a `/metrics` request may read the metrics: always when no
+/// `STEWRD_METRICS_TOKEN` is set (bind the listener privately then), else only
+/// with that token as a bearer.
+pub fn metrics_allowed(headers: &HeaderMap, token: Option<&SecretString>) -> bool {
+    match token {
+        None => true,
+        Some(expected) => {
+            bearer(headers).is_some_and(|given| secret_token_matches(given, expected))
         }
     }
 }

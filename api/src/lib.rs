@@ -14,6 +14,7 @@ mod startup;
 mod state;
 mod watch;
 
+pub use routes::health::metrics_only;
 pub use startup::{router, serve};
 pub use state::AppState;
 pub use watch::SessionWatch;

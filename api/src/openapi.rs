@@ -69,6 +69,7 @@ impl Modify for BearerSchemes {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("project_key", bearer("A project API key, `sk-stw_…`"));
         components.add_security_scheme("admin_token", bearer("The operator's STEWRD_ADMIN_TOKEN"));
+        components.add_security_scheme("metrics_token", bearer("STEWRD_METRICS_TOKEN, when set"));
     }
 }
 

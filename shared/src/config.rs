@@ -146,6 +146,10 @@ pub struct Config {
     master_keys: Option<Arc<MasterKeyRing>>,
     /// `STEWRD_ADMIN_TOKEN`; none turns the admin API off.
     pub admin_token: Option<SecretString>,
+    /// `STEWRD_METRICS_TOKEN`, default none: when set, `/metrics` (API and
+    /// worker) answers only requests bearing it; when unset, `/metrics` is open,
+    /// so bind it where only the monitoring system reaches it.
+    pub metrics_token: Option<SecretString>,
     /// `STEWRD_DEFAULT_*`.
     pub default_llm: DefaultLlm,
     /// `STEWRD_*_BASE_URL`.
@@ -248,6 +252,7 @@ impl Config {
                 }
             },
             admin_token: env.secret("STEWRD_ADMIN_TOKEN"),
+            metrics_token: env.secret("STEWRD_METRICS_TOKEN"),
             default_llm: DefaultLlm {
                 provider: env.provider("STEWRD_DEFAULT_PROVIDER")?,
                 model: env.string("STEWRD_DEFAULT_MODEL", "gpt-4o-mini"),

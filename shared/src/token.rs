@@ -52,9 +52,10 @@ pub fn api_key_matches(presented: &str, stored: &[u8]) -> bool {
     hash_api_key(presented).ct_eq(stored).into()
 }
 
-/// Compares a presented bearer token with the configured admin token without
-/// revealing, through timing, how many leading bytes matched or their length.
-pub fn admin_token_matches(presented: &str, expected: &SecretString) -> bool {
+/// Compares a presented bearer token with a configured one (the admin token, the
+/// metrics token) without revealing, through timing, how many leading bytes
+/// matched or their length.
+pub fn secret_token_matches(presented: &str, expected: &SecretString) -> bool {
     let presented = Sha256::digest(presented.as_bytes());
     let expected = Sha256::digest(expected.expose_secret().as_bytes());
     presented.ct_eq(&expected).into()
@@ -99,8 +100,8 @@ mod tests {
     #[test]
     fn the_admin_token_must_match_exactly() {
         let expected = SecretString::from("admin-secret");
-        assert!(admin_token_matches("admin-secret", &expected));
-        assert!(!admin_token_matches("admin-secre", &expected));
-        assert!(!admin_token_matches("", &expected));
+        assert!(secret_token_matches("admin-secret", &expected));
+        assert!(!secret_token_matches("admin-secre", &expected));
+        assert!(!secret_token_matches("", &expected));
     }
 }

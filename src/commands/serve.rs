@@ -28,7 +28,7 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
     let pool = connect_db(&config).await?;
     check_broker(&config).await?;
     if let Some(address) = config.metrics_listen {
-        serve_metrics(address).await?;
+        serve_metrics(address, &config).await?;
     }
     stewrd_worker::run(config, pool, keys, shutdown::on_signal()).await?;
     Ok(())
@@ -117,17 +117,13 @@ async fn start_stub(config: &mut Config) -> anyhow::Result<Stub> {
 }
 
 /// Serves this process's `/metrics` on `address` (a worker has no other listener).
-async fn serve_metrics(address: std::net::SocketAddr) -> anyhow::Result<()> {
+async fn serve_metrics(address: std::net::SocketAddr, config: &Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address} (check STEWRD_METRICS_LISTEN)"))?;
-    let handle = stewrd_shared::metrics::install();
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let handle = handle.clone();
-            async move { handle.render() }
-        }),
+    let app = stewrd_api::metrics_only(
+        stewrd_shared::metrics::install(),
+        config.metrics_token.clone(),
     );
     tracing::info!(%address, "worker metrics listening");
     tokio::spawn(async move {

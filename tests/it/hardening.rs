@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Options, spawn_app_with};
+use crate::helpers::{Options, PATIENCE, TestApp, spawn_app, spawn_app_with, wait_for};
 
 /// Every eight-character piece of `secret`, lower-cased: none may appear anywhere.
 fn pieces(secret: &str) -> Vec<String> {
@@ -75,4 +75,96 @@ async fn a_run_whose_task_panics_is_not_stranded_and_the_panic_prints_no_key() {
     for piece in pieces(provider_key) {
         assert!(!lower.contains(&piece), "{piece} of the key in the logs");
     }
+}
+
+/// The HTTP series `/metrics` shows: one line per label set and bucket.
+async fn http_series(app: &TestApp, token: Option<&str>) -> Vec<String> {
+    let (status, _, body) = app.call_raw(Method::GET, "/metrics", token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    body.lines()
+        .filter(|line| line.starts_with("stewrd_http_"))
+        .filter_map(|line| Some(line.rsplit_once(' ')?.0.to_owned()))
+        .collect()
+}
+
+async fn send(app: &TestApp, method: &str, path: &str) {
+    let method = Method::from_bytes(method.as_bytes()).expect("a method token");
+    let response = app
+        .http
+        .request(method, format!("{}{path}", app.base))
+        .send()
+        .await
+        .expect("an answer");
+    assert!(response.status().is_client_error(), "{path}");
+}
+
+#[tokio::test]
+async fn invented_methods_and_paths_add_no_metric_series() {
+    let app = spawn_app().await;
+    // One request of each kind the loop sends, so their series exist already.
+    send(&app, "BREW", "/healthz").await;
+    send(&app, "GET", "/no-such-page").await;
+    send(&app, "BREW", "/no-such-page").await;
+    http_series(&app, None).await; // and the series of `/metrics` itself
+    let before = http_series(&app, None).await;
+    for i in 0..1_000u32 {
+        let method = format!("M{i}{}", "X".repeat((i % 7) as usize * 300));
+        let path = format!("/random/{i}/{}", uuid::Uuid::new_v4());
+        send(&app, &method, "/healthz").await;
+        send(&app, &method, &path).await;
+        send(&app, "GET", &path).await;
+    }
+    let after = http_series(&app, None).await;
+    let added: Vec<_> = after.iter().filter(|s| !before.contains(s)).collect();
+    assert!(
+        added.is_empty(),
+        "3,000 invented requests added series: {added:#?}"
+    );
+}
+
+#[tokio::test]
+async fn with_a_metrics_token_metrics_answer_only_its_bearer_on_api_and_worker() {
+    let worker_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let token = "metrics-token-0123456789abcdef-XYZ";
+    let app = spawn_app_with(
+        Options::default()
+            .env("STEWRD_METRICS_TOKEN", token)
+            .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{worker_port}")),
+    )
+    .await;
+    for presented in [None, Some("wrong-token")] {
+        let (status, _, body) = app.call_raw(Method::GET, "/metrics", presented, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let error: serde_json::Value = serde_json::from_str(&body).expect("JSON error");
+        assert_eq!(error["error"]["code"], "invalid_metrics_token");
+        assert!(!body.contains("stewrd_"), "{body}");
+    }
+    assert!(!http_series(&app, Some(token)).await.is_empty());
+
+    let worker_url = format!("http://127.0.0.1:{worker_port}/metrics");
+    let answer = |bearer: Option<&'static str>| {
+        let mut request = app.http.get(&worker_url);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        async move {
+            let response = request.send().await.ok()?;
+            Some((response.status(), response.text().await.unwrap_or_default()))
+        }
+    };
+    let (status, _) = wait_for(PATIENCE, || answer(None))
+        .await
+        .expect("worker metrics up");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A run gives the worker something to report.
+    let (_, key) = app.create_project("acme").await;
+    let accepted = app.submit(&key, json!({"message": "hi"})).await;
+    app.wait_final(&key, accepted["session_id"].as_str().expect("id"))
+        .await;
+    let (status, body) = answer(Some(token)).await.expect("an answer");
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("stewrd_runs_finished_total"), "{body}");
 }

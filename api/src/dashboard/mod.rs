@@ -177,7 +177,7 @@ async fn login(
         );
     };
     let presented = form.get("token").map(String::as_str).unwrap_or_default();
-    if !stewrd_shared::token::admin_token_matches(presented, admin_token) {
+    if !stewrd_shared::token::secret_token_matches(presented, admin_token) {
         let mut response = page(
             "Sign in",
             None,

@@ -5,12 +5,15 @@ use std::{sync::atomic::Ordering, time::Duration};
 use axum::{
     Json, Router,
     extract::State,
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
+    response::IntoResponse,
     routing::get,
 };
+use secrecy::SecretString;
 use serde_json::{Value, json};
+use stewrd_shared::metrics::PrometheusHandle;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{auth::metrics_allowed, error::ApiError, state::AppState};
 
 /// How long readiness waits for Postgres.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -28,14 +31,42 @@ pub fn router() -> Router<AppState> {
     path = "/metrics",
     tag = "operations",
     summary = "Prometheus metrics",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String))
+    description = "Open unless `STEWRD_METRICS_TOKEN` is set; then that token is required as a bearer.",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String), (status = 401, description = "`STEWRD_METRICS_TOKEN` is set and was not sent", body = crate::error::ErrorResponse)),
+    security((), ("metrics_token" = []))
 )]
 pub(crate) async fn metrics(
     State(state): State<AppState>,
-) -> ([(header::HeaderName, &'static str); 1], String) {
-    (
+    headers: HeaderMap,
+) -> Result<([(header::HeaderName, &'static str); 1], String), ApiError> {
+    if !metrics_allowed(&headers, state.config.metrics_token.as_ref()) {
+        return Err(metrics_refusal());
+    }
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
+    ))
+}
+
+/// `/metrics` alone, for a process with no API (a worker): the same exposition
+/// behind the same token.
+pub fn metrics_only(handle: PrometheusHandle, token: Option<SecretString>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move |headers: HeaderMap| async move {
+            if !metrics_allowed(&headers, token.as_ref()) {
+                return metrics_refusal().into_response();
+            }
+            handle.render().into_response()
+        }),
+    )
+}
+
+/// The answer to a `/metrics` request without the metrics token.
+fn metrics_refusal() -> ApiError {
+    ApiError::unauthorized(
+        "invalid_metrics_token",
+        "send STEWRD_METRICS_TOKEN as `Authorization: Bearer …`",
     )
 }
 
