@@ -25,30 +25,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let body = JsonWithBytes::from_request(request, state).await?;
-        Ok(Self(body.value))
-    }
-}
-
-/// A JSON body together with its bytes (for hashing the request).
-pub struct JsonWithBytes<T> {
-    pub value: T,
-    pub bytes: Bytes,
-}
-
-impl<S, T> FromRequest<S> for JsonWithBytes<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))?;
-        let value = parse_json(&bytes)?;
-        Ok(Self { value, bytes })
+        parse_json(&bytes).map(Self)
     }
 }
 
@@ -77,12 +57,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "text must not contain the NUL character (\\u0000)",
         ));
     }
-    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         describe(&path, &inner)
-    })
+    })?;
+    // Anything after the object would be ignored, and two bodies differing only
+    // there would look alike: refuse it.
+    deserializer.end().map_err(|_| {
+        ApiError::invalid_body(
+            "invalid_json",
+            "the body has more after its JSON object; send one JSON object only",
+        )
+    })?;
+    Ok(value)
 }
 
 /// Whether any string (or key) of the JSON holds U+0000, which Postgres cannot
@@ -236,5 +225,17 @@ mod tests {
         assert_eq!(error["error"]["code"], "invalid_value");
         assert_eq!(error["error"]["param"], "count");
         assert_eq!(error_of("[1]")["error"]["code"], "invalid_body");
+    }
+
+    #[test]
+    fn data_after_the_object_is_refused_and_whitespace_is_not() {
+        for body in [
+            r#"{"message":"a"} x"#,
+            r#"{"message":"a"}{"message":"b"}"#,
+            r#"{"message":"a"} 1"#,
+        ] {
+            assert_eq!(error_of(body)["error"]["code"], "invalid_json", "{body}");
+        }
+        assert!(parse_json::<Sample>(b"{\"message\":\"a\"} \n\t ").is_ok());
     }
 }

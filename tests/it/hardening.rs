@@ -168,3 +168,64 @@ async fn with_a_metrics_token_metrics_answer_only_its_bearer_on_api_and_worker()
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("stewrd_runs_finished_total"), "{body}");
 }
+
+/// `POST /v1/agent` with a raw body and an `Idempotency-Key`.
+async fn submit_raw(
+    app: &TestApp,
+    key: &str,
+    idempotency_key: &str,
+    body: &str,
+) -> reqwest::Response {
+    app.http
+        .post(format!("{}/v1/agent", app.base))
+        .bearer_auth(key)
+        .header("idempotency-key", idempotency_key)
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("an answer")
+}
+
+#[tokio::test]
+async fn trailing_bytes_are_refused_and_idempotency_compares_requests_as_parsed() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    for body in [r#"{"message":"a"} x"#, r#"{"message":"b"} y"#] {
+        let response = submit_raw(&app, &key, "order-1", body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let error: serde_json::Value = response.json().await.expect("JSON");
+        assert_eq!(error["error"]["code"], "invalid_json", "{error}");
+    }
+    let db = app.db().await;
+    let stored: i64 = db
+        .query_one("SELECT count(*) FROM runs", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(stored, 0, "nothing was stored");
+
+    let first = submit_raw(&app, &key, "order-2", r#"{"message":"a","max_tokens":5}"#).await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let first: serde_json::Value = first.json().await.expect("JSON");
+    // The same request written differently is a replay of the first answer.
+    let again = submit_raw(
+        &app,
+        &key,
+        "order-2",
+        r#" { "max_tokens": 5.0, "message": "a" } "#,
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    let again: serde_json::Value = again.json().await.expect("JSON");
+    assert_eq!(again["session_id"], first["session_id"]);
+    // Another request under the same key is refused.
+    let other = submit_raw(&app, &key, "order-2", r#"{"message":"b","max_tokens":5}"#).await;
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -31,7 +31,7 @@ use super::project::validated_webhook_url;
 use crate::{
     auth::ProjectAuth,
     error::ApiError,
-    extract::JsonWithBytes,
+    extract::JsonBody,
     openapi::responses::{BadKey, BadRequest, NotFound, TooLarge, Unavailable},
     request_id::RequestId,
     state::AppState,
@@ -47,8 +47,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/agent", post(create))
 }
 
-/// The request body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// The request body. `Serialize` gives its fingerprint for `Idempotency-Key`.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgentIn {
     /// The user's message (not blank).
@@ -128,7 +128,7 @@ pub(crate) async fn create(
     auth: ProjectAuth,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
-    JsonWithBytes { value: body, bytes }: JsonWithBytes<CreateAgentIn>,
+    JsonBody(body): JsonBody<CreateAgentIn>,
 ) -> Result<Response, ApiError> {
     validate(&body)?;
     let idempotency_key = idempotency_key(&headers)?;
@@ -180,7 +180,7 @@ pub(crate) async fn create(
             accepted(session_id, run.id, created_at)
         }
         Some(key) => {
-            let hash = canonical_hash(&bytes);
+            let hash = fingerprint(&body);
             let transaction = client.transaction().await.map_err(DbError::from)?;
             match check_key(&transaction, auth.project_id, &key, &hash).await? {
                 KeyState::Busy => {
@@ -271,40 +271,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
-/// SHA-256 of the body with object keys sorted, so the same request sent with
-/// its fields in another order is still the same request.
-fn canonical_hash(bytes: &[u8]) -> [u8; 32] {
-    fn write(value: &serde_json::Value, out: &mut Vec<u8>) {
-        match value {
-            serde_json::Value::Object(map) => {
-                let mut entries: Vec<_> = map.iter().collect();
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-                out.push(b'{');
-                for (key, value) in entries {
-                    out.extend_from_slice(
-                        serde_json::to_string(key).unwrap_or_default().as_bytes(),
-                    );
-                    out.push(b':');
-                    write(value, out);
-                    out.push(b',');
-                }
-                out.push(b'}');
-            }
-            serde_json::Value::Array(items) => {
-                out.push(b'[');
-                for item in items {
-                    write(item, out);
-                    out.push(b',');
-                }
-                out.push(b']');
-            }
-            other => out.extend_from_slice(other.to_string().as_bytes()),
-        }
-    }
-    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
-    let mut canonical = Vec::with_capacity(bytes.len());
-    write(&value, &mut canonical);
-    Sha256::digest(&canonical).into()
+/// SHA-256 of the request as parsed, not as sent: the same request with its
+/// fields in another order, other spacing or `5.0` for `5` is the same request,
+/// and bytes that parsing ignores cannot make two requests look alike.
+fn fingerprint(body: &CreateAgentIn) -> [u8; 32] {
+    Sha256::digest(serde_json::to_vec(body).unwrap_or_default()).into()
 }
 
 fn validate(body: &CreateAgentIn) -> Result<(), ApiError> {
@@ -378,12 +349,15 @@ fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extract::parse_json;
 
     #[test]
-    fn the_same_request_in_another_field_order_hashes_the_same() {
-        let a = canonical_hash(br#"{"message":"hi","metadata":{"a":"1","b":"2"}}"#);
-        let b = canonical_hash(br#"{ "metadata": {"b":"2","a":"1"}, "message": "hi" }"#);
-        let c = canonical_hash(br#"{"message":"hi!","metadata":{"a":"1","b":"2"}}"#);
+    fn the_same_request_sent_differently_has_the_same_fingerprint() {
+        let of =
+            |body: &str| fingerprint(&parse_json::<CreateAgentIn>(body.as_bytes()).expect("valid"));
+        let a = of(r#"{"message":"hi","max_tokens":5,"metadata":{"a":"1","b":"2"}}"#);
+        let b = of(r#"{ "metadata": {"b":"2","a":"1"}, "max_tokens": 5.0, "message": "hi" }"#);
+        let c = of(r#"{"message":"hi!","max_tokens":5,"metadata":{"a":"1","b":"2"}}"#);
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
