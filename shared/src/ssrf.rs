@@ -8,7 +8,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use url::{Host, Url};
 
-/// Why a webhook URL is refused.
+/// Why a webhook URL is refused. Every address-related refusal is the one
+/// [`UrlRefusal::NotPublic`], whatever the cause (a private address, a special
+/// one, a name that does not resolve), so that the answer tells nobody what a
+/// name resolves to inside our network.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UrlRefusal {
     #[error("is not a valid URL")]
@@ -19,16 +22,17 @@ pub enum UrlRefusal {
     Credentials,
     #[error("is too long")]
     TooLong,
-    #[error("points to a {0} address, which webhooks may not reach")]
-    Forbidden(&'static str),
-    #[error("has a host that does not resolve")]
-    Unresolvable,
+    #[error(
+        "must point to a host on the public internet (it must resolve, and only to public addresses)"
+    )]
+    NotPublic,
 }
 
 /// Longest accepted URL.
 pub const MAX_URL_LEN: usize = 2048;
 
-/// Why an address may not be reached, or `None` if it may.
+/// Why an address may not be reached, or `None` if it may. For logs only:
+/// callers answer with [`UrlRefusal::NotPublic`].
 pub fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
@@ -44,34 +48,55 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         (10, ..) | (172, 16..=31, _) | (192, 168, _) => "private",
         (169, 254, _) => "link-local or metadata",
         (100, 64..=127, _) => "shared (CGNAT)",
-        (192, 0, 0) | (192, 0, 2) | (198, 51, 100) | (203, 0, 113) | (198, 18..=19, _) => {
-            "reserved"
-        }
+        (192, 0, 0)
+        | (192, 0, 2)
+        | (192, 88, 99)
+        | (198, 51, 100)
+        | (203, 0, 113)
+        | (198, 18..=19, _) => "reserved",
         (224..=239, ..) => "multicast",
         (240..=255, ..) => "reserved",
         _ => return None,
     })
 }
 
+/// The IPv4 address an IPv6 address stands for, where it embeds one that a
+/// router or translator on the way may deliver to: IPv4-mapped (`::ffff:a.b.c.d`),
+/// IPv4-translated (`::ffff:0:a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`), 6to4
+/// (`2002:aabb:ccdd::`) and Teredo (the client address, bit-inverted).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let joined = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match ip.segments() {
+        [0, 0, 0, 0, 0, 0xffff, hi, lo]
+        | [0, 0, 0, 0, 0xffff, 0, hi, lo]
+        | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo]
+        | [0x2002, hi, lo, ..] => Some(joined(hi, lo)),
+        [0x2001, 0, .., hi, lo] => Some(joined(!hi, !lo)),
+        _ => None,
+    }
+}
+
 fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    if let Some(v4) = ip.to_ipv4_mapped() {
+    if let Some(v4) = embedded_v4(ip) {
         return forbidden_v4(v4);
     }
     let segments = ip.segments();
-    // NAT64 (64:ff9b::/96) embeds an IPv4 address in its last 32 bits.
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let [.., hi, lo] = segments;
-        return forbidden_v4(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
-    }
     Some(match segments[0] {
         _ if ip.is_unspecified() => "unspecified",
         _ if ip.is_loopback() => "loopback",
         // IPv4-compatible (deprecated) ::a.b.c.d
         0 if segments[1..6] == [0; 5] => "reserved",
+        // Discard-only 100::/64.
+        0x100 if segments[1..4] == [0; 3] => "reserved",
+        // Local-use NAT64 (64:ff9b:1::/48): a translator inside some network,
+        // whatever IPv4 address it embeds and in whichever layout.
+        0x64 if segments[1] == 0xff9b && segments[2] == 1 => "reserved",
         s if s & 0xfe00 == 0xfc00 => "private",
         s if s & 0xffc0 == 0xfe80 => "link-local",
+        s if s & 0xffc0 == 0xfec0 => "site-local",
         s if s & 0xff00 == 0xff00 => "multicast",
         0x2001 if segments[1] == 0x0db8 => "documentation",
+        0x3fff if segments[1] & 0xf000 == 0 => "documentation",
         _ => return None,
     })
 }
@@ -96,8 +121,8 @@ pub fn parse_webhook_url(text: &str, allow_private: bool) -> Result<Url, UrlRefu
             Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
             _ => None,
         };
-        if let Some(reason) = literal.and_then(forbidden_reason) {
-            return Err(UrlRefusal::Forbidden(reason));
+        if literal.and_then(forbidden_reason).is_some() {
+            return Err(UrlRefusal::NotPublic);
         }
     }
     Ok(url)
@@ -114,13 +139,10 @@ pub async fn check_webhook_url(text: &str, allow_private: bool) -> Result<Url, U
         let port = url.port_or_known_default().unwrap_or(443);
         let addresses: Vec<_> = tokio::net::lookup_host((domain, port))
             .await
-            .map_err(|_| UrlRefusal::Unresolvable)?
+            .map_err(|_| UrlRefusal::NotPublic)?
             .collect();
-        if addresses.is_empty() {
-            return Err(UrlRefusal::Unresolvable);
-        }
-        if let Some(reason) = addresses.iter().find_map(|a| forbidden_reason(a.ip())) {
-            return Err(UrlRefusal::Forbidden(reason));
+        if addresses.is_empty() || addresses.iter().any(|a| forbidden_reason(a.ip()).is_some()) {
+            return Err(UrlRefusal::NotPublic);
         }
     }
     Ok(url)
@@ -154,6 +176,18 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::7f00:1",
             "2001:db8::1",
+            // Embedded IPv4 in other forms, site-local and other special ranges.
+            "64:ff9b:1::7f00:1",
+            "64:ff9b:1::808:808",
+            "2002:7f00:1::",
+            "2002:a00:1::1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "fec0::1",
+            "feff::1",
+            "100::1",
+            "3fff::1",
         ] {
             let ip: IpAddr = text.parse().expect("an address");
             assert!(forbidden_reason(ip).is_some(), "{text} allowed");
@@ -169,6 +203,9 @@ mod tests {
             "100.128.0.1",
             "2606:4700::1111",
             "64:ff9b::808:808",
+            "2002:808:808::1",
+            "::ffff:0:808:808",
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7",
         ] {
             let ip: IpAddr = text.parse().expect("an address");
             assert_eq!(forbidden_reason(ip), None, "{text} refused");
@@ -184,9 +221,14 @@ mod tests {
             "http://127.1/hook",
             "http://[::ffff:7f00:1]/hook",
             "http://[::1]:8080/",
+            "http://[64:ff9b:1::7f00:1]/",
+            "http://[2002:7f00:1::]/",
+            "http://[::ffff:0:7f00:1]/",
+            "http://[fec0::1]/",
         ] {
-            assert!(
-                matches!(parse_webhook_url(url, false), Err(UrlRefusal::Forbidden(_))),
+            assert_eq!(
+                parse_webhook_url(url, false),
+                Err(UrlRefusal::NotPublic),
                 "{url} passed"
             );
             assert!(parse_webhook_url(url, true).is_ok());
@@ -212,11 +254,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_name_resolving_to_loopback_is_refused() {
-        assert!(matches!(
-            check_webhook_url("http://localhost:9/hook", false).await,
-            Err(UrlRefusal::Forbidden(_))
-        ));
+    async fn a_name_resolving_to_loopback_and_one_not_resolving_get_the_same_refusal() {
+        for url in [
+            "http://localhost:9/hook",
+            "http://ip6-localhost:9/hook",
+            "http://no-such-host.invalid/hook",
+        ] {
+            assert_eq!(
+                check_webhook_url(url, false).await,
+                Err(UrlRefusal::NotPublic),
+                "{url}"
+            );
+        }
         assert!(
             check_webhook_url("http://localhost:9/hook", true)
                 .await

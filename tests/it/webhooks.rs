@@ -376,7 +376,16 @@ async fn webhooks_never_reach_private_addresses() {
         "http://[fd00:ec2::254]/".to_owned(),
         "http://224.0.0.1/".to_owned(),
         "http://[ff02::1]/".to_owned(),
+        // IPv4 embedded in IPv6 (local-use NAT64, 6to4, IPv4-translated), site-local.
+        format!("http://[64:ff9b:1::7f00:1]:{port}/"),
+        format!("http://[2002:7f00:1::]:{port}/"),
+        format!("http://[::ffff:0:7f00:1]:{port}/"),
+        "http://[fec0::1]/".to_owned(),
+        // A name that does not resolve is refused in the same words: no DNS oracle.
+        format!("http://ip6-localhost:{port}/"),
+        "http://no-such-host.invalid/".to_owned(),
     ];
+    let mut messages = std::collections::BTreeSet::new();
     for url in &forms {
         let (status, error) = app
             .call(
@@ -388,6 +397,7 @@ async fn webhooks_never_reach_private_addresses() {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{url} accepted: {error}");
         assert_eq!(error["error"]["param"], "url");
+        messages.insert(error["error"]["message"].to_string());
         let (status, error) = app
             .call(
                 Method::POST,
@@ -399,6 +409,11 @@ async fn webhooks_never_reach_private_addresses() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{url} accepted: {error}");
         assert_eq!(error["error"]["param"], "webhook_url");
     }
+    assert_eq!(
+        messages.len(),
+        1,
+        "one refusal for every cause: {messages:?}"
+    );
 
     // At send time: URLs written straight into the database (as a DNS change
     // between check and send would make them) are refused too.

@@ -57,11 +57,10 @@ impl Resolve for GuardedResolver {
                 .filter(|address| ssrf::forbidden_reason(address.ip()).is_none())
                 .collect();
             if allowed.is_empty() {
-                let reason = found
-                    .first()
-                    .and_then(|a| ssrf::forbidden_reason(a.ip()))
-                    .unwrap_or("no");
-                return Err(format!("refused: {host} resolves only to {reason} addresses").into());
+                let reason = found.first().and_then(|a| ssrf::forbidden_reason(a.ip()));
+                tracing::debug!(%host, reason = reason.unwrap_or("no address"), "webhook host refused");
+                // The delivery log is the project's to read: say no more than the API does.
+                return Err(format!("refused: the URL {}", ssrf::UrlRefusal::NotPublic).into());
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
