@@ -46,39 +46,66 @@ type Entries = HashMap<[u8; 32], (KeyOwner, Instant)>;
 /// Recently checked API keys, by hash.
 #[derive(Clone, Default)]
 pub struct AuthCache {
-    entries: Arc<Mutex<Entries>>,
+    inner: Arc<Mutex<Inner>>,
 }
 
+#[derive(Default)]
+struct Inner {
+    entries: Entries,
+    /// Bumped by every eviction. A lookup that started before an eviction may
+    /// have read what the eviction was about (a key just revoked): its result
+    /// is not cached.
+    generation: u64,
+}
+
+/// The cache's generation when a database lookup began; see [`AuthCache::put`].
+#[derive(Clone, Copy, Debug)]
+pub struct Ticket(u64);
+
 impl AuthCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn get(&self, hash: &[u8; 32]) -> Option<KeyOwner> {
-        let entries = self.lock();
-        let (owner, at) = entries.get(hash)?;
+        let inner = self.lock();
+        let (owner, at) = inner.entries.get(hash)?;
         (at.elapsed() < CACHE_TTL).then(|| owner.clone())
     }
 
-    fn put(&self, hash: [u8; 32], owner: KeyOwner) {
-        let mut entries = self.lock();
-        if entries.len() >= CACHE_CAPACITY {
-            entries.clear();
+    /// Take before reading the database, hand to `put` after.
+    fn ticket(&self) -> Ticket {
+        Ticket(self.lock().generation)
+    }
+
+    /// Caches a lookup, unless an eviction came since its `ticket` was taken.
+    fn put(&self, ticket: Ticket, hash: [u8; 32], owner: KeyOwner) {
+        let mut inner = self.lock();
+        if inner.generation != ticket.0 {
+            return;
         }
-        entries.insert(hash, (owner, Instant::now()));
+        if inner.entries.len() >= CACHE_CAPACITY {
+            inner.entries.clear();
+        }
+        inner.entries.insert(hash, (owner, Instant::now()));
     }
 
     /// Forgets every key of a project (its keys or settings changed).
     pub fn forget_project(&self, project_id: ProjectId) {
-        self.lock()
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner
+            .entries
             .retain(|_, (owner, _)| owner.project_id != project_id);
     }
 
     /// Forgets everything (notifications may have been missed).
     pub fn clear(&self) {
-        self.lock().clear();
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.entries.clear();
     }
 }
 
@@ -117,13 +144,14 @@ impl FromRequestParts<AppState> for ProjectAuth {
         let owner = match state.auth_cache.get(&hash) {
             Some(owner) => owner,
             None => {
+                let ticket = state.auth_cache.ticket();
                 let client = state
                     .pool
                     .get()
                     .await
                     .map_err(stewrd_shared::db::DbError::from)?;
                 let owner = find_key_owner(&client, &hash).await?.ok_or_else(invalid)?;
-                state.auth_cache.put(hash, owner.clone());
+                state.auth_cache.put(ticket, hash, owner.clone());
                 owner
             }
         };
@@ -172,5 +200,50 @@ pub fn metrics_allowed(headers: &HeaderMap, token: Option<&SecretString>) -> boo
         Some(expected) => {
             bearer(headers).is_some_and(|given| secret_token_matches(given, expected))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stewrd_shared::id::ApiKeyId;
+
+    fn owner(project_id: ProjectId) -> KeyOwner {
+        KeyOwner {
+            key_id: ApiKeyId::new(),
+            project_id,
+            hash: vec![0; 32],
+            llm: ProjectLlm {
+                provider: None,
+                model: None,
+                has_key: false,
+                key_status: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_lookup_that_an_eviction_overtook_is_not_cached() {
+        let cache = AuthCache::default();
+        let project = ProjectId::new();
+        // A request reads the key from the database (still valid there)...
+        let ticket = cache.ticket();
+        // ...the key is revoked and this process evicts the project meanwhile...
+        cache.forget_project(project);
+        // ...then the request caches what it read: that stale write is dropped.
+        cache.put(ticket, [1; 32], owner(project));
+        assert!(
+            cache.get(&[1; 32]).is_none(),
+            "a revoked key was cached again"
+        );
+        // The same after a full clear (a reconnect).
+        let ticket = cache.ticket();
+        cache.clear();
+        cache.put(ticket, [2; 32], owner(project));
+        assert!(cache.get(&[2; 32]).is_none());
+        // A lookup no eviction overtook is cached.
+        let ticket = cache.ticket();
+        cache.put(ticket, [3; 32], owner(project));
+        assert!(cache.get(&[3; 32]).is_some());
     }
 }
