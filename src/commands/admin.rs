@@ -14,15 +14,15 @@ use stewrd_shared::{
     token::generate_api_key,
 };
 
-use super::connect_db;
+use super::{DevKey, connect_db, master_keys};
 use crate::cli::AdminCommand;
 
-pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+pub async fn run(config: &mut Config, command: AdminCommand) -> anyhow::Result<()> {
     let pool = connect_db(config).await?;
     let output = match command {
         AdminCommand::CreateProject { name } => {
             let name = project_name(&name).map_err(|why| anyhow!("--name: {why}"))?;
-            let keys = config.master_keys()?;
+            let keys = master_keys(config, DevKey::UseIfPresent)?;
             let (project, key) = create_project_with_key(&pool, name, &keys).await?;
             json!({"project_id": project.id, "api_key": key.secret.expose_secret()})
         }

@@ -2,6 +2,7 @@
 //! fix; `cli::main` prints them on one line.
 
 mod admin;
+mod dev_key;
 mod serve;
 
 use std::{net::SocketAddr, time::Duration};
@@ -15,6 +16,7 @@ use stewrd_shared::{
 };
 use tokio::net::TcpListener;
 
+use self::dev_key::{DevKey, master_keys};
 use crate::{cli::Command, stub::Stub};
 
 /// Runs one subcommand.
@@ -39,21 +41,21 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     telemetry::init(config.log_format);
     match command {
         Command::Migrate => migrate(&config).await,
         Command::Api => serve::api(config).await,
         Command::Worker => serve::worker(config).await,
         Command::Dev => serve::dev(config).await,
-        Command::Admin { command } => admin::run(&config, command).await,
-        Command::RotateMasterKey => rotate_master_key(&config).await,
+        Command::Admin { command } => admin::run(&mut config, command).await,
+        Command::RotateMasterKey => rotate_master_key(&mut config).await,
         Command::StubProvider { .. } | Command::Bench { .. } => Ok(()),
     }
 }
 
-async fn rotate_master_key(config: &Config) -> anyhow::Result<()> {
-    let keys = config.master_keys()?;
+async fn rotate_master_key(config: &mut Config) -> anyhow::Result<()> {
+    let keys = master_keys(config, DevKey::UseIfPresent)?;
     let pool = connect_db(config).await?;
     let report = rotate_secrets(&pool, &keys).await?;
     println!(

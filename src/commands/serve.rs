@@ -1,14 +1,13 @@
 //! `api`, `worker` and `dev`: the long-running commands.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
-use secrecy::{ExposeSecret, SecretString};
-use stewrd_shared::{config::Config, crypto::MasterKeyRing, db, shutdown};
+use secrecy::SecretString;
+use stewrd_shared::{config::Config, db, shutdown};
 use tokio::net::TcpListener;
-use zeroize::Zeroizing;
 
-use super::{bind, check_broker, connect_db};
+use super::{DevKey, bind, check_broker, connect_db};
 use crate::stub::Stub;
 
 pub async fn api(config: Config) -> anyhow::Result<()> {
@@ -40,10 +39,7 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
     db::migrate::migrate(&config.database, &config.database_tls)
         .await
         .with_context(|| super::db_hint(&config, "cannot migrate the database"))?;
-    if config.master_keys().is_err() {
-        config.set_master_keys(local_master_key()?);
-    }
-    let keys = config.master_keys()?;
+    let keys = super::master_keys(&mut config, DevKey::CreateIfMissing)?;
     let _stub = match config.default_llm.api_key {
         Some(_) => None,
         None => Some(start_stub(&mut config).await?),
@@ -67,35 +63,6 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
     api?;
     worker?;
     Ok(())
-}
-
-/// Where `stewrd dev` keeps its master key when `STEWRD_MASTER_KEYS` is unset.
-const LOCAL_MASTER_KEY: &str = ".stewrd/master.key";
-
-/// Loads the local development master key, creating it (readable by its owner
-/// only) on first use.
-fn local_master_key() -> anyhow::Result<MasterKeyRing> {
-    let path = Path::new(LOCAL_MASTER_KEY);
-    if !path.exists() {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let entry = MasterKeyRing::generate_entry("dev");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(path)
-            .with_context(|| format!("cannot create {LOCAL_MASTER_KEY}"))?;
-        std::io::Write::write_all(&mut file, entry.expose_secret().as_bytes())?;
-        tracing::warn!(
-            "created a development master key in {LOCAL_MASTER_KEY}; set STEWRD_MASTER_KEYS in production"
-        );
-    }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {LOCAL_MASTER_KEY}"))?,
-    );
-    MasterKeyRing::parse(text.trim()).map_err(|why| anyhow::anyhow!("{LOCAL_MASTER_KEY}: {why}"))
 }
 
 async fn start_stub(config: &mut Config) -> anyhow::Result<Stub> {

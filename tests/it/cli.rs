@@ -6,6 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{
+    command_with,
     MASTER_KEYS, Options, PATIENCE, cleanup, connect_db, database_url, spawn_app, spawn_app_with,
     start_process_in, stewrd, unique_name, wait_for,
 };
@@ -295,6 +296,32 @@ async fn dev_runs_everything_in_one_process_with_the_stub_when_no_key_is_set() {
         std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o777,
         0o600
     );
+
+    // The README's shell commands, in the same folder, use that key (and say so).
+    for args in [
+        &["admin", "create-project", "--name", "from the shell"][..],
+        &["rotate-master-key"][..],
+    ] {
+        let output = command_with(&env, args)
+            .current_dir(&scratch)
+            .output()
+            .expect("ran");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains(".stewrd/master.key"), "{args:?}: {stderr}");
+    }
+    // Elsewhere, without the setting, they still stop with one line naming it.
+    let elsewhere = std::env::temp_dir().join(format!("{name}-elsewhere"));
+    std::fs::create_dir_all(&elsewhere).expect("scratch dir");
+    let output = command_with(&env, &["admin", "create-project", "--name", "x"])
+        .current_dir(&elsewhere)
+        .output()
+        .expect("ran");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("STEWRD_MASTER_KEYS"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let _ = std::fs::remove_dir_all(&elsewhere);
     let _ = std::fs::remove_dir_all(&scratch);
     cleanup(&name);
 }
