@@ -5,6 +5,7 @@ mod auth;
 mod dashboard;
 mod error;
 mod extract;
+mod headers;
 mod https;
 mod listener;
 mod openapi;

@@ -10,12 +10,13 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    auth::AuthCache, extract::MAX_BODY_BYTES, https::TlsListener, listener, request_id, routes,
-    state::AppState, watch::SessionWatch,
+    auth::AuthCache, extract::MAX_BODY_BYTES, headers, https::TlsListener, listener, request_id,
+    routes, state::AppState, watch::SessionWatch,
 };
 
-/// Every route, with the request-id and body-limit layers.
+/// Every route, with the request-id, default-header and body-limit layers.
 pub fn router(state: AppState) -> Router {
+    let https = state.config.listen_tls.is_some();
     Router::new()
         .merge(routes::agent::router())
         .merge(routes::sessions::router())
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::openapi::router())
         .fallback(routes::health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(https, headers::defaults))
         .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }

@@ -247,6 +247,15 @@ mod tests {
 
     use secrecy::ExposeSecret;
 
+    /// Compiles only if `T` wipes itself when dropped.
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+
+    #[test]
+    fn the_expanded_master_key_is_wiped_on_drop() {
+        // Aes256Gcm keeps its key as an expanded AES-256 key schedule.
+        wiped_on_drop::<aes::Aes256>();
+    }
+
     use super::*;
 
     fn ring(text: &str) -> MasterKeyRing {

@@ -136,10 +136,10 @@ impl Fleet {
     async fn wait_ready(&self) -> anyhow::Result<()> {
         let http = reqwest::Client::new();
         for _ in 0..200 {
-            if let Ok(response) = http.get(format!("{}/readyz", self.api_base)).send().await {
-                if response.status().is_success() {
-                    return Ok(());
-                }
+            if let Ok(response) = http.get(format!("{}/readyz", self.api_base)).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -186,15 +186,15 @@ impl Fleet {
         self.stop_workers();
         let _ = self.api.kill();
         let _ = self.api.wait();
-        if let Ok(base) = database_url_for("postgres") {
-            if let Ok(client) = open(&base).await {
-                let _ = client
-                    .batch_execute(&format!(
-                        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                        self.name
-                    ))
-                    .await;
-            }
+        if let Ok(base) = database_url_for("postgres")
+            && let Ok(client) = open(&base).await
+        {
+            let _ = client
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.name
+                ))
+                .await;
         }
         if let Ok(connection) = stewrd_shared::queue::Broker::at(self.amqp_url.as_str())
             .connect("stewrd-bench")

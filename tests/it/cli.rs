@@ -6,9 +6,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    command_with,
-    MASTER_KEYS, Options, PATIENCE, cleanup, connect_db, database_url, spawn_app, spawn_app_with,
-    start_process_in, stewrd, unique_name, wait_for,
+    MASTER_KEYS, Options, PATIENCE, cleanup, command_with, connect_db, database_url, spawn_app,
+    spawn_app_with, start_process_in, stewrd, unique_name, wait_for,
 };
 
 #[tokio::test]

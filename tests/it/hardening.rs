@@ -4,7 +4,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Options, PATIENCE, TestApp, spawn_app, spawn_app_with, wait_for};
+use crate::helpers::{
+    ADMIN_TOKEN, Options, PATIENCE, TestApp, spawn_app, spawn_app_with, wait_for,
+};
 
 /// Every eight-character piece of `secret`, lower-cased: none may appear anywhere.
 fn pieces(secret: &str) -> Vec<String> {
@@ -228,4 +230,75 @@ async fn trailing_bytes_are_refused_and_idempotency_compares_requests_as_parsed(
     // Another request under the same key is refused.
     let other = submit_raw(&app, &key, "order-2", r#"{"message":"b","max_tokens":5}"#).await;
     assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn answers_with_secrets_are_never_cached_and_the_dashboard_runs_only_its_own_script() {
+    let app = spawn_app().await;
+    let no_store = |headers: &reqwest::header::HeaderMap| {
+        headers.get("cache-control").map(|v| v.as_bytes().to_vec()) == Some(b"no-store".to_vec())
+    };
+    let (status, headers, body) = app
+        .call_raw(
+            Method::POST,
+            "/v1/admin/projects",
+            Some(ADMIN_TOKEN),
+            Some(json!({"name": "acme"}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(
+        body.contains("sk-stw_") && no_store(&headers),
+        "{headers:?}"
+    );
+    let created: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let (project, key) = (
+        created["project"]["id"].as_str().expect("id"),
+        created["api_key"].as_str().expect("key"),
+    );
+    let (_, headers, body) = app
+        .call_raw(
+            Method::POST,
+            &format!("/v1/admin/projects/{project}/api-keys"),
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+    assert!(
+        body.contains("sk-stw_") && no_store(&headers),
+        "{headers:?}"
+    );
+    let (_, headers, body) = app
+        .call_raw(Method::POST, "/v1/project/webhook/secret", Some(key), None)
+        .await;
+    assert!(body.contains("whsec_") && no_store(&headers), "{headers:?}");
+
+    // The dashboard's policy names its one inline script by hash, and nothing else runs.
+    let page = app
+        .http
+        .get(format!("{}/dashboard/login", app.base))
+        .send()
+        .await
+        .expect("login page");
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let html = page.text().await.unwrap_or_default();
+    let script = html
+        .split("<script>")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .expect("an inline script");
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script));
+    let script_src = csp
+        .split(';')
+        .map(str::trim)
+        .find(|directive| directive.starts_with("script-src"))
+        .unwrap_or_default();
+    assert_eq!(script_src, format!("script-src 'sha256-{hash}'"), "{csp}");
 }

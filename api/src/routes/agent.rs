@@ -286,35 +286,35 @@ fn validate(body: &CreateAgentIn) -> Result<(), ApiError> {
             "`message` must not be empty",
         ));
     }
-    if let Some(model) = &body.model {
-        if !text::is_label(model, MAX_MODEL_CHARS) {
-            return Err(ApiError::invalid(
-                "invalid_value",
-                "model",
-                format!("`model` must be 1 to {MAX_MODEL_CHARS} printable characters"),
-            ));
-        }
+    if let Some(model) = &body.model
+        && !text::is_label(model, MAX_MODEL_CHARS)
+    {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "model",
+            format!("`model` must be 1 to {MAX_MODEL_CHARS} printable characters"),
+        ));
     }
     if let Some(metadata) = &body.metadata {
         validate_metadata(metadata)?;
     }
-    if let Some(max_tokens) = body.max_tokens {
-        if !(1..=1_000_000).contains(&max_tokens) {
-            return Err(ApiError::invalid(
-                "invalid_value",
-                "max_tokens",
-                "`max_tokens` must be between 1 and 1000000",
-            ));
-        }
+    if let Some(max_tokens) = body.max_tokens
+        && !(1..=1_000_000).contains(&max_tokens)
+    {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "max_tokens",
+            "`max_tokens` must be between 1 and 1000000",
+        ));
     }
-    if let Some(temperature) = body.temperature {
-        if !(0.0..=2.0).contains(&temperature) {
-            return Err(ApiError::invalid(
-                "invalid_value",
-                "temperature",
-                "`temperature` must be between 0 and 2",
-            ));
-        }
+    if let Some(temperature) = body.temperature
+        && !(0.0..=2.0).contains(&temperature)
+    {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "temperature",
+            "`temperature` must be between 0 and 2",
+        ));
     }
     Ok(())
 }

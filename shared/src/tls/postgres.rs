@@ -129,9 +129,11 @@ pub fn parse(
     let requested = match split.sslmode.as_deref() {
         None => None,
         Some(text) => Some(SslMode::parse(text).ok_or_else(|| {
-            bad_url(format!(
-                "sslmode must be disable, allow, prefer, require, verify-ca or verify-full, not {text:?}"
-            ))
+            // The value is not repeated: a mistyped string may run on into the password.
+            bad_url(
+                "sslmode must be disable, allow, prefer, require, verify-ca or verify-full"
+                    .to_owned(),
+            )
         })?),
     };
     let loopback_default = requested.is_none()
@@ -281,18 +283,21 @@ fn split_key_value(dsn: &str) -> Result<Split, String> {
         }
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
         if chars.next().map(|(_, c)| c) != Some('=') {
-            return Err(format!("expected key=value, found {key:?}"));
+            // Never quote the text: a stray word may be a piece of the password.
+            return Err(
+                "expected key=value pairs (quote a value holding spaces: password='…')".to_owned(),
+            );
         }
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
         let mut value = String::new();
         let quoted = chars.next_if(|(_, c)| *c == '\'').is_some();
         loop {
             match chars.next() {
-                None if quoted => return Err(format!("unterminated quote in {key}")),
+                None if quoted => return Err("a quoted value is not closed".to_owned()),
                 None => break,
                 Some((_, '\\')) => match chars.next() {
                     Some((_, c)) => value.push(c),
-                    None => return Err(format!("dangling backslash in {key}")),
+                    None => return Err("a value ends in a lone backslash".to_owned()),
                 },
                 Some((_, '\'')) if quoted => break,
                 Some((_, c)) if !quoted && c.is_whitespace() => break,
@@ -311,6 +316,27 @@ fn split_key_value(dsn: &str) -> Result<Split, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_malformed_url_is_refused_without_quoting_its_password() {
+        for url in [
+            "host=db password=hunter2 secret",
+            "host=db password=hun ter2secret",
+            "host=db password='hunter2secret",
+            "host=db password=hunter2secret\\",
+            "host=db sslmode=hunter2secret",
+            "postgres://u:hunter2secret@db/x?sslmode=hunter2secret",
+            "postgres://u:hunter2secret@db:notaport/x",
+            "postgres://u:hunter2secret@db/x?hunter2secret=1",
+            "host=db hunter2secret=1",
+        ] {
+            let error = parse(url, None).err().map(|e| e.to_string());
+            let error = error.unwrap_or_else(|| panic!("{url} parsed"));
+            for piece in ["hunt", "nter", "ter2", "secr", "cret"] {
+                assert!(!error.contains(piece), "{url}: {error}");
+            }
+        }
+    }
 
     fn parsed(url: &str) -> (tokio_postgres::Config, DatabaseTls) {
         parse(url, None).expect("parses")

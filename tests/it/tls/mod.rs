@@ -256,6 +256,15 @@ async fn the_api_serves_https_to_clients_that_trust_its_ca_and_no_others() {
     // Submit and poll to the end, over HTTPS (wait_final long-polls).
     let session = run_one(&app, "hello over https").await;
     assert_eq!(session["output"], "Echo: hello over https");
+    // Browsers are told to keep to HTTPS.
+    let (_, headers, _) = app.call_raw(Method::GET, "/healthz", None, None).await;
+    let hsts = headers
+        .get("strict-transport-security")
+        .map(|v| v.to_str().unwrap_or_default());
+    assert!(
+        hsts.is_some_and(|v| v.starts_with("max-age=")),
+        "{headers:?}"
+    );
 
     // A client with the usual public CAs, and one trusting another CA: refused.
     let stranger = TestCa::new(&["localhost", "127.0.0.1"]);

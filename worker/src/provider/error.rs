@@ -159,10 +159,11 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(value) = header("retry-after") {
         let value = value.trim();
-        if let Ok(seconds) = value.parse::<f64>() {
-            if seconds.is_finite() && seconds >= 0.0 {
-                return Some(Duration::from_secs_f64(seconds.min(86_400.0)));
-            }
+        if let Ok(seconds) = value.parse::<f64>()
+            && seconds.is_finite()
+            && seconds >= 0.0
+        {
+            return Some(Duration::from_secs_f64(seconds.min(86_400.0)));
         }
         if let Ok(when) = httpdate::parse_http_date(value) {
             return Some(
