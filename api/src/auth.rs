@@ -8,12 +8,13 @@
 
 use std::{
     collections::HashMap,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use axum::{
-    extract::FromRequestParts,
+    extract::{ConnectInfo, FromRequestParts},
     http::{HeaderMap, header::AUTHORIZATION, request::Parts},
 };
 use secrecy::SecretString;
@@ -172,22 +173,88 @@ impl FromRequestParts<AppState> for AdminAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(expected) = &state.config.admin_token else {
-            return Err(ApiError::not_found(
-                "route: the admin API is off until STEWRD_ADMIN_TOKEN is set",
+        let Some(token) = bearer(&parts.headers) else {
+            if state.config.admin_token.is_none() {
+                return Err(admin_api_off());
+            }
+            return Err(ApiError::unauthorized(
+                "missing_admin_token",
+                "send the admin token as `Authorization: Bearer …`",
             ));
         };
-        match bearer(&parts.headers) {
-            Some(token) if secret_token_matches(token, expected) => Ok(AdminAuth),
-            Some(_) => Err(ApiError::unauthorized(
+        match check_admin_token(state, peer(parts), token) {
+            Ok(()) => Ok(AdminAuth),
+            Err(AdminRefusal::Off) => Err(admin_api_off()),
+            Err(AdminRefusal::Wrong) => Err(ApiError::unauthorized(
                 "invalid_admin_token",
                 "invalid admin token",
             )),
-            None => Err(ApiError::unauthorized(
-                "missing_admin_token",
-                "send the admin token as `Authorization: Bearer …`",
-            )),
+            Err(AdminRefusal::Wait(wait)) => Err(ApiError::too_many_attempts(wait)),
         }
+    }
+}
+
+fn admin_api_off() -> ApiError {
+    ApiError::not_found("route: the admin API is off until STEWRD_ADMIN_TOKEN is set")
+}
+
+/// The client's address, as the server loop recorded it.
+fn peer(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())
+}
+
+/// The client's address as an extractor (none when served without the server
+/// loop, as in unit tests).
+pub(crate) struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(peer(parts)))
+    }
+}
+
+/// Why an admin token was not accepted.
+pub(crate) enum AdminRefusal {
+    /// No `STEWRD_ADMIN_TOKEN` is set.
+    Off,
+    /// Not the admin token.
+    Wrong,
+    /// This address failed too often: it may try again after this long.
+    Wait(std::time::Duration),
+}
+
+/// Checks a presented admin token (bearer or sign-in form) under the failure
+/// throttle: the one place the admin token is compared.
+pub(crate) fn check_admin_token(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    presented: &str,
+) -> Result<(), AdminRefusal> {
+    let expected = state.config.admin_token.as_ref().ok_or(AdminRefusal::Off)?;
+    if let Some(address) = peer {
+        state
+            .admin_throttle
+            .check(address)
+            .map_err(AdminRefusal::Wait)?;
+    }
+    let right = secret_token_matches(presented, expected);
+    if let Some(address) = peer {
+        if right {
+            state.admin_throttle.succeeded(address);
+        } else {
+            tracing::warn!(%address, "wrong admin token");
+            state.admin_throttle.failed(address);
+        }
+    }
+    if right {
+        Ok(())
+    } else {
+        Err(AdminRefusal::Wrong)
     }
 }
 

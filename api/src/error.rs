@@ -101,6 +101,31 @@ impl ApiError {
         )
     }
 
+    /// 429 with `Retry-After`: too many wrong admin tokens from this address.
+    pub fn too_many_attempts(wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                format!("too many wrong admin tokens from this address; try again in {seconds} s"),
+            )
+        }
+    }
+
+    /// 408: the client sent its body too slowly.
+    pub fn body_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} seconds",
+                limit.as_secs()
+            ),
+        )
+    }
+
     /// 503 with `Retry-After`: a dependency is down; nothing was changed.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {

@@ -9,7 +9,7 @@ use axum::{
 };
 use serde::{Deserialize, de::DeserializeOwned};
 
-use crate::error::ApiError;
+use crate::{error::ApiError, state::AppState};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -17,16 +17,18 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// A JSON body; unknown fields are refused by the target types.
 pub struct JsonBody<T>(pub T);
 
-impl<S, T> FromRequest<S> for JsonBody<T>
+impl<T> FromRequest<AppState> for JsonBody<T>
 where
-    S: Send + Sync,
     T: DeserializeOwned,
 {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        // A client trickling its body would otherwise hold the request for ever.
+        let limit = state.config.http.body_read_timeout;
+        let bytes = tokio::time::timeout(limit, Bytes::from_request(request, state))
             .await
+            .map_err(|_| ApiError::body_timeout(limit))?
             .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))?;
         parse_json(&bytes).map(Self)
     }

@@ -6,13 +6,14 @@ mod dashboard;
 mod error;
 mod extract;
 mod headers;
-mod https;
 mod listener;
 mod openapi;
 mod request_id;
 mod routes;
+mod server;
 mod startup;
 mod state;
+mod throttle;
 mod watch;
 
 pub use routes::health::metrics_only;

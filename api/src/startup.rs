@@ -10,8 +10,8 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    auth::AuthCache, extract::MAX_BODY_BYTES, headers, https::TlsListener, listener, request_id,
-    routes, state::AppState, watch::SessionWatch,
+    auth::AuthCache, extract::MAX_BODY_BYTES, headers, listener, request_id, routes, server,
+    state::AppState, throttle::AdminThrottle, watch::SessionWatch,
 };
 
 /// Every route, with the request-id, default-header and body-limit layers.
@@ -34,7 +34,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves the API on `listener`, with an outbox relay and the status listener,
-/// until `shutdown`; open requests are allowed to finish.
+/// until `shutdown`; open requests get the grace period to finish.
 pub async fn serve(
     config: Arc<Config>,
     pool: Pool,
@@ -52,7 +52,9 @@ pub async fn serve(
         broker_up: relay.broker_up(),
         watch: SessionWatch::default(),
         auth_cache: AuthCache::default(),
+        admin_throttle: AdminThrottle::default(),
         metrics: stewrd_shared::metrics::install(),
+        stopping: shutdown.clone(),
         pool,
         config: config.clone(),
         master_keys,
@@ -70,23 +72,16 @@ pub async fn serve(
     tasks.close();
 
     let address = listener.local_addr()?;
-    let app = router(state);
-    let result = match config.listen_tls.clone() {
-        Some(tls) => {
-            tracing::info!(%address, "API listening (HTTPS)");
-            axum::serve(TlsListener::new(listener, tls)?, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-        }
-        None => {
-            tracing::info!(%address, "API listening");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-        }
+    let limits = server::Limits {
+        header_read: config.http.header_read_timeout,
+        max_connections: config.http.max_connections,
+        grace: config.worker.shutdown_grace,
     };
+    let tls = config.listen_tls.clone();
+    tracing::info!(%address, https = tls.is_some(), "API listening");
+    server::serve(listener, tls, router(state), limits, shutdown).await;
     background.cancel();
     tasks.wait().await;
     tracing::info!("API stopped");
-    result
+    Ok(())
 }

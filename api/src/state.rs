@@ -4,7 +4,9 @@ use std::sync::{Arc, atomic::AtomicBool};
 
 use stewrd_shared::{config::Config, crypto::MasterKeyRing, db::Pool, relay::FastLane};
 
-use crate::{auth::AuthCache, watch::SessionWatch};
+use tokio_util::sync::CancellationToken;
+
+use crate::{auth::AuthCache, throttle::AdminThrottle, watch::SessionWatch};
 
 /// The application state, cheap to clone.
 #[derive(Clone)]
@@ -21,6 +23,10 @@ pub struct AppState {
     pub watch: SessionWatch,
     /// Recently checked API keys.
     pub auth_cache: AuthCache,
+    /// Recent wrong admin tokens, by client address.
+    pub admin_throttle: AdminThrottle,
     /// This process's metrics, for `/metrics`.
     pub metrics: stewrd_shared::metrics::PrometheusHandle,
+    /// Cancelled when the process stops: long-polls answer and event streams end.
+    pub stopping: CancellationToken,
 }

@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::{crypto::MasterKeyRing, model::Provider, queue::Broker, tls::postgres::DatabaseTls};
 
@@ -86,7 +86,8 @@ pub struct WorkerSettings {
     /// included) before it fails for good.
     pub max_attempts: u32,
     /// `STEWRD_SHUTDOWN_GRACE_SECS`, default 30: how long a stopping worker lets
-    /// in-flight runs finish before handing them back to the queue.
+    /// in-flight runs finish before handing them back to the queue, and a
+    /// stopping API lets open requests (long-polls, event streams) finish.
     pub shutdown_grace: Duration,
     /// `STEWRD_PROVIDER_CONNECT_TIMEOUT_SECS`, default 10.
     pub provider_connect_timeout: Duration,
@@ -109,6 +110,22 @@ pub struct WorkerSettings {
     /// (with the decrypted key in the panic text), to prove a panic strands no
     /// run and prints no secret. Never set it in production.
     pub panic_on_input: Option<String>,
+}
+
+/// How the API treats its HTTP clients.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// `STEWRD_HEADER_READ_TIMEOUT_SECS`, default 10: time a client has to send
+    /// a request's headers (and to start its next request on a kept-alive
+    /// connection); slower clients are cut off.
+    pub header_read_timeout: Duration,
+    /// `STEWRD_BODY_READ_TIMEOUT_SECS`, default 30: time a client has to send a
+    /// request's body; slower ones get 408.
+    pub body_read_timeout: Duration,
+    /// `STEWRD_MAX_CONNECTIONS`, default 16384: open connections per API
+    /// process (each long-poll or event stream holds one); more wait to be
+    /// accepted. Keep it below the process's file-descriptor limit.
+    pub max_connections: usize,
 }
 
 /// How webhooks are delivered.
@@ -136,6 +153,8 @@ pub struct Config {
     pub broker: Broker,
     /// `STEWRD_LISTEN`, default `127.0.0.1:8080`.
     pub listen: SocketAddr,
+    /// How the API bounds slow and numerous clients.
+    pub http: HttpSettings,
     /// `STEWRD_TLS_CERT` and `STEWRD_TLS_KEY`: the API serves HTTPS when set.
     pub listen_tls: Option<Arc<rustls::ServerConfig>>,
     /// `STEWRD_METRICS_LISTEN`, default none: where a worker serves `/metrics`
@@ -238,6 +257,11 @@ impl Config {
             db_pool_size: env.parse_min("STEWRD_DB_POOL_SIZE", 16, 1)?,
             broker,
             listen,
+            http: HttpSettings {
+                header_read_timeout: env.seconds("STEWRD_HEADER_READ_TIMEOUT_SECS", 10)?,
+                body_read_timeout: env.seconds("STEWRD_BODY_READ_TIMEOUT_SECS", 30)?,
+                max_connections: env.parse_min("STEWRD_MAX_CONNECTIONS", 16_384, 1)?,
+            },
             listen_tls,
             metrics_listen: match env.get("STEWRD_METRICS_LISTEN") {
                 None => None,
@@ -307,7 +331,26 @@ impl Config {
     }
 }
 
+/// The shortest `STEWRD_ADMIN_TOKEN` the API accepts outside `stewrd dev`.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
 impl Config {
+    /// Refuses a short admin token: it guards every project's settings and keys,
+    /// so it must not be guessable (`stewrd dev`, local only, skips this).
+    pub fn check_admin_token_strength(&self) -> Result<(), ConfigError> {
+        match &self.admin_token {
+            Some(token) if token.expose_secret().chars().count() < MIN_ADMIN_TOKEN_CHARS => {
+                Err(ConfigError::new(
+                    "STEWRD_ADMIN_TOKEN",
+                    format!(
+                        "must be at least {MIN_ADMIN_TOKEN_CHARS} characters; make one with: openssl rand -hex 32"
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The master keys, or the error that stops a command needing them.
     pub fn master_keys(&self) -> Result<Arc<MasterKeyRing>, ConfigError> {
         self.master_keys.clone().ok_or_else(|| {
@@ -513,6 +556,22 @@ mod tests {
                 .ok()
                 .as_deref(),
             Some("k1")
+        );
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_and_a_long_one_is_not() {
+        let short = config(&[("STEWRD_ADMIN_TOKEN", "dev-admin-token")]).expect("parses");
+        let error = short.check_admin_token_strength().expect_err("refused");
+        assert_eq!(error.name, "STEWRD_ADMIN_TOKEN");
+        assert!(!error.to_string().contains("dev-admin-token"));
+        let long = config(&[("STEWRD_ADMIN_TOKEN", &"t".repeat(32))]).expect("parses");
+        assert!(long.check_admin_token_strength().is_ok());
+        assert!(
+            config(&[])
+                .expect("parses")
+                .check_admin_token_strength()
+                .is_ok()
         );
     }
 

@@ -45,7 +45,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     telemetry::init(config.log_format);
     match command {
         Command::Migrate => migrate(&config).await,
-        Command::Api => serve::api(config).await,
+        Command::Api => {
+            config.check_admin_token_strength()?;
+            serve::api(config).await
+        }
         Command::Worker => serve::worker(config).await,
         Command::Dev => serve::dev(config).await,
         Command::Admin { command } => admin::run(&mut config, command).await,

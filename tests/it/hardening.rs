@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::{
-    ADMIN_TOKEN, Options, PATIENCE, TestApp, spawn_app, spawn_app_with, wait_for,
+    ADMIN_TOKEN, Options, PATIENCE, TestApp, command_with, spawn_app, spawn_app_with, wait_for,
 };
 
 /// Every eight-character piece of `secret`, lower-cased: none may appear anywhere.
@@ -301,4 +301,204 @@ async fn answers_with_secrets_are_never_cached_and_the_dashboard_runs_only_its_o
         .find(|directive| directive.starts_with("script-src"))
         .unwrap_or_default();
     assert_eq!(script_src, format!("script-src 'sha256-{hash}'"), "{csp}");
+}
+
+#[tokio::test]
+async fn a_short_admin_token_stops_the_api_and_guessing_it_is_slowed_down() {
+    // Outside `stewrd dev`, a short token is refused at start-up, in one line.
+    let mut env = std::collections::HashMap::new();
+    env.insert("STEWRD_ADMIN_TOKEN".to_owned(), "short-token".to_owned());
+    let output = command_with(&env, &["api"]).output().expect("ran");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("STEWRD_ADMIN_TOKEN") && !stderr.contains("short-token"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    let app = spawn_app().await;
+    for _ in 0..10 {
+        let (status, _) = app
+            .call(
+                Method::GET,
+                "/v1/admin/projects",
+                Some("a-guess-of-the-token"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // The eleventh guess, and even the right token, must wait now.
+    for token in ["another-guess", ADMIN_TOKEN] {
+        let (status, headers, body) = app
+            .call_raw(Method::GET, "/v1/admin/projects", Some(token), None)
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert!(headers.contains_key("retry-after"), "{headers:?}");
+        assert!(body.contains("too_many_attempts"), "{body}");
+    }
+    // The dashboard's sign-in form is the same door.
+    let form = app
+        .http
+        .post(format!("{}/dashboard/login", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={ADMIN_TOKEN}"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(form.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Once the wait is over, the right token works (and clears the count).
+    let admitted = wait_for(PATIENCE, || async {
+        let (status, _) = app
+            .call(Method::GET, "/v1/admin/projects", Some(ADMIN_TOKEN), None)
+            .await;
+        (status == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(admitted.is_some());
+    let (status, _) = app
+        .call(
+            Method::GET,
+            "/v1/admin/projects",
+            Some("one-more-guess"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the count starts over");
+}
+
+/// Opens a raw connection to the API and sends `request` as it is.
+async fn raw(app: &TestApp, request: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let address = app.base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    socket.write_all(request.as_bytes()).await.expect("write");
+    socket
+}
+
+/// Everything the API sends on `socket` until it hangs up.
+async fn read_all(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, socket.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the API never hung up");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Reads from `socket` until `needle` arrives.
+async fn read_until(socket: &mut tokio::net::TcpStream, needle: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let found = tokio::time::timeout(PATIENCE, async {
+        while !String::from_utf8_lossy(&seen).contains(needle) {
+            let n = socket.read(&mut buffer).await.expect("read");
+            assert!(n > 0, "closed before {needle:?}");
+            seen.extend_from_slice(&buffer[..n]);
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "{needle:?} never came");
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_open_connections_are_capped() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+            .env("STEWRD_HEADER_READ_TIMEOUT_SECS", "1")
+            .env("STEWRD_BODY_READ_TIMEOUT_SECS", "1")
+            .env("STEWRD_MAX_CONNECTIONS", "4")
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    // Half the headers, then silence: the API hangs up without answering.
+    let mut slow = raw(&app, "GET /healthz HTTP/1.1\r\nHost: stewrd\r\nX-Slow: ").await;
+    let answer = read_all(&mut slow).await;
+    assert!(!answer.contains("200 OK"), "{answer}");
+    // Headers, then half the body: 408 in the contract's shape.
+    let mut trickle = raw(
+        &app,
+        &format!(
+            "POST /v1/agent HTTP/1.1\r\nHost: stewrd\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"message\":"
+        ),
+    )
+    .await;
+    let answer = read_all(&mut trickle).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+
+    // Four event streams fill the four connections (no worker: the run stays queued).
+    let accepted = app.submit(&key, json!({"message": "wait"})).await;
+    let session = accepted["session_id"].as_str().expect("id");
+    let stream = format!(
+        "GET /v1/sessions/{session}/events HTTP/1.1\r\nHost: stewrd\r\nAuthorization: Bearer {key}\r\n\r\n"
+    );
+    let mut streams = Vec::new();
+    for _ in 0..4 {
+        let mut socket = raw(&app, &stream).await;
+        read_until(&mut socket, "event: session.queued").await;
+        streams.push(socket);
+    }
+    // A fifth connection waits for a free one...
+    let mut fifth = raw(
+        &app,
+        "GET /healthz HTTP/1.1\r\nHost: stewrd\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let early = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        use tokio::io::AsyncReadExt;
+        let mut byte = [0u8; 1];
+        fifth.read(&mut byte).await
+    })
+    .await;
+    assert!(early.is_err(), "a fifth connection was served: {early:?}");
+    // ...and is served as soon as one closes.
+    drop(streams.pop());
+    let answer = read_all(&mut fifth).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn sigterm_ends_open_streams_and_long_polls_within_the_grace_period() {
+    let mut app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default().env("STEWRD_SHUTDOWN_GRACE_SECS", "2")
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let accepted = app.submit(&key, json!({"message": "stays queued"})).await;
+    let session = accepted["session_id"].as_str().expect("id").to_owned();
+    let mut stream = raw(
+        &app,
+        &format!(
+            "GET /v1/sessions/{session}/events HTTP/1.1\r\nHost: stewrd\r\nAuthorization: Bearer {key}\r\n\r\n"
+        ),
+    )
+    .await;
+    read_until(&mut stream, "event: session.queued").await;
+    let mut poll = raw(
+        &app,
+        &format!(
+            "GET /v1/sessions/{session}?wait=60 HTTP/1.1\r\nHost: stewrd\r\nAuthorization: Bearer {key}\r\n\r\n"
+        ),
+    )
+    .await;
+    app.api.terminate();
+    let exited = app.api.wait_exit().await;
+    assert!(
+        exited.is_some_and(|status| status.success()),
+        "the API did not stop: {exited:?}"
+    );
+    // The long-poll was answered with the state at the stop; the stream ended.
+    let answer = read_all(&mut poll).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("\"queued\""),
+        "{answer}"
+    );
+    read_all(&mut stream).await;
 }

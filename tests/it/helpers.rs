@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use stewrd::stub::Stub;
 use tokio::net::TcpListener;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefghij";
 pub const DEFAULT_KEY: &str = "sk-default-test-key-0123456789";
 /// A fixed test master key (32 zero-free bytes, base64).
 pub const MASTER_KEYS: &str = "k1:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";

@@ -38,6 +38,7 @@ use time::OffsetDateTime;
 
 use self::html::{csrf_field, esc, notice, page, pill, with_security_headers};
 use crate::{
+    auth::{AdminRefusal, Peer, check_admin_token},
     error::ApiError,
     routes::project::{PutLlmIn, remove_llm, update_llm, validated_webhook_url},
     state::AppState,
@@ -164,6 +165,7 @@ fn login_form(error: Option<&str>) -> String {
 
 async fn login(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let Some(admin_token) = &state.config.admin_token else {
@@ -177,17 +179,33 @@ async fn login(
         );
     };
     let presented = form.get("token").map(String::as_str).unwrap_or_default();
-    if !stewrd_shared::token::secret_token_matches(presented, admin_token) {
-        let mut response = page(
-            "Sign in",
-            None,
-            &login_form(Some("That is not the admin token.")),
-        );
-        *response.status_mut() = StatusCode::UNAUTHORIZED;
-        return response;
+    let mut retry_after: Option<u64> = None;
+    let (status, message) = match check_admin_token(&state, peer, presented) {
+        Ok(()) => {
+            let session = login::new_session(admin_token);
+            return redirect_setting_cookie(&state, "/dashboard", Some(&session));
+        }
+        Err(AdminRefusal::Wait(wait)) => {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            retry_after = Some(seconds);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many wrong tokens from this address: try again in {seconds} s."),
+            )
+        }
+        Err(_) => (
+            StatusCode::UNAUTHORIZED,
+            "That is not the admin token.".to_owned(),
+        ),
+    };
+    let mut response = page("Sign in", None, &login_form(Some(&message)));
+    *response.status_mut() = status;
+    if let Some(wait) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, wait.into());
     }
-    let session = login::new_session(admin_token);
-    redirect_setting_cookie(&state, "/dashboard", Some(&session))
+    response
 }
 
 /// A redirect that signs the browser in (with a session) or out (`None`).

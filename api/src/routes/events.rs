@@ -13,7 +13,7 @@ use axum::{
     response::sse::{Event, KeepAlive, Sse},
     routing::get,
 };
-use futures_util::{Stream, stream};
+use futures_util::{Stream, StreamExt, stream};
 use stewrd_shared::{
     db::{DbError, session::get_session},
     id::{ProjectId, SessionId},
@@ -148,8 +148,11 @@ pub(crate) async fn events(
         last_sent,
         done: false,
     };
+    // A stopping process ends its streams; clients reconnect with Last-Event-ID.
+    let stopping = feed.state.stopping.clone().cancelled_owned();
     let stream = stream::unfold(feed, |feed| async move {
         feed.next().await.map(|(event, feed)| (Ok(event), feed))
-    });
+    })
+    .take_until(stopping);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }

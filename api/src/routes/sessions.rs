@@ -214,8 +214,9 @@ pub(crate) async fn cancel(
     }
 }
 
-/// Returns once the session is final or `wait` has passed. Subscribes before
-/// reading, so a change between the read and the wait still wakes it.
+/// Returns once the session is final, `wait` has passed or the process stops.
+/// Subscribes before reading, so a change between the read and the wait still
+/// wakes it.
 async fn wait_until_final(
     state: &AppState,
     auth: &ProjectAuth,
@@ -234,11 +235,11 @@ async fn wait_until_final(
             Some(status) if status.is_final() => return Ok(()),
             Some(_) => {}
         }
-        if tokio::time::timeout_at(deadline, subscription.changed())
-            .await
-            .is_err()
-        {
-            return Ok(());
+        // Answer with what there is at the deadline, or at once when stopping.
+        tokio::select! {
+            () = subscription.changed() => {}
+            () = tokio::time::sleep_until(deadline) => return Ok(()),
+            () = state.stopping.cancelled() => return Ok(()),
         }
     }
 }
