@@ -3,6 +3,7 @@
 
 mod auth;
 mod dashboard;
+mod detach;
 mod error;
 mod extract;
 mod headers;

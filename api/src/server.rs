@@ -132,7 +132,10 @@ impl Connection {
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(self.header_read);
+            .header_read_timeout(self.header_read)
+            // A client that closes its sending side after its request still
+            // gets the request carried out (and the answer, if it listens).
+            .half_close(true);
         let connection = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
         tokio::select! {

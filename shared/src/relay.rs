@@ -5,10 +5,11 @@
 //! again shortly, so a broker outage delays jobs and never loses one.
 //!
 //! The API also hands freshly committed runs to its relay's fast lane, which
-//! publishes them at once: their outbox rows were written due only after the
-//! republish window, so on the normal path the relay never touches them (one
-//! less write per job, one hop less of latency). A fast publish that fails makes
-//! its row due immediately, and the slow path takes over.
+//! publishes them at once: their outbox rows were written due a few seconds
+//! later ([`UNCLAIMED_REPUBLISH`]), so on the normal path the claim deletes them
+//! before the relay ever looks (one less write per job, one hop less of
+//! latency). A fast publish that fails makes its row due immediately, and the
+//! slow path takes over.
 
 use std::{
     sync::{
@@ -40,6 +41,12 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// A run not claimed this long after its message was published is published
 /// again (its message is presumed lost); the wait doubles with each publish.
 pub const REPUBLISH_AFTER: Duration = Duration::from_secs(300);
+/// When the outbox row of a run the API publishes itself falls due: if that
+/// publish never happened (the process died between commit and publish), the
+/// relay of any process publishes the run this soon; if it did, the claim has
+/// long deleted the row, and only a run still waiting in a backlog gets one
+/// more message, which its claim absorbs.
+pub const UNCLAIMED_REPUBLISH: Duration = Duration::from_secs(5);
 /// When a failed publish is tried again.
 const PUBLISH_RETRY: Duration = Duration::from_secs(1);
 /// Messages the fast lane holds before submits fall back to the outbox alone.

@@ -502,3 +502,48 @@ async fn sigterm_ends_open_streams_and_long_polls_within_the_grace_period() {
     );
     read_all(&mut stream).await;
 }
+
+#[tokio::test]
+async fn submits_whose_client_hangs_up_at_once_all_start_within_seconds() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    // Many at once, so that most wait for a database connection when their
+    // client is already gone.
+    let submits = (0..200).map(|i| {
+        let body = format!("{{\"message\": \"gone {i}\"}}");
+        let request = format!(
+            "POST /v1/agent HTTP/1.1\r\nHost: stewrd\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let app = &app;
+        async move {
+            let mut socket = raw(app, &request).await;
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut socket).await;
+        }
+    });
+    futures_util::future::join_all(submits).await;
+    let db = app.db().await;
+    let count = |sql: &'static str| {
+        let db = &db;
+        async move {
+            db.query_one(sql, &[])
+                .await
+                .expect("count")
+                .get::<_, i64>(0)
+        }
+    };
+    // Each submit sent whole is stored, whether or not its client waited for
+    // the answer, and runs at once: none waits for a safety net of minutes.
+    let settled = wait_for(std::time::Duration::from_secs(20), || async {
+        let done = count("SELECT count(*) FROM runs WHERE status = 'succeeded'").await;
+        (done == 200).then_some(())
+    })
+    .await;
+    let stored = count("SELECT count(*) FROM runs").await;
+    let done = count("SELECT count(*) FROM runs WHERE status = 'succeeded'").await;
+    assert!(
+        settled.is_some(),
+        "{stored} of 200 stored, {done} ran within seconds"
+    );
+}

@@ -6,6 +6,7 @@ use axum::{
     Extension, Json, Router,
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode},
+    middleware,
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -22,7 +23,7 @@ use stewrd_shared::{
     llm::choose_llm,
     metrics as names,
     model::RunStatus,
-    relay::REPUBLISH_AFTER,
+    relay::UNCLAIMED_REPUBLISH,
     text,
 };
 use time::OffsetDateTime;
@@ -30,6 +31,7 @@ use time::OffsetDateTime;
 use super::project::validated_webhook_url;
 use crate::{
     auth::ProjectAuth,
+    detach::detached,
     error::ApiError,
     extract::JsonBody,
     openapi::responses::{BadKey, BadRequest, NotFound, TooLarge, Unavailable},
@@ -44,7 +46,9 @@ const MAX_METADATA_VALUE_CHARS: usize = 500;
 const MAX_MODEL_CHARS: usize = 200;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/agent", post(create))
+    Router::new()
+        .route("/v1/agent", post(create))
+        .route_layer(middleware::from_fn(detached))
 }
 
 /// The request body. `Serialize` gives its fingerprint for `Idempotency-Key`.
@@ -168,7 +172,7 @@ pub(crate) async fn create(
         choice: &choice,
         deadline: state.config.worker.run_deadline,
         publish_delay: if fast {
-            REPUBLISH_AFTER
+            UNCLAIMED_REPUBLISH
         } else {
             Duration::ZERO
         },
