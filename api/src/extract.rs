@@ -240,4 +240,40 @@ mod tests {
         }
         assert!(parse_json::<Sample>(b"{\"message\":\"a\"} \n\t ").is_ok());
     }
+
+    /// The codes a body refusal may carry.
+    const BODY_CODES: &[&str] = &[
+        "invalid_json",
+        "invalid_body",
+        "invalid_value",
+        "missing_field",
+        "unknown_field",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_body_gets_a_contract_error_or_a_value(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            if parse_json::<Sample>(&bytes).is_err() {
+                let error = error_of(&String::from_utf8_lossy(&bytes));
+                let code = error["error"]["code"].as_str().unwrap_or_default().to_owned();
+                proptest::prop_assert!(BODY_CODES.contains(&code.as_str()), "{}", error);
+            }
+        }
+
+        #[test]
+        fn any_json_like_body_gets_a_contract_error_or_a_value(text in "[{}\\[\\]\":,a-z0-9 \\\\.-]{0,80}") {
+            if parse_json::<Sample>(text.as_bytes()).is_err() {
+                let code = error_of(&text)["error"]["code"].as_str().unwrap_or_default().to_owned();
+                proptest::prop_assert!(BODY_CODES.contains(&code.as_str()), "{}", text);
+            }
+        }
+
+        #[test]
+        fn anything_after_a_valid_object_is_refused(tail in "[^ \\t\\r\\n]\\PC{0,20}") {
+            let body = format!("{{\"message\":\"x\"}}{tail}");
+            proptest::prop_assert!(parse_json::<Sample>(body.as_bytes()).is_err(), "{}", body);
+        }
+    }
 }

@@ -581,4 +581,21 @@ mod tests {
         let text = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(!text.contains("sk-secret-value"), "{text}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_duration_text_is_read_without_panicking(text in "\\PC{0,40}") {
+            let _ = parse_duration(&text);
+        }
+
+        #[test]
+        fn durations_in_go_form_read_back(h in 0..48u64, m in 0..60u64, s in 0..60u64, ms in 0..1000u64) {
+            let text = format!("{h}h{m}m{s}s{ms}ms");
+            let expected = Duration::from_millis(((h * 60 + m) * 60 + s) * 1000 + ms);
+            let read = parse_duration(&text).expect("parses");
+            proptest::prop_assert!(read.abs_diff(expected) < Duration::from_micros(1), "{:?}", read);
+        }
+    }
 }

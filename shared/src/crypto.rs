@@ -393,4 +393,25 @@ mod tests {
         assert!(debug.contains("prod-2026"));
         assert!(!debug.contains(text.split(':').nth(1).unwrap_or_default()));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_bytes_are_refused_as_a_ciphertext_without_panicking(stored in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let ring = MasterKeyRing::parse(MasterKeyRing::generate_entry("k1").expose_secret()).expect("a ring");
+            proptest::prop_assert!(ring.decrypt(&stored, ProjectId::new(), SecretField::ProviderKey).is_err());
+            let _ = ring.needs_rotation(&stored);
+        }
+
+        #[test]
+        fn any_altered_ciphertext_is_refused(secret in "[!-~]{1,64}", at in 0..200usize, flip in 1..=255u8) {
+            let ring = MasterKeyRing::parse(MasterKeyRing::generate_entry("k1").expose_secret()).expect("a ring");
+            let project = ProjectId::new();
+            let mut stored = ring.encrypt(secret.as_bytes(), project, SecretField::ProviderKey);
+            let at = at % stored.len();
+            stored[at] ^= flip;
+            proptest::prop_assert!(ring.decrypt(&stored, project, SecretField::ProviderKey).is_err());
+        }
+    }
 }

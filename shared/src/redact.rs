@@ -123,4 +123,34 @@ mod tests {
         let text = format!("é {key} ü");
         assert_eq!(redact(&text, key), "é [redacted] ü");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_and_secret_are_redacted_without_panicking(text in "\\PC{0,200}", secret in "\\PC{0,40}") {
+            let _ = redact(&text, &secret);
+        }
+
+        #[test]
+        fn a_key_quoted_in_any_form_leaves_no_eight_characters_behind(
+            key in "[!-~]{8,64}",
+            before in "\\PC{0,40}",
+            after in "\\PC{0,40}",
+            form in 0..4usize,
+            from in 0..8usize,
+        ) {
+            let quoted = match form {
+                0 => key.clone(),
+                1 => key.to_uppercase(),
+                2 => String::from_utf8(percent_encoded(&key)).unwrap_or_default(),
+                _ => key[from.min(key.len() - 8)..].to_owned(),
+            };
+            let redacted = redact(&format!("{before}{quoted}{after}"), &key).to_ascii_lowercase();
+            let lower = key.to_ascii_lowercase();
+            for i in 0..=lower.len() - MIN_RUN {
+                proptest::prop_assert!(!redacted.contains(&lower[i..i + MIN_RUN]), "{redacted}");
+            }
+        }
+    }
 }

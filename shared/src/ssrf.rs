@@ -272,4 +272,32 @@ mod tests {
                 .is_ok()
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_is_checked_without_panicking(text in "\\PC{0,300}") {
+            let _ = parse_webhook_url(&text, false);
+            let _ = parse_webhook_url(&format!("http://{text}/"), false);
+        }
+
+        #[test]
+        fn a_forbidden_ipv4_address_is_forbidden_in_every_ipv6_form(a in 0..=255u8, b in 0..=255u8, c in 0..=255u8, d in 0..=255u8) {
+            let v4 = Ipv4Addr::new(a, b, c, d);
+            let [hi, lo] = [u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])];
+            let forms = [
+                Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, hi, lo),
+                Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, hi, lo),
+                Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo),
+                Ipv6Addr::new(0x2002, hi, lo, 0, 0, 0, 0, 1),
+                Ipv6Addr::new(0x2001, 0, 0x4136, 0xe378, 0x8000, 0x63bf, !hi, !lo),
+            ];
+            for form in forms {
+                proptest::prop_assert_eq!(forbidden_reason(IpAddr::V6(form)).is_some(), forbidden_v4(v4).is_some(), "{}", form);
+                let url = format!("http://[{form}]/");
+                proptest::prop_assert_eq!(parse_webhook_url(&url, false).is_err(), forbidden_v4(v4).is_some(), "{}", url);
+            }
+        }
+    }
 }

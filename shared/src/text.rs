@@ -75,4 +75,16 @@ mod tests {
         assert_eq!(cut("\u{200b}\u{200b}\u{200b}".to_owned(), 1), "\u{200b}…");
         assert_eq!(cut("short".to_owned(), 10), "short");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn cutting_any_text_keeps_a_prefix_of_whole_characters(text in "\\PC{0,100}", max in 0..50usize) {
+            let cut_text = cut(text.clone(), max);
+            let kept = cut_text.strip_suffix('…').unwrap_or(&cut_text);
+            proptest::prop_assert!(text.starts_with(kept));
+            proptest::prop_assert!(kept.chars().count() <= max);
+        }
+    }
 }

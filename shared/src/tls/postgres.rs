@@ -444,4 +444,27 @@ mod tests {
         assert_eq!(config.get_dbname(), Some("my app"));
         assert_eq!(config.get_ports(), [6543]);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_database_url_is_split_without_panicking(text in "\\PC{0,200}") {
+            let _ = parse(&text, None);
+            let _ = parse(&format!("postgres://{text}"), None);
+        }
+
+        #[test]
+        fn no_refusal_quotes_the_password(password in "[A-Za-z0-9]{12,24}", junk in "[ '\\\\=a-z]{0,12}", uri in proptest::bool::ANY) {
+            let url = if uri {
+                format!("postgres://u:{password}@db/x?sslmode={junk}{password}")
+            } else {
+                format!("host=db password={password}{junk} sslmode=x{password}")
+            };
+            if let Err(error) = parse(&url, None) {
+                let text = error.to_string();
+                proptest::prop_assert!(!text.contains(&password[..8]), "{}", text);
+            }
+        }
+    }
 }

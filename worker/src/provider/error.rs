@@ -302,4 +302,41 @@ mod tests {
         assert!(!error.message.contains("sk-proj-01"), "{}", error.message);
         assert!(error.message.ends_with("x[redacted]…"), "{}", error.message);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_wait_header_is_read_without_panicking(value in "[ -~]{0,40}", name in 0..3usize) {
+            let name = ["retry-after", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"][name];
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                let mut map = HeaderMap::new();
+                map.insert(name, value);
+                if let Some(wait) = retry_after(&map) {
+                    proptest::prop_assert!(wait <= Duration::from_secs(86_400 * 7));
+                }
+            }
+        }
+
+        #[test]
+        fn any_answer_is_classified_and_only_busy_ones_are_retried(
+            status in 100..600u16,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            let error = classify_status(status, &HeaderMap::new(), &body);
+            let busy = matches!(status, 408 | 409 | 429 | 500..=599);
+            if status != 429 {
+                proptest::prop_assert_eq!(error.retryable, busy, "HTTP {}", status);
+            }
+            proptest::prop_assert_eq!(error.status, Some(status));
+        }
+
+        #[test]
+        fn a_redacted_error_never_holds_the_key(key in "[!-~]{8,64}", before in "\\PC{0,1200}") {
+            let body = serde_json::json!({"error": {"message": format!("{before}{key}")}}).to_string();
+            let error = classify(401, &body).redacted(&key);
+            proptest::prop_assert!(!error.message.contains(&key[..8]));
+            proptest::prop_assert!(error.message.chars().count() <= MAX_MESSAGE_CHARS + 1);
+        }
+    }
 }
