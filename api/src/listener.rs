@@ -4,15 +4,13 @@
 //! woken and the cache is emptied, since notifications may have been missed.
 
 use futures_util::future::BoxFuture;
-use stewrd_shared::tls::postgres::DatabaseTls;
+use stewrd_shared::{
+    notify::{self, Notification},
+    tls::postgres::DatabaseTls,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{auth::AuthCache, watch::SessionWatch};
-
-/// Status changes: one `"<session id> <status>"` line per change.
-pub const SESSION_CHANNEL: &str = "stewrd_session";
-/// Project and API-key changes: the project id.
-pub const AUTH_CHANNEL: &str = "stewrd_auth";
 
 /// Listens until `shutdown`, reconnecting after any loss.
 pub async fn listen(
@@ -30,25 +28,19 @@ pub async fn listen(
             Box::pin(async {})
         }
     };
-    let on_notify = |channel: &str, payload: &str| match channel {
-        SESSION_CHANNEL => {
-            for line in payload.lines() {
-                if let Ok(session_id) = line.split(' ').next().unwrap_or_default().parse() {
-                    watch.notify(session_id);
-                }
+    let on_notify = |channel: &str, payload: &str| match notify::parse(channel, payload) {
+        Some(Notification::Sessions(sessions)) => {
+            for session_id in sessions {
+                watch.notify(session_id);
             }
         }
-        AUTH_CHANNEL => {
-            if let Ok(project_id) = payload.parse() {
-                auth.forget_project(project_id);
-            }
-        }
+        Some(Notification::Project(project_id)) => auth.forget_project(project_id),
         _ => {}
     };
     stewrd_shared::listen::listen(
         config,
         tls,
-        &[SESSION_CHANNEL, AUTH_CHANNEL],
+        &[notify::SESSION, notify::AUTH],
         shutdown,
         on_connect,
         on_notify,

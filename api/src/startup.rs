@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use axum::{Router, extract::DefaultBodyLimit, middleware};
 use stewrd_shared::{
-    config::Config, crypto::MasterKeyRing, db::Pool, queue::Topology, relay::Relay,
+    config::Config,
+    crypto::MasterKeyRing,
+    db::Pool,
+    queue::{Topology, relay::Relay},
 };
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, atomic::AtomicBool};
 
-use stewrd_shared::{config::Config, crypto::MasterKeyRing, db::Pool, relay::FastLane};
+use stewrd_shared::{config::Config, crypto::MasterKeyRing, db::Pool, queue::relay::FastLane};
 
 use tokio_util::sync::CancellationToken;
 

@@ -214,7 +214,7 @@ impl Config {
         lapin::uri::AMQPUri::from_str(&amqp_url)
             .map_err(|e| ConfigError::new("AMQP_URL", format!("not an AMQP URL ({e})")))?;
         let broker = Broker::new(amqp_url, env.get("STEWRD_AMQP_CA_FILE").as_deref())
-            .map_err(|e| ConfigError::new("STEWRD_AMQP_CA_FILE", e))?;
+            .map_err(|e| ConfigError::new("STEWRD_AMQP_CA_FILE", e.to_string()))?;
         let queue_prefix = env.string("STEWRD_QUEUE_PREFIX", "stewrd");
         if queue_prefix.is_empty()
             || queue_prefix.len() > 100
@@ -271,7 +271,7 @@ impl Config {
                 None => None,
                 Some(text) => {
                     Some(Arc::new(MasterKeyRing::parse(&text).map_err(|why| {
-                        ConfigError::new("STEWRD_MASTER_KEYS", why)
+                        ConfigError::new("STEWRD_MASTER_KEYS", why.to_string())
                     })?))
                 }
             },

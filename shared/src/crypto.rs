@@ -53,6 +53,25 @@ pub enum CryptoError {
     Rejected,
 }
 
+/// Why `STEWRD_MASTER_KEYS` cannot be used. Names the entry, never key material.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyRingError {
+    #[error("entry {0} is not `id:base64-key`")]
+    NotAnEntry(usize),
+    #[error(
+        "entry {0}: the key id must be 1-{MAX_KEY_ID_LEN} characters of A-Z, a-z, 0-9, '-' or '_'"
+    )]
+    BadId(usize),
+    #[error("entry {0}: key id {1:?} appears twice")]
+    RepeatedId(usize, String),
+    #[error("entry {0} ({1}): the key is not valid base64")]
+    NotBase64(usize, String),
+    #[error("entry {0} ({1}): the key must be {KEY_LEN} bytes, got {2}")]
+    WrongLength(usize, String, usize),
+    #[error("no key given")]
+    Empty,
+}
+
 /// One master key. Its bytes live only inside the cipher, which zeroizes them.
 struct MasterKey {
     id: String,
@@ -77,13 +96,11 @@ impl fmt::Debug for MasterKeyRing {
 impl MasterKeyRing {
     /// Parses `id:base64(32 bytes)[,id:base64…]`. The error says what is wrong
     /// without repeating any key material.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, KeyRingError> {
         let mut keys: Vec<MasterKey> = Vec::new();
         for (position, entry) in text.split(',').map(str::trim).enumerate() {
             let n = position + 1;
-            let (id, encoded) = entry
-                .split_once(':')
-                .ok_or_else(|| format!("entry {n} is not `id:base64-key`"))?;
+            let (id, encoded) = entry.split_once(':').ok_or(KeyRingError::NotAnEntry(n))?;
             let id = id.trim();
             if id.is_empty()
                 || id.len() > MAX_KEY_ID_LEN
@@ -91,23 +108,18 @@ impl MasterKeyRing {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
-                return Err(format!(
-                    "entry {n}: the key id must be 1-{MAX_KEY_ID_LEN} characters of A-Z, a-z, 0-9, '-' or '_'"
-                ));
+                return Err(KeyRingError::BadId(n));
             }
             if keys.iter().any(|key| key.id == id) {
-                return Err(format!("entry {n}: key id {id:?} appears twice"));
+                return Err(KeyRingError::RepeatedId(n, id.to_owned()));
             }
             let bytes = Zeroizing::new(
                 STANDARD
                     .decode(encoded.trim())
-                    .map_err(|_| format!("entry {n} ({id}): the key is not valid base64"))?,
+                    .map_err(|_| KeyRingError::NotBase64(n, id.to_owned()))?,
             );
             if bytes.len() != KEY_LEN {
-                return Err(format!(
-                    "entry {n} ({id}): the key must be {KEY_LEN} bytes, got {}",
-                    bytes.len()
-                ));
+                return Err(KeyRingError::WrongLength(n, id.to_owned(), bytes.len()));
             }
             keys.push(MasterKey {
                 id: id.to_owned(),
@@ -115,7 +127,7 @@ impl MasterKeyRing {
             });
         }
         if keys.is_empty() {
-            return Err("no key given".to_owned());
+            return Err(KeyRingError::Empty);
         }
         Ok(Self { keys })
     }
@@ -372,17 +384,18 @@ mod tests {
             (short.as_str(), "must be 32 bytes"),
             ("bad id:AAAA", "key id"),
         ] {
-            let error = MasterKeyRing::parse(text).err().unwrap_or_default();
+            let error = MasterKeyRing::parse(text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(error.contains(expected), "{text:?} → {error}");
             assert!(!error.contains("@@@") && !error.contains(&STANDARD.encode([7u8; 16])));
         }
         let twice = format!("{},{}", entry("k1"), entry("k1"));
-        assert!(
-            MasterKeyRing::parse(&twice)
-                .err()
-                .unwrap_or_default()
-                .contains("twice")
-        );
+        assert!(matches!(
+            MasterKeyRing::parse(&twice),
+            Err(KeyRingError::RepeatedId(2, _))
+        ));
     }
 
     #[test]

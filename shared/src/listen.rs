@@ -9,7 +9,7 @@ use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    relay::{backoff, pause},
+    retry::{backoff, pause},
     tls::postgres::DatabaseTls,
 };
 

@@ -4,13 +4,10 @@
 //! one notification per batch after the fact does not. A worker dying between a
 //! commit and its announcement only means a long-poll answers at its deadline.
 
-use stewrd_shared::{db::Pool, id::SessionId, model::RunStatus};
+use stewrd_shared::{db::Pool, id::SessionId, model::RunStatus, notify};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// The channel API processes listen on; each line of a payload is
-/// `"<session id> <status>"`.
-pub const CHANNEL: &str = "stewrd_session";
 /// Lines per notification (a payload must stay under 8000 bytes).
 const LINES_PER_NOTIFY: usize = 120;
 
@@ -29,7 +26,7 @@ impl Announcer {
 
     /// Queues one status change.
     pub fn announce(&self, session_id: SessionId, status: RunStatus) {
-        let _ = self.tx.send(format!("{session_id} {status}"));
+        let _ = self.tx.send(notify::session_line(session_id, status));
     }
 }
 
@@ -58,7 +55,7 @@ pub(crate) async fn run(
         let payload = lines.join("\n");
         let sent = match pool.get().await {
             Ok(client) => client
-                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+                .execute("SELECT pg_notify($1, $2)", &[&notify::SESSION, &payload])
                 .await
                 .map_err(|e| e.to_string()),
             Err(error) => Err(error.to_string()),

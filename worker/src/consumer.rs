@@ -20,7 +20,7 @@ use stewrd_shared::{
     },
     id::RunId,
     queue::{self, JobMessage},
-    relay::{backoff, pause},
+    retry::{backoff, pause},
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use stewrd_shared::db::{cooldown, run::CANCEL_CHANNEL, webhook};
+use stewrd_shared::{
+    db::cooldown,
+    notify::{self, Notification},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::Worker;
@@ -37,21 +40,18 @@ pub(crate) async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) {
             })
         }
     };
-    let on_notify = |channel: &str, payload: &str| {
-        if channel == CANCEL_CHANNEL {
-            if let Ok(run_id) = payload.parse() {
-                worker.cancellations.cancel(run_id);
-            }
-        } else if channel == cooldown::CHANNEL {
-            worker.cooldowns.apply_notification(payload);
-        } else if channel == webhook::CHANNEL {
-            worker.webhook_wake.notify_one();
+    let on_notify = |channel: &str, payload: &str| match notify::parse(channel, payload) {
+        Some(Notification::Cancel(run_id)) => worker.cancellations.cancel(run_id),
+        Some(Notification::Cooldown { fingerprint, wait }) => {
+            worker.cooldowns.pause(fingerprint, wait);
         }
+        Some(Notification::WebhookDue) => worker.webhook_wake.notify_one(),
+        _ => {}
     };
     stewrd_shared::listen::listen(
         worker.config.database.clone(),
         worker.config.database_tls.clone(),
-        &[CANCEL_CHANNEL, cooldown::CHANNEL, webhook::CHANNEL],
+        &[notify::CANCEL, notify::COOLDOWN, notify::WEBHOOK],
         shutdown,
         on_connect,
         on_notify,

@@ -14,7 +14,7 @@ use stewrd_shared::{
     db::{DbError, run::fail_unclaimed_run},
     model::FailureCode,
     queue::{self, JobMessage},
-    relay::{backoff, pause},
+    retry::{backoff, pause},
 };
 use tokio_util::sync::CancellationToken;
 

@@ -7,10 +7,11 @@ mod announce;
 mod cancel;
 mod consumer;
 mod control;
+mod cooldown;
 mod deadletter;
+mod housekeeping;
 mod lease;
 pub mod provider;
-mod ratelimit;
 mod reaper;
 pub mod run;
 mod webhook;
@@ -18,7 +19,11 @@ mod webhook;
 use std::sync::Arc;
 
 use stewrd_shared::{
-    config::Config, crypto::MasterKeyRing, db::Pool, id::WorkerId, queue::Topology, relay::Relay,
+    config::Config,
+    crypto::MasterKeyRing,
+    db::Pool,
+    id::WorkerId,
+    queue::{Topology, relay::Relay},
 };
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -44,7 +49,7 @@ pub struct Worker {
     /// Runs in flight here, for cancellation.
     cancellations: cancel::Cancellations,
     /// Keys paused after a 429, as every worker learnt it.
-    cooldowns: ratelimit::Cooldowns,
+    cooldowns: cooldown::Cooldowns,
 }
 
 /// Why a worker could not start.
@@ -76,7 +81,7 @@ pub async fn run(
         config,
         announcer,
         cancellations: cancel::Cancellations::default(),
-        cooldowns: ratelimit::Cooldowns::default(),
+        cooldowns: cooldown::Cooldowns::default(),
     });
     stewrd_shared::metrics::install();
     tracing::info!(
@@ -92,6 +97,7 @@ pub async fn run(
     tasks.spawn(relay.run(background.clone()));
     tasks.spawn(lease::heartbeat(worker.clone(), background.clone()));
     tasks.spawn(reaper::reap(worker.clone(), background.clone()));
+    tasks.spawn(housekeeping::run(worker.clone(), background.clone()));
     tasks.spawn(deadletter::consume(worker.clone(), background.clone()));
     tasks.spawn(control::listen(worker.clone(), background.clone()));
     tasks.spawn(announce::run(

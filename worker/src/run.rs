@@ -22,7 +22,7 @@ use stewrd_shared::{
     llm::{LlmChoice, choose_llm},
     metrics as names,
     model::{FailureCode, KeySource, KeyStatus, RunStatus},
-    relay::{backoff, pause},
+    retry::{backoff, pause},
 };
 use tokio_util::sync::CancellationToken;
 use tracing::Span;

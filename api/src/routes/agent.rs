@@ -23,7 +23,7 @@ use stewrd_shared::{
     llm::choose_llm,
     metrics as names,
     model::RunStatus,
-    relay::UNCLAIMED_REPUBLISH,
+    queue::relay::UNCLAIMED_REPUBLISH,
     text,
 };
 use time::OffsetDateTime;

@@ -8,9 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::{DbError, GenericClient};
-
-/// The channel that announces a new cool-down: payload `"<hex fingerprint> <seconds>"`.
-pub const CHANNEL: &str = "stewrd_cooldown";
+use crate::notify;
 
 /// Identifies a key without revealing it (16 bytes of a domain-separated SHA-256).
 pub fn fingerprint(key: &SecretString) -> [u8; 16] {
@@ -47,7 +45,11 @@ pub async fn record_cooldown(
     client
         .query(
             &statement,
-            &[&fingerprint.as_slice(), &pause.as_secs_f64(), &CHANNEL],
+            &[
+                &fingerprint.as_slice(),
+                &pause.as_secs_f64(),
+                &notify::COOLDOWN,
+            ],
         )
         .await?;
     Ok(())

@@ -8,14 +8,13 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 
 use super::{
-    DbError, GenericClient, parse_column,
-    project::ProjectLlm,
-    webhook::{self, EVENT_FOR_FINAL_RUN},
+    DbError, GenericClient, parse_column, project::ProjectLlm, webhook::EVENT_FOR_FINAL_RUN,
 };
 use crate::{
     id::{ProjectId, RunId, SessionId, WorkerId},
     llm::LlmChoice,
     model::{FailureCode, KeySource, KeyStatus, Provider, RunStatus},
+    notify,
 };
 
 /// Which session a new run belongs to.
@@ -450,9 +449,6 @@ pub async fn requeue_run(
     Ok(!rows.is_empty())
 }
 
-/// The channel on which cancellations reach workers: payload is the run id.
-pub const CANCEL_CHANNEL: &str = "stewrd_cancel";
-
 static CANCEL_SESSION: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH final_runs AS (
@@ -465,7 +461,7 @@ static CANCEL_SESSION: LazyLock<String> = LazyLock::new(|| {
          ),
          d AS (DELETE FROM outbox WHERE run_id IN (SELECT id FROM final_runs)),
          {EVENT_FOR_FINAL_RUN}
-         SELECT f.id, pg_notify('stewrd_session', f.session_id::text || ' cancelled'),
+         SELECT f.id, pg_notify($5, f.session_id::text || ' cancelled'),
                 pg_notify($3, f.id::text), (SELECT pg_notify($4, '') FROM e LIMIT 1)
          FROM final_runs f"
     )
@@ -494,7 +490,13 @@ pub async fn cancel_session(
     let rows = client
         .query(
             &statement,
-            &[&session_id, &project_id, &CANCEL_CHANNEL, &webhook::CHANNEL],
+            &[
+                &session_id,
+                &project_id,
+                &notify::CANCEL,
+                &notify::WEBHOOK,
+                &notify::SESSION,
+            ],
         )
         .await?;
     if let Some(row) = rows.first() {
@@ -525,7 +527,7 @@ static FAIL_UNCLAIMED_RUN: LazyLock<String> = LazyLock::new(|| {
          ),
          d AS (DELETE FROM outbox WHERE run_id IN (SELECT id FROM final_runs)),
          {EVENT_FOR_FINAL_RUN}
-         SELECT pg_notify('stewrd_session', session_id::text || ' ' || status),
+         SELECT pg_notify($5, session_id::text || ' ' || status),
                 (SELECT pg_notify($4, '') FROM e LIMIT 1)
          FROM final_runs"
     )
@@ -544,7 +546,13 @@ pub async fn fail_unclaimed_run(
     let rows = client
         .query(
             &statement,
-            &[&run_id, &code.as_str(), &message, &webhook::CHANNEL],
+            &[
+                &run_id,
+                &code.as_str(),
+                &message,
+                &notify::WEBHOOK,
+                &notify::SESSION,
+            ],
         )
         .await?;
     Ok(!rows.is_empty())

@@ -9,10 +9,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{DbError, GenericClient};
-use crate::id::{ProjectId, RunId, SessionId};
-
-/// The channel that wakes dispatchers in other processes.
-pub const CHANNEL: &str = "stewrd_webhook";
+use crate::{
+    id::{ProjectId, RunId, SessionId},
+    notify,
+};
 
 /// A CTE named `e` that records the event of every run in the CTE `final_runs`
 /// (columns `id, session_id, project_id, status, webhook_url`): sent to the run's
@@ -246,7 +246,7 @@ pub async fn retry_latest_event(
                  RETURNING id
              )
              SELECT id, pg_notify($3, '') FROM r",
-            &[&session_id, &project_id, &CHANNEL],
+            &[&session_id, &project_id, &notify::WEBHOOK],
         )
         .await?;
     row.map(|row| Ok(message_id(row.try_get("id")?)))

@@ -28,40 +28,67 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
 }
 
-/// Reads the PEM certificates in `path`; the error says what is wrong without
-/// repeating the file's contents.
-pub fn read_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+/// Why a PEM file of certificates cannot be used; never repeats its contents.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not PEM: {detail}")]
+    NotPem { path: String, detail: String },
+    #[error("{0} holds no PEM certificate")]
+    NoCertificate(String),
+    #[error("{path} holds an unusable certificate: {detail}")]
+    Unusable { path: String, detail: String },
+    #[error("no CA file given and the system has no CA certificates")]
+    NoSystemRoots,
+}
+
+/// Reads the PEM certificates in `path`.
+pub fn read_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, PemError> {
+    let pem = std::fs::read(path).map_err(|source| PemError::Unreadable {
+        path: path.to_owned(),
+        source,
+    })?;
     parse_certificates(&pem, path)
 }
 
 /// The certificates in `pem`, read from `path`.
-pub fn parse_certificates(pem: &[u8], path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn parse_certificates(
+    pem: &[u8],
+    path: &str,
+) -> Result<Vec<CertificateDer<'static>>, PemError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{path} is not PEM: {e}"))?;
+        .map_err(|e| PemError::NotPem {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(format!("{path} holds no PEM certificate"));
+        return Err(PemError::NoCertificate(path.to_owned()));
     }
     Ok(certs)
 }
 
 /// The trust anchors in a CA file, or the system's store when there is none.
-fn roots(ca_file: Option<&str>) -> Result<RootCertStore, String> {
+fn roots(ca_file: Option<&str>) -> Result<RootCertStore, PemError> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
             for cert in read_certificates(path)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("{path} holds an unusable certificate: {e}"))?;
+                roots.add(cert).map_err(|e| PemError::Unusable {
+                    path: path.to_owned(),
+                    detail: e.to_string(),
+                })?;
             }
         }
         None => {
             let (added, _) =
                 roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
             if added == 0 {
-                return Err("no CA file given and the system has no CA certificates".into());
+                return Err(PemError::NoSystemRoots);
             }
         }
     }

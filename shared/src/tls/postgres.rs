@@ -122,7 +122,7 @@ pub fn parse(
     let split = if url.contains("://") {
         split_uri(url)
     } else {
-        split_key_value(url).map_err(bad_url)?
+        split_key_value(url).map_err(|why| bad_url(why.to_owned()))?
     };
     let mut config = tokio_postgres::Config::from_str(&split.rest)
         .map_err(|e| bad_url(format!("not a Postgres URL ({e})")))?;
@@ -165,7 +165,8 @@ pub fn parse(
         .map_err(|e| bad_url(format!("TLS set-up failed: {e}")))?;
     let (trust, verifier): (Option<String>, Arc<dyn ServerCertVerifier>) = if verify_chain {
         let (setting, file) = source.unwrap_or(("DATABASE_URL", None));
-        let roots = super::roots(file.as_deref()).map_err(|e| ConfigError::new(setting, e))?;
+        let roots =
+            super::roots(file.as_deref()).map_err(|e| ConfigError::new(setting, e.to_string()))?;
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| ConfigError::new(setting, format!("unusable CAs: {e}")))?;
@@ -264,7 +265,7 @@ fn split_uri(url: &str) -> Split {
 
 /// `host=… sslmode=… sslrootcert='…'`, libpq's key/value form: values may be
 /// single-quoted, with `\` escaping.
-fn split_key_value(dsn: &str) -> Result<Split, String> {
+fn split_key_value(dsn: &str) -> Result<Split, &'static str> {
     let mut split = Split {
         rest: String::new(),
         sslmode: None,
@@ -284,20 +285,18 @@ fn split_key_value(dsn: &str) -> Result<Split, String> {
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
         if chars.next().map(|(_, c)| c) != Some('=') {
             // Never quote the text: a stray word may be a piece of the password.
-            return Err(
-                "expected key=value pairs (quote a value holding spaces: password='…')".to_owned(),
-            );
+            return Err("expected key=value pairs (quote a value holding spaces: password='…')");
         }
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
         let mut value = String::new();
         let quoted = chars.next_if(|(_, c)| *c == '\'').is_some();
         loop {
             match chars.next() {
-                None if quoted => return Err("a quoted value is not closed".to_owned()),
+                None if quoted => return Err("a quoted value is not closed"),
                 None => break,
                 Some((_, '\\')) => match chars.next() {
                     Some((_, c)) => value.push(c),
-                    None => return Err("a value ends in a lone backslash".to_owned()),
+                    None => return Err("a value ends in a lone backslash"),
                 },
                 Some((_, '\'')) if quoted => break,
                 Some((_, c)) if !quoted && c.is_whitespace() => break,

@@ -13,8 +13,8 @@ use crate::config::ConfigError;
 /// Builds the listener's TLS settings from a PEM certificate chain (leaf first)
 /// and its PEM private key. HTTP/1.1 only, as the API serves.
 pub fn server_config(cert_file: &str, key_file: &str) -> Result<Arc<ServerConfig>, ConfigError> {
-    let chain =
-        super::read_certificates(cert_file).map_err(|e| ConfigError::new("STEWRD_TLS_CERT", e))?;
+    let chain = super::read_certificates(cert_file)
+        .map_err(|e| ConfigError::new("STEWRD_TLS_CERT", e.to_string()))?;
     let key = std::fs::read(key_file)
         .map_err(|e| format!("cannot read {key_file}: {e}"))
         .and_then(|pem| {

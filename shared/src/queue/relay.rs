@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     db::{DbError, Pool, outbox},
     queue::{self, Broker, JobMessage, Topology},
+    retry::{backoff, pause},
 };
 
 /// Rows taken per round; a full round is followed at once by the next.
@@ -317,17 +318,4 @@ fn properties(message: &outbox::DueMessage) -> BasicProperties {
         .with_content_type("application/json".into())
         .with_message_id(message.run_id.to_string().as_str().into())
         .with_headers(headers)
-}
-
-/// Exponential backoff for reconnecting loops: 100 ms doubling to 5 s.
-pub fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)).min(5_000))
-}
-
-/// Sleeps unless shutdown comes first.
-pub async fn pause(shutdown: &CancellationToken, duration: Duration) {
-    tokio::select! {
-        _ = tokio::time::sleep(duration) => {}
-        _ = shutdown.cancelled() => {}
-    }
 }

@@ -1,0 +1,54 @@
+//! RabbitMQ: the connection, the topology (declared in one place), the job
+//! message, and the outbox relay that publishes it. Messages carry only a run
+//! id; the worker reloads everything from Postgres, so a message may be lost,
+//! duplicated or late without harm.
+
+mod broker;
+pub mod relay;
+mod topology;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::{
+    broker::Broker,
+    topology::{DELIVERY_LIMIT, Topology, declare_topology},
+};
+use crate::id::RunId;
+
+/// The body of a job message. Versioned so that old and new workers can share a
+/// queue during a rolling upgrade.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum JobMessage {
+    /// Run this run (if it still needs running).
+    #[serde(rename = "run.v1")]
+    Run { run_id: RunId },
+}
+
+impl JobMessage {
+    /// The JSON body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses a JSON body.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_message_round_trips_and_names_its_version() {
+        let message = JobMessage::Run {
+            run_id: RunId::new(),
+        };
+        let bytes = message.to_bytes();
+        assert!(String::from_utf8_lossy(&bytes).contains("\"type\":\"run.v1\""));
+        assert_eq!(JobMessage::from_bytes(&bytes).ok(), Some(message));
+        assert!(JobMessage::from_bytes(b"{\"type\":\"run.v0\"}").is_err());
+    }
+}
