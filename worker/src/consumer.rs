@@ -26,7 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument, field::Empty};
 
-use crate::{Worker, run};
+use crate::{Worker, db::Patience, run};
 
 /// How long a worker waits before returning a message it could not claim, so a
 /// failing message does not spin through its delivery limit in milliseconds.
@@ -216,23 +216,14 @@ async fn claim(
     run_id: RunId,
     shutdown: &CancellationToken,
 ) -> Result<Option<ClaimedRun>, DbError> {
-    let mut failures = 0;
-    loop {
-        let result = match worker.pool.get().await {
-            Ok(client) => claim_run(&client, run_id, worker.id, worker.config.worker.lease).await,
-            Err(error) => Err(error.into()),
-        };
-        match result {
-            Err(DbError::Unavailable(reason)) if !shutdown.is_cancelled() => {
-                failures += 1;
-                if failures == 1 {
-                    tracing::warn!(%reason, "database unavailable; holding the message until it is back");
-                }
-                pause(shutdown, backoff(failures)).await;
-            }
-            other => return other,
-        }
-    }
+    let lease = worker.config.worker.lease;
+    worker
+        .db_patiently(
+            Patience::UntilStopped(shutdown),
+            "claim a run",
+            |client| async move { claim_run(&client, run_id, worker.id, lease).await },
+        )
+        .await
 }
 
 fn header_text(delivery: &Delivery, name: &str) -> Option<String> {

@@ -20,10 +20,9 @@ pub(crate) async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) {
         move || -> BoxFuture<'static, ()> {
             let worker = worker.clone();
             Box::pin(async move {
-                let result = match worker.pool.get().await {
-                    Ok(client) => cooldown::active_cooldowns(&client).await,
-                    Err(error) => Err(error.into()),
-                };
+                let result = worker
+                    .db(|client| async move { cooldown::active_cooldowns(&client).await })
+                    .await;
                 match result {
                     Ok(active) => {
                         for (fingerprint, seconds) in active {

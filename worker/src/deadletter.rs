@@ -18,7 +18,7 @@ use stewrd_shared::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::Worker;
+use crate::{Worker, db::Patience};
 
 /// Consumes the dead-letter queue until `shutdown`, reconnecting as needed.
 pub(crate) async fn consume(worker: Arc<Worker>, shutdown: CancellationToken) {
@@ -76,39 +76,34 @@ async fn settle(worker: &Worker, delivery: &Delivery, shutdown: &CancellationTok
         return true;
     };
     let message = "the job message was delivered too many times without being processed";
-    let mut failures = 0;
-    loop {
-        let result = match worker.pool.get().await {
-            Ok(client) => {
-                fail_unclaimed_run(&client, run_id, FailureCode::DeliveryLimitExceeded, message)
-                    .await
-            }
-            Err(error) => Err(error.into()),
-        };
-        match result {
-            Ok(true) => {
-                metrics::counter!(
-                    stewrd_shared::metrics::RUNS_FINISHED,
-                    "status" => "failed",
-                    "code" => FailureCode::DeliveryLimitExceeded.as_str()
-                )
-                .increment(1);
-                tracing::error!(%run_id, "run failed: its message exceeded the delivery limit");
-                return true;
-            }
-            Ok(false) => {
-                tracing::info!(%run_id, "dead-lettered message for a run that is final or held; ignored");
-                return true;
-            }
-            Err(DbError::Unavailable(_)) if !shutdown.is_cancelled() => {
-                failures += 1;
-                pause(shutdown, backoff(failures)).await;
-            }
-            Err(DbError::Unavailable(_)) => return false,
-            Err(error) => {
-                tracing::error!(%run_id, %error, "cannot fail a dead-lettered run");
-                return true;
-            }
+    let code = FailureCode::DeliveryLimitExceeded;
+    let verdict = worker
+        .db_patiently(
+            Patience::UntilStopped(shutdown),
+            "fail a dead-lettered run",
+            |client| async move { fail_unclaimed_run(&client, run_id, code, message).await },
+        )
+        .await;
+    match verdict {
+        Ok(true) => {
+            metrics::counter!(
+                stewrd_shared::metrics::RUNS_FINISHED,
+                "status" => "failed",
+                "code" => code.as_str()
+            )
+            .increment(1);
+            tracing::error!(%run_id, "run failed: its message exceeded the delivery limit");
+            true
+        }
+        Ok(false) => {
+            tracing::info!(%run_id, "dead-lettered message for a run that is final or held; ignored");
+            true
+        }
+        // Stopping with Postgres still away: the message goes back.
+        Err(DbError::Unavailable(_)) => false,
+        Err(error) => {
+            tracing::error!(%run_id, %error, "cannot fail a dead-lettered run");
+            true
         }
     }
 }

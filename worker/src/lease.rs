@@ -25,10 +25,10 @@ pub(crate) async fn heartbeat(worker: Arc<Worker>, shutdown: CancellationToken) 
         if running.is_empty() {
             continue;
         }
-        let result = match worker.pool.get().await {
-            Ok(client) => extend_leases(&client, worker.id, &running, lease).await,
-            Err(error) => Err(error.into()),
-        };
+        let id = worker.id;
+        let result = worker
+            .db(|client| async move { extend_leases(&client, id, &running, lease).await })
+            .await;
         match result {
             Ok(extended) if extended > 0 => tracing::trace!(extended, "leases extended"),
             Ok(_) => {}

@@ -8,6 +8,7 @@ mod cancel;
 mod consumer;
 mod control;
 mod cooldown;
+mod db;
 mod deadletter;
 mod housekeeping;
 mod lease;

@@ -22,10 +22,9 @@ pub(crate) async fn reap(worker: Arc<Worker>, shutdown: CancellationToken) {
             _ = ticks.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let result = match worker.pool.get().await {
-            Ok(client) => requeue_expired_leases(&client, BATCH).await,
-            Err(error) => Err(error.into()),
-        };
+        let result = worker
+            .db(|client| async move { requeue_expired_leases(&client, BATCH).await })
+            .await;
         match result {
             Ok(requeued) if !requeued.is_empty() => {
                 metrics::counter!(names::LEASES_EXPIRED).increment(requeued.len() as u64);

@@ -57,18 +57,13 @@ pub(crate) async fn dispatch(
         let due = if free == 0 {
             Vec::new()
         } else {
-            match worker.pool.get().await {
-                Ok(db) => take_due_events(&db, free as i64, lease)
-                    .await
-                    .unwrap_or_else(|error| {
-                        tracing::warn!(%error, "cannot take due webhook events");
-                        Vec::new()
-                    }),
-                Err(error) => {
+            worker
+                .db(|db| async move { take_due_events(&db, free as i64, lease).await })
+                .await
+                .unwrap_or_else(|error| {
                     tracing::warn!(%error, "cannot take due webhook events");
                     Vec::new()
-                }
-            }
+                })
         };
         let full = due.len() == free && free > 0;
         for event in due {

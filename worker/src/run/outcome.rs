@@ -1,0 +1,102 @@
+//! Where a run's attempt ends up: its result stored under the lease guard
+//! (riding out a short Postgres outage), or the run put back in the queue.
+
+use std::time::{Duration, Instant};
+
+use stewrd_shared::{
+    db::run::{ClaimedRun, Finished, Requeue, RunOutcome, finish_run, requeue_run},
+    llm::LlmChoice,
+    metrics as names,
+    model::RunStatus,
+};
+
+use super::{Decision, timing::wake_relay_after};
+use crate::{Worker, db::Patience};
+
+/// How long the result commit keeps retrying through a Postgres outage. Past
+/// that the lease has likely expired and the run will be run again anyway.
+const COMMIT_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Stores the outcome (and what it taught about the key), retrying through a
+/// short Postgres outage.
+pub(super) async fn record(
+    worker: &Worker,
+    run: &ClaimedRun,
+    choice: &LlmChoice,
+    decision: &Decision,
+    started: Instant,
+) {
+    let outcome = &decision.outcome;
+    let stored = worker
+        .db_patiently(
+            Patience::For(COMMIT_PATIENCE),
+            "store a result",
+            |client| async move {
+                finish_run(
+                    &client,
+                    run,
+                    worker.id,
+                    choice,
+                    outcome,
+                    decision.key_status,
+                )
+                .await
+            },
+        )
+        .await;
+    match stored {
+        Ok(Finished::Written { webhook }) => {
+            log_outcome(outcome, started);
+            let (status, code) = match outcome {
+                RunOutcome::Succeeded { .. } => (RunStatus::Succeeded, ""),
+                RunOutcome::Failed { code, .. } => (RunStatus::Failed, code.as_str()),
+            };
+            metrics::counter!(names::RUNS_FINISHED, "status" => status.as_str(), "code" => code)
+                .increment(1);
+            metrics::histogram!(names::RUN_DURATION).record(started.elapsed().as_secs_f64());
+            worker.announcer.announce(run.session_id, status);
+            if webhook {
+                worker.webhook_wake.notify_one();
+            }
+        }
+        Ok(Finished::LeaseLost) => {
+            tracing::warn!("result dropped: the run was cancelled or taken over meanwhile");
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot store the result; the run will be run again once its lease expires");
+        }
+    }
+}
+
+fn log_outcome(outcome: &RunOutcome, started: Instant) {
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        RunOutcome::Succeeded { usage, .. } => tracing::info!(
+            duration_ms,
+            total_tokens = usage.map(|u| u.total_tokens),
+            "run succeeded"
+        ),
+        RunOutcome::Failed { code, message } => {
+            tracing::warn!(duration_ms, %code, %message, "run failed")
+        }
+    }
+}
+
+pub(super) async fn put_back(worker: &Worker, run: &ClaimedRun, requeue: Requeue) {
+    let result = worker
+        .db(|client| async move { requeue_run(&client, run, worker.id, requeue).await })
+        .await;
+    match result {
+        Ok(true) => {
+            metrics::counter!(names::RUNS_REQUEUED).increment(1);
+            worker.announcer.announce(run.session_id, RunStatus::Queued);
+            tracing::debug!(
+                delay_ms = requeue.delay.as_millis() as u64,
+                "run back in the queue"
+            );
+            wake_relay_after(worker, requeue.delay);
+        }
+        Ok(false) => tracing::info!("run was cancelled or taken over meanwhile"),
+        Err(error) => tracing::warn!(%error, "cannot put the run back; its lease will expire"),
+    }
+}
