@@ -107,6 +107,15 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// What a webhook event announces (its `type`).
+    EventType {
+        SessionSucceeded = "session.succeeded",
+        SessionFailed = "session.failed",
+        SessionCancelled = "session.cancelled",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

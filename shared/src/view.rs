@@ -10,7 +10,7 @@ use crate::{
         session::SessionRecord,
     },
     id::{RunId, SessionId},
-    model::{KeySource, Provider, RunStatus},
+    model::{FailureCode, KeySource, Provider, RunStatus},
 };
 
 /// A session.
@@ -45,7 +45,7 @@ pub struct SessionOut {
 /// Why a run failed.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorOut {
-    pub code: String,
+    pub code: FailureCode,
     pub message: String,
 }
 
@@ -87,8 +87,8 @@ pub enum Detail {
 }
 
 fn error_of(run: &RunRecord) -> Option<ErrorOut> {
-    run.error_code.as_ref().map(|code| ErrorOut {
-        code: code.clone(),
+    run.error_code.map(|code| ErrorOut {
+        code,
         message: run.error_message.clone().unwrap_or_default(),
     })
 }

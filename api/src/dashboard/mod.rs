@@ -686,7 +686,7 @@ async fn session(
             format!(
                 r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
                 date(d.attempted_at),
-                esc(&d.kind),
+                d.kind,
                 esc(&d.url),
                 d.status_code
                     .map(|c| c.to_string())

@@ -112,6 +112,17 @@ pub(crate) fn parse_column<T>(
     parse(text).ok_or(DbError::Corrupt { column })
 }
 
+/// Reads a nullable text column holding one of an enum's spellings.
+pub(crate) fn parse_optional_column<T>(
+    row: &tokio_postgres::Row,
+    column: &'static str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<Option<T>, DbError> {
+    let text: Option<&str> = row.try_get(column)?;
+    text.map(|text| parse(text).ok_or(DbError::Corrupt { column }))
+        .transpose()
+}
+
 /// Builds the connection pool; connections are made on first use.
 pub fn create_pool(config: &Config) -> Pool {
     let mut pg = config.database.clone();

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 
 use super::{
-    DbError, GenericClient, parse_column, project::ProjectLlm, webhook::EVENT_FOR_FINAL_RUN,
+    DbError, GenericClient, parse_column, parse_optional_column, project::ProjectLlm,
+    webhook::EVENT_FOR_FINAL_RUN,
 };
 use crate::{
     id::{ProjectId, RunId, SessionId, WorkerId},
@@ -619,7 +620,7 @@ pub struct RunRecord {
     pub model: String,
     pub key_source: KeySource,
     pub attempts: i32,
-    pub error_code: Option<String>,
+    pub error_code: Option<FailureCode>,
     pub error_message: Option<String>,
     pub usage: Option<Usage>,
     pub created_at: OffsetDateTime,
@@ -649,7 +650,7 @@ impl RunRecord {
             model: row.try_get("model")?,
             key_source: parse_column(row, "key_source", KeySource::parse)?,
             attempts: row.try_get("attempts")?,
-            error_code: row.try_get("error_code")?,
+            error_code: parse_optional_column(row, "error_code", FailureCode::parse)?,
             error_message: row.try_get("error_message")?,
             usage: match (prompt, completion, total) {
                 (Some(prompt_tokens), Some(completion_tokens), Some(total_tokens)) => Some(Usage {

@@ -8,9 +8,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{DbError, GenericClient};
+use super::{DbError, GenericClient, parse_column};
 use crate::{
     id::{ProjectId, RunId, SessionId},
+    model::EventType,
     notify,
 };
 
@@ -34,7 +35,7 @@ pub struct DueEvent {
     pub project_id: ProjectId,
     pub session_id: SessionId,
     pub run_id: RunId,
-    pub kind: String,
+    pub kind: EventType,
     pub url: String,
     pub payload: Option<String>,
     /// This attempt's number.
@@ -74,7 +75,7 @@ pub async fn take_due_events(
                 project_id: row.try_get("project_id")?,
                 session_id: row.try_get("session_id")?,
                 run_id: row.try_get("run_id")?,
-                kind: row.try_get("type")?,
+                kind: parse_column(row, "type", EventType::parse)?,
                 url: row.try_get("url")?,
                 payload: row.try_get("payload")?,
                 attempt: row.try_get("attempts")?,
@@ -178,7 +179,7 @@ pub async fn record_attempt(
 pub struct DeliveryRow {
     pub event_id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EventType,
     pub attempt: i32,
     #[serde(with = "time::serde::rfc3339")]
     pub attempted_at: OffsetDateTime,
@@ -215,7 +216,7 @@ pub async fn list_deliveries(
         .map(|row| {
             Ok(DeliveryRow {
                 event_id: message_id(row.try_get("event_id")?),
-                kind: row.try_get("type")?,
+                kind: parse_column(row, "type", EventType::parse)?,
                 attempt: row.try_get("attempt")?,
                 attempted_at: row.try_get("attempted_at")?,
                 url: row.try_get("url")?,

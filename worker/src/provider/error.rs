@@ -16,6 +16,22 @@ use stewrd_shared::{
 /// Longest provider message kept in a run's error.
 const MAX_MESSAGE_CHARS: usize = 1_000;
 
+/// Whether another attempt at a failed call may succeed, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// No: it would fail the same way (a bad key, a bad request).
+    Never,
+    /// Yes, after the wait the provider asked for, if it asked.
+    After(Option<Duration>),
+}
+
+impl Retry {
+    /// Whether another attempt may succeed.
+    pub fn allowed(self) -> bool {
+        matches!(self, Self::After(_))
+    }
+}
+
 /// A failed provider call.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -24,10 +40,8 @@ pub struct ProviderError {
     pub code: FailureCode,
     /// The provider's own words (never the key), or ours when it said nothing.
     pub message: String,
-    /// Whether another attempt may succeed.
-    pub retryable: bool,
-    /// How long the provider asked us to wait first.
-    pub retry_after: Option<Duration>,
+    /// Whether and when to try again.
+    pub retry: Retry,
     /// The HTTP status, when there was one.
     pub status: Option<u16>,
     /// What the answer proves about the key, if anything.
@@ -39,8 +53,11 @@ impl ProviderError {
         Self {
             code,
             message: message.into(),
-            retryable,
-            retry_after: None,
+            retry: if retryable {
+                Retry::After(None)
+            } else {
+                Retry::Never
+            },
             status: None,
             key_verdict: None,
         }
@@ -146,7 +163,11 @@ pub fn classify_status(status: u16, headers: &HeaderMap, body: &[u8]) -> Provide
         _ => (ProviderBadRequest, false, None),
     };
     ProviderError {
-        retry_after: if retryable { retry_after } else { None },
+        retry: if retryable {
+            Retry::After(retry_after)
+        } else {
+            Retry::Never
+        },
         status: Some(status),
         key_verdict: verdict,
         ..ProviderError::new(code, provider_message, retryable)
@@ -209,7 +230,11 @@ mod tests {
         ] {
             let error = classify(status, "");
             assert_eq!(error.code, code, "HTTP {status}");
-            assert!(!error.retryable, "HTTP {status} must not be retried");
+            assert_eq!(
+                error.retry,
+                Retry::Never,
+                "HTTP {status} must not be retried"
+            );
         }
     }
 
@@ -217,7 +242,7 @@ mod tests {
     fn busy_and_broken_providers_are_retried() {
         for status in [408, 409, 429, 500, 502, 503, 504, 529] {
             assert!(
-                classify(status, "").retryable,
+                classify(status, "").retry.allowed(),
                 "HTTP {status} must be retried"
             );
         }
@@ -231,7 +256,7 @@ mod tests {
         let body = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
         let error = classify(429, body);
         assert_eq!(error.code, FailureCode::ProviderInsufficientCredits);
-        assert!(!error.retryable);
+        assert_eq!(error.retry, Retry::Never);
         assert_eq!(error.key_verdict, Some(KeyStatus::QuotaExhausted));
         assert_eq!(error.message, "You exceeded your current quota");
     }
@@ -239,8 +264,7 @@ mod tests {
     #[test]
     fn a_402_with_retry_after_may_be_retried() {
         let error = classify_status(402, &headers(&[("retry-after", "3")]), b"");
-        assert!(error.retryable);
-        assert_eq!(error.retry_after, Some(Duration::from_secs(3)));
+        assert_eq!(error.retry, Retry::After(Some(Duration::from_secs(3))));
     }
 
     #[test]
@@ -326,7 +350,7 @@ mod tests {
             let error = classify_status(status, &HeaderMap::new(), &body);
             let busy = matches!(status, 408 | 409 | 429 | 500..=599);
             if status != 429 {
-                proptest::prop_assert_eq!(error.retryable, busy, "HTTP {}", status);
+                proptest::prop_assert_eq!(error.retry.allowed(), busy, "HTTP {}", status);
             }
             proptest::prop_assert_eq!(error.status, Some(status));
         }

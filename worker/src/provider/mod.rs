@@ -5,7 +5,7 @@ mod error;
 
 use std::time::Duration;
 
-pub use error::{ProviderError, classify_status, retry_after};
+pub use error::{ProviderError, Retry, classify_status, retry_after};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -235,10 +235,10 @@ mod tests {
     fn a_200_with_an_error_or_no_choices_is_a_retryable_failure() {
         let with_error = br#"{"error":{"code":502,"message":"upstream died"},"choices":[]}"#;
         let error = parse_completion(with_error).expect_err("an error");
-        assert!(error.retryable);
+        assert!(error.retry.allowed());
         assert_eq!(error.message, "upstream died");
         let empty = parse_completion(br#"{"choices":[]}"#).expect_err("an error");
-        assert!(empty.retryable);
+        assert!(empty.retry.allowed());
         assert!(parse_completion(b"not json").is_err());
     }
 

@@ -31,7 +31,10 @@ use self::{
     outcome::{put_back, record},
     timing::{rate_limit, reserve, share_cooldown, wait_or_defer},
 };
-use crate::{Worker, provider::ChatRequest};
+use crate::{
+    Worker,
+    provider::{ChatRequest, Retry},
+};
 
 /// What to do with a claimed run.
 enum Verdict {
@@ -241,18 +244,20 @@ async fn call(
     };
     let message = error.message;
     let settings = &worker.config.worker;
-    let delay = retry_delay(
-        run.attempt,
-        error.retry_after,
-        settings.retry_base,
-        settings.retry_max,
-    );
+    let finish = Verdict::Finish(Decision {
+        outcome: failed(error.code, message.clone()),
+        key_status: error.key_verdict,
+    });
+    let Retry::After(asked) = error.retry else {
+        return finish;
+    };
+    let delay = retry_delay(run.attempt, asked, settings.retry_base, settings.retry_max);
     if error.code == FailureCode::ProviderRateLimited {
         share_cooldown(worker, key_id, delay).await;
     }
     let attempts_left = run.attempt < i32::try_from(settings.max_attempts).unwrap_or(i32::MAX);
     let time_left = delay.as_secs_f64() < run.seconds_left;
-    if error.retryable && attempts_left && time_left {
+    if attempts_left && time_left {
         metrics::counter!(names::PROVIDER_RETRIES, "provider" => choice.provider.as_str(), "code" => error.code.as_str())
             .increment(1);
         tracing::warn!(
@@ -268,10 +273,7 @@ async fn call(
             rate_slot: None,
         });
     }
-    Verdict::Finish(Decision {
-        outcome: failed(error.code, message),
-        key_status: error.key_verdict,
-    })
+    finish
 }
 
 fn failed(code: FailureCode, message: impl Into<String>) -> RunOutcome {
