@@ -8,7 +8,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
-use stewrd_shared::db::{DbError, PoolError};
+use stewrd_shared::{
+    db::{DbError, PoolError},
+    ops::OpsError,
+};
 
 /// An error answer.
 #[derive(Debug)]
@@ -181,6 +184,16 @@ impl ApiError {
 impl From<PoolError> for ApiError {
     fn from(error: PoolError) -> Self {
         DbError::from(error).into()
+    }
+}
+
+impl From<OpsError> for ApiError {
+    fn from(error: OpsError) -> Self {
+        match error {
+            OpsError::Invalid { param, message } => Self::invalid("invalid_value", param, message),
+            OpsError::NotFound(what) => Self::not_found(what),
+            OpsError::Db(error) => error.into(),
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod llm;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod ops;
 pub mod queue;
 pub mod redact;
 pub mod retry;

@@ -1,4 +1,5 @@
-//! `stewrd admin …`: project and key management from the shell. Output is JSON on
+//! `stewrd admin …`: project and key management from the shell, through the
+//! same operator actions as the admin API and the dashboard. Output is JSON on
 //! stdout, so scripts can read the key shown this once.
 
 use anyhow::{Context, anyhow};
@@ -6,12 +7,8 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use stewrd_shared::{
     config::Config,
-    db::{
-        api_key::{insert_api_key, revoke_api_key},
-        project::{create_project_with_key, get_project, project_name},
-    },
     id::{ApiKeyId, ProjectId},
-    token::generate_api_key,
+    ops::{self, OpsError, ProjectName},
 };
 
 use super::{DevKey, connect_db, master_keys};
@@ -21,30 +18,38 @@ pub async fn run(config: &mut Config, command: AdminCommand) -> anyhow::Result<(
     let pool = connect_db(config).await?;
     let output = match command {
         AdminCommand::CreateProject { name } => {
-            let name = project_name(&name).map_err(|why| anyhow!("--name: {why}"))?;
+            let name = ProjectName::parse(&name).map_err(|why| refused("--name", why))?;
             let keys = master_keys(config, DevKey::UseIfPresent)?;
-            let (project, key) = create_project_with_key(&pool, name, &keys).await?;
+            let (project, key) = ops::create_project(&pool, &keys, &name)
+                .await
+                .map_err(|why| refused("--name", why))?;
             json!({"project_id": project.id, "api_key": key.secret.expose_secret()})
         }
         AdminCommand::CreateKey { project } => {
             let project_id: ProjectId = project.parse().context("--project: not a project id")?;
             let client = pool.get().await?;
-            get_project(&client, project_id)
-                .await?
-                .ok_or_else(|| anyhow!("--project: no such project"))?;
-            let key = generate_api_key();
-            insert_api_key(&client, project_id, &key).await?;
-            json!({"project_id": project_id, "key_id": key.id, "api_key": key.secret.expose_secret()})
+            let (row, key) = ops::issue_api_key(&client, project_id)
+                .await
+                .map_err(|why| refused("--project", why))?;
+            json!({"project_id": project_id, "key_id": row.id, "api_key": key.secret.expose_secret()})
         }
         AdminCommand::RevokeKey { key } => {
             let key_id: ApiKeyId = key.parse().context("--key: not a key id")?;
             let client = pool.get().await?;
-            if !revoke_api_key(&client, None, key_id).await? {
-                return Err(anyhow!("--key: no such unrevoked API key"));
-            }
+            ops::revoke_api_key(&client, None, key_id)
+                .await
+                .map_err(|why| refused("--key", why))?;
             json!({"key_id": key_id, "revoked": true})
         }
     };
     println!("{output}");
     Ok(())
+}
+
+/// The refusal as one line naming the flag, in the words the API uses.
+fn refused(flag: &str, why: OpsError) -> anyhow::Error {
+    match why {
+        OpsError::Db(error) => anyhow::Error::new(error),
+        other => anyhow!("{flag}: {other}"),
+    }
 }

@@ -4,6 +4,7 @@
 mod byok;
 mod cli;
 mod dashboard;
+mod doors;
 mod faults;
 mod hardening;
 mod helpers;

@@ -9,14 +9,9 @@ use axum::{
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use stewrd_shared::{
-    db::{
-        api_key::{insert_api_key, revoke_api_key},
-        project::{
-            create_project_with_key, get_project, list_projects, project_name, set_rate_limit,
-        },
-    },
+    db::project::list_projects,
     id::{ApiKeyId, ProjectId},
-    token::generate_api_key,
+    ops::{self, ProjectName, RateLimit},
 };
 use time::OffsetDateTime;
 
@@ -90,11 +85,7 @@ pub(crate) struct CreatedKeyOut {
     created_at: OffsetDateTime,
 }
 
-fn validate_project_name(name: &str) -> Result<&str, ApiError> {
-    project_name(name).map_err(|why| ApiError::invalid("invalid_value", "name", why))
-}
-
-fn project_id(text: &str) -> Result<ProjectId, ApiError> {
+pub(crate) fn project_id(text: &str) -> Result<ProjectId, ApiError> {
     text.parse().map_err(|_| ApiError::not_found("project"))
 }
 
@@ -112,9 +103,8 @@ pub(crate) async fn create_project(
     _admin: AdminAuth,
     JsonBody(body): JsonBody<CreateProjectIn>,
 ) -> Result<(StatusCode, Json<CreatedProjectOut>), ApiError> {
-    let name = validate_project_name(&body.name)?;
-    let (project, key) = create_project_with_key(&state.pool, name, &state.master_keys).await?;
-    tracing::info!(project_id = %project.id, "project created");
+    let name = ProjectName::parse(&body.name)?;
+    let (project, key) = ops::create_project(&state.pool, &state.master_keys, &name).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedProjectOut {
@@ -229,14 +219,8 @@ pub(crate) async fn create_key(
     _admin: AdminAuth,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<CreatedKeyOut>), ApiError> {
-    let project_id = project_id(&id)?;
     let client = state.pool.get().await?;
-    if get_project(&client, project_id).await?.is_none() {
-        return Err(ApiError::not_found("project"));
-    }
-    let key = generate_api_key();
-    let row = insert_api_key(&client, project_id, &key).await?;
-    tracing::info!(%project_id, key_id = %row.id, "API key issued");
+    let (row, key) = ops::issue_api_key(&client, project_id(&id)?).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedKeyOut {
@@ -262,15 +246,22 @@ pub(crate) async fn revoke_key(
     _admin: AdminAuth,
     Path((id, key_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let project_id = project_id(&id)?;
+    revoke_key_of(&state, project_id(&id)?, &key_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes a project's key and forgets this process's cached lookups of the
+/// project at once (other processes hear of it from the database's trigger).
+pub async fn revoke_key_of(
+    state: &AppState,
+    project_id: ProjectId,
+    key_id: &str,
+) -> Result<(), ApiError> {
     let key_id: ApiKeyId = key_id.parse().map_err(|_| ApiError::not_found("API key"))?;
     let client = state.pool.get().await?;
-    if !revoke_api_key(&client, Some(project_id), key_id).await? {
-        return Err(ApiError::not_found("API key"));
-    }
+    ops::revoke_api_key(&client, Some(project_id), key_id).await?;
     state.auth_cache.forget_project(project_id);
-    tracing::info!(%project_id, %key_id, "API key revoked");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[utoipa::path(
@@ -290,21 +281,8 @@ pub(crate) async fn put_rate_limit(
     JsonBody(body): JsonBody<RateLimitIn>,
 ) -> Result<Json<ProjectOut>, ApiError> {
     let project_id = project_id(&id)?;
-    let rpm = match body.requests_per_minute {
-        None => None,
-        Some(rpm @ 1..=1_000_000) => Some(rpm as i32),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_value",
-                "requests_per_minute",
-                "`requests_per_minute` must be between 1 and 1000000, or null",
-            ));
-        }
-    };
+    let limit = RateLimit::parse(body.requests_per_minute)?;
     let client = state.pool.get().await?;
-    let row = set_rate_limit(&client, project_id, rpm)
-        .await?
-        .ok_or_else(|| ApiError::not_found("project"))?;
-    tracing::info!(%project_id, requests_per_minute = rpm, "rate limit set");
+    let row = ops::set_rate_limit(&client, project_id, limit).await?;
     Ok(Json(ProjectOut::new(row, &state.config.default_llm)))
 }

@@ -23,12 +23,13 @@ use stewrd_shared::{
     llm::choose_llm,
     metrics as names,
     model::RunStatus,
+    ops::WebhookUrl,
     queue::relay::UNCLAIMED_REPUBLISH,
     text,
 };
 use time::OffsetDateTime;
 
-use super::project::validated_webhook_url;
+use super::project::checked_webhook_url;
 use crate::{
     auth::ProjectAuth,
     detach::detached,
@@ -138,7 +139,7 @@ pub(crate) async fn create(
     let idempotency_key = idempotency_key(&headers)?;
     let webhook_url = match body.webhook_url.as_deref() {
         None => None,
-        Some(text) => Some(validated_webhook_url(&state, "webhook_url", text).await?),
+        Some(text) => Some(checked_webhook_url(&state, "webhook_url", text).await?),
     };
     let metadata = body.metadata.as_ref().map(|m| serde_json::json!(m));
     let empty = serde_json::json!({});
@@ -167,7 +168,7 @@ pub(crate) async fn create(
         requested_model: body.model.as_deref(),
         max_tokens: body.max_tokens.map(|n| n as i32),
         temperature: body.temperature,
-        webhook_url: webhook_url.as_deref(),
+        webhook_url: webhook_url.as_ref().map(WebhookUrl::as_str),
         request_id: Some(&request_id.0),
         choice: &choice,
         deadline: state.config.worker.run_deadline,

@@ -11,16 +11,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use stewrd_shared::{
     config::DefaultLlm,
-    crypto::SecretField,
-    db::project::{
-        ProjectRow, clear_project_llm, get_project, rotate_webhook_secret, set_project_llm,
-        set_webhook_url,
-    },
+    db::project::{ProjectRow, get_project},
     id::ProjectId,
     model::{KeyStatus, Provider},
-    ssrf::check_webhook_url,
-    text,
-    webhook::generate_secret,
+    ops::{self, LlmSettings, WebhookUrl},
 };
 use time::OffsetDateTime;
 
@@ -31,9 +25,6 @@ use crate::{
     openapi::responses::{BadKey, BadRequest, TooLarge, Unavailable},
     state::AppState,
 };
-
-const MAX_MODEL_CHARS: usize = 200;
-const MAX_KEY_CHARS: usize = 512;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -46,36 +37,36 @@ pub fn router() -> Router<AppState> {
 /// A project as clients and the operator see it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProjectOut {
-    id: ProjectId,
-    name: String,
-    llm: LlmOut,
-    webhook: WebhookOut,
-    rate_limit: RateLimitOut,
+    pub(crate) id: ProjectId,
+    pub(crate) name: String,
+    pub(crate) llm: LlmOut,
+    pub(crate) webhook: WebhookOut,
+    pub(crate) rate_limit: RateLimitOut,
     #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
+    pub(crate) created_at: OffsetDateTime,
 }
 
 /// The provider configuration (never the key).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LlmOut {
     /// The provider runs use: the project's own (with its key), or the default.
-    provider: Provider,
-    model: String,
-    has_provider_key: bool,
-    key_status: KeyStatus,
+    pub(crate) provider: Provider,
+    pub(crate) model: String,
+    pub(crate) has_provider_key: bool,
+    pub(crate) key_status: KeyStatus,
 }
 
 /// Where events go.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct WebhookOut {
-    url: Option<String>,
-    has_secret: bool,
+    pub(crate) url: Option<String>,
+    pub(crate) has_secret: bool,
 }
 
 /// The project's own limit (`null`: the default).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct RateLimitOut {
-    requests_per_minute: Option<i32>,
+    pub(crate) requests_per_minute: Option<i32>,
 }
 
 impl ProjectOut {
@@ -151,70 +142,22 @@ pub async fn update_llm(
     id: ProjectId,
     body: PutLlmIn,
 ) -> Result<ProjectOut, ApiError> {
-    let provider = Provider::parse(body.provider.trim()).ok_or_else(|| {
-        ApiError::invalid(
-            "invalid_value",
-            "provider",
-            "`provider` must be one of: openai, openrouter",
-        )
-    })?;
-    if !text::is_label(&body.model, MAX_MODEL_CHARS) {
-        return Err(ApiError::invalid(
-            "invalid_value",
-            "model",
-            format!("`model` must be 1 to {MAX_MODEL_CHARS} printable characters"),
-        ));
-    }
-    let encrypted = match &body.api_key {
-        None => None,
-        Some(key) => {
-            let key = key.expose_secret();
-            if !text::is_visible_ascii(key, MAX_KEY_CHARS) {
-                // Never echo the key, even a malformed one.
-                return Err(ApiError::invalid(
-                    "invalid_value",
-                    "api_key",
-                    format!(
-                        "`api_key` must be 1 to {MAX_KEY_CHARS} visible ASCII characters \
-                         (no spaces, accents or invisible characters such as a zero-width space)"
-                    ),
-                ));
-            }
-            Some(
-                state
-                    .master_keys
-                    .encrypt(key.as_bytes(), id, SecretField::ProviderKey),
-            )
-        }
-    };
+    let settings = LlmSettings::parse(&body.provider, &body.model, body.api_key)?;
     let client = state.pool.get().await?;
-    let row = set_project_llm(
-        &client,
-        id,
-        provider,
-        body.model.trim(),
-        encrypted.as_deref(),
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found("project"))?;
+    let row = ops::set_llm(&client, &state.master_keys, id, &settings).await?;
+    // This process forgets its cached view of the project at once; the others
+    // hear of the change from the database's trigger.
     state.auth_cache.forget_project(id);
-    tracing::info!(project_id = %id, %provider, key_replaced = encrypted.is_some(), "provider configuration set");
     Ok(ProjectOut::new(row, &state.config.default_llm))
 }
 
 /// Forgets a project's provider configuration and key.
 pub async fn remove_llm(state: &AppState, id: ProjectId) -> Result<ProjectOut, ApiError> {
     let client = state.pool.get().await?;
-    let row = clear_project_llm(&client, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("project"))?;
+    let row = ops::clear_llm(&client, id).await?;
     state.auth_cache.forget_project(id);
-    tracing::info!(project_id = %id, "provider configuration removed");
     Ok(ProjectOut::new(row, &state.config.default_llm))
 }
-
-/// How long a replaced webhook secret keeps signing alongside the new one.
-const SECRET_OVERLAP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// The body of `PUT /v1/project/webhook`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -233,17 +176,12 @@ pub struct WebhookSecretOut {
 
 /// Checks a webhook URL (form, and every address it resolves to) as the API
 /// does for both the project's URL and a message's `webhook_url`.
-pub async fn validated_webhook_url(
+pub async fn checked_webhook_url(
     state: &AppState,
-    param: &str,
+    param: &'static str,
     text: &str,
-) -> Result<String, ApiError> {
-    check_webhook_url(text, state.config.webhook_allow_private)
-        .await
-        .map(|url| url.to_string())
-        .map_err(|refusal| {
-            ApiError::invalid("invalid_value", param, format!("`{param}` {refusal}"))
-        })
+) -> Result<WebhookUrl, ApiError> {
+    Ok(WebhookUrl::check(param, text, state.config.webhook_allow_private).await?)
 }
 
 #[utoipa::path(
@@ -262,13 +200,10 @@ pub(crate) async fn put_webhook(
 ) -> Result<Json<ProjectOut>, ApiError> {
     let url = match body.url.as_deref() {
         None => None,
-        Some(text) => Some(validated_webhook_url(&state, "url", text).await?),
+        Some(text) => Some(checked_webhook_url(&state, "url", text).await?),
     };
     let client = state.pool.get().await?;
-    let row = set_webhook_url(&client, auth.project_id, url.as_deref())
-        .await?
-        .ok_or_else(|| ApiError::not_found("project"))?;
-    tracing::info!(project_id = %auth.project_id, set = url.is_some(), "webhook URL set");
+    let row = ops::set_webhook_url(&client, auth.project_id, url.as_ref()).await?;
     Ok(Json(ProjectOut::new(row, &state.config.default_llm)))
 }
 
@@ -285,17 +220,8 @@ pub(crate) async fn new_webhook_secret(
     State(state): State<AppState>,
     auth: ProjectAuth,
 ) -> Result<(axum::http::StatusCode, Json<WebhookSecretOut>), ApiError> {
-    let secret = generate_secret();
-    let encrypted = state.master_keys.encrypt(
-        secret.expose_secret().as_bytes(),
-        auth.project_id,
-        SecretField::WebhookSecret,
-    );
     let client = state.pool.get().await?;
-    if !rotate_webhook_secret(&client, auth.project_id, &encrypted, SECRET_OVERLAP).await? {
-        return Err(ApiError::not_found("project"));
-    }
-    tracing::info!(project_id = %auth.project_id, "webhook secret rotated");
+    let secret = ops::rotate_webhook_secret(&client, &state.master_keys, auth.project_id).await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(WebhookSecretOut {

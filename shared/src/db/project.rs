@@ -241,14 +241,6 @@ pub async fn set_rate_limit(
         .map_err(Into::into)
 }
 
-/// A valid project name (trimmed), or why not.
-pub fn project_name(name: &str) -> Result<&str, &'static str> {
-    if !crate::text::is_label(name, 200) {
-        return Err("`name` must be 1 to 200 printable characters");
-    }
-    Ok(name.trim())
-}
-
 /// Creates a project, its webhook signing secret and its first API key in one
 /// transaction.
 pub async fn create_project_with_key(

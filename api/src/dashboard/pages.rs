@@ -1,0 +1,412 @@
+//! The dashboard's pages: sign-in, projects, a project (its LLM configuration,
+//! webhook, rate limit, keys and sessions) and a session.
+
+use axum::{
+    extract::{Path, State},
+    response::Response,
+};
+use secrecy::{ExposeSecret, SecretString};
+use stewrd_shared::{
+    db::{
+        DbError,
+        api_key::{ApiKeyRow, list_api_keys},
+        project::{get_project, list_projects},
+        session::{SessionRecord, get_session, list_sessions, session_counts, session_project},
+        webhook::list_deliveries,
+    },
+    id::{ProjectId, SessionId},
+    model::{Provider, RunStatus},
+    view::{Detail, SessionOut},
+};
+
+use super::{
+    Operator, ProjectPath, date, failure,
+    html::{csrf_field, esc, notice, page, pill},
+};
+use crate::{error::ApiError, routes::project::ProjectOut, state::AppState};
+
+/// Models offered in the model field (any other name may be typed).
+const POPULAR_MODELS: &[&str] = &[
+    "gpt-4o",
+    "gpt-4o-mini",
+    "o1",
+    "moonshotai/kimi-k2.5",
+    "openai/gpt-4o",
+    "anthropic/claude-sonnet-4",
+    "meta-llama/llama-3.1-70b-instruct",
+];
+
+pub(super) async fn login_page() -> Response {
+    page("Sign in", None, &login_form(None))
+}
+
+pub(super) fn login_form(error: Option<&str>) -> String {
+    format!(
+        r#"{}<div class="card" style="max-width:420px;margin:60px auto">
+<h1>Sign in</h1><form method="post" action="/dashboard/login">
+<label for="token">Admin token</label><input id="token" name="token" type="password" autocomplete="current-password" autofocus>
+<p><button type="submit">Sign in</button></p></form>
+<p class="muted">The token is <code>STEWRD_ADMIN_TOKEN</code>.</p></div>"#,
+        error.map(|e| notice(e, true)).unwrap_or_default()
+    )
+}
+
+pub(super) async fn projects(State(state): State<AppState>, operator: Operator) -> Response {
+    projects_page(&state, &operator, "").await
+}
+
+/// Every project with its sessions by status, and the new-project form.
+pub(super) async fn projects_page(state: &AppState, operator: &Operator, banner: &str) -> Response {
+    let loaded = async {
+        let client = state.pool.get().await?;
+        Ok::<_, DbError>((
+            list_projects(&client).await?,
+            session_counts(&client).await?,
+        ))
+    };
+    let (projects, counts) = match loaded.await {
+        Ok(loaded) => loaded,
+        Err(error) => return failure(error),
+    };
+    let mut rows = String::new();
+    for project in projects {
+        let id = project.id;
+        let count = |status: RunStatus| {
+            counts
+                .iter()
+                .filter(|(project, s, _)| *project == id && *s == status)
+                .map(|(_, _, n)| n)
+                .sum::<i64>()
+        };
+        let cells: String = RunStatus::ALL
+            .iter()
+            .map(|s| format!("<td>{}</td>", count(*s)))
+            .collect();
+        let view = ProjectOut::new(project, &state.config.default_llm);
+        let llm = if view.llm.has_provider_key {
+            format!("{} · {}", view.llm.provider, esc(&view.llm.model))
+        } else {
+            "default".to_owned()
+        };
+        rows.push_str(&format!(
+            r#"<tr><td><a href="/dashboard/projects/{id}">{name}</a><div class="mono muted">{id}</div></td><td>{llm}</td>{cells}</tr>"#,
+            name = esc(&view.name),
+        ));
+    }
+    if rows.is_empty() {
+        rows.push_str(r#"<tr><td colspan="7" class="muted">No projects yet.</td></tr>"#);
+    }
+    let headers: String = RunStatus::ALL
+        .iter()
+        .map(|s| format!("<th>{}</th>", capitalized(s.as_str())))
+        .collect();
+    let body = format!(
+        r#"{banner}<h1>Projects</h1>
+<div class="card"><table><tr><th>Project</th><th>LLM</th>{headers}</tr>{rows}</table></div>
+<div class="card"><h2>New project</h2><form method="post" action="/dashboard/projects" class="row">{csrf}
+<div><label for="name">Name</label><input id="name" name="name" required maxlength="200"></div><button type="submit">Create</button></form></div>"#,
+        csrf = csrf_field(&operator.csrf),
+    );
+    page("Projects", Some(&operator.csrf), &body)
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+pub(super) async fn project(
+    State(state): State<AppState>,
+    operator: Operator,
+    ProjectPath(id): ProjectPath,
+) -> Response {
+    project_page(&state, &operator, id, "").await
+}
+
+/// One project: LLM configuration, webhook, rate limit, keys, recent sessions.
+pub(super) async fn project_page(
+    state: &AppState,
+    operator: &Operator,
+    id: ProjectId,
+    banner: &str,
+) -> Response {
+    let loaded = async {
+        let client = state.pool.get().await?;
+        let Some(project) = get_project(&client, id).await? else {
+            return Ok(None);
+        };
+        let keys = list_api_keys(&client, id).await?;
+        let sessions = list_sessions(&client, id, None, None, 25).await?;
+        Ok::<_, DbError>(Some((project, keys, sessions)))
+    };
+    let (project, keys, sessions) = match loaded.await {
+        Ok(Some(loaded)) => loaded,
+        Ok(None) => return failure(ApiError::not_found("project")),
+        Err(error) => return failure(error),
+    };
+    let has_choice = project.llm.provider.is_some();
+    let view = ProjectOut::new(project, &state.config.default_llm);
+    let csrf = csrf_field(&operator.csrf);
+    let body = format!(
+        r#"{banner}<p><a href="/dashboard">← Projects</a></p><h1>{name}</h1>
+{llm}{webhook}{rate_limit}{keys}{sessions}"#,
+        name = esc(&view.name),
+        llm = llm_card(&view, has_choice, &csrf),
+        webhook = webhook_card(&view, &csrf),
+        rate_limit = rate_limit_card(&view, &csrf),
+        keys = keys_card(view.id, &keys, &csrf),
+        sessions = sessions_card(&sessions),
+    );
+    page(&view.name, Some(&operator.csrf), &body)
+}
+
+fn llm_card(view: &ProjectOut, has_choice: bool, csrf: &str) -> String {
+    let llm = &view.llm;
+    let own = llm.has_provider_key;
+    let key_state = if own {
+        pill("set").replace(">set<", ">key set<")
+    } else {
+        r#"<span class="pill">no key</span>"#.to_owned()
+    };
+    let options: String = [("openai", "OpenAI"), ("openrouter", "OpenRouter")]
+        .iter()
+        .map(|(value, label)| {
+            let selected = if llm.provider.as_str() == *value {
+                " selected"
+            } else {
+                ""
+            };
+            format!(r#"<option value="{value}"{selected}>{label}</option>"#)
+        })
+        .collect();
+    let models: String = POPULAR_MODELS
+        .iter()
+        .map(|m| format!(r#"<option value="{m}">"#))
+        .collect();
+    let remove = if own || has_choice {
+        format!(
+            r#"<form method="post" action="/dashboard/projects/{}/llm/remove">{csrf}<button class="danger" type="submit">Remove configuration (use the default)</button></form>"#,
+            view.id
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"<div class="card" id="llm-configuration"><h2>LLM Configuration</h2>
+<div class="grid"><div>Provider</div><div id="llm-provider">{provider_label}{default_note}</div><div>Model</div><div id="llm-model">{model}</div>
+<div>API key</div><div id="llm-key">{key_state} {key_status}</div></div>
+<p><button class="secondary" type="button" data-toggle="llm-edit" id="llm-edit-button">Edit</button></p>
+<form id="llm-edit" class="hidden" method="post" action="/dashboard/projects/{id}/llm" autocomplete="off">{csrf}
+<label for="provider">Provider</label><select id="provider" name="provider">{options}</select>
+<label for="api_key">API key</label><input id="api_key" name="api_key" type="password" autocomplete="new-password" placeholder="{key_hint}">
+<label for="model">Model</label><input id="model" name="model" list="models" value="{model}" required maxlength="200"><datalist id="models">{models}</datalist>
+<p class="row"><button type="submit" id="llm-save">Save</button></p></form>
+{remove}</div>
+"#,
+        id = view.id,
+        provider_label = match llm.provider {
+            Provider::OpenAi => "OpenAI",
+            Provider::OpenRouter => "OpenRouter",
+        },
+        default_note = if own {
+            ""
+        } else {
+            r#" <span class="muted">(the operator's default: no key of its own)</span>"#
+        },
+        model = esc(&llm.model),
+        key_status = pill(llm.key_status.as_str()),
+        key_hint = if own {
+            "key set: leave empty to keep it"
+        } else {
+            "sk-…"
+        },
+    )
+}
+
+fn webhook_card(view: &ProjectOut, csrf: &str) -> String {
+    format!(
+        r#"<div class="card"><h2>Webhook</h2><form method="post" action="/dashboard/projects/{id}/webhook" class="row">{csrf}
+<div><label for="url">URL</label><input id="url" name="url" value="{url}" placeholder="https://example.com/hooks/stewrd"></div><button type="submit">Save</button></form>
+<form method="post" action="/dashboard/projects/{id}/webhook/secret" style="margin-top:12px">{csrf}<button class="secondary" type="submit">Rotate signing secret</button>
+<span class="muted">the current one keeps signing for 24 h</span></form></div>
+"#,
+        id = view.id,
+        url = esc(view.webhook.url.as_deref().unwrap_or("")),
+    )
+}
+
+fn rate_limit_card(view: &ProjectOut, csrf: &str) -> String {
+    format!(
+        r#"<div class="card"><h2>Rate limit</h2><form method="post" action="/dashboard/projects/{id}/rate-limit" class="row">{csrf}
+<div><label for="rpm">Requests per minute (empty: the default)</label><input id="rpm" name="requests_per_minute" type="number" min="1" value="{rpm}"></div><button type="submit">Save</button></form></div>
+"#,
+        id = view.id,
+        rpm = view
+            .rate_limit
+            .requests_per_minute
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+fn keys_card(id: ProjectId, keys: &[ApiKeyRow], csrf: &str) -> String {
+    let rows: String = keys
+        .iter()
+        .map(|key| {
+            let action = match key.revoked_at {
+                Some(at) => format!(r#"<span class="muted">revoked {}</span>"#, date(at)),
+                None => format!(
+                    r#"<form method="post" action="/dashboard/projects/{id}/keys/{}/revoke">{csrf}<button class="danger" type="submit">Revoke</button></form>"#,
+                    key.id
+                ),
+            };
+            format!(
+                r#"<tr><td class="mono">{}…</td><td>{}</td><td>{action}</td></tr>"#,
+                esc(&key.display_prefix),
+                date(key.created_at)
+            )
+        })
+        .collect();
+    format!(
+        r#"<div class="card"><h2>API keys</h2><table><tr><th>Key</th><th>Created</th><th></th></tr>{rows}</table>
+<form method="post" action="/dashboard/projects/{id}/keys" style="margin-top:12px">{csrf}<button class="secondary" type="submit">Issue a new key</button></form></div>
+"#
+    )
+}
+
+fn sessions_card(sessions: &[SessionRecord]) -> String {
+    let rows: String = sessions
+        .iter()
+        .filter_map(|record| SessionOut::from_record(record, Detail::Summary).map(|s| (record, s)))
+        .map(|(record, session)| {
+            let run = record.latest_run();
+            let duration = run
+                .and_then(|r| Some((r.finished_at? - r.started_at?).as_seconds_f64()))
+                .map(|s| format!("{s:.2} s"))
+                .unwrap_or_else(|| "–".into());
+            let tokens = session
+                .usage
+                .map(|u| u.total_tokens.to_string())
+                .unwrap_or_else(|| "–".into());
+            format!(
+                r#"<tr><td><a class="mono" href="/dashboard/sessions/{id}">{id}</a></td><td>{}</td><td>{}</td><td>{duration}</td><td>{tokens}</td><td>{}</td></tr>"#,
+                pill(session.status.as_str()),
+                esc(&session.model),
+                date(session.created_at),
+                id = session.id,
+            )
+        })
+        .collect();
+    let rows = if rows.is_empty() {
+        r#"<tr><td colspan="6" class="muted">No sessions yet.</td></tr>"#.to_owned()
+    } else {
+        rows
+    };
+    format!(
+        r#"<div class="card"><h2>Recent sessions</h2><table><tr><th>Session</th><th>Status</th><th>Model</th><th>Duration</th><th>Tokens</th><th>Created</th></tr>{rows}</table></div>"#
+    )
+}
+
+/// A banner showing a new secret this once: `intro` (HTML), then the secret.
+pub(super) fn shown_once(intro: &str, secret: &SecretString, id: Option<&str>) -> String {
+    let id = id.map(|id| format!(r#" id="{id}""#)).unwrap_or_default();
+    format!(
+        r#"<div class="notice">{intro}:<div class="secret"{id}>{}</div></div>"#,
+        esc(secret.expose_secret())
+    )
+}
+
+pub(super) async fn session(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(session_id) = id.parse::<SessionId>() else {
+        return failure(ApiError::not_found("session"));
+    };
+    let loaded = async {
+        let client = state.pool.get().await?;
+        let Some(project_id) = session_project(&client, session_id).await? else {
+            return Ok(None);
+        };
+        let Some(record) = get_session(&client, project_id, session_id).await? else {
+            return Ok(None);
+        };
+        let deliveries = list_deliveries(&client, project_id, session_id).await?;
+        Ok::<_, DbError>(Some((project_id, record, deliveries)))
+    };
+    let (project_id, record, deliveries) = match loaded.await {
+        Ok(Some(loaded)) => loaded,
+        Ok(None) => return failure(ApiError::not_found("session")),
+        Err(error) => return failure(error),
+    };
+    let Some(view) = SessionOut::from_record(&record, Detail::Full) else {
+        return failure(ApiError::not_found("session"));
+    };
+    let messages: String = view
+        .messages
+        .iter()
+        .flatten()
+        .map(|m| {
+            format!(
+                r#"<div class="message {role}"><div class="muted">{role} · {}</div>{}</div>"#,
+                date(m.created_at),
+                esc(&m.content),
+                role = m.role
+            )
+        })
+        .collect();
+    let runs: String = record
+        .runs
+        .iter()
+        .map(|run| {
+            format!(
+                r#"<tr><td class="mono">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+                run.id,
+                pill(run.status.as_str()),
+                run.attempts,
+                run.usage
+                    .map(|u| u.total_tokens.to_string())
+                    .unwrap_or_else(|| "–".into()),
+                esc(run.error_message.as_deref().unwrap_or("")),
+            )
+        })
+        .collect();
+    let attempts: String = deliveries
+        .iter()
+        .map(|d| {
+            format!(
+                r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+                date(d.attempted_at),
+                d.kind,
+                esc(&d.url),
+                d.status_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "–".into()),
+                esc(d.error.as_deref().unwrap_or("")),
+                d.next_attempt_at.map(date).unwrap_or_else(|| "–".into()),
+            )
+        })
+        .collect();
+    let attempts = if attempts.is_empty() {
+        r#"<tr><td colspan="6" class="muted">No webhook deliveries.</td></tr>"#.to_owned()
+    } else {
+        attempts
+    };
+    let body = format!(
+        r#"<p><a href="/dashboard/projects/{project_id}">← Project</a></p><h1 class="mono">{id}</h1>
+<div class="card"><div class="grid"><div>Status</div><div id="session-status">{status}</div><div>Provider</div><div>{provider} · {model}</div><div>Key</div><div>{key_source}</div></div></div>
+<div class="card"><h2>Messages</h2>{messages}</div>
+<div class="card"><h2>Runs</h2><table><tr><th>Run</th><th>Status</th><th>Attempts</th><th>Tokens</th><th>Error</th></tr>{runs}</table></div>
+<div class="card"><h2>Webhook deliveries</h2><table><tr><th>Time</th><th>Event</th><th>URL</th><th>Status</th><th>Error</th><th>Next try</th></tr>{attempts}</table></div>"#,
+        id = view.id,
+        status = pill(view.status.as_str()),
+        provider = view.provider,
+        model = esc(&view.model),
+        key_source = view.key_source,
+    );
+    page("Session", Some(&operator.csrf), &body)
+}

@@ -1,0 +1,190 @@
+//! Validated inputs of the operator actions. Each `parse` is the one rule for
+//! its value, whichever door (admin API, dashboard, CLI) the value came in by,
+//! and its refusal names the field (`param`) and says what is accepted.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::OpsError;
+use crate::{model::Provider, ssrf::check_webhook_url, text};
+
+/// The longest project name and model name.
+pub const MAX_LABEL_CHARS: usize = 200;
+/// The longest provider key.
+pub const MAX_KEY_CHARS: usize = 512;
+/// The highest requests-per-minute limit.
+pub const MAX_RATE_LIMIT: i64 = 1_000_000;
+
+/// A project's name: 1 to 200 printable characters, trimmed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectName(String);
+
+impl ProjectName {
+    pub fn parse(text: &str) -> Result<Self, OpsError> {
+        if !text::is_label(text, MAX_LABEL_CHARS) {
+            return Err(OpsError::invalid(
+                "name",
+                format!("`name` must be 1 to {MAX_LABEL_CHARS} printable characters"),
+            ));
+        }
+        Ok(Self(text.trim().to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A project's own requests-per-minute limit, 1 to 1,000,000; `None` removes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit(Option<i32>);
+
+impl RateLimit {
+    pub fn parse(requests_per_minute: Option<i64>) -> Result<Self, OpsError> {
+        match requests_per_minute {
+            None => Ok(Self(None)),
+            Some(rpm @ 1..=MAX_RATE_LIMIT) => Ok(Self(i32::try_from(rpm).ok())),
+            Some(_) => Err(Self::refusal()),
+        }
+    }
+
+    /// The limit as a form sends it: empty removes it.
+    pub fn parse_text(text: &str) -> Result<Self, OpsError> {
+        match text.trim() {
+            "" => Ok(Self(None)),
+            text => Self::parse(Some(text.parse().map_err(|_| Self::refusal())?)),
+        }
+    }
+
+    fn refusal() -> OpsError {
+        OpsError::invalid(
+            "requests_per_minute",
+            format!(
+                "`requests_per_minute` must be a whole number from 1 to {MAX_RATE_LIMIT}, or empty for none"
+            ),
+        )
+    }
+
+    pub fn requests_per_minute(self) -> Option<i32> {
+        self.0
+    }
+}
+
+/// A project's provider choice, and its key when one is given (`None` keeps
+/// the stored key). `Debug` never shows the key.
+#[derive(Debug)]
+pub struct LlmSettings {
+    pub provider: Provider,
+    pub model: String,
+    pub api_key: Option<SecretString>,
+}
+
+impl LlmSettings {
+    /// The key, if given, must be visible ASCII (a pasted zero-width space would
+    /// only fail later, far from the form); it is never repeated in a refusal.
+    pub fn parse(
+        provider: &str,
+        model: &str,
+        api_key: Option<SecretString>,
+    ) -> Result<Self, OpsError> {
+        let provider = Provider::parse(provider.trim()).ok_or_else(|| {
+            OpsError::invalid("provider", "`provider` must be one of: openai, openrouter")
+        })?;
+        if !text::is_label(model, MAX_LABEL_CHARS) {
+            return Err(OpsError::invalid(
+                "model",
+                format!("`model` must be 1 to {MAX_LABEL_CHARS} printable characters"),
+            ));
+        }
+        if let Some(key) = &api_key
+            && !text::is_visible_ascii(key.expose_secret(), MAX_KEY_CHARS)
+        {
+            return Err(OpsError::invalid(
+                "api_key",
+                format!(
+                    "`api_key` must be 1 to {MAX_KEY_CHARS} visible ASCII characters \
+                     (no spaces, accents or invisible characters such as a zero-width space)"
+                ),
+            ));
+        }
+        Ok(Self {
+            provider,
+            model: model.trim().to_owned(),
+            api_key,
+        })
+    }
+}
+
+/// A webhook URL that passed the SSRF check (its form, and every address its
+/// host resolves to).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    /// `param` names the field in the refusal (`url`, `webhook_url`).
+    pub async fn check(
+        param: &'static str,
+        text: &str,
+        allow_private: bool,
+    ) -> Result<Self, OpsError> {
+        check_webhook_url(text, allow_private)
+            .await
+            .map(|url| Self(url.to_string()))
+            .map_err(|refusal| OpsError::invalid(param, format!("`{param}` {refusal}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param(error: OpsError) -> &'static str {
+        match error {
+            OpsError::Invalid { param, .. } => param,
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn each_input_has_one_rule_and_names_its_field() {
+        assert_eq!(
+            ProjectName::parse("  acme ").map(|n| n.0).ok(),
+            Some("acme".to_owned())
+        );
+        assert_eq!(param(ProjectName::parse(" ").expect_err("refused")), "name");
+        assert_eq!(
+            param(ProjectName::parse(&"n".repeat(201)).expect_err("refused")),
+            "name"
+        );
+        assert_eq!(RateLimit::parse(Some(600)).ok(), Some(RateLimit(Some(600))));
+        assert_eq!(RateLimit::parse_text("").ok(), Some(RateLimit(None)));
+        for bad in ["0", "-1", "1000001", "2147483648", "ten", "1.5"] {
+            assert_eq!(
+                param(RateLimit::parse_text(bad).expect_err("refused")),
+                "requests_per_minute",
+                "{bad}"
+            );
+        }
+        let key = |k: &str| Some(SecretString::from(k));
+        assert!(LlmSettings::parse("openai", "gpt-4o", key("sk-abc")).is_ok());
+        assert_eq!(
+            param(LlmSettings::parse("anthropic", "m", None).expect_err("refused")),
+            "provider"
+        );
+        assert_eq!(
+            param(LlmSettings::parse("openai", " ", None).expect_err("refused")),
+            "model"
+        );
+        let refused =
+            LlmSettings::parse("openai", "m", key("sk-\u{200b}SECRET")).expect_err("refused");
+        assert!(!refused.to_string().contains("SECRET"));
+        assert_eq!(param(refused), "api_key");
+    }
+}

@@ -1,0 +1,173 @@
+//! The operator's actions, once. The admin API, the dashboard and the CLI all
+//! call these, with inputs parsed by `input`, so the same bad input gets the
+//! same refusal whichever door it came in by, and a rule changes in one place.
+//! Callers add only what belongs to them: the API's answer shape, the
+//! dashboard's page, the CLI's JSON, an API process evicting its key cache.
+
+pub mod input;
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub use self::input::{LlmSettings, ProjectName, RateLimit, WebhookUrl};
+use crate::{
+    crypto::{MasterKeyRing, SecretField},
+    db::{
+        DbError, GenericClient, Pool,
+        api_key::{self, ApiKeyRow},
+        project::{self, ProjectRow},
+    },
+    id::{ApiKeyId, ProjectId},
+    token::{NewApiKey, generate_api_key},
+    webhook::generate_secret,
+};
+
+/// How long a replaced webhook secret keeps signing alongside the new one, so
+/// receivers can switch without missing a delivery.
+pub const SECRET_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+
+/// Why an operator action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// An input that cannot be used; `param` names it.
+    #[error("{message}")]
+    Invalid {
+        param: &'static str,
+        message: String,
+    },
+    /// No such thing (`project`, `API key`).
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl OpsError {
+    pub(crate) fn invalid(param: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            param,
+            message: message.into(),
+        }
+    }
+}
+
+fn found<T>(row: Option<T>, what: &'static str) -> Result<T, OpsError> {
+    row.ok_or(OpsError::NotFound(what))
+}
+
+/// Creates a project with its webhook secret and first API key (shown once).
+pub async fn create_project(
+    pool: &Pool,
+    keys: &MasterKeyRing,
+    name: &ProjectName,
+) -> Result<(ProjectRow, NewApiKey), OpsError> {
+    let created = project::create_project_with_key(pool, name.as_str(), keys).await?;
+    tracing::info!(project_id = %created.0.id, "project created");
+    Ok(created)
+}
+
+/// Issues another API key for a project (shown once).
+pub async fn issue_api_key(
+    client: &impl GenericClient,
+    project_id: ProjectId,
+) -> Result<(ApiKeyRow, NewApiKey), OpsError> {
+    found(project::get_project(client, project_id).await?, "project")?;
+    let key = generate_api_key();
+    let row = api_key::insert_api_key(client, project_id, &key).await?;
+    tracing::info!(%project_id, key_id = %row.id, "API key issued");
+    Ok((row, key))
+}
+
+/// Revokes an API key (of `project_id`, when given).
+pub async fn revoke_api_key(
+    client: &impl GenericClient,
+    project_id: Option<ProjectId>,
+    key_id: ApiKeyId,
+) -> Result<(), OpsError> {
+    if !api_key::revoke_api_key(client, project_id, key_id).await? {
+        return Err(OpsError::NotFound("API key"));
+    }
+    tracing::info!(project_id = ?project_id, %key_id, "API key revoked");
+    Ok(())
+}
+
+/// Sets or removes a project's own rate limit.
+pub async fn set_rate_limit(
+    client: &impl GenericClient,
+    project_id: ProjectId,
+    limit: RateLimit,
+) -> Result<ProjectRow, OpsError> {
+    let rpm = limit.requests_per_minute();
+    let row = project::set_rate_limit(client, project_id, rpm).await?;
+    tracing::info!(%project_id, requests_per_minute = rpm, "rate limit set");
+    found(row, "project")
+}
+
+/// Sets a project's provider and model, and its key when one is given (stored
+/// encrypted, bound to the project).
+pub async fn set_llm(
+    client: &impl GenericClient,
+    keys: &MasterKeyRing,
+    project_id: ProjectId,
+    settings: &LlmSettings,
+) -> Result<ProjectRow, OpsError> {
+    let encrypted = settings.api_key.as_ref().map(|key| {
+        keys.encrypt(
+            key.expose_secret().as_bytes(),
+            project_id,
+            SecretField::ProviderKey,
+        )
+    });
+    let row = project::set_project_llm(
+        client,
+        project_id,
+        settings.provider,
+        &settings.model,
+        encrypted.as_deref(),
+    )
+    .await?;
+    tracing::info!(%project_id, provider = %settings.provider, key_replaced = encrypted.is_some(), "provider configuration set");
+    found(row, "project")
+}
+
+/// Forgets a project's provider configuration and key: the default applies.
+pub async fn clear_llm(
+    client: &impl GenericClient,
+    project_id: ProjectId,
+) -> Result<ProjectRow, OpsError> {
+    let row = project::clear_project_llm(client, project_id).await?;
+    tracing::info!(%project_id, "provider configuration removed");
+    found(row, "project")
+}
+
+/// Sets or clears a project's webhook URL.
+pub async fn set_webhook_url(
+    client: &impl GenericClient,
+    project_id: ProjectId,
+    url: Option<&WebhookUrl>,
+) -> Result<ProjectRow, OpsError> {
+    let row = project::set_webhook_url(client, project_id, url.map(WebhookUrl::as_str)).await?;
+    tracing::info!(%project_id, set = url.is_some(), "webhook URL set");
+    found(row, "project")
+}
+
+/// A new webhook signing secret (shown once); the previous one keeps signing
+/// for [`SECRET_OVERLAP`].
+pub async fn rotate_webhook_secret(
+    client: &impl GenericClient,
+    keys: &MasterKeyRing,
+    project_id: ProjectId,
+) -> Result<SecretString, OpsError> {
+    let secret = generate_secret();
+    let encrypted = keys.encrypt(
+        secret.expose_secret().as_bytes(),
+        project_id,
+        SecretField::WebhookSecret,
+    );
+    if !project::rotate_webhook_secret(client, project_id, &encrypted, SECRET_OVERLAP).await? {
+        return Err(OpsError::NotFound("project"));
+    }
+    tracing::info!(%project_id, "webhook secret rotated");
+    Ok(secret)
+}
