@@ -1,0 +1,309 @@
+//! The ends of an attempt, each guarded by the lease: a result, a requeue,
+//! and the two verdicts from outside a worker (a cancel, a dead letter).
+
+use std::{sync::LazyLock, time::Duration};
+
+use super::ClaimedRun;
+use crate::db::{DbError, GenericClient, webhook::EVENT_FOR_FINAL_RUN};
+use crate::{
+    id::{ProjectId, RunId, SessionId, WorkerId},
+    llm::LlmChoice,
+    model::{FailureCode, KeySource, KeyStatus, RunStatus},
+    notify,
+};
+
+/// Token counts reported by the provider.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+pub struct Usage {
+    pub prompt_tokens: i32,
+    pub completion_tokens: i32,
+    pub total_tokens: i32,
+}
+
+/// How a run ended in the worker.
+#[derive(Clone, Debug)]
+pub enum RunOutcome {
+    Succeeded {
+        output: String,
+        usage: Option<Usage>,
+    },
+    Failed {
+        code: FailureCode,
+        message: String,
+    },
+}
+
+static FINISH_RUN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH final_runs AS (
+             UPDATE runs SET status = $4, output = $5, error_code = $6, error_message = $7,
+                             prompt_tokens = $8, completion_tokens = $9, total_tokens = $10,
+                             provider = $11, model = $12, key_source = $13,
+                             finished_at = now(), lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
+             RETURNING id, session_id, project_id, status, webhook_url
+         ),
+         {EVENT_FOR_FINAL_RUN},
+         k AS (
+             UPDATE projects SET key_status = $14
+             WHERE $14::text IS NOT NULL AND id = (SELECT project_id FROM final_runs)
+               AND llm_api_key = $15 AND key_status <> $14
+         )
+         SELECT (SELECT count(*) FROM e) AS events FROM final_runs"
+    )
+});
+
+/// What storing a result did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// The lease was lost (taken over, cancelled): nothing was written.
+    LeaseLost,
+    /// Written; `webhook` says whether an event was queued for delivery.
+    Written { webhook: bool },
+}
+
+/// Writes a run's result, guarded by the lease: if the lease was lost (taken over,
+/// cancelled) nothing is written and `false` comes back, so a run never gets two
+/// results. In the same statement: the webhook event (if any URL applies) and what
+/// the call taught about the project's own key (`learnt`; only if that key was
+/// used and is still the stored one). Waking long-polls is left to the caller,
+/// outside the commit: a notifying commit is serialized with every other one.
+pub async fn finish_run(
+    client: &impl GenericClient,
+    run: &ClaimedRun,
+    worker: WorkerId,
+    choice: &LlmChoice,
+    outcome: &RunOutcome,
+    learnt: Option<KeyStatus>,
+) -> Result<Finished, DbError> {
+    let used_own_key = (choice.key_source == KeySource::Project)
+        .then_some(run.encrypted_key.as_deref())
+        .flatten();
+    let learnt = learnt
+        .filter(|status| used_own_key.is_some() && run.project_llm.key_status != Some(*status))
+        .map(KeyStatus::as_str);
+    let statement = client.prepare_cached(&FINISH_RUN).await?;
+    let (status, output, code, message, usage) = match outcome {
+        RunOutcome::Succeeded { output, usage } => (
+            RunStatus::Succeeded,
+            Some(output.as_str()),
+            None,
+            None,
+            *usage,
+        ),
+        RunOutcome::Failed { code, message } => (
+            RunStatus::Failed,
+            None,
+            Some(code.as_str()),
+            Some(message.as_str()),
+            None,
+        ),
+    };
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &run.id,
+                &worker,
+                &run.attempt,
+                &status.as_str(),
+                &output,
+                &code,
+                &message,
+                &usage.map(|u| u.prompt_tokens),
+                &usage.map(|u| u.completion_tokens),
+                &usage.map(|u| u.total_tokens),
+                &choice.provider.as_str(),
+                &choice.model,
+                &choice.key_source.as_str(),
+                &learnt,
+                &used_own_key,
+            ],
+        )
+        .await?;
+    match rows.first() {
+        None => Ok(Finished::LeaseLost),
+        Some(row) => Ok(Finished::Written {
+            webhook: row.try_get::<_, i64>("events")? > 0,
+        }),
+    }
+}
+
+/// How a claimed run goes back to the queue.
+#[derive(Clone, Copy, Debug)]
+pub struct Requeue {
+    /// When its message is published again.
+    pub delay: Duration,
+    /// Whether the attempt just made counts against `STEWRD_MAX_ATTEMPTS`
+    /// (a provider failure does; a shutdown or a rate-limit wait does not).
+    pub counts_as_attempt: bool,
+    /// A call slot reserved for the run, from now.
+    pub rate_slot: Option<Duration>,
+}
+
+impl Requeue {
+    /// Back to the queue at once, the attempt not counted (a worker stopping).
+    pub const HAND_BACK: Requeue = Requeue {
+        delay: Duration::ZERO,
+        counts_as_attempt: false,
+        rate_slot: None,
+    };
+}
+
+/// Puts a claimed run back in the queue, guarded by the lease like a result.
+pub async fn requeue_run(
+    client: &impl GenericClient,
+    run: &ClaimedRun,
+    worker: WorkerId,
+    requeue: Requeue,
+) -> Result<bool, DbError> {
+    let statement = client
+        .prepare_cached(
+            "WITH u AS (
+                 UPDATE runs SET status = 'queued', attempts = attempts - $4,
+                                 lease_owner = NULL, lease_until = NULL,
+                                 rate_slot = now() + make_interval(secs => $5)
+                 WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
+                 RETURNING id
+             )
+             INSERT INTO outbox (run_id, available_at)
+             SELECT id, now() + make_interval(secs => $6) FROM u
+             ON CONFLICT (run_id) DO UPDATE SET available_at = EXCLUDED.available_at
+             RETURNING run_id",
+        )
+        .await?;
+    let uncounted = i32::from(!requeue.counts_as_attempt);
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &run.id,
+                &worker,
+                &run.attempt,
+                &uncounted,
+                &requeue.rate_slot.map(|slot| slot.as_secs_f64()),
+                &requeue.delay.as_secs_f64(),
+            ],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
+static CANCEL_SESSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH final_runs AS (
+             UPDATE runs SET status = 'cancelled', error_code = 'cancelled',
+                             error_message = 'cancelled by request', finished_at = now(),
+                             lease_owner = NULL, lease_until = NULL
+             WHERE id = (SELECT latest_run_id FROM sessions WHERE id = $1 AND project_id = $2)
+               AND status IN ('queued', 'running')
+             RETURNING id, session_id, project_id, status, webhook_url
+         ),
+         d AS (DELETE FROM outbox WHERE run_id IN (SELECT id FROM final_runs)),
+         {EVENT_FOR_FINAL_RUN}
+         SELECT f.id, pg_notify($5, f.session_id::text || ' cancelled'),
+                pg_notify($3, f.id::text), (SELECT pg_notify($4, '') FROM e LIMIT 1)
+         FROM final_runs f"
+    )
+});
+
+/// What `cancel_session` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The session's queued or running run is now cancelled.
+    Cancelled(RunId),
+    /// The session's latest run was already final.
+    AlreadyFinal,
+    /// No such session for this project.
+    NotFound,
+}
+
+/// Cancels a session's queued or running run. `cancelled` is final: the worker's
+/// result guard (`status = 'running'`) then fails, so a late result is dropped;
+/// workers are told to abort the call.
+pub async fn cancel_session(
+    client: &impl GenericClient,
+    project_id: ProjectId,
+    session_id: SessionId,
+) -> Result<CancelOutcome, DbError> {
+    let statement = client.prepare_cached(&CANCEL_SESSION).await?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &session_id,
+                &project_id,
+                &notify::CANCEL,
+                &notify::WEBHOOK,
+                &notify::SESSION,
+            ],
+        )
+        .await?;
+    if let Some(row) = rows.first() {
+        return Ok(CancelOutcome::Cancelled(row.try_get("id")?));
+    }
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM sessions WHERE id = $1 AND project_id = $2",
+            &[&session_id, &project_id],
+        )
+        .await?
+        .is_some();
+    Ok(if exists {
+        CancelOutcome::AlreadyFinal
+    } else {
+        CancelOutcome::NotFound
+    })
+}
+
+static FAIL_UNCLAIMED_RUN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH final_runs AS (
+             UPDATE runs SET status = 'failed', error_code = $2, error_message = $3,
+                             finished_at = now(), lease_owner = NULL, lease_until = NULL
+             WHERE id = $1
+               AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
+             RETURNING id, session_id, project_id, status, webhook_url
+         ),
+         d AS (DELETE FROM outbox WHERE run_id IN (SELECT id FROM final_runs)),
+         {EVENT_FOR_FINAL_RUN}
+         SELECT pg_notify($5, session_id::text || ' ' || status),
+                (SELECT pg_notify($4, '') FROM e LIMIT 1)
+         FROM final_runs"
+    )
+});
+
+/// Fails a run no live worker holds (queued, or running on an expired lease): the
+/// dead-letter consumer's verdict on a message that could not be processed.
+/// Returns whether the run was failed.
+pub async fn fail_unclaimed_run(
+    client: &impl GenericClient,
+    run_id: RunId,
+    code: FailureCode,
+    message: &str,
+) -> Result<bool, DbError> {
+    let statement = client.prepare_cached(&FAIL_UNCLAIMED_RUN).await?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &run_id,
+                &code.as_str(),
+                &message,
+                &notify::WEBHOOK,
+                &notify::SESSION,
+            ],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}

@@ -1,0 +1,18 @@
+//! The `runs` table: submit, claim, finish, and the lease bookkeeping that lets
+//! any worker take over a dead worker's runs. Every transition is one conditional
+//! statement; whoever's statement matches no row lost the race and backs off.
+
+mod claim;
+mod finish;
+mod record;
+mod submit;
+
+pub use self::{
+    claim::{ClaimedRun, claim_run, extend_leases, requeue_expired_leases},
+    finish::{
+        CancelOutcome, Finished, Requeue, RunOutcome, Usage, cancel_session, fail_unclaimed_run,
+        finish_run, requeue_run,
+    },
+    record::{EarlierRun, RUN_RECORD_COLUMNS, RunRecord, earlier_runs},
+    submit::{InsertRunError, NewRun, SessionTarget, insert_run},
+};

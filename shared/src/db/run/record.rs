@@ -1,0 +1,106 @@
+//! Runs as readers see them: the API's view and the conversation history.
+
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+
+use super::Usage;
+use crate::db::{DbError, GenericClient, parse_column, parse_optional_column};
+use crate::{
+    id::{RunId, SessionId},
+    model::{FailureCode, KeySource, Provider, RunStatus},
+};
+
+/// An earlier run of the same session, for the conversation history.
+#[derive(Clone, Debug)]
+pub struct EarlierRun {
+    pub input: String,
+    pub output: Option<String>,
+    pub system: Option<String>,
+    pub status: RunStatus,
+}
+
+/// The session's runs before `turn`, oldest first.
+pub async fn earlier_runs(
+    client: &impl GenericClient,
+    session_id: SessionId,
+    turn: i32,
+) -> Result<Vec<EarlierRun>, DbError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT input, output, system, status FROM runs
+             WHERE session_id = $1 AND turn < $2 ORDER BY turn",
+        )
+        .await?;
+    client
+        .query(&statement, &[&session_id, &turn])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(EarlierRun {
+                input: row.try_get("input")?,
+                output: row.try_get("output")?,
+                system: row.try_get("system")?,
+                status: parse_column(row, "status", RunStatus::parse)?,
+            })
+        })
+        .collect()
+}
+
+/// A run as the API shows it.
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub turn: i32,
+    pub status: RunStatus,
+    pub input: String,
+    pub output: Option<String>,
+    pub provider: Provider,
+    pub model: String,
+    pub key_source: KeySource,
+    pub attempts: i32,
+    pub error_code: Option<FailureCode>,
+    pub error_message: Option<String>,
+    pub usage: Option<Usage>,
+    pub created_at: OffsetDateTime,
+    pub started_at: Option<OffsetDateTime>,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// The run columns [`RunRecord::from_row`] reads, qualified by alias `r`.
+pub const RUN_RECORD_COLUMNS: &str = "r.id AS run_id, r.turn, r.status, r.input, r.output, \
+     r.provider, r.model, r.key_source, r.attempts, r.error_code, r.error_message, \
+     r.prompt_tokens, r.completion_tokens, r.total_tokens, r.created_at AS run_created_at, \
+     r.started_at, r.finished_at";
+
+impl RunRecord {
+    /// Reads the columns of [`RUN_RECORD_COLUMNS`].
+    pub fn from_row(row: &Row) -> Result<Self, DbError> {
+        let prompt: Option<i32> = row.try_get("prompt_tokens")?;
+        let completion: Option<i32> = row.try_get("completion_tokens")?;
+        let total: Option<i32> = row.try_get("total_tokens")?;
+        Ok(Self {
+            id: row.try_get("run_id")?,
+            turn: row.try_get("turn")?,
+            status: parse_column(row, "status", RunStatus::parse)?,
+            input: row.try_get("input")?,
+            output: row.try_get("output")?,
+            provider: parse_column(row, "provider", Provider::parse)?,
+            model: row.try_get("model")?,
+            key_source: parse_column(row, "key_source", KeySource::parse)?,
+            attempts: row.try_get("attempts")?,
+            error_code: parse_optional_column(row, "error_code", FailureCode::parse)?,
+            error_message: row.try_get("error_message")?,
+            usage: match (prompt, completion, total) {
+                (Some(prompt_tokens), Some(completion_tokens), Some(total_tokens)) => Some(Usage {
+                    prompt_tokens,
+                    completion_tokens,
+                    total_tokens,
+                }),
+                _ => None,
+            },
+            created_at: row.try_get("run_created_at")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    }
+}

@@ -1,0 +1,136 @@
+//! Submitting: a run, its outbox row and its session in one statement.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::db::{DbError, GenericClient};
+use crate::{
+    id::{ProjectId, RunId, SessionId},
+    llm::LlmChoice,
+};
+
+/// Which session a new run belongs to.
+pub enum SessionTarget<'a> {
+    /// Start a session with this id.
+    New {
+        id: SessionId,
+        metadata: &'a serde_json::Value,
+    },
+    /// Append to an existing session of the same project.
+    Existing {
+        id: SessionId,
+        metadata: Option<&'a serde_json::Value>,
+    },
+}
+
+/// A user message to store and queue.
+pub struct NewRun<'a> {
+    pub id: RunId,
+    pub project_id: ProjectId,
+    pub session: SessionTarget<'a>,
+    pub input: &'a str,
+    pub system: Option<&'a str>,
+    pub requested_model: Option<&'a str>,
+    pub max_tokens: Option<i32>,
+    pub temperature: Option<f64>,
+    pub webhook_url: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub choice: &'a LlmChoice,
+    pub deadline: Duration,
+    /// When the run's outbox row falls due: now for the relay to publish it, or
+    /// after the republish window when the API publishes it itself (fast lane).
+    pub publish_delay: Duration,
+}
+
+/// Why a run could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertRunError {
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("the session already has a queued or running run")]
+    SessionBusy,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The run, its outbox row and the session change go in one statement: one
+/// round trip and one commit, and a 202 is only ever sent for a stored run.
+const INSERT_RUN_TAIL: &str = "
+    r AS (
+        INSERT INTO runs (id, session_id, project_id, turn, status, input, system,
+                          requested_model, max_tokens, temperature, webhook_url, request_id,
+                          provider, model, key_source, deadline)
+        SELECT $3, s.id, $2, s.run_count, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+               now() + make_interval(secs => $15)
+        FROM s
+        RETURNING id, created_at
+    ),
+    o AS (INSERT INTO outbox (run_id, available_at)
+          SELECT id, now() + make_interval(secs => $16) FROM r)
+    SELECT created_at FROM r";
+
+/// Stores a run (creating or appending to its session) and its outbox row.
+/// Returns the run's creation time.
+pub async fn insert_run(
+    client: &impl GenericClient,
+    run: &NewRun<'_>,
+) -> Result<OffsetDateTime, InsertRunError> {
+    let (session_id, metadata, head) = match run.session {
+        SessionTarget::New { id, metadata } => (
+            id,
+            Some(metadata),
+            "WITH s AS (
+                 INSERT INTO sessions (id, project_id, latest_run_id, metadata)
+                 VALUES ($1, $2, $3, coalesce($4, '{}'::jsonb))
+                 RETURNING id, run_count
+             ),",
+        ),
+        SessionTarget::Existing { id, metadata } => (
+            id,
+            metadata,
+            "WITH s AS (
+                 UPDATE sessions SET latest_run_id = $3, run_count = run_count + 1,
+                                     updated_at = now(), metadata = coalesce($4, metadata)
+                 WHERE id = $1 AND project_id = $2
+                 RETURNING id, run_count
+             ),",
+        ),
+    };
+    let statement = client
+        .prepare_cached(&format!("{head}{INSERT_RUN_TAIL}"))
+        .await
+        .map_err(DbError::from)?;
+    let result = client
+        .query_opt(
+            &statement,
+            &[
+                &session_id,
+                &run.project_id,
+                &run.id,
+                &metadata,
+                &run.input,
+                &run.system,
+                &run.requested_model,
+                &run.max_tokens,
+                &run.temperature,
+                &run.webhook_url,
+                &run.request_id,
+                &run.choice.provider.as_str(),
+                &run.choice.model,
+                &run.choice.key_source.as_str(),
+                &run.deadline.as_secs_f64(),
+                &run.publish_delay.as_secs_f64(),
+            ],
+        )
+        .await
+        .map_err(DbError::from);
+    match result {
+        Ok(Some(row)) => Ok(row.try_get("created_at").map_err(DbError::from)?),
+        Ok(None) => Err(InsertRunError::SessionNotFound),
+        Err(error) if error.violates("runs_one_active_per_session") => {
+            Err(InsertRunError::SessionBusy)
+        }
+        Err(error) => Err(error.into()),
+    }
+}

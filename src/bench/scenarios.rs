@@ -1,0 +1,379 @@
+//! The scenarios: each starts its own fleet (a throwaway database and queue
+//! prefix, real API and worker processes), drives it, and adds its figures.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use super::{
+    Options,
+    fleet::{Fleet, cpu_ms, cpu_ms_of, rss_kib},
+    limits as raw,
+    load::{Progress, Request, closed_loop, open_loop},
+    report::Report,
+};
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(1024)
+        .build()
+        .expect("an HTTP client without TLS settings always builds")
+}
+
+/// `POST /v1/agent` with a new session per request.
+fn submit(http: &reqwest::Client, base: &str, key: &str) -> Request {
+    let (http, url, key) = (http.clone(), format!("{base}/v1/agent"), key.to_owned());
+    Arc::new(move |i| {
+        let request = http
+            .post(&url)
+            .bearer_auth(&key)
+            .json(&json!({"message": format!("benchmark job {i}")}));
+        Box::pin(async move {
+            let response = request.send().await.ok()?;
+            if response.status().as_u16() != 202 {
+                return None;
+            }
+            response.json::<Value>().await.ok()
+        })
+    })
+}
+
+/// Waits until `expected` runs are final, showing progress.
+async fn wait_finished(fleet: &Fleet, expected: u64, label: &str) -> anyhow::Result<()> {
+    let db = fleet.db().await?;
+    let done = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start(label, expected, done.clone());
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let finished = fleet.finished(&db).await? as u64;
+        done.store(finished, Ordering::Relaxed);
+        if finished >= expected {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "runs still unfinished after 15 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    progress.finish();
+    Ok(())
+}
+
+struct CpuSnapshot(Vec<(String, f64)>);
+
+fn cpu_snapshot(fleet: &Fleet) -> CpuSnapshot {
+    let mut figures = vec![("api".to_owned(), cpu_ms(fleet.api.id()))];
+    let workers: f64 = fleet.workers.iter().map(|w| cpu_ms(w.id())).sum();
+    figures.push(("worker".to_owned(), workers));
+    figures.push(("postgres".to_owned(), cpu_ms_of("postgres")));
+    figures.push(("rabbitmq".to_owned(), cpu_ms_of("beam.smp")));
+    figures.push(("bench_client".to_owned(), cpu_ms(std::process::id())));
+    CpuSnapshot(figures)
+}
+
+pub(super) async fn throughput(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let jobs = options.jobs.unwrap_or(20_000);
+    let clients = options.clients.unwrap_or(64);
+    let workers = options.workers.unwrap_or(1);
+    eprintln!("throughput: {jobs} jobs, {clients} clients, {workers} worker(s), provider at 0 ms");
+    let fleet = Fleet::start(workers, Duration::ZERO, &[]).await?;
+    let http = http_client();
+    let key = fleet.project(&http).await?;
+    let before = cpu_snapshot(&fleet);
+    let started = Instant::now();
+    let submitted = closed_loop(
+        jobs,
+        clients,
+        false,
+        submit(&http, &fleet.api_base, &key),
+        "submitting",
+    )
+    .await;
+    wait_finished(&fleet, submitted.ok, "finishing").await?;
+    let elapsed = started.elapsed();
+    let after = cpu_snapshot(&fleet);
+    report.add(
+        "e2e_jobs_per_s",
+        submitted.ok as f64 / elapsed.as_secs_f64(),
+        "jobs/s",
+        ">= 1500 (aim >= 3000)",
+    );
+    report.add(
+        "submit_jobs_per_s",
+        submitted.ok as f64 / submitted.elapsed.as_secs_f64(),
+        "jobs/s",
+        "",
+    );
+    report.add("submit_errors", submitted.errors as f64, "requests", "0");
+    for ((name, before), (_, after)) in before.0.iter().zip(&after.0) {
+        report.add(
+            format!("cpu_ms_per_job_{name}"),
+            (after - before) / submitted.ok.max(1) as f64,
+            "ms",
+            "",
+        );
+    }
+    fleet.stop().await;
+    Ok(())
+}
+
+pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let seconds = Duration::from_secs(options.seconds.unwrap_or(20));
+    let fleet = Fleet::start(options.workers.unwrap_or(1), Duration::ZERO, &[]).await?;
+    let http = http_client();
+    let key = fleet.project(&http).await?;
+    eprintln!(
+        "latency: open loop at 500 jobs/s for {}s",
+        seconds.as_secs()
+    );
+    let at_500 = open_loop(
+        500.0,
+        seconds,
+        submit(&http, &fleet.api_base, &key),
+        "submit @ 500/s",
+    )
+    .await;
+    report.latency(
+        "submit_at_500_per_s",
+        &at_500,
+        ["", "", "<= 10 (aim <= 5)", "", ""],
+    );
+
+    wait_finished(&fleet, at_500.ok, "draining").await?;
+    // The maximum is what the whole system sustains end to end: submitting faster
+    // than jobs finish only grows a queue.
+    eprintln!("latency: measuring the maximum end-to-end rate (closed loop)");
+    let started = Instant::now();
+    let burst = closed_loop(
+        10_000,
+        64,
+        true,
+        submit(&http, &fleet.api_base, &key),
+        "max rate",
+    )
+    .await;
+    wait_finished(&fleet, at_500.ok + burst.ok, "draining").await?;
+    let max_rate = burst.ok as f64 / started.elapsed().as_secs_f64();
+    report.add("e2e_max_per_s", max_rate, "jobs/s", "");
+    let rate = (max_rate * 0.8).floor();
+    let at_80 = open_loop(
+        rate,
+        seconds,
+        submit(&http, &fleet.api_base, &key),
+        "submit @ 80% of max",
+    )
+    .await;
+    report.add("submit_at_80pct_rate", rate, "jobs/s", "");
+    report.latency("submit_at_80pct", &at_80, [""; 5]);
+    wait_finished(&fleet, at_500.ok + burst.ok + at_80.ok, "draining").await?;
+
+    let sessions: Arc<Vec<String>> = Arc::new(
+        burst
+            .answers
+            .iter()
+            .filter_map(|a| a["session_id"].as_str().map(str::to_owned))
+            .collect(),
+    );
+    anyhow::ensure!(!sessions.is_empty(), "no sessions to poll");
+    let poll: Request = {
+        let (http, base, key, sessions) = (
+            http.clone(),
+            fleet.api_base.clone(),
+            key.clone(),
+            sessions.clone(),
+        );
+        Arc::new(move |i| {
+            let id = &sessions[i as usize % sessions.len()];
+            let request = http
+                .get(format!("{base}/v1/sessions/{id}"))
+                .bearer_auth(&key);
+            Box::pin(async move {
+                let response = request.send().await.ok()?;
+                response.status().is_success().then_some(Value::Null)
+            })
+        })
+    };
+    let polled = open_loop(2_000.0, Duration::from_secs(10), poll, "poll @ 2000/s").await;
+    report.latency(
+        "poll_at_2000_per_s",
+        &polled,
+        ["", "", "<= 5 (aim <= 2)", "", ""],
+    );
+    fleet.stop().await;
+    Ok(())
+}
+
+pub(super) async fn slow(
+    options: &Options,
+    delay_ms: u64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let jobs = options.jobs.unwrap_or(10_000);
+    eprintln!("slow: {jobs} jobs into one worker, provider at {delay_ms} ms");
+    let concurrency = [("STEWRD_WORKER_CONCURRENCY", (jobs * 2).to_string())];
+    let mut fleet = Fleet::start(0, Duration::from_millis(delay_ms), &concurrency).await?;
+    let http = http_client();
+    let key = fleet.project(&http).await?;
+    // An idle worker's footprint, measured before any job exists.
+    fleet.add_worker()?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_kib = rss_kib(fleet.workers[0].id());
+    fleet.stop_workers();
+    // The burst waits in the queue; then one worker takes it all at once.
+    let submitted = closed_loop(
+        jobs,
+        64,
+        false,
+        submit(&http, &fleet.api_base, &key),
+        "queueing",
+    )
+    .await;
+    let started = Instant::now();
+    fleet.add_worker()?;
+    let pid = fleet.workers[0].id();
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    wait_finished(&fleet, submitted.ok, "draining").await?;
+    sampler.abort();
+    let drained = started.elapsed();
+    let peak_kib = peak.load(Ordering::Relaxed);
+    let in_flight = fleet.stub.state.stats().max_in_flight as u64;
+    let label = format!("slow_{delay_ms}ms");
+    report.add(
+        format!("{label}_max_in_flight"),
+        in_flight as f64,
+        "calls",
+        ">= 10000 (aim >= 20000)",
+    );
+    report.add(
+        format!("{label}_worker_idle_rss"),
+        idle_kib as f64 / 1024.0,
+        "MiB",
+        "<= 30 (aim <= 15)",
+    );
+    report.add(
+        format!("{label}_worker_peak_rss"),
+        peak_kib as f64 / 1024.0,
+        "MiB",
+        "",
+    );
+    report.add(
+        format!("{label}_kib_per_in_flight"),
+        peak_kib.saturating_sub(idle_kib) as f64 / in_flight.max(1) as f64,
+        "KiB",
+        "<= 48 (aim <= 24)",
+    );
+    report.add(format!("{label}_drain_s"), drained.as_secs_f64(), "s", "");
+    fleet.stop().await;
+    Ok(())
+}
+
+pub(super) async fn longpoll(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let clients = options.clients.unwrap_or(10_000) as u64;
+    eprintln!("longpoll: {clients} clients waiting on one API process");
+    let mut fleet = Fleet::start(0, Duration::ZERO, &[]).await?;
+    let http = http_client();
+    let key = fleet.project(&http).await?;
+    let queued = closed_loop(
+        clients,
+        64,
+        true,
+        submit(&http, &fleet.api_base, &key),
+        "queueing",
+    )
+    .await;
+    let before_kib = rss_kib(fleet.api.id());
+    let answered = Arc::new(AtomicU64::new(0));
+    let waiting: Vec<_> = queued
+        .answers
+        .iter()
+        .filter_map(|a| a["session_id"].as_str().map(str::to_owned))
+        .map(|id| {
+            let request = http
+                .get(format!("{}/v1/sessions/{id}?wait=60", fleet.api_base))
+                .bearer_auth(&key)
+                .timeout(Duration::from_secs(90));
+            let answered = answered.clone();
+            tokio::spawn(async move {
+                let session: Value = request.send().await.ok()?.json().await.ok()?;
+                answered.fetch_add(1, Ordering::Relaxed);
+                (session["status"] == "succeeded").then_some(())
+            })
+        })
+        .collect();
+    // Give every request time to arrive and settle into its wait.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let held = waiting.len() as u64 - answered.load(Ordering::Relaxed);
+    let held_kib = rss_kib(fleet.api.id());
+    fleet.add_worker()?;
+    let results = futures_util::future::join_all(waiting).await;
+    let woken = results.iter().filter(|r| matches!(r, Ok(Some(())))).count();
+    report.add(
+        "longpoll_clients_held",
+        held as f64,
+        "clients",
+        ">= 10000 (aim >= 50000)",
+    );
+    report.add(
+        "longpoll_api_kib_per_client",
+        held_kib.saturating_sub(before_kib) as f64 / held.max(1) as f64,
+        "KiB",
+        "",
+    );
+    report.add(
+        "longpoll_answered_succeeded",
+        woken as f64,
+        "clients",
+        "all",
+    );
+    fleet.stop().await;
+    Ok(())
+}
+
+pub(super) async fn limits(report: &mut Report) -> anyhow::Result<()> {
+    eprintln!("limits: pgbench job lifecycle (3 commits) and raw RabbitMQ");
+    let fleet = Fleet::start(0, Duration::ZERO, &[]).await?;
+    let url = fleet.database_url.clone();
+    let tps = tokio::task::spawn_blocking(move || raw::pgbench_lifecycle(&url, 32, 10))
+        .await
+        .context("pgbench")??;
+    report.add(
+        "raw_pg_job_lifecycles_per_s",
+        tps,
+        "jobs/s",
+        "(3 commits each, 32 clients)",
+    );
+    let queue = format!("{}.raw", fleet.name);
+    let (published, round_trip) = raw::rabbitmq_round_trip(&fleet.amqp_url, &queue, 50_000).await?;
+    report.add(
+        "raw_rabbitmq_publish_confirm_per_s",
+        published,
+        "msg/s",
+        "(4 channels x 64 unconfirmed)",
+    );
+    report.add(
+        "raw_rabbitmq_publish_consume_ack_per_s",
+        round_trip,
+        "msg/s",
+        "",
+    );
+    fleet.stop().await;
+    Ok(())
+}
