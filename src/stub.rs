@@ -185,7 +185,7 @@ impl Stub {
 
     /// Waits until stopped.
     pub async fn stopped(&self) {
-        self.stop.cancelled().await
+        self.stop.cancelled().await;
     }
 }
 

@@ -1,14 +1,14 @@
 //! Status-change fan-out for long-polls, fed by the process's one `LISTEN`
 //! connection (`listener.rs`) however many clients wait. A waiter subscribes to
 //! its session before reading it, so no change between the read and the wait is
-//! missed.
+//! missed. Subscriptions are counted in `stewrd_api_waiting_clients`.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
 
-use stewrd_shared::id::SessionId;
+use stewrd_shared::{id::SessionId, metrics as names};
 use tokio::sync::watch;
 
 type Senders = HashMap<SessionId, watch::Sender<u64>>;
@@ -38,6 +38,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        metrics::gauge!(names::WAITING_CLIENTS).decrement(1.0);
         let mut senders = lock(&self.senders);
         if let Some(sender) = senders.get(&self.session_id) {
             // This receiver is still alive here, so one means "only us".
@@ -57,6 +58,7 @@ fn lock(senders: &Mutex<Senders>) -> std::sync::MutexGuard<'_, Senders> {
 impl SessionWatch {
     /// Subscribes to `session_id`.
     pub fn subscribe(&self, session_id: SessionId) -> Subscription {
+        metrics::gauge!(names::WAITING_CLIENTS).increment(1.0);
         let receiver = lock(&self.senders)
             .entry(session_id)
             .or_insert_with(|| watch::channel(0).0)

@@ -27,6 +27,7 @@ pub const RUNS_IN_FLIGHT: &str = "stewrd_worker_runs_in_flight";
 pub const OUTBOX_DUE: &str = "stewrd_outbox_due";
 pub const WEBHOOK_BACKLOG: &str = "stewrd_webhook_backlog";
 pub const WEBHOOK_DELIVERIES: &str = "stewrd_webhook_deliveries_total";
+pub const WAITING_CLIENTS: &str = "stewrd_api_waiting_clients";
 
 /// Latency buckets (seconds) for every histogram: from half a millisecond to the
 /// longest provider calls.

@@ -488,6 +488,16 @@ async fn sigterm_ends_open_streams_and_long_polls_within_the_grace_period() {
         ),
     )
     .await;
+    // Both are waiting (stream and long-poll) before the stop.
+    let waiting = wait_for(PATIENCE, || async {
+        let (_, _, metrics) = app.call_raw(Method::GET, "/metrics", None, None).await;
+        metrics
+            .lines()
+            .any(|line| line == "stewrd_api_waiting_clients 2")
+            .then_some(())
+    })
+    .await;
+    assert!(waiting.is_some(), "the long-poll never started waiting");
     app.api.terminate();
     let exited = app.api.wait_exit().await;
     assert!(

@@ -5,6 +5,9 @@
 //! back by the reaper) protects the run, so no delivery is held for the length of
 //! a provider call and RabbitMQ's `consumer_timeout` never matters.
 
+// The per-job path: a silent truncation here would corrupt every job.
+#![warn(clippy::cast_possible_truncation)]
+
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use futures_util::{FutureExt, StreamExt};
@@ -73,7 +76,7 @@ async fn consume_connection(
     let connection = worker.config.broker.connect("stewrd-worker").await?;
     let channel = connection.create_channel().await?;
     queue::declare_topology(&channel, &worker.topology).await?;
-    let prefetch = worker.config.worker.concurrency.min(usize::from(u16::MAX)) as u16;
+    let prefetch = u16::try_from(worker.config.worker.concurrency).unwrap_or(u16::MAX);
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
         .await?;
@@ -206,7 +209,7 @@ async fn handle(
         }
     }
     .instrument(span)
-    .await
+    .await;
 }
 
 /// Claims the run, waiting out a Postgres outage (the message stays unacked

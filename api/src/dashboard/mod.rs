@@ -153,9 +153,10 @@ impl FromRequestParts<AppState> for ProjectPath {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let not_found = || failure(ApiError::not_found("project"));
-        let path = match Path::<HashMap<String, String>>::from_request_parts(parts, state).await {
-            Ok(Path(path)) => path,
-            Err(_) => return Err(not_found()),
+        let Ok(Path(path)) =
+            Path::<HashMap<String, String>>::from_request_parts(parts, state).await
+        else {
+            return Err(not_found());
         };
         path.get("id")
             .and_then(|id| id.parse().ok())

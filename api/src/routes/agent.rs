@@ -1,5 +1,8 @@
 //! `POST /v1/agent`: store a message and queue its run; answer at once.
 
+// The per-job path: a silent truncation here would corrupt every job.
+#![warn(clippy::cast_possible_truncation)]
+
 use std::{collections::BTreeMap, time::Duration};
 
 use axum::{
@@ -166,7 +169,8 @@ pub(crate) async fn create(
         input: &body.message,
         system: body.system.as_deref(),
         requested_model: body.model.as_deref(),
-        max_tokens: body.max_tokens.map(|n| n as i32),
+        // Validated to 1..=1,000,000 above.
+        max_tokens: body.max_tokens.and_then(|n| i32::try_from(n).ok()),
         temperature: body.temperature,
         webhook_url: webhook_url.as_ref().map(WebhookUrl::as_str),
         request_id: Some(&request_id.0),

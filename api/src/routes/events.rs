@@ -84,10 +84,9 @@ impl Feed {
             if self.done {
                 return None;
             }
-            let session = match self.current().await {
-                Ok(Some(session)) => session,
-                // Gone, or the database is unreachable: end; the client reconnects.
-                _ => return None,
+            // Gone, or the database is unreachable: end; the client reconnects.
+            let Ok(Some(session)) = self.current().await else {
+                return None;
             };
             let id = state_id(&session);
             if self.last_sent.as_deref() != Some(id.as_str()) {

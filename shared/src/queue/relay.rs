@@ -11,6 +11,9 @@
 //! latency). A fast publish that fails makes its row due immediately, and the
 //! slow path takes over.
 
+// The per-job path: a silent truncation here would corrupt every job.
+#![warn(clippy::cast_possible_truncation)]
+
 use std::{
     sync::{
         Arc,
@@ -166,7 +169,7 @@ impl Relay {
             match round {
                 Ok(published) => {
                     failures = 0;
-                    if published < BATCH as usize && self.fast_rx.is_empty() {
+                    if (published as i64) < BATCH && self.fast_rx.is_empty() {
                         tokio::select! {
                             _ = self.wake.notified() => {}
                             _ = tokio::time::sleep(IDLE_POLL) => {}
@@ -203,7 +206,7 @@ impl Relay {
         first: outbox::DueMessage,
     ) -> Result<usize, RelayError> {
         let mut due = vec![first];
-        while due.len() < BATCH as usize {
+        while (due.len() as i64) < BATCH {
             match self.fast_rx.try_recv() {
                 Ok(message) => due.push(message),
                 Err(_) => break,

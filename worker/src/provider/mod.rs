@@ -135,7 +135,7 @@ impl ProviderClient {
             .body(body)
             .send()
             .await
-            .map_err(transport_error)?;
+            .map_err(|e| transport_error(&e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = read_capped(response).await?;
@@ -167,7 +167,7 @@ fn headers(provider: Provider, key: &SecretString) -> Result<HeaderMap, Provider
 
 /// Transport failures say nothing about the key; reqwest's message names only
 /// the URL, which holds no secret.
-fn transport_error(error: reqwest::Error) -> ProviderError {
+fn transport_error(error: &reqwest::Error) -> ProviderError {
     if error.is_timeout() {
         ProviderError::timed_out()
     } else {
@@ -183,7 +183,7 @@ fn transport_error(error: reqwest::Error) -> ProviderError {
 
 async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(ProviderError::unreachable(format!(
                 "the provider's answer is larger than {MAX_BODY_BYTES} bytes"

@@ -4,6 +4,9 @@
 //! the queue for a later attempt. No worker sleeps through a long wait: the run
 //! goes back to Postgres with the time it is due.
 
+// The per-job path: a silent truncation here would corrupt every job.
+#![warn(clippy::cast_possible_truncation)]
+
 mod conversation;
 mod key;
 mod outcome;
@@ -35,6 +38,11 @@ use crate::{
     Worker,
     provider::{ChatRequest, Retry},
 };
+
+/// A duration in whole milliseconds, for logs.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// What to do with a claimed run.
 enum Verdict {
@@ -125,7 +133,7 @@ pub async fn recover_from_panic(worker: &Worker, run: &ClaimedRun) {
         rate_slot: None,
     };
     tracing::error!(
-        retry_in_ms = requeue.delay.as_millis() as u64,
+        retry_in_ms = millis(requeue.delay),
         "the run's task panicked; the run goes back to the queue"
     );
     put_back(worker, run, requeue).await;
@@ -166,10 +174,7 @@ async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Verdic
     if let Some(wait) = worker.cooldowns.paused_for(&key_id) {
         metrics::counter!(names::RATE_LIMIT_WAITS, "reason" => "key_cooldown").increment(1);
         if let Some(verdict) = wait_or_defer(wait, None).await {
-            tracing::debug!(
-                wait_ms = wait.as_millis() as u64,
-                "key cooling down; run deferred"
-            );
+            tracing::debug!(wait_ms = millis(wait), "key cooling down; run deferred");
             return verdict;
         }
     }
@@ -189,7 +194,7 @@ async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Verdic
         }
         if let Some(verdict) = wait_or_defer(wait, Some(wait)).await {
             tracing::debug!(
-                wait_ms = wait.as_millis() as u64,
+                wait_ms = millis(wait),
                 "over the project's rate limit; run deferred"
             );
             return verdict;
@@ -264,7 +269,7 @@ async fn call(
             code = %error.code,
             status = error.status,
             %message,
-            retry_in_ms = delay.as_millis() as u64,
+            retry_in_ms = millis(delay),
             "provider call failed; will retry"
         );
         return Verdict::Requeue(Requeue {

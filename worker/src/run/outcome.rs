@@ -10,7 +10,7 @@ use stewrd_shared::{
     model::RunStatus,
 };
 
-use super::{Decision, timing::wake_relay_after};
+use super::{Decision, millis, timing::wake_relay_after};
 use crate::{Worker, db::Patience};
 
 /// How long the result commit keeps retrying through a Postgres outage. Past
@@ -69,7 +69,7 @@ pub(super) async fn record(
 }
 
 fn log_outcome(outcome: &RunOutcome, started: Instant) {
-    let duration_ms = started.elapsed().as_millis() as u64;
+    let duration_ms = millis(started.elapsed());
     match outcome {
         RunOutcome::Succeeded { usage, .. } => tracing::info!(
             duration_ms,
@@ -77,7 +77,7 @@ fn log_outcome(outcome: &RunOutcome, started: Instant) {
             "run succeeded"
         ),
         RunOutcome::Failed { code, message } => {
-            tracing::warn!(duration_ms, %code, %message, "run failed")
+            tracing::warn!(duration_ms, %code, %message, "run failed");
         }
     }
 }
@@ -90,10 +90,7 @@ pub(super) async fn put_back(worker: &Worker, run: &ClaimedRun, requeue: Requeue
         Ok(true) => {
             metrics::counter!(names::RUNS_REQUEUED).increment(1);
             worker.announcer.announce(run.session_id, RunStatus::Queued);
-            tracing::debug!(
-                delay_ms = requeue.delay.as_millis() as u64,
-                "run back in the queue"
-            );
+            tracing::debug!(delay_ms = millis(requeue.delay), "run back in the queue");
             wake_relay_after(worker, requeue.delay);
         }
         Ok(false) => tracing::info!("run was cancelled or taken over meanwhile"),

@@ -2,6 +2,9 @@
 //! long ones handed back to the queue, the project's rate-limit slot, and the
 //! key's cool-down shared with every worker.
 
+// The per-job path: a silent truncation here would corrupt every job.
+#![warn(clippy::cast_possible_truncation)]
+
 use std::time::Duration;
 
 use backoff::{ExponentialBackoff, backoff::Backoff};

@@ -308,7 +308,7 @@ async fn signatures(
         {
             Ok(secret) => out.extend(sign(&secret, &id, timestamp, body.as_bytes()).ok()),
             Err(error) => {
-                tracing::error!(%error, project_id = %event.project_id, "cannot decrypt a webhook secret")
+                tracing::error!(%error, project_id = %event.project_id, "cannot decrypt a webhook secret");
             }
         }
     }
