@@ -3,6 +3,7 @@
 //!
 //! No HTTP server and no consumer loop live here; those belong to `api` and `worker`.
 
+pub mod agent;
 pub mod config;
 pub mod crypto;
 pub mod db;

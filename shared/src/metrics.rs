@@ -28,6 +28,9 @@ pub const OUTBOX_DUE: &str = "stewrd_outbox_due";
 pub const WEBHOOK_BACKLOG: &str = "stewrd_webhook_backlog";
 pub const WEBHOOK_DELIVERIES: &str = "stewrd_webhook_deliveries_total";
 pub const WAITING_CLIENTS: &str = "stewrd_api_waiting_clients";
+pub const STEPS: &str = "stewrd_steps_total";
+pub const STEP_DURATION: &str = "stewrd_step_duration_seconds";
+pub const RUNS_PAUSED: &str = "stewrd_runs_paused_total";
 
 /// Latency buckets (seconds) for every histogram: from half a millisecond to the
 /// longest provider calls.

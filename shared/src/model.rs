@@ -52,6 +52,7 @@ string_enum!(
     RunStatus {
         Queued = "queued",
         Running = "running",
+        RequiresAction = "requires_action",
         Succeeded = "succeeded",
         Failed = "failed",
         Cancelled = "cancelled",
@@ -104,15 +105,45 @@ string_enum!(
         NoProviderConfigured = "no_provider_configured",
         DeliveryLimitExceeded = "delivery_limit_exceeded",
         Cancelled = "cancelled",
+        MaxStepsExceeded = "max_steps_exceeded",
+        MaxTotalTokensExceeded = "max_total_tokens_exceeded",
+        RequiresActionExpired = "requires_action_expired",
     }
 );
 
 string_enum!(
     /// What a webhook event announces (its `type`).
     EventType {
+        SessionRequiresAction = "session.requires_action",
         SessionSucceeded = "session.succeeded",
         SessionFailed = "session.failed",
         SessionCancelled = "session.cancelled",
+    }
+);
+
+string_enum!(
+    /// What a step of an agent run is.
+    StepType {
+        ModelCall = "model_call",
+        ToolCall = "tool_call",
+    }
+);
+
+string_enum!(
+    /// Where a committed step stands: a client's tool call is `pending` until
+    /// its output arrives.
+    StepStatus {
+        Pending = "pending",
+        Succeeded = "succeeded",
+        Failed = "failed",
+    }
+);
+
+string_enum!(
+    /// Who runs a tool: stewrd (a project's server tool) or the client.
+    Executor {
+        Server = "server",
+        Client = "client",
     }
 );
 

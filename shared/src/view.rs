@@ -4,13 +4,17 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use serde_json::{Value, json};
+
 use crate::{
+    agent::ToolCall,
     db::{
         run::{RunRecord, Usage},
         session::SessionRecord,
+        step::StepRow,
     },
     id::{RunId, SessionId},
-    model::{FailureCode, KeySource, Provider, RunStatus},
+    model::{Executor, FailureCode, KeySource, Provider, RunStatus, StepStatus, StepType},
 };
 
 /// A session.
@@ -25,8 +29,11 @@ pub struct SessionOut {
     pub output: Option<String>,
     /// The latest run's failure.
     pub error: Option<ErrorOut>,
-    /// The latest run's token counts.
+    /// The latest run's token counts (the sum of its model calls).
     pub usage: Option<Usage>,
+    /// While the latest run waits for the client's tool outputs: what to answer.
+    #[schema(value_type = Option<Object>)]
+    pub required_action: Option<Value>,
     /// The conversation; left out of lists and webhooks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<MessageOut>>,
@@ -49,15 +56,35 @@ pub struct ErrorOut {
     pub message: String,
 }
 
-/// One message of the conversation.
+/// One message of the conversation, in OpenAI's chat format.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageOut {
-    /// `user` or `assistant`.
+    /// `user`, `assistant` or `tool`.
     #[schema(value_type = String)]
     pub role: &'static str,
-    pub content: String,
+    /// `null` for an assistant message that only calls tools.
+    pub content: Option<String>,
+    /// The tool calls of an assistant message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub tool_calls: Option<Value>,
+    /// The call a tool message answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+impl MessageOut {
+    fn new(role: &'static str, content: Option<String>, at: OffsetDateTime) -> Self {
+        Self {
+            role,
+            content,
+            tool_calls: None,
+            tool_call_id: None,
+            created_at: at,
+        }
+    }
 }
 
 /// One run.
@@ -101,7 +128,7 @@ impl SessionOut {
             .into_iter()
             .flatten()
             .fold(record.updated_at, OffsetDateTime::max);
-        let messages = (detail == Detail::Full).then(|| messages(&record.runs));
+        let messages = (detail == Detail::Full).then(|| messages(&record.runs, &record.steps));
         let runs = (detail != Detail::Summary).then(|| {
             record
                 .runs
@@ -126,6 +153,7 @@ impl SessionOut {
             output: latest.output.clone(),
             error: error_of(latest),
             usage: latest.usage,
+            required_action: required_action(latest, &record.steps),
             messages,
             runs,
             metadata: record.metadata.clone(),
@@ -135,22 +163,161 @@ impl SessionOut {
     }
 }
 
-/// Each run contributes its user message, and its answer once there is one.
-fn messages(runs: &[RunRecord]) -> Vec<MessageOut> {
-    let mut messages = Vec::with_capacity(runs.len() * 2);
+/// Each run contributes its user message, then its answer once there is one:
+/// for an agent run every committed step (assistant messages with their tool
+/// calls, and one tool message per answered call), else the output.
+fn messages(runs: &[RunRecord], steps: &[StepRow]) -> Vec<MessageOut> {
+    let mut messages = Vec::with_capacity(runs.len() * 2 + steps.len());
     for run in runs {
-        messages.push(MessageOut {
-            role: "user",
-            content: run.input.clone(),
-            created_at: run.created_at,
-        });
-        if let Some(output) = &run.output {
-            messages.push(MessageOut {
-                role: "assistant",
-                content: output.clone(),
-                created_at: run.finished_at.unwrap_or(run.created_at),
-            });
+        messages.push(MessageOut::new(
+            "user",
+            Some(run.input.clone()),
+            run.created_at,
+        ));
+        if run.step_count == 0 {
+            if let Some(output) = &run.output {
+                let at = run.finished_at.unwrap_or(run.created_at);
+                messages.push(MessageOut::new("assistant", Some(output.clone()), at));
+            }
+            continue;
+        }
+        for step in steps.iter().filter(|s| s.run_id == run.id) {
+            let at = step.finished_at.unwrap_or(step.started_at);
+            match step.kind {
+                StepType::ModelCall => messages.push(MessageOut {
+                    tool_calls: step
+                        .tool_calls
+                        .clone()
+                        .filter(|c| c.as_array().is_some_and(|a| !a.is_empty())),
+                    ..MessageOut::new("assistant", step.content.clone(), at)
+                }),
+                StepType::ToolCall if step.status != StepStatus::Pending => {
+                    messages.push(MessageOut {
+                        tool_call_id: step.tool_call_id.clone(),
+                        ..MessageOut::new("tool", step.output.clone(), at)
+                    });
+                }
+                StepType::ToolCall => {}
+            }
         }
     }
     messages
+}
+
+/// `{"type": "submit_tool_outputs", …}` while `run` waits for the client's tools.
+fn required_action(run: &RunRecord, steps: &[StepRow]) -> Option<Value> {
+    if run.status != RunStatus::RequiresAction {
+        return None;
+    }
+    let calls: Vec<Value> = steps
+        .iter()
+        .filter(|s| s.run_id == run.id && s.status == StepStatus::Pending)
+        .map(|s| {
+            ToolCall {
+                id: s.tool_call_id.clone().unwrap_or_default(),
+                name: s.name.clone().unwrap_or_default(),
+                arguments: s.arguments.clone().unwrap_or_default(),
+            }
+            .to_json()
+        })
+        .collect();
+    let expires_at = run.action_expires_at.and_then(|at| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    });
+    Some(
+        json!({"type": "submit_tool_outputs", "run_id": run.id, "expires_at": expires_at,
+                "tool_calls": calls}),
+    )
+}
+
+/// One step of a run, as `GET /v1/sessions/{id}/runs/{run_id}/steps` shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct StepOut {
+    pub index: i32,
+    #[serde(rename = "type")]
+    pub kind: StepType,
+    pub status: StepStatus,
+    /// A model call's model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// A model call's text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// A model call's tool calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub tool_calls: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executor: Option<Executor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i32>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+impl StepOut {
+    /// The steps of `run`: its rows, or for a run that offered no tools its one
+    /// model call, once answered.
+    pub fn of_run(run: &RunRecord, steps: &[StepRow]) -> Vec<Self> {
+        if run.step_count == 0 {
+            let answered = run.status == RunStatus::Succeeded;
+            return answered
+                .then(|| Self {
+                    index: 0,
+                    kind: StepType::ModelCall,
+                    status: StepStatus::Succeeded,
+                    model: Some(run.model.clone()),
+                    content: run.output.clone(),
+                    usage: run.usage,
+                    tool_calls: None,
+                    tool_call_id: None,
+                    name: None,
+                    arguments: None,
+                    executor: None,
+                    output: None,
+                    attempts: None,
+                    started_at: run.started_at.unwrap_or(run.created_at),
+                    finished_at: run.finished_at,
+                })
+                .into_iter()
+                .collect();
+        }
+        steps
+            .iter()
+            .filter(|s| s.run_id == run.id)
+            .map(|s| {
+                let tool = s.kind == StepType::ToolCall;
+                Self {
+                    index: s.index,
+                    kind: s.kind,
+                    status: s.status,
+                    model: s.model.clone(),
+                    content: s.content.clone(),
+                    usage: s.usage,
+                    tool_calls: s.tool_calls.clone(),
+                    tool_call_id: s.tool_call_id.clone(),
+                    name: s.name.clone(),
+                    arguments: s.arguments.clone(),
+                    executor: s.executor,
+                    output: s.output.clone(),
+                    attempts: tool.then_some(s.attempts),
+                    started_at: s.started_at,
+                    finished_at: s.finished_at,
+                }
+            })
+            .collect()
+    }
 }

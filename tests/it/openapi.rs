@@ -22,6 +22,12 @@ async fn the_openapi_document_describes_every_call_of_the_contract() {
         ("get", "/v1/sessions/{id}/events"),
         ("get", "/v1/sessions/{id}/deliveries"),
         ("post", "/v1/sessions/{id}/deliveries/retry"),
+        ("post", "/v1/sessions/{id}/tool_outputs"),
+        ("get", "/v1/sessions/{id}/runs/{run_id}/steps"),
+        ("get", "/v1/project/tools"),
+        ("put", "/v1/project/tools"),
+        ("get", "/v1/admin/projects/{id}/tools"),
+        ("put", "/v1/admin/projects/{id}/tools"),
         ("get", "/v1/project"),
         ("put", "/v1/project/llm"),
         ("delete", "/v1/project/llm"),
@@ -61,7 +67,14 @@ async fn the_openapi_document_describes_every_call_of_the_contract() {
     assert_eq!(schemas["CreateAgentIn"]["additionalProperties"], false);
     assert_eq!(
         schemas["RunStatus"]["enum"],
-        serde_json::json!(["queued", "running", "succeeded", "failed", "cancelled"])
+        serde_json::json!([
+            "queued",
+            "running",
+            "requires_action",
+            "succeeded",
+            "failed",
+            "cancelled"
+        ])
     );
     assert_eq!(
         schemas["ErrorResponse"]["required"],

@@ -527,7 +527,7 @@ async fn a_late_result_never_overwrites_cancelled() {
         output: "too late".into(),
         usage: None,
     };
-    let written = finish_run(&pool, &claimed, worker, &choice, &outcome, None)
+    let written = finish_run(&pool, &claimed, worker, &choice, &outcome, None, None)
         .await
         .expect("statement ran");
     assert_eq!(

@@ -15,6 +15,7 @@ mod lease;
 pub mod provider;
 mod reaper;
 pub mod run;
+mod tools;
 mod webhook;
 
 use std::sync::Arc;
@@ -51,6 +52,9 @@ pub struct Worker {
     cancellations: cancel::Cancellations,
     /// Keys paused after a 429, as every worker learnt it.
     cooldowns: cooldown::Cooldowns,
+    /// Signed outgoing calls (webhooks and server tools): no redirects, the
+    /// SSRF guard on the addresses connected to.
+    hooks: webhook::WebhookClient,
 }
 
 /// Why a worker could not start.
@@ -79,10 +83,11 @@ pub async fn run(
         topology,
         pool,
         master_keys,
-        config,
         announcer,
         cancellations: cancel::Cancellations::default(),
         cooldowns: cooldown::Cooldowns::default(),
+        hooks: webhook::WebhookClient::new(&config.webhook, config.webhook_allow_private)?,
+        config,
     });
     stewrd_shared::metrics::install();
     tracing::info!(
@@ -106,11 +111,9 @@ pub async fn run(
         announcements,
         background.clone(),
     ));
-    let webhooks =
-        webhook::WebhookClient::new(&worker.config.webhook, worker.config.webhook_allow_private)?;
     tasks.spawn(webhook::dispatch(
         worker.clone(),
-        webhooks,
+        worker.hooks.clone(),
         background.clone(),
     ));
     tasks.close();

@@ -354,7 +354,7 @@ pub(super) async fn session(
             format!(
                 r#"<div class="message {role}"><div class="muted">{role} · {}</div>{}</div>"#,
                 date(m.created_at),
-                esc(&m.content),
+                esc(m.content.as_deref().unwrap_or_default()),
                 role = m.role
             )
         })

@@ -109,6 +109,12 @@ pub struct WorkerSettings {
     /// `STEWRD_RATE_LIMIT_BURST`, default 5: calls a project may make at once
     /// before its rate applies.
     pub rate_limit_burst: u32,
+    /// `STEWRD_REQUIRES_ACTION_TIMEOUT_SECS`, default 3600: how long a run waits
+    /// for the client's tool outputs before it fails (`requires_action_expired`).
+    pub requires_action_timeout: Duration,
+    /// `STEWRD_TOOL_RETRY_SCHEDULE`, default `1s,5s,30s`: waits between the
+    /// attempts of a server tool call (4 attempts in all; the last wait repeats).
+    pub tool_retry_schedule: Vec<Duration>,
     /// `STEWRD_FAULT_PANIC_ON_INPUT`, default none. Fault injection for tests
     /// only: a run whose message is exactly this makes the worker's task panic
     /// (with the decrypted key in the panic text), to prove a panic strands no
@@ -313,6 +319,9 @@ impl Config {
                     Some(_) => Some(env.parse_min("STEWRD_DEFAULT_RATE_LIMIT_RPM", 1, 1)?),
                 },
                 rate_limit_burst: env.parse_min("STEWRD_RATE_LIMIT_BURST", 5, 1)?,
+                requires_action_timeout: env
+                    .seconds("STEWRD_REQUIRES_ACTION_TIMEOUT_SECS", 3600)?,
+                tool_retry_schedule: env.schedule("STEWRD_TOOL_RETRY_SCHEDULE", "1s,5s,30s")?,
                 panic_on_input: env.get("STEWRD_FAULT_PANIC_ON_INPUT"),
             },
             webhook_allow_private: env.parse("STEWRD_WEBHOOK_ALLOW_PRIVATE", false)?,

@@ -37,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_trim_the_job_path",
         include_str!("../../../migrations/0007_trim_the_job_path.sql"),
     ),
+    (
+        "0008_add_agent_runs",
+        include_str!("../../../migrations/0008_add_agent_runs.sql"),
+    ),
 ];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.

@@ -1,6 +1,7 @@
 //! Postgres access: the pool, error classification, migrations, and one module
 //! per table with its SQL beside the code that uses it.
 
+pub mod action;
 pub mod api_key;
 pub mod cooldown;
 pub mod idempotency;
@@ -10,6 +11,7 @@ pub mod project;
 pub mod ratelimit;
 pub mod run;
 pub mod session;
+pub mod step;
 pub mod webhook;
 
 use std::time::Duration;

@@ -8,6 +8,7 @@ use tokio_postgres::Row;
 
 use super::{DbError, GenericClient, Pool, api_key::insert_api_key};
 use crate::{
+    agent::ServerTool,
     crypto::{MasterKeyRing, SecretField},
     id::ProjectId,
     model::{KeyStatus, Provider},
@@ -24,6 +25,8 @@ pub struct ProjectRow {
     pub webhook_url: Option<String>,
     pub has_webhook_secret: bool,
     pub rate_limit_rpm: Option<i32>,
+    /// The server tools offered to the model on every run.
+    pub server_tools: Vec<ServerTool>,
     pub created_at: OffsetDateTime,
 }
 
@@ -42,7 +45,7 @@ pub struct ProjectLlm {
 
 const COLUMNS: &str = "id, name, llm_provider, llm_model, key_status, webhook_url, \
                        rate_limit_rpm, created_at, llm_api_key IS NOT NULL AS has_key, \
-                       webhook_secret IS NOT NULL AS has_webhook_secret";
+                       webhook_secret IS NOT NULL AS has_webhook_secret, server_tools";
 
 impl ProjectRow {
     fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
@@ -53,6 +56,8 @@ impl ProjectRow {
             webhook_url: row.try_get("webhook_url")?,
             has_webhook_secret: row.try_get("has_webhook_secret")?,
             rate_limit_rpm: row.try_get("rate_limit_rpm")?,
+            // Written only by `set_server_tools` from checked tools.
+            server_tools: serde_json::from_value(row.try_get("server_tools")?).unwrap_or_default(),
             created_at: row.try_get("created_at")?,
         })
     }
@@ -70,6 +75,22 @@ impl ProjectLlm {
             key_status: KeyStatus::parse(&key_status),
         })
     }
+}
+
+/// Replaces a project's server tools.
+pub async fn set_server_tools(
+    client: &impl GenericClient,
+    id: ProjectId,
+    tools: &[ServerTool],
+) -> Result<Option<ProjectRow>, DbError> {
+    let sql = format!(
+        "UPDATE projects SET server_tools = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let tools = serde_json::to_value(tools).unwrap_or_default();
+    let row = client.query_opt(&sql, &[&id, &tools]).await?;
+    row.map(|row| ProjectRow::from_row(&row))
+        .transpose()
+        .map_err(Into::into)
 }
 
 /// Inserts a project with its (encrypted) webhook signing secret.

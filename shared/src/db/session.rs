@@ -6,9 +6,10 @@ use tokio_postgres::Row;
 use super::{
     DbError, GenericClient,
     run::{RUN_RECORD_COLUMNS, RunRecord},
+    step::{StepRow, steps_of_runs},
 };
 use crate::{
-    id::{ProjectId, SessionId},
+    id::{ProjectId, RunId, SessionId},
     model::RunStatus,
 };
 
@@ -21,6 +22,8 @@ pub struct SessionRecord {
     pub updated_at: OffsetDateTime,
     /// Oldest first; never empty.
     pub runs: Vec<RunRecord>,
+    /// The committed steps of its agent runs, by run and index.
+    pub steps: Vec<StepRow>,
 }
 
 impl SessionRecord {
@@ -31,6 +34,7 @@ impl SessionRecord {
 
     fn from_row(row: &Row, runs: Vec<RunRecord>) -> Result<Self, DbError> {
         Ok(Self {
+            steps: Vec::new(),
             id: row.try_get("session_id")?,
             metadata: row.try_get("metadata")?,
             created_at: row.try_get("session_created_at")?,
@@ -61,11 +65,19 @@ pub async fn get_session(
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let runs = rows
+    let runs: Vec<RunRecord> = rows
         .iter()
         .map(RunRecord::from_row)
         .collect::<Result<_, _>>()?;
-    Ok(Some(SessionRecord::from_row(first, runs)?))
+    let agent_runs: Vec<RunId> = runs
+        .iter()
+        .filter(|run| run.step_count > 0)
+        .map(|run| run.id)
+        .collect();
+    let steps = steps_of_runs(client, &agent_runs).await?;
+    let mut record = SessionRecord::from_row(first, runs)?;
+    record.steps = steps;
+    Ok(Some(record))
 }
 
 /// The status of a session's latest run, for long-polls.

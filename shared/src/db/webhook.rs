@@ -1,5 +1,5 @@
 //! The `webhook_events` and `webhook_attempts` tables. An event is written in the
-//! statement that makes its run final (see [`EVENT_FOR_FINAL_RUN`]), so a crash
+//! statement that makes its run final (see [`EVENT_FOR_STATUS_CHANGE`]), so a crash
 //! between the two cannot lose a callback; the dispatcher takes due events with
 //! `SKIP LOCKED` and Postgres is the retry schedule.
 
@@ -16,9 +16,10 @@ use crate::{
 };
 
 /// A CTE named `e` that records the event of every run in the CTE `final_runs`
-/// (columns `id, session_id, project_id, status, webhook_url`): sent to the run's
-/// URL, else the project's; nothing when neither is set.
-pub const EVENT_FOR_FINAL_RUN: &str = "
+/// (columns `id, session_id, project_id, status, webhook_url`: runs that just
+/// became final or paused in `requires_action`), typed `session.<status>`: sent to
+/// the run's URL, else the project's; nothing when neither is set.
+pub const EVENT_FOR_STATUS_CHANGE: &str = "
     e AS (
         INSERT INTO webhook_events (id, project_id, session_id, run_id, type, url)
         SELECT gen_random_uuid(), f.project_id, f.session_id, f.id, 'session.' || f.status,

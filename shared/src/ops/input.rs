@@ -5,7 +5,7 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::OpsError;
-use crate::{model::Provider, ssrf::check_webhook_url, text};
+use crate::{agent::ServerTool, model::Provider, ssrf::check_webhook_url, text};
 
 /// The longest project name and model name.
 pub const MAX_LABEL_CHARS: usize = 200;
@@ -141,11 +141,39 @@ impl WebhookUrl {
     }
 }
 
+/// A project's server tools, checked: their form, and each URL as a webhook's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerTools(Vec<ServerTool>);
+
+impl ServerTools {
+    pub async fn check(tools: Vec<ServerTool>, allow_private: bool) -> Result<Self, OpsError> {
+        ServerTool::check_form(&tools)
+            .map_err(|refusal| OpsError::invalid(refusal.param, refusal.message))?;
+        let mut checked = Vec::with_capacity(tools.len());
+        for (i, tool) in tools.into_iter().enumerate() {
+            let url = WebhookUrl::check("url", &tool.url, allow_private)
+                .await
+                .map_err(|refusal| {
+                    OpsError::invalid(format!("tools[{i}].url"), refusal.to_string())
+                })?;
+            checked.push(ServerTool {
+                url: url.into_string(),
+                ..tool
+            });
+        }
+        Ok(Self(checked))
+    }
+
+    pub fn as_slice(&self) -> &[ServerTool] {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn param(error: OpsError) -> &'static str {
+    fn param(error: OpsError) -> String {
         match error {
             OpsError::Invalid { param, .. } => param,
             other => panic!("{other}"),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-pub use self::input::{LlmSettings, ProjectName, RateLimit, WebhookUrl};
+pub use self::input::{LlmSettings, ProjectName, RateLimit, ServerTools, WebhookUrl};
 use crate::{
     crypto::{MasterKeyRing, SecretField},
     db::{
@@ -32,10 +32,7 @@ pub const SECRET_OVERLAP: Duration = Duration::from_secs(24 * 3600);
 pub enum OpsError {
     /// An input that cannot be used; `param` names it.
     #[error("{message}")]
-    Invalid {
-        param: &'static str,
-        message: String,
-    },
+    Invalid { param: String, message: String },
     /// No such thing (`project`, `API key`).
     #[error("no such {0}")]
     NotFound(&'static str),
@@ -44,9 +41,9 @@ pub enum OpsError {
 }
 
 impl OpsError {
-    pub(crate) fn invalid(param: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {
-            param,
+            param: param.into(),
             message: message.into(),
         }
     }
@@ -149,6 +146,17 @@ pub async fn set_webhook_url(
 ) -> Result<ProjectRow, OpsError> {
     let row = project::set_webhook_url(client, project_id, url.map(WebhookUrl::as_str)).await?;
     tracing::info!(%project_id, set = url.is_some(), "webhook URL set");
+    found(row, "project")
+}
+
+/// Replaces a project's server tools (checked by [`input::check_server_tools`]).
+pub async fn set_server_tools(
+    client: &impl GenericClient,
+    project_id: ProjectId,
+    tools: &input::ServerTools,
+) -> Result<ProjectRow, OpsError> {
+    let row = project::set_server_tools(client, project_id, tools.as_slice()).await?;
+    tracing::info!(%project_id, count = tools.as_slice().len(), "server tools set");
     found(row, "project")
 }
 

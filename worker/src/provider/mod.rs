@@ -9,6 +9,7 @@ pub use error::{ProviderError, Retry, classify_status, retry_after};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use stewrd_shared::{
     config::{ProviderUrls, WorkerSettings},
     db::run::Usage,
@@ -22,22 +23,53 @@ const OPENROUTER_REFERER: &str = "https://github.com/stewrd/stewrd";
 const OPENROUTER_TITLE: &str = "stewrd";
 
 /// One chat message on the wire.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
+    pub role: &'static str,
+    /// `null` for an assistant message that only calls tools.
+    pub content: Option<String>,
+    /// An assistant message's tool calls, exactly as the provider wrote them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Value>,
+    /// The call a `tool` message answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
-    pub fn new(role: &str, content: &str) -> Self {
+    /// A plain message (`system`, `user` or `assistant`).
+    pub fn new(role: &'static str, content: &str) -> Self {
         Self {
-            role: role.to_owned(),
-            content: content.to_owned(),
+            role,
+            content: Some(content.to_owned()),
+            tool_calls: None,
+            tool_call_id: None,
+        }
+    }
+
+    /// The assistant's answer as it came: its text, and its tool calls if any.
+    pub fn assistant(content: Option<&str>, tool_calls: Option<&Value>) -> Self {
+        Self {
+            role: "assistant",
+            content: content.map(str::to_owned),
+            tool_calls: tool_calls.cloned(),
+            tool_call_id: None,
+        }
+    }
+
+    /// A tool's result for one call.
+    pub fn tool(tool_call_id: &str, output: &str) -> Self {
+        Self {
+            role: "tool",
+            content: Some(output.to_owned()),
+            tool_calls: None,
+            tool_call_id: Some(tool_call_id.to_owned()),
         }
     }
 }
 
-/// A chat-completions request.
+/// A chat-completions request. Tools, tool choice and response format go to
+/// the provider as the client gave them.
 #[derive(Clone, Debug, Serialize)]
 pub struct ChatRequest {
     pub model: String,
@@ -46,12 +78,20 @@ pub struct ChatRequest {
     pub max_tokens: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<Value>,
 }
 
-/// A successful answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A successful answer: text, tool calls, or both.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Completion {
-    pub content: String,
+    pub content: Option<String>,
+    /// The assistant message's `tool_calls` as written (a non-empty array).
+    pub tool_calls: Option<Value>,
     pub usage: Option<Usage>,
 }
 
@@ -75,6 +115,8 @@ struct Choice {
 struct ChoiceMessage {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Value>,
 }
 
 /// Calls providers over one shared HTTP client.
@@ -205,15 +247,23 @@ fn parse_completion(body: &[u8]) -> Result<Completion, ProviderError> {
             || "the provider reported an error in a successful answer".to_owned(),
         )));
     }
-    let content = parsed
+    let message = parsed
         .choices
         .into_iter()
         .next()
         .and_then(|choice| choice.message)
-        .and_then(|message| message.content)
         .ok_or_else(|| ProviderError::empty_success("the provider's answer has no choices"))?;
+    let tool_calls = message
+        .tool_calls
+        .filter(|calls| calls.as_array().is_some_and(|a| !a.is_empty()));
+    if message.content.is_none() && tool_calls.is_none() {
+        return Err(ProviderError::empty_success(
+            "the provider's answer has neither text nor tool calls",
+        ));
+    }
     Ok(Completion {
-        content,
+        content: message.content,
+        tool_calls,
         usage: parsed.usage,
     })
 }
@@ -223,11 +273,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_tool_calling_answer_keeps_its_calls_as_written() {
+        let body = br#"{"choices":[{"message":{"role":"assistant","content":null,
+                        "tool_calls":[{"id":"call_1","type":"function",
+                                       "function":{"name":"f","arguments":"{oops"}}]},
+                        "finish_reason":"tool_calls"}]}"#;
+        let completion = parse_completion(body).expect("a completion");
+        assert_eq!(completion.content, None);
+        let calls = completion.tool_calls.expect("calls");
+        assert_eq!(calls[0]["function"]["arguments"], "{oops");
+        let neither = br#"{"choices":[{"message":{"role":"assistant","content":null}}]}"#;
+        assert!(parse_completion(neither).is_err());
+    }
+
+    #[test]
     fn a_normal_answer_gives_its_content_and_usage() {
         let body = br#"{"choices":[{"message":{"role":"assistant","content":"hi"}}],
                         "usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
         let completion = parse_completion(body).expect("a completion");
-        assert_eq!(completion.content, "hi");
+        assert_eq!(completion.content.as_deref(), Some("hi"));
         assert_eq!(completion.usage.map(|u| u.total_tokens), Some(4));
     }
 

@@ -1,13 +1,18 @@
 //! The conversation a run sends: the effective system prompt, every answered
-//! exchange of its session, then its own message.
+//! exchange of its session (an agent run's with its tool calls and results),
+//! then its own message and its own committed steps. Rebuilt from committed rows
+//! only, so a resumed run sends exactly what an uninterrupted one would.
 
+use serde_json::Value;
 use stewrd_shared::{
+    agent::ServerTool,
     db::{
         DbError,
         run::{ClaimedRun, EarlierRun, earlier_runs},
+        step::{StepRow, steps_of_runs},
     },
     llm::LlmChoice,
-    model::RunStatus,
+    model::{RunStatus, StepStatus, StepType},
 };
 
 use crate::{
@@ -15,13 +20,15 @@ use crate::{
     provider::{ChatMessage, ChatRequest},
 };
 
-/// The whole conversation: the effective system prompt, every answered exchange
-/// of the session, then this run's message.
-pub(super) async fn conversation(
-    worker: &Worker,
-    run: &ClaimedRun,
-    choice: &LlmChoice,
-) -> Result<ChatRequest, DbError> {
+/// What the run starts from: the messages before its own steps, and its steps.
+pub(super) struct History {
+    pub base: Vec<ChatMessage>,
+    pub steps: Vec<StepRow>,
+}
+
+/// Loads the session's answered exchanges and this run's committed steps (one
+/// query each, and none for a first message with no steps).
+pub(super) async fn load(worker: &Worker, run: &ClaimedRun) -> Result<History, DbError> {
     let earlier = if run.turn > 1 {
         worker
             .db(|client| async move { earlier_runs(&client, run.session_id, run.turn).await })
@@ -29,31 +36,110 @@ pub(super) async fn conversation(
     } else {
         Vec::new()
     };
-    Ok(ChatRequest {
-        model: choice.model.clone(),
-        messages: build_messages(&earlier, run.system.as_deref(), &run.input),
-        max_tokens: run.max_tokens,
-        temperature: run.temperature,
+    let mut with_steps: Vec<_> = earlier
+        .iter()
+        .filter(|e| e.status == RunStatus::Succeeded && e.step_count > 0)
+        .map(|e| e.id)
+        .collect();
+    if run.step_count > 0 {
+        with_steps.push(run.id);
+    }
+    let steps = if with_steps.is_empty() {
+        Vec::new()
+    } else {
+        worker
+            .db(|client| async move { steps_of_runs(&client, &with_steps).await })
+            .await?
+    };
+    let (own, earlier_steps): (Vec<_>, Vec<_>) =
+        steps.into_iter().partition(|s| s.run_id == run.id);
+    Ok(History {
+        base: build_messages(&earlier, &earlier_steps, run.system.as_deref(), &run.input),
+        steps: own,
     })
 }
 
 /// Only answered exchanges enter the history: a failed or cancelled message is
 /// shown in the session but was never answered, so the model does not see it.
 /// The latest system prompt given in the session applies.
-fn build_messages(earlier: &[EarlierRun], system: Option<&str>, input: &str) -> Vec<ChatMessage> {
+fn build_messages(
+    earlier: &[EarlierRun],
+    steps: &[StepRow],
+    system: Option<&str>,
+    input: &str,
+) -> Vec<ChatMessage> {
     let system = system.or_else(|| earlier.iter().rev().find_map(|run| run.system.as_deref()));
-    let mut messages = Vec::with_capacity(earlier.len() * 2 + 2);
+    let mut messages = Vec::with_capacity(earlier.len() * 2 + steps.len() + 2);
     if let Some(system) = system {
         messages.push(ChatMessage::new("system", system));
     }
     for run in earlier {
-        if let (RunStatus::Succeeded, Some(output)) = (run.status, &run.output) {
+        if run.status != RunStatus::Succeeded {
+            continue;
+        }
+        if run.step_count > 0 {
+            messages.push(ChatMessage::new("user", &run.input));
+            let own: Vec<StepRow> = steps
+                .iter()
+                .filter(|s| s.run_id == run.id)
+                .cloned()
+                .collect();
+            messages.extend(step_messages(&own));
+        } else if let Some(output) = &run.output {
             messages.push(ChatMessage::new("user", &run.input));
             messages.push(ChatMessage::new("assistant", output));
         }
     }
     messages.push(ChatMessage::new("user", input));
     messages
+}
+
+/// Committed steps as messages: each model answer as it came (with its tool
+/// calls), then one tool message per answered call, in the order they were made.
+pub(super) fn step_messages(steps: &[StepRow]) -> Vec<ChatMessage> {
+    steps
+        .iter()
+        .filter_map(|step| match step.kind {
+            StepType::ModelCall => Some(ChatMessage::assistant(
+                step.content.as_deref(),
+                step.tool_calls.as_ref(),
+            )),
+            StepType::ToolCall if step.status != StepStatus::Pending => Some(ChatMessage::tool(
+                step.tool_call_id.as_deref().unwrap_or_default(),
+                step.output.as_deref().unwrap_or_default(),
+            )),
+            StepType::ToolCall => None,
+        })
+        .collect()
+}
+
+/// The next model call's request: the history, the steps so far, and every
+/// tool offered (the client's, then the project's server tools).
+pub(super) fn request(
+    run: &ClaimedRun,
+    choice: &LlmChoice,
+    history: &History,
+    server_tools: &[ServerTool],
+) -> ChatRequest {
+    let mut messages = history.base.clone();
+    messages.extend(step_messages(&history.steps));
+    let mut tools: Vec<Value> = run
+        .agent
+        .tools
+        .as_ref()
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    tools.extend(server_tools.iter().map(ServerTool::as_function));
+    ChatRequest {
+        model: choice.model.clone(),
+        messages,
+        max_tokens: run.max_tokens,
+        temperature: run.temperature,
+        tool_choice: run.agent.tool_choice.clone().filter(|_| !tools.is_empty()),
+        tools,
+        response_format: run.agent.response_format.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -67,6 +153,8 @@ mod tests {
         system: Option<&str>,
     ) -> EarlierRun {
         EarlierRun {
+            id: stewrd_shared::id::RunId::new(),
+            step_count: 0,
             input: input.into(),
             output: output.map(Into::into),
             system: system.map(Into::into),
@@ -81,15 +169,19 @@ mod tests {
             earlier("lost", None, RunStatus::Failed, None),
             earlier("again", Some("yes"), RunStatus::Succeeded, None),
         ];
-        let messages = build_messages(&history, None, "now");
-        let roles: Vec<_> = messages.iter().map(|m| m.role.as_str()).collect();
+        let messages = build_messages(&history, &[], None, "now");
+        let roles: Vec<_> = messages.iter().map(|m| m.role).collect();
         assert_eq!(
             roles,
             ["system", "user", "assistant", "user", "assistant", "user"]
         );
-        assert_eq!(messages[0].content, "be brief");
-        assert_eq!(messages[5].content, "now");
-        assert!(messages.iter().all(|m| m.content != "lost"));
+        assert_eq!(messages[0].content.as_deref(), Some("be brief"));
+        assert_eq!(messages[5].content.as_deref(), Some("now"));
+        assert!(
+            messages
+                .iter()
+                .all(|m| m.content.as_deref() != Some("lost"))
+        );
     }
 
     #[test]
@@ -100,8 +192,8 @@ mod tests {
             RunStatus::Succeeded,
             Some("old"),
         )];
-        let messages = build_messages(&history, Some("new"), "now");
-        assert_eq!(messages[0].content, "new");
+        let messages = build_messages(&history, &[], Some("new"), "now");
+        assert_eq!(messages[0].content.as_deref(), Some("new"));
         assert_eq!(messages.iter().filter(|m| m.role == "system").count(), 1);
     }
 }

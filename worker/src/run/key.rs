@@ -41,6 +41,7 @@ pub(super) fn provider_key(
                             format!("the project's provider key cannot be decrypted ({error}); set it again with PUT /v1/project/llm"),
                         ),
                         key_status: Some(KeyStatus::Invalid),
+                        last_step: None,
                     })
                 })
         }

@@ -7,14 +7,16 @@
 // The per-job path: a silent truncation here would corrupt every job.
 #![warn(clippy::cast_possible_truncation)]
 
+mod agent;
 mod conversation;
 mod key;
+mod model;
 mod outcome;
 mod timing;
 
 use std::time::{Duration, Instant};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use stewrd_shared::{
     db::{
         cooldown::fingerprint,
@@ -24,20 +26,17 @@ use stewrd_shared::{
     metrics as names,
     model::{FailureCode, KeyStatus, RunStatus},
 };
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::Span;
 
 pub use self::timing::retry_delay;
 use self::{
-    conversation::conversation,
     key::provider_key,
+    model::CallContext,
     outcome::{put_back, record},
-    timing::{rate_limit, reserve, share_cooldown, wait_or_defer},
 };
-use crate::{
-    Worker,
-    provider::{ChatRequest, Retry},
-};
+use crate::Worker;
 
 /// A duration in whole milliseconds, for logs.
 fn millis(duration: Duration) -> u64 {
@@ -54,12 +53,19 @@ enum Verdict {
     HandBack,
     /// Cancelled meanwhile: nothing to write.
     Cancelled,
+    /// Committed as waiting for the client's tool outputs; `webhook` says
+    /// whether a `session.requires_action` event was queued.
+    Paused { webhook: bool },
+    /// A step's commit found the lease gone (cancelled, taken over): stop here.
+    LeaseLost,
 }
 
 /// How a run ended, and what that taught about the project's key.
 struct Decision {
     outcome: RunOutcome,
     key_status: Option<KeyStatus>,
+    /// An agent run's last answer becomes its last step: its index and start.
+    last_step: Option<(i32, OffsetDateTime)>,
 }
 
 impl From<RunOutcome> for Verdict {
@@ -67,6 +73,7 @@ impl From<RunOutcome> for Verdict {
         Self::Finish(Decision {
             outcome,
             key_status: None,
+            last_step: None,
         })
     }
 }
@@ -119,6 +126,19 @@ pub async fn process(worker: &Worker, run: &ClaimedRun, hand_back: &Cancellation
         Verdict::Requeue(requeue) => put_back(worker, run, requeue).await,
         Verdict::HandBack => put_back(worker, run, Requeue::HAND_BACK).await,
         Verdict::Cancelled => tracing::info!("run cancelled; provider call abandoned"),
+        Verdict::Paused { webhook } => {
+            metrics::counter!(names::RUNS_PAUSED).increment(1);
+            tracing::info!("run waits for the client's tool outputs");
+            worker
+                .announcer
+                .announce(run.session_id, RunStatus::RequiresAction);
+            if webhook {
+                worker.webhook_wake.notify_one();
+            }
+        }
+        Verdict::LeaseLost => {
+            tracing::warn!("step dropped: the run was cancelled or taken over meanwhile");
+        }
     }
 }
 
@@ -140,11 +160,13 @@ pub async fn recover_from_panic(worker: &Worker, run: &ClaimedRun) {
 }
 
 async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Verdict {
+    let claimed = Instant::now();
     let max_attempts = i32::try_from(worker.config.worker.max_attempts).unwrap_or(i32::MAX);
-    if run.attempt > max_attempts {
+    let attempts = run.attempts_since_progress();
+    if attempts > max_attempts {
         return failed(
             FailureCode::DeliveryLimitExceeded,
-            format!("the run was started {max_attempts} times without finishing"),
+            format!("the run was started {max_attempts} times without progress"),
         )
         .into();
     }
@@ -163,127 +185,36 @@ async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Verdic
         // Fault injection for tests; the text holds the key as the real bug did.
         panic!("injected fault with key {}", key.expose_secret());
     }
-    let request = match conversation(worker, run, choice).await {
-        Ok(request) => request,
+    let history = match conversation::load(worker, run).await {
+        Ok(history) => history,
         Err(error) => {
             tracing::warn!(%error, "cannot load the session history");
             return Verdict::HandBack;
         }
     };
     let key_id = fingerprint(&key);
-    if let Some(wait) = worker.cooldowns.paused_for(&key_id) {
-        metrics::counter!(names::RATE_LIMIT_WAITS, "reason" => "key_cooldown").increment(1);
-        if let Some(verdict) = wait_or_defer(wait, None).await {
-            tracing::debug!(wait_ms = millis(wait), "key cooling down; run deferred");
-            return verdict;
-        }
-    }
-    if let Some(rpm) = rate_limit(worker, run) {
-        let wait = match run.slot_in {
-            Some(seconds) => Duration::from_secs_f64(seconds.max(0.0)),
-            None => match reserve(worker, run, rpm).await {
-                Ok(wait) => wait,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot reserve a rate-limit slot");
-                    return Verdict::HandBack;
-                }
-            },
-        };
-        if !wait.is_zero() {
-            metrics::counter!(names::RATE_LIMIT_WAITS, "reason" => "project_limit").increment(1);
-        }
-        if let Some(verdict) = wait_or_defer(wait, Some(wait)).await {
-            tracing::debug!(
-                wait_ms = millis(wait),
-                "over the project's rate limit; run deferred"
-            );
-            return verdict;
-        }
-    }
-    call(worker, run, choice, &key, &key_id, &request).await
-}
-
-/// Makes the call; a retryable failure goes back to the queue after a backoff
-/// while attempts and the deadline allow.
-async fn call(
-    worker: &Worker,
-    run: &ClaimedRun,
-    choice: &LlmChoice,
-    key: &SecretString,
-    key_id: &[u8; 16],
-    request: &ChatRequest,
-) -> Verdict {
-    let deadline = Duration::from_secs_f64(run.seconds_left);
-    let call = worker.provider.complete(choice.provider, key, request);
-    let answer = tokio::time::timeout(deadline, call).await;
-    let status = match &answer {
-        Ok(Ok(_)) => Some(200),
-        Ok(Err(error)) => error.status,
-        Err(_) => None,
+    let context = CallContext {
+        choice,
+        key: &key,
+        key_id: &key_id,
+        first: true,
+        claimed,
+        attempts,
     };
-    metrics::counter!(
-        names::PROVIDER_CALLS,
-        "provider" => choice.provider.as_str(),
-        "status_class" => names::status_class(status),
-        "model" => names::model_label(&choice.model)
-    )
-    .increment(1);
-    let error = match answer {
-        Err(_) => {
-            return failed(
-                FailureCode::ProviderTimeout,
-                "the run's deadline passed during the provider call",
-            )
-            .into();
-        }
-        Ok(Ok(completion)) => {
-            return Verdict::Finish(Decision {
-                outcome: RunOutcome::Succeeded {
-                    output: completion.content,
-                    usage: completion.usage,
-                },
-                key_status: Some(KeyStatus::Valid),
-            });
-        }
-        Ok(Err(error)) => error,
-    };
-    let message = error.message;
-    let settings = &worker.config.worker;
-    let finish = Verdict::Finish(Decision {
-        outcome: failed(error.code, message.clone()),
-        key_status: error.key_verdict,
-    });
-    let Retry::After(asked) = error.retry else {
-        return finish;
-    };
-    let delay = retry_delay(run.attempt, asked, settings.retry_base, settings.retry_max);
-    if error.code == FailureCode::ProviderRateLimited {
-        share_cooldown(worker, key_id, delay).await;
+    agent::Loop {
+        worker,
+        run,
+        context,
+        history,
     }
-    let attempts_left = run.attempt < i32::try_from(settings.max_attempts).unwrap_or(i32::MAX);
-    let time_left = delay.as_secs_f64() < run.seconds_left;
-    if attempts_left && time_left {
-        metrics::counter!(names::PROVIDER_RETRIES, "provider" => choice.provider.as_str(), "code" => error.code.as_str())
-            .increment(1);
-        tracing::warn!(
-            code = %error.code,
-            status = error.status,
-            %message,
-            retry_in_ms = millis(delay),
-            "provider call failed; will retry"
-        );
-        return Verdict::Requeue(Requeue {
-            delay,
-            counts_as_attempt: true,
-            rate_slot: None,
-        });
-    }
-    finish
+    .run()
+    .await
 }
 
 fn failed(code: FailureCode, message: impl Into<String>) -> RunOutcome {
     RunOutcome::Failed {
         code,
         message: message.into(),
+        output: None,
     }
 }

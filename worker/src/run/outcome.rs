@@ -39,6 +39,7 @@ pub(super) async fn record(
                     choice,
                     outcome,
                     decision.key_status,
+                    decision.last_step,
                 )
                 .await
             },
@@ -76,7 +77,7 @@ fn log_outcome(outcome: &RunOutcome, started: Instant) {
             total_tokens = usage.map(|u| u.total_tokens),
             "run succeeded"
         ),
-        RunOutcome::Failed { code, message } => {
+        RunOutcome::Failed { code, message, .. } => {
             tracing::warn!(duration_ms, %code, %message, "run failed");
         }
     }

@@ -4,7 +4,7 @@
 //! few hours for 24 h, honoring `Retry-After` on 429 and 503. Any 2xx delivers;
 //! 410 Gone stops the event.
 
-mod send;
+pub(crate) mod send;
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,6 +22,7 @@ use stewrd_shared::{
             take_due_events,
         },
     },
+    id::ProjectId,
     view::{Detail, SessionOut},
     webhook::{generate_secret, sign},
 };
@@ -123,7 +124,8 @@ async fn attempt(worker: &Worker, client: &WebhookClient, event: &DueEvent) -> R
         },
     };
     let timestamp = started_at.unix_timestamp();
-    let signatures = signatures(worker, &db, event, &body, timestamp).await?;
+    let id = message_id(event.id);
+    let signatures = signatures(worker, &db, event.project_id, &id, timestamp, &body).await?;
     if signatures.is_empty() {
         // Never send unsigned: retry once the operator restores the master key.
         let unsigned = failed_attempt(
@@ -134,14 +136,17 @@ async fn attempt(worker: &Worker, client: &WebhookClient, event: &DueEvent) -> R
         return record_attempt(&db, event, &unsigned, fate).await;
     }
     drop(db);
+    let id = message_id(event.id);
     let sent = client
-        .post(
-            &event.url,
-            &message_id(event.id),
+        .post(send::Signed {
+            url: &event.url,
+            id: &id,
             timestamp,
-            &signatures,
+            signatures: &signatures,
             body,
-        )
+            idempotency_key: None,
+            timeout: None,
+        })
         .await;
     let (result, fate) = judge(&worker.config.webhook, event, sent, started_at);
     let db = worker.pool.get().await?;
@@ -190,7 +195,7 @@ fn judge(
     let (status, retry_after, error, elapsed) = match sent {
         Ok(answer) => {
             let error = (!(200..300).contains(&answer.status))
-                .then(|| format!("HTTP {}: {}", answer.status, answer.snippet));
+                .then(|| format!("HTTP {}: {}", answer.status, answer.snippet()));
             (
                 Some(answer.status),
                 answer.retry_after,
@@ -277,38 +282,36 @@ async fn build_payload(
 
 /// `v1,…` with the current secret, and with the previous one during its overlap.
 /// Empty when no secret can be decrypted.
-async fn signatures(
+pub(crate) async fn signatures(
     worker: &Worker,
     db: &impl GenericClient,
-    event: &DueEvent,
-    body: &str,
+    project_id: ProjectId,
+    id: &str,
     timestamp: i64,
+    body: &str,
 ) -> Result<String, DbError> {
-    let (current, previous) = webhook_secrets(db, event.project_id)
-        .await?
-        .unwrap_or_default();
+    let (current, previous) = webhook_secrets(db, project_id).await?.unwrap_or_default();
     let current = match current {
         Some(current) => current,
         None => {
             let fresh = generate_secret();
             let encrypted = worker.master_keys.encrypt(
                 fresh.expose_secret().as_bytes(),
-                event.project_id,
+                project_id,
                 SecretField::WebhookSecret,
             );
-            ensure_webhook_secret(db, event.project_id, &encrypted).await?
+            ensure_webhook_secret(db, project_id, &encrypted).await?
         }
     };
-    let id = message_id(event.id);
     let mut out = Vec::new();
     for stored in [Some(current), previous].into_iter().flatten() {
         match worker
             .master_keys
-            .decrypt_text(&stored, event.project_id, SecretField::WebhookSecret)
+            .decrypt_text(&stored, project_id, SecretField::WebhookSecret)
         {
-            Ok(secret) => out.extend(sign(&secret, &id, timestamp, body.as_bytes()).ok()),
+            Ok(secret) => out.extend(sign(&secret, id, timestamp, body.as_bytes()).ok()),
             Err(error) => {
-                tracing::error!(%error, project_id = %event.project_id, "cannot decrypt a webhook secret");
+                tracing::error!(%error, project_id = %project_id, "cannot decrypt a webhook secret");
             }
         }
     }

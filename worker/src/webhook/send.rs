@@ -22,11 +22,27 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Characters of a failing response body kept in the delivery log.
 const SNIPPET_CHARS: usize = 200;
 
+/// A signed request: a webhook event, or a server tool call.
+pub struct Signed<'a> {
+    pub url: &'a str,
+    /// `webhook-id`.
+    pub id: &'a str,
+    pub timestamp: i64,
+    /// `webhook-signature`.
+    pub signatures: &'a str,
+    pub body: String,
+    /// Sent as `Idempotency-Key` (tool calls: the same on every attempt).
+    pub idempotency_key: Option<&'a str>,
+    /// This attempt's limit, when not the webhook default.
+    pub timeout: Option<Duration>,
+}
+
 /// What an attempt got back.
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<Duration>,
-    pub snippet: String,
+    /// The body, read up to 64 KiB.
+    pub body: Vec<u8>,
     pub elapsed: Duration,
 }
 
@@ -85,14 +101,16 @@ impl WebhookClient {
     }
 
     /// POSTs `body` with the Standard Webhooks headers.
-    pub async fn post(
-        &self,
-        url: &str,
-        id: &str,
-        timestamp: i64,
-        signatures: &str,
-        body: String,
-    ) -> Result<Answer, Failure> {
+    pub async fn post(&self, request: Signed<'_>) -> Result<Answer, Failure> {
+        let Signed {
+            url,
+            id,
+            timestamp,
+            signatures,
+            body,
+            idempotency_key,
+            timeout,
+        } = request;
         let started = Instant::now();
         let fail = |error: String| Failure {
             error,
@@ -107,14 +125,14 @@ impl WebhookClient {
         headers.insert("webhook-id", header(id)?);
         headers.insert("webhook-timestamp", header(&timestamp.to_string())?);
         headers.insert("webhook-signature", header(signatures)?);
-        let mut response = self
-            .http
-            .post(url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| fail(error_chain(&e)))?;
+        if let Some(key) = idempotency_key {
+            headers.insert("idempotency-key", header(key)?);
+        }
+        let mut post = self.http.post(url).headers(headers).body(body);
+        if let Some(timeout) = timeout {
+            post = post.timeout(timeout);
+        }
+        let mut response = post.send().await.map_err(|e| fail(error_chain(&e)))?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let mut read = Vec::new();
@@ -124,16 +142,23 @@ impl WebhookClient {
                 Ok(None) | Err(_) => break,
             }
         }
-        let snippet: String = String::from_utf8_lossy(&read)
-            .chars()
-            .take(SNIPPET_CHARS)
-            .collect();
+        read.truncate(MAX_RESPONSE_BYTES);
         Ok(Answer {
             status,
             retry_after,
-            snippet,
+            body: read,
             elapsed: started.elapsed(),
         })
+    }
+}
+
+impl Answer {
+    /// The start of the body, for the delivery log.
+    pub fn snippet(&self) -> String {
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(SNIPPET_CHARS)
+            .collect()
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::{AgentSettings, Usage};
 use crate::db::{DbError, GenericClient, project::ProjectLlm};
 use crate::id::{ProjectId, RunId, SessionId, WorkerId};
 
@@ -32,6 +33,31 @@ pub struct ClaimedRun {
     pub slot_in: Option<f64>,
     /// Seconds since the run was submitted.
     pub age_secs: f64,
+    /// The client's tools and the loop's bounds.
+    pub agent: AgentSettings,
+    /// The project's server tools (a JSON array of `agent::ServerTool`).
+    pub server_tools: serde_json::Value,
+    /// Committed steps: more than 0 means the run resumes.
+    pub step_count: i32,
+    /// The attempt at which a step last committed: attempts since then count
+    /// against `STEWRD_MAX_ATTEMPTS`, so a long agent run is not cut short by
+    /// transient failures spread over many steps.
+    pub progress_attempt: i32,
+    /// Tokens used by the steps committed so far.
+    pub usage_so_far: Option<Usage>,
+}
+
+impl ClaimedRun {
+    /// Claims since the run last made progress (this one included).
+    pub fn attempts_since_progress(&self) -> i32 {
+        self.attempt - self.progress_attempt
+    }
+
+    /// Whether the model is offered any tool: the run keeps its steps as rows.
+    pub fn is_agent(&self) -> bool {
+        let has = |value: &serde_json::Value| value.as_array().is_some_and(|a| !a.is_empty());
+        self.agent.tools.as_ref().is_some_and(has) || has(&self.server_tools)
+    }
 }
 
 /// Claims a queued run, or a running one whose lease expired, for `worker`.
@@ -53,13 +79,16 @@ pub async fn claim_run(
                    AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
                  RETURNING id, session_id, project_id, turn, attempts, input, system,
                            requested_model, max_tokens, temperature, request_id,
+                           tools, tool_choice, response_format, max_steps, max_total_tokens,
+                           step_count, progress_attempt, prompt_tokens, completion_tokens,
+                           total_tokens,
                            extract(epoch FROM deadline - now())::float8 AS seconds_left,
                            extract(epoch FROM rate_slot - now())::float8 AS slot_in,
                            extract(epoch FROM now() - created_at)::float8 AS age_secs
              ),
              d AS (DELETE FROM outbox WHERE run_id = $1 AND EXISTS (SELECT 1 FROM c))
              SELECT c.*, p.llm_provider, p.llm_model, p.key_status, p.llm_api_key,
-                    p.llm_api_key IS NOT NULL AS has_key, p.rate_limit_rpm
+                    p.llm_api_key IS NOT NULL AS has_key, p.rate_limit_rpm, p.server_tools
              FROM c JOIN projects p ON p.id = c.project_id",
         )
         .await?;
@@ -87,6 +116,21 @@ pub async fn claim_run(
         rate_limit_rpm: row.try_get("rate_limit_rpm")?,
         slot_in: row.try_get("slot_in")?,
         age_secs: row.try_get("age_secs")?,
+        agent: AgentSettings {
+            tools: row.try_get("tools")?,
+            tool_choice: row.try_get("tool_choice")?,
+            response_format: row.try_get("response_format")?,
+            max_steps: row.try_get("max_steps")?,
+            max_total_tokens: row.try_get("max_total_tokens")?,
+        },
+        server_tools: row.try_get("server_tools")?,
+        step_count: row.try_get("step_count")?,
+        progress_attempt: row.try_get("progress_attempt")?,
+        usage_so_far: Usage::from_parts(
+            row.try_get("prompt_tokens")?,
+            row.try_get("completion_tokens")?,
+            row.try_get("total_tokens")?,
+        ),
     }))
 }
 

@@ -3,8 +3,10 @@
 
 use std::{sync::LazyLock, time::Duration};
 
+use time::OffsetDateTime;
+
 use super::ClaimedRun;
-use crate::db::{DbError, GenericClient, webhook::EVENT_FOR_FINAL_RUN};
+use crate::db::{DbError, GenericClient, webhook::EVENT_FOR_STATUS_CHANGE};
 use crate::{
     id::{ProjectId, RunId, SessionId, WorkerId},
     llm::LlmChoice,
@@ -30,16 +32,35 @@ pub struct Usage {
     pub total_tokens: i32,
 }
 
+impl Usage {
+    /// The counts of three nullable columns, when all are there.
+    pub fn from_parts(
+        prompt: Option<i32>,
+        completion: Option<i32>,
+        total: Option<i32>,
+    ) -> Option<Self> {
+        Some(Self {
+            prompt_tokens: prompt?,
+            completion_tokens: completion?,
+            total_tokens: total?,
+        })
+    }
+}
+
 /// How a run ended in the worker.
 #[derive(Clone, Debug)]
 pub enum RunOutcome {
+    /// The model's last answer; `usage` is that call's (earlier steps' usage was
+    /// added to the run as they committed).
     Succeeded {
         output: String,
         usage: Option<Usage>,
     },
+    /// `output` is the text the run had when it stopped, if any.
     Failed {
         code: FailureCode,
         message: String,
+        output: Option<String>,
     },
 }
 
@@ -47,13 +68,26 @@ static FINISH_RUN: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH final_runs AS (
              UPDATE runs SET status = $4, output = $5, error_code = $6, error_message = $7,
-                             prompt_tokens = $8, completion_tokens = $9, total_tokens = $10,
-                             provider = $11, model = $12, key_source = $13,
-                             finished_at = now(), lease_owner = NULL, lease_until = NULL
+                 prompt_tokens = CASE WHEN $8::int IS NULL THEN prompt_tokens
+                                      ELSE coalesce(prompt_tokens, 0) + $8 END,
+                 completion_tokens = CASE WHEN $9::int IS NULL THEN completion_tokens
+                                          ELSE coalesce(completion_tokens, 0) + $9 END,
+                 total_tokens = CASE WHEN $10::int IS NULL THEN total_tokens
+                                     ELSE coalesce(total_tokens, 0) + $10 END,
+                 provider = $11, model = $12, key_source = $13,
+                 step_count = step_count + CASE WHEN $16::int IS NULL THEN 0 ELSE 1 END,
+                 finished_at = now(), lease_owner = NULL, lease_until = NULL
              WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
              RETURNING id, session_id, project_id, status, webhook_url
          ),
-         {EVENT_FOR_FINAL_RUN},
+         last_step AS (
+             INSERT INTO run_steps (run_id, index, type, status, model, content,
+                                    prompt_tokens, completion_tokens, total_tokens,
+                                    started_at, finished_at)
+             SELECT id, $16, 'model_call', 'succeeded', $12, $5, $8, $9, $10, $17, now()
+             FROM final_runs WHERE $16::int IS NOT NULL
+         ),
+         {EVENT_FOR_STATUS_CHANGE},
          k AS (
              UPDATE projects SET key_status = $14
              WHERE $14::text IS NOT NULL AND id = (SELECT project_id FROM final_runs)
@@ -76,8 +110,10 @@ pub enum Finished {
 /// cancelled) nothing is written and `false` comes back, so a run never gets two
 /// results. In the same statement: the webhook event (if any URL applies) and what
 /// the call taught about the project's own key (`learnt`; only if that key was
-/// used and is still the stored one). Waking long-polls is left to the caller,
-/// outside the commit: a notifying commit is serialized with every other one.
+/// used and is still the stored one). An agent run's last model answer becomes its
+/// last step (`last_step`: its index and when the call began). Waking long-polls
+/// is left to the caller, outside the commit: a notifying commit is serialized
+/// with every other one.
 pub async fn finish_run(
     client: &impl GenericClient,
     run: &ClaimedRun,
@@ -85,6 +121,7 @@ pub async fn finish_run(
     choice: &LlmChoice,
     outcome: &RunOutcome,
     learnt: Option<KeyStatus>,
+    last_step: Option<(i32, OffsetDateTime)>,
 ) -> Result<Finished, DbError> {
     let used_own_key = (choice.key_source == KeySource::Project)
         .then_some(run.encrypted_key.as_deref())
@@ -101,9 +138,13 @@ pub async fn finish_run(
             None,
             *usage,
         ),
-        RunOutcome::Failed { code, message } => (
+        RunOutcome::Failed {
+            code,
+            message,
+            output,
+        } => (
             RunStatus::Failed,
-            None,
+            output.as_deref(),
             Some(code.as_str()),
             Some(message.as_str()),
             None,
@@ -128,6 +169,8 @@ pub async fn finish_run(
                 &choice.key_source.as_str(),
                 &learnt,
                 &used_own_key,
+                &last_step.map(|(index, _)| index),
+                &last_step.map(|(_, started)| started),
             ],
         )
         .await?;
@@ -206,11 +249,11 @@ static CANCEL_SESSION: LazyLock<String> = LazyLock::new(|| {
                              error_message = 'cancelled by request', finished_at = now(),
                              lease_owner = NULL, lease_until = NULL
              WHERE id = (SELECT latest_run_id FROM sessions WHERE id = $1 AND project_id = $2)
-               AND status IN ('queued', 'running')
+               AND status IN ('queued', 'running', 'requires_action')
              RETURNING id, session_id, project_id, status, webhook_url
          ),
          d AS (DELETE FROM outbox WHERE run_id IN (SELECT id FROM final_runs)),
-         {EVENT_FOR_FINAL_RUN}
+         {EVENT_FOR_STATUS_CHANGE}
          SELECT f.id, pg_notify($5, f.session_id::text || ' cancelled'),
                 pg_notify($3, f.id::text), (SELECT pg_notify($4, '') FROM e LIMIT 1)
          FROM final_runs f"
@@ -276,7 +319,7 @@ static FAIL_UNCLAIMED_RUN: LazyLock<String> = LazyLock::new(|| {
              RETURNING id, session_id, project_id, status, webhook_url
          ),
          d AS (DELETE FROM outbox WHERE run_id IN (SELECT id FROM final_runs)),
-         {EVENT_FOR_FINAL_RUN}
+         {EVENT_FOR_STATUS_CHANGE}
          SELECT pg_notify($5, session_id::text || ' ' || status),
                 (SELECT pg_notify($4, '') FROM e LIMIT 1)
          FROM final_runs"

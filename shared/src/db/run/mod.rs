@@ -14,5 +14,5 @@ pub use self::{
         finish_run, requeue_run,
     },
     record::{EarlierRun, RUN_RECORD_COLUMNS, RunRecord, earlier_runs},
-    submit::{InsertRunError, NewRun, SessionTarget, insert_run},
+    submit::{AgentSettings, InsertRunError, NewRun, SessionTarget, insert_run},
 };

@@ -13,6 +13,9 @@ use crate::{
 /// An earlier run of the same session, for the conversation history.
 #[derive(Clone, Debug)]
 pub struct EarlierRun {
+    pub id: RunId,
+    /// Committed steps (an agent run's tool calls go into the history too).
+    pub step_count: i32,
     pub input: String,
     pub output: Option<String>,
     pub system: Option<String>,
@@ -27,7 +30,7 @@ pub async fn earlier_runs(
 ) -> Result<Vec<EarlierRun>, DbError> {
     let statement = client
         .prepare_cached(
-            "SELECT input, output, system, status FROM runs
+            "SELECT id, step_count, input, output, system, status FROM runs
              WHERE session_id = $1 AND turn < $2 ORDER BY turn",
         )
         .await?;
@@ -37,6 +40,8 @@ pub async fn earlier_runs(
         .iter()
         .map(|row| {
             Ok(EarlierRun {
+                id: row.try_get("id")?,
+                step_count: row.try_get("step_count")?,
                 input: row.try_get("input")?,
                 output: row.try_get("output")?,
                 system: row.try_get("system")?,
@@ -61,6 +66,10 @@ pub struct RunRecord {
     pub error_code: Option<FailureCode>,
     pub error_message: Option<String>,
     pub usage: Option<Usage>,
+    /// Committed steps; 0 for a run that offered no tools.
+    pub step_count: i32,
+    /// While `requires_action`: when the wait for the client's outputs ends.
+    pub action_expires_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub started_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
@@ -70,7 +79,7 @@ pub struct RunRecord {
 pub const RUN_RECORD_COLUMNS: &str = "r.id AS run_id, r.turn, r.status, r.input, r.output, \
      r.provider, r.model, r.key_source, r.attempts, r.error_code, r.error_message, \
      r.prompt_tokens, r.completion_tokens, r.total_tokens, r.created_at AS run_created_at, \
-     r.started_at, r.finished_at";
+     r.started_at, r.finished_at, r.step_count, r.action_expires_at";
 
 impl RunRecord {
     /// Reads the columns of [`RUN_RECORD_COLUMNS`].
@@ -90,14 +99,9 @@ impl RunRecord {
             attempts: row.try_get("attempts")?,
             error_code: parse_optional_column(row, "error_code", FailureCode::parse)?,
             error_message: row.try_get("error_message")?,
-            usage: match (prompt, completion, total) {
-                (Some(prompt_tokens), Some(completion_tokens), Some(total_tokens)) => Some(Usage {
-                    prompt_tokens,
-                    completion_tokens,
-                    total_tokens,
-                }),
-                _ => None,
-            },
+            usage: Usage::from_parts(prompt, completion, total),
+            step_count: row.try_get("step_count")?,
+            action_expires_at: row.try_get("action_expires_at")?,
             created_at: row.try_get("run_created_at")?,
             started_at: row.try_get("started_at")?,
             finished_at: row.try_get("finished_at")?,

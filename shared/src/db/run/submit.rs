@@ -10,6 +10,18 @@ use crate::{
     llm::LlmChoice,
 };
 
+/// What makes a run an agent run, as the client asked (checked by the API).
+#[derive(Clone, Debug, Default)]
+pub struct AgentSettings {
+    /// The client's tools, in OpenAI's function-tool format.
+    pub tools: Option<serde_json::Value>,
+    pub tool_choice: Option<serde_json::Value>,
+    pub response_format: Option<serde_json::Value>,
+    /// Model calls at most.
+    pub max_steps: i32,
+    pub max_total_tokens: Option<i32>,
+}
+
 /// Which session a new run belongs to.
 pub enum SessionTarget<'a> {
     /// Start a session with this id.
@@ -37,6 +49,8 @@ pub struct NewRun<'a> {
     pub webhook_url: Option<&'a str>,
     pub request_id: Option<&'a str>,
     pub choice: &'a LlmChoice,
+    /// The agent settings: the client's tools and how the loop is bounded.
+    pub agent: &'a AgentSettings,
     pub deadline: Duration,
     /// When the run's outbox row falls due: now for the relay to publish it, or
     /// after the republish window when the API publishes it itself (fast lane).
@@ -60,9 +74,10 @@ const INSERT_RUN_TAIL: &str = "
     r AS (
         INSERT INTO runs (id, session_id, project_id, turn, status, input, system,
                           requested_model, max_tokens, temperature, webhook_url, request_id,
-                          provider, model, key_source, deadline)
+                          provider, model, key_source, deadline,
+                          tools, tool_choice, response_format, max_steps, max_total_tokens)
         SELECT $3, s.id, $2, s.run_count, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-               now() + make_interval(secs => $15)
+               now() + make_interval(secs => $15), $17, $18, $19, $20, $21
         FROM s
         RETURNING id, created_at
     ),
@@ -121,6 +136,11 @@ pub async fn insert_run(
                 &run.choice.key_source.as_str(),
                 &run.deadline.as_secs_f64(),
                 &run.publish_delay.as_secs_f64(),
+                &run.agent.tools,
+                &run.agent.tool_choice,
+                &run.agent.response_format,
+                &run.agent.max_steps,
+                &run.agent.max_total_tokens,
             ],
         )
         .await

@@ -3,7 +3,9 @@
 // The per-job path: a silent truncation here would corrupt every job.
 #![warn(clippy::cast_possible_truncation)]
 
-use std::{collections::BTreeMap, time::Duration};
+mod input;
+
+use std::time::Duration;
 
 use axum::{
     Extension, Json, Router,
@@ -13,13 +15,14 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use stewrd_shared::{
     db::{
         DbError,
         idempotency::{KeyState, check_key, remember},
         outbox::{DueMessage, retry_after},
+        project::get_project,
         run::{InsertRunError, NewRun, SessionTarget, insert_run},
     },
     id::{RunId, SessionId},
@@ -28,10 +31,11 @@ use stewrd_shared::{
     model::RunStatus,
     ops::WebhookUrl,
     queue::relay::UNCLAIMED_REPUBLISH,
-    text,
 };
 use time::OffsetDateTime;
 
+pub use self::input::CreateAgentIn;
+use self::input::{agent_settings, validate};
 use super::project::checked_webhook_url;
 use crate::{
     auth::ProjectAuth,
@@ -43,72 +47,10 @@ use crate::{
     state::AppState,
 };
 
-/// Metadata limits, as Stripe's: enough for ids and tags, not for payloads.
-const MAX_METADATA_KEYS: usize = 50;
-const MAX_METADATA_KEY_CHARS: usize = 40;
-const MAX_METADATA_VALUE_CHARS: usize = 500;
-const MAX_MODEL_CHARS: usize = 200;
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/agent", post(create))
         .route_layer(middleware::from_fn(detached))
-}
-
-/// The request body. `Serialize` gives its fingerprint for `Idempotency-Key`.
-#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateAgentIn {
-    /// The user's message (not blank).
-    #[schema(min_length = 1, pattern = r"^[^\x00]*[^\s\x00\x85][^\x00]*$")]
-    message: String,
-    #[serde(default)]
-    session_id: Option<SessionId>,
-    #[serde(default)]
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    )]
-    model: Option<String>,
-    #[serde(default)]
-    #[schema(pattern = r"^[^\x00]*$")]
-    system: Option<String>,
-    /// Where to send this run's webhook (overrides the project's).
-    #[serde(default)]
-    #[schema(format = "uri", max_length = 2048)]
-    webhook_url: Option<String>,
-    /// Up to 50 keys of 1-40 characters, values of at most 500.
-    #[serde(default)]
-    #[schema(schema_with = metadata_schema)]
-    metadata: Option<BTreeMap<String, String>>,
-    #[serde(default, deserialize_with = "crate::extract::whole_number")]
-    #[schema(minimum = 1, maximum = 1000000)]
-    max_tokens: Option<i64>,
-    #[serde(default)]
-    #[schema(minimum = 0.0, maximum = 2.0)]
-    temperature: Option<f64>,
-}
-
-/// `metadata`: what `validate_metadata` accepts, for generated clients and fuzzers.
-fn metadata_schema() -> utoipa::openapi::Object {
-    use utoipa::openapi::{ObjectBuilder, Type};
-    let text = |max: usize, min: usize| {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .max_length(Some(max))
-            .min_length(Some(min))
-            .pattern(Some("^[^\\x00]*$"))
-    };
-    ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
-            Type::Object,
-            Type::Null,
-        ]))
-        .max_properties(Some(MAX_METADATA_KEYS))
-        .property_names(Some(text(MAX_METADATA_KEY_CHARS, 1)))
-        .additional_properties(Some(text(MAX_METADATA_VALUE_CHARS, 0)))
-        .build()
 }
 
 /// The 202 answer.
@@ -140,6 +82,17 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     validate(&body)?;
     let idempotency_key = idempotency_key(&headers)?;
+    // Only a run naming tools needs the project's server tools to be checked against.
+    let server_tools = if body.tools.is_some() || body.tool_choice.is_some() {
+        let client = state.pool.get().await?;
+        get_project(&client, auth.project_id)
+            .await?
+            .map(|project| project.server_tools)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let agent = agent_settings(&body, &server_tools)?;
     let webhook_url = match body.webhook_url.as_deref() {
         None => None,
         Some(text) => Some(checked_webhook_url(&state, "webhook_url", text).await?),
@@ -175,6 +128,7 @@ pub(crate) async fn create(
         webhook_url: webhook_url.as_ref().map(WebhookUrl::as_str),
         request_id: Some(&request_id.0),
         choice: &choice,
+        agent: &agent,
         deadline: state.config.worker.run_deadline,
         publish_delay: if fast {
             UNCLAIMED_REPUBLISH
@@ -285,74 +239,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// and bytes that parsing ignores cannot make two requests look alike.
 fn fingerprint(body: &CreateAgentIn) -> [u8; 32] {
     Sha256::digest(serde_json::to_vec(body).unwrap_or_default()).into()
-}
-
-fn validate(body: &CreateAgentIn) -> Result<(), ApiError> {
-    if body.message.chars().all(text::is_blank) {
-        return Err(ApiError::invalid(
-            "invalid_value",
-            "message",
-            "`message` must not be empty",
-        ));
-    }
-    if let Some(model) = &body.model
-        && !text::is_label(model, MAX_MODEL_CHARS)
-    {
-        return Err(ApiError::invalid(
-            "invalid_value",
-            "model",
-            format!("`model` must be 1 to {MAX_MODEL_CHARS} printable characters"),
-        ));
-    }
-    if let Some(metadata) = &body.metadata {
-        validate_metadata(metadata)?;
-    }
-    if let Some(max_tokens) = body.max_tokens
-        && !(1..=1_000_000).contains(&max_tokens)
-    {
-        return Err(ApiError::invalid(
-            "invalid_value",
-            "max_tokens",
-            "`max_tokens` must be between 1 and 1000000",
-        ));
-    }
-    if let Some(temperature) = body.temperature
-        && !(0.0..=2.0).contains(&temperature)
-    {
-        return Err(ApiError::invalid(
-            "invalid_value",
-            "temperature",
-            "`temperature` must be between 0 and 2",
-        ));
-    }
-    Ok(())
-}
-
-fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    if metadata.len() > MAX_METADATA_KEYS {
-        return Err(ApiError::invalid(
-            "invalid_value",
-            "metadata",
-            format!("`metadata` holds at most {MAX_METADATA_KEYS} keys"),
-        ));
-    }
-    for (key, value) in metadata {
-        if key.is_empty() || key.chars().count() > MAX_METADATA_KEY_CHARS {
-            return Err(ApiError::invalid(
-                "invalid_value",
-                "metadata",
-                format!("metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters"),
-            ));
-        }
-        if value.chars().count() > MAX_METADATA_VALUE_CHARS {
-            return Err(ApiError::invalid(
-                "invalid_value",
-                format!("metadata.{key}"),
-                format!("metadata values are at most {MAX_METADATA_VALUE_CHARS} characters"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,234 @@
+//! The body of `POST /v1/agent` and its checks: the message, its settings, and
+//! what makes the run an agent run (tools, tool choice, bounds).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use stewrd_shared::{
+    agent::{
+        DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, ServerTool, ToolRefusal, check_client_tools,
+        check_response_format, check_tool_choice,
+    },
+    db::run::AgentSettings,
+    id::SessionId,
+    text,
+};
+
+use crate::error::ApiError;
+
+/// Metadata limits, as Stripe's: enough for ids and tags, not for payloads.
+const MAX_METADATA_KEYS: usize = 50;
+const MAX_METADATA_KEY_CHARS: usize = 40;
+const MAX_METADATA_VALUE_CHARS: usize = 500;
+const MAX_MODEL_CHARS: usize = 200;
+
+/// The request body. `Serialize` gives its fingerprint for `Idempotency-Key`.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgentIn {
+    /// The user's message (not blank).
+    #[schema(min_length = 1, pattern = r"^[^\x00]*[^\s\x00\x85][^\x00]*$")]
+    pub(super) message: String,
+    #[serde(default)]
+    pub(super) session_id: Option<SessionId>,
+    #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub(super) model: Option<String>,
+    #[serde(default)]
+    #[schema(pattern = r"^[^\x00]*$")]
+    pub(super) system: Option<String>,
+    /// Where to send this run's webhook (overrides the project's).
+    #[serde(default)]
+    #[schema(format = "uri", max_length = 2048)]
+    pub(super) webhook_url: Option<String>,
+    /// Up to 50 keys of 1-40 characters, values of at most 500.
+    #[serde(default)]
+    #[schema(schema_with = metadata_schema)]
+    pub(super) metadata: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub(super) max_tokens: Option<i64>,
+    #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 2.0)]
+    pub(super) temperature: Option<f64>,
+    /// The client's own tools, in OpenAI's function-tool format (at most 64).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>, max_items = 64)]
+    pub(super) tools: Option<Vec<Value>>,
+    /// `auto`, `none`, `required`, or `{"type": "function", "function": {"name": …}}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub(super) tool_choice: Option<Value>,
+    /// Model calls at most (1-100, default 10).
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
+    #[schema(minimum = 1, maximum = 100)]
+    pub(super) max_steps: Option<i64>,
+    /// The run fails once its model calls used more tokens than this.
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
+    #[schema(minimum = 1, maximum = 100000000)]
+    pub(super) max_total_tokens: Option<i64>,
+    /// Passed to the provider as given (`text`, `json_object` or `json_schema`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub(super) response_format: Option<Value>,
+}
+
+/// `metadata`: what `validate_metadata` accepts, for generated clients and fuzzers.
+fn metadata_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    let text = |max: usize, min: usize| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(max))
+            .min_length(Some(min))
+            .pattern(Some("^[^\\x00]*$"))
+    };
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Object,
+            Type::Null,
+        ]))
+        .max_properties(Some(MAX_METADATA_KEYS))
+        .property_names(Some(text(MAX_METADATA_KEY_CHARS, 1)))
+        .additional_properties(Some(text(MAX_METADATA_VALUE_CHARS, 0)))
+        .build()
+}
+
+pub(super) fn validate(body: &CreateAgentIn) -> Result<(), ApiError> {
+    if body.message.chars().all(text::is_blank) {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "message",
+            "`message` must not be empty",
+        ));
+    }
+    if let Some(model) = &body.model
+        && !text::is_label(model, MAX_MODEL_CHARS)
+    {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "model",
+            format!("`model` must be 1 to {MAX_MODEL_CHARS} printable characters"),
+        ));
+    }
+    if let Some(metadata) = &body.metadata {
+        validate_metadata(metadata)?;
+    }
+    if let Some(max_tokens) = body.max_tokens
+        && !(1..=1_000_000).contains(&max_tokens)
+    {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "max_tokens",
+            "`max_tokens` must be between 1 and 1000000",
+        ));
+    }
+    if let Some(temperature) = body.temperature
+        && !(0.0..=2.0).contains(&temperature)
+    {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "temperature",
+            "`temperature` must be between 0 and 2",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if metadata.len() > MAX_METADATA_KEYS {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "metadata",
+            format!("`metadata` holds at most {MAX_METADATA_KEYS} keys"),
+        ));
+    }
+    for (key, value) in metadata {
+        if key.is_empty() || key.chars().count() > MAX_METADATA_KEY_CHARS {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "metadata",
+                format!("metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters"),
+            ));
+        }
+        if value.chars().count() > MAX_METADATA_VALUE_CHARS {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                format!("metadata.{key}"),
+                format!("metadata values are at most {MAX_METADATA_VALUE_CHARS} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The most `max_total_tokens` may say.
+const MAX_TOTAL_TOKENS_LIMIT: i64 = 100_000_000;
+
+fn refused(refusal: ToolRefusal) -> ApiError {
+    ApiError::invalid("invalid_value", refusal.param, refusal.message)
+}
+
+/// The run's agent settings, checked against the project's server tools (a
+/// client tool may not take one's name, and `tool_choice` may name either).
+pub(super) fn agent_settings(
+    body: &CreateAgentIn,
+    server_tools: &[ServerTool],
+) -> Result<AgentSettings, ApiError> {
+    let server_names: Vec<&str> = server_tools.iter().map(|t| t.name.as_str()).collect();
+    let client_names = match &body.tools {
+        Some(tools) => check_client_tools(tools, &server_names).map_err(refused)?,
+        None => Vec::new(),
+    };
+    if let Some(choice) = &body.tool_choice {
+        let offered: Vec<&str> = client_names
+            .iter()
+            .map(String::as_str)
+            .chain(server_names.iter().copied())
+            .collect();
+        check_tool_choice(choice, &offered).map_err(refused)?;
+    }
+    if let Some(format) = &body.response_format {
+        check_response_format(format).map_err(refused)?;
+    }
+    let max_steps = match body.max_steps {
+        None => DEFAULT_MAX_STEPS,
+        Some(n) => i32::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_STEPS_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "invalid_value",
+                    "max_steps",
+                    format!("`max_steps` must be between 1 and {MAX_STEPS_LIMIT}"),
+                )
+            })?,
+    };
+    let max_total_tokens = match body.max_total_tokens {
+        None => None,
+        Some(n @ 1..=MAX_TOTAL_TOKENS_LIMIT) => i32::try_from(n).ok(),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "max_total_tokens",
+                format!("`max_total_tokens` must be between 1 and {MAX_TOTAL_TOKENS_LIMIT}"),
+            ));
+        }
+    };
+    Ok(AgentSettings {
+        tools: body
+            .tools
+            .clone()
+            .filter(|tools| !tools.is_empty())
+            .map(Value::Array),
+        tool_choice: body.tool_choice.clone(),
+        response_format: body.response_format.clone(),
+        max_steps,
+        max_total_tokens,
+    })
+}

@@ -1,0 +1,332 @@
+//! The vocabulary of agent runs: the tools a model is offered (the client's own,
+//! and the project's server tools), the calls it makes, and the rules their
+//! definitions follow. Tool definitions are kept as the client wrote them and
+//! passed to the provider as given; only what stewrd relies on is checked.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Client tools per run.
+pub const MAX_CLIENT_TOOLS: usize = 64;
+/// Server tools per project.
+pub const MAX_SERVER_TOOLS: usize = 32;
+/// Model calls per run unless `max_steps` says otherwise, and the most it may say.
+pub const DEFAULT_MAX_STEPS: i32 = 10;
+pub const MAX_STEPS_LIMIT: i32 = 100;
+/// The largest tool output (a client's or a server tool's) given to the model.
+pub const MAX_TOOL_OUTPUT_BYTES: usize = 64 * 1024;
+/// A server tool's timeout unless it sets one, and the longest it may set.
+pub const DEFAULT_TOOL_TIMEOUT_SECS: u32 = 30;
+pub const MAX_TOOL_TIMEOUT_SECS: u32 = 600;
+
+/// Why a tool definition or a tool choice is refused; `param` names the field.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ToolRefusal {
+    pub param: String,
+    pub message: String,
+}
+
+fn refuse(param: impl Into<String>, message: impl Into<String>) -> ToolRefusal {
+    ToolRefusal {
+        param: param.into(),
+        message: message.into(),
+    }
+}
+
+/// A function name as OpenAI allows it: `^[A-Za-z0-9_-]{1,64}$`.
+pub fn valid_tool_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Checks the client's `tools` (OpenAI's function-tool format): at most 64,
+/// names valid and unique, none a server tool's, `parameters` an object.
+/// Returns the names.
+pub fn check_client_tools(
+    tools: &[Value],
+    server_names: &[&str],
+) -> Result<Vec<String>, ToolRefusal> {
+    if tools.len() > MAX_CLIENT_TOOLS {
+        return Err(refuse(
+            "tools",
+            format!("`tools` holds at most {MAX_CLIENT_TOOLS} tools"),
+        ));
+    }
+    let mut names: Vec<String> = Vec::with_capacity(tools.len());
+    for (i, tool) in tools.iter().enumerate() {
+        let param = format!("tools[{i}]");
+        if tool.get("type").and_then(Value::as_str) != Some("function") {
+            return Err(refuse(
+                &param,
+                format!("`{param}.type` must be \"function\""),
+            ));
+        }
+        let Some(function) = tool.get("function").and_then(Value::as_object) else {
+            return Err(refuse(
+                &param,
+                format!("`{param}.function` must be an object"),
+            ));
+        };
+        let name = function
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !valid_tool_name(name) {
+            return Err(refuse(
+                format!("{param}.function.name"),
+                "a tool name must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'",
+            ));
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(refuse(
+                format!("{param}.function.name"),
+                format!("the tool name `{name}` is given twice"),
+            ));
+        }
+        if server_names.contains(&name) {
+            return Err(refuse(
+                format!("{param}.function.name"),
+                format!("`{name}` is the name of one of the project's server tools"),
+            ));
+        }
+        if function.get("parameters").is_some_and(|p| !p.is_object()) {
+            return Err(refuse(
+                format!("{param}.function.parameters"),
+                "`parameters` must be a JSON Schema object",
+            ));
+        }
+        names.push(name.to_owned());
+    }
+    Ok(names)
+}
+
+/// Checks `tool_choice`: `auto`, `none`, `required`, or one of the offered
+/// functions (`{"type": "function", "function": {"name": …}}`).
+pub fn check_tool_choice(choice: &Value, offered: &[&str]) -> Result<(), ToolRefusal> {
+    match choice {
+        Value::String(word) if ["auto", "none", "required"].contains(&word.as_str()) => Ok(()),
+        Value::Object(object) => {
+            let name = object
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str);
+            match (object.get("type").and_then(Value::as_str), name) {
+                (Some("function"), Some(name)) if offered.contains(&name) => Ok(()),
+                (Some("function"), Some(name)) => Err(refuse(
+                    "tool_choice",
+                    format!("`tool_choice` names `{name}`, which is not an offered tool"),
+                )),
+                _ => Err(refuse(
+                    "tool_choice",
+                    "`tool_choice` must be auto, none, required or {\"type\": \"function\", \"function\": {\"name\": …}}",
+                )),
+            }
+        }
+        _ => Err(refuse(
+            "tool_choice",
+            "`tool_choice` must be auto, none, required or {\"type\": \"function\", \"function\": {\"name\": …}}",
+        )),
+    }
+}
+
+/// Checks `response_format`: an object whose `type` is `text`, `json_object`
+/// or `json_schema` (passed to the provider as given).
+pub fn check_response_format(format: &Value) -> Result<(), ToolRefusal> {
+    let kind = format.get("type").and_then(Value::as_str);
+    if !matches!(kind, Some("text" | "json_object" | "json_schema")) {
+        return Err(refuse(
+            "response_format",
+            "`response_format.type` must be text, json_object or json_schema",
+        ));
+    }
+    Ok(())
+}
+
+/// One of a project's server tools: stewrd calls `url` when the model asks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTool {
+    /// `^[A-Za-z0-9_-]{1,64}$`, unique in the project.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A JSON Schema object for the arguments.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    /// Where stewrd POSTs the call (the webhook URL checks apply).
+    pub url: String,
+    /// One attempt's limit, 1 to 600 s (default 30).
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u32,
+}
+
+fn empty_object() -> Value {
+    json!({"type": "object", "properties": {}})
+}
+
+fn default_timeout() -> u32 {
+    DEFAULT_TOOL_TIMEOUT_SECS
+}
+
+impl ServerTool {
+    /// The tool as the model is offered it.
+    pub fn as_function(&self) -> Value {
+        let mut function = json!({"name": self.name, "parameters": self.parameters});
+        if let Some(description) = &self.description {
+            function["description"] = json!(description);
+        }
+        json!({"type": "function", "function": function})
+    }
+
+    /// Checks everything but the URL (which needs a DNS lookup: see `ops`).
+    pub fn check_form(tools: &[ServerTool]) -> Result<(), ToolRefusal> {
+        if tools.len() > MAX_SERVER_TOOLS {
+            return Err(refuse(
+                "tools",
+                format!("a project has at most {MAX_SERVER_TOOLS} server tools"),
+            ));
+        }
+        for (i, tool) in tools.iter().enumerate() {
+            if !valid_tool_name(&tool.name) {
+                return Err(refuse(
+                    format!("tools[{i}].name"),
+                    "a tool name must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'",
+                ));
+            }
+            if tools[..i].iter().any(|t| t.name == tool.name) {
+                return Err(refuse(
+                    format!("tools[{i}].name"),
+                    format!("the tool name `{}` is given twice", tool.name),
+                ));
+            }
+            if !tool.parameters.is_object() {
+                return Err(refuse(
+                    format!("tools[{i}].parameters"),
+                    "`parameters` must be a JSON Schema object",
+                ));
+            }
+            if !(1..=MAX_TOOL_TIMEOUT_SECS).contains(&tool.timeout_secs) {
+                return Err(refuse(
+                    format!("tools[{i}].timeout_secs"),
+                    format!("`timeout_secs` must be 1 to {MAX_TOOL_TIMEOUT_SECS}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A tool call the model asked for, as the provider wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// JSON text; the model may write invalid JSON.
+    pub arguments: String,
+}
+
+impl ToolCall {
+    /// The calls of an assistant message's `tool_calls` (entries without an id
+    /// or a name are left out: nothing could answer them).
+    pub fn all_in(tool_calls: &Value) -> Vec<ToolCall> {
+        tool_calls
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|call| {
+                let function = call.get("function")?;
+                Some(ToolCall {
+                    id: call.get("id")?.as_str()?.to_owned(),
+                    name: function.get("name")?.as_str()?.to_owned(),
+                    arguments: function
+                        .get("arguments")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// The call as the contract shows it in `required_action`.
+    pub fn to_json(&self) -> Value {
+        json!({"id": self.id, "type": "function",
+               "function": {"name": self.name, "arguments": self.arguments}})
+    }
+}
+
+/// What a tool gives the model when it cannot run: `{"error": "…"}`.
+pub fn error_output(message: &str) -> String {
+    json!({"error": message}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(name: &str) -> Value {
+        json!({"type": "function", "function": {"name": name, "parameters": {"type": "object"}}})
+    }
+
+    #[test]
+    fn client_tools_are_checked_where_stewrd_relies_on_them() {
+        assert_eq!(
+            check_client_tools(&[tool("get_weather"), tool("a-b_9")], &[]).ok(),
+            Some(vec!["get_weather".to_owned(), "a-b_9".to_owned()])
+        );
+        let param = |tools: &[Value], server: &[&str]| {
+            check_client_tools(tools, server).err().map(|e| e.param)
+        };
+        assert_eq!(
+            param(&[tool("bad name")], &[]).as_deref(),
+            Some("tools[0].function.name")
+        );
+        assert_eq!(
+            param(&[tool("x"), tool("x")], &[]).as_deref(),
+            Some("tools[1].function.name")
+        );
+        assert_eq!(
+            param(&[tool("lookup")], &["lookup"]).as_deref(),
+            Some("tools[0].function.name")
+        );
+        let many: Vec<_> = (0..65).map(|i| tool(&format!("t{i}"))).collect();
+        assert_eq!(param(&many, &[]).as_deref(), Some("tools"));
+        let odd = json!({"type": "function", "function": {"name": "f", "parameters": [1]}});
+        assert_eq!(
+            param(&[odd], &[]).as_deref(),
+            Some("tools[0].function.parameters")
+        );
+        assert_eq!(
+            param(&[json!({"type": "code"})], &[]).as_deref(),
+            Some("tools[0]")
+        );
+    }
+
+    #[test]
+    fn tool_choice_must_name_an_offered_tool() {
+        for choice in [json!("auto"), json!("none"), json!("required")] {
+            assert!(check_tool_choice(&choice, &[]).is_ok());
+        }
+        let named = json!({"type": "function", "function": {"name": "f"}});
+        assert!(check_tool_choice(&named, &["f"]).is_ok());
+        assert!(check_tool_choice(&named, &["g"]).is_err());
+        assert!(check_tool_choice(&json!("always"), &[]).is_err());
+    }
+
+    #[test]
+    fn tool_calls_are_read_from_the_providers_shape() {
+        let calls = json!([
+            {"id": "call_1", "type": "function", "function": {"name": "a", "arguments": "{\"x\":1}"}},
+            {"type": "function", "function": {"name": "no_id"}},
+            {"id": "call_2", "type": "function", "function": {"name": "b"}}
+        ]);
+        let parsed = ToolCall::all_in(&calls);
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].arguments, "{\"x\":1}");
+        assert_eq!(parsed[1].arguments, "");
+    }
+}

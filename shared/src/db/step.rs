@@ -1,0 +1,252 @@
+//! The `run_steps` table: the committed steps of agent runs. Each model answer
+//! is committed before any tool runs, each batch of tool results before the
+//! next model call, every write guarded by the run's lease like a result. A step
+//! in flight has no row, so after a crash a run resumes at its first missing step.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+
+use super::{DbError, GenericClient, parse_column, parse_optional_column, run::Usage};
+use crate::{
+    id::{RunId, WorkerId},
+    model::{Executor, StepStatus, StepType},
+};
+
+/// A committed step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepRow {
+    pub run_id: RunId,
+    pub index: i32,
+    pub kind: StepType,
+    pub status: StepStatus,
+    pub model: Option<String>,
+    /// A model call's text (`None` when it only called tools).
+    pub content: Option<String>,
+    /// A model call's `tool_calls`, exactly as the provider wrote them.
+    pub tool_calls: Option<Value>,
+    pub usage: Option<Usage>,
+    pub tool_call_id: Option<String>,
+    pub name: Option<String>,
+    pub arguments: Option<String>,
+    pub executor: Option<Executor>,
+    pub output: Option<String>,
+    pub attempts: i32,
+    pub started_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+const STEP_COLUMNS: &str = "run_id, index, type, status, model, content, tool_calls, \
+     prompt_tokens, completion_tokens, total_tokens, tool_call_id, name, arguments, executor, \
+     output, attempts, started_at, finished_at";
+
+impl StepRow {
+    fn from_row(row: &Row) -> Result<Self, DbError> {
+        let prompt: Option<i32> = row.try_get("prompt_tokens")?;
+        let completion: Option<i32> = row.try_get("completion_tokens")?;
+        let total: Option<i32> = row.try_get("total_tokens")?;
+        Ok(Self {
+            run_id: row.try_get("run_id")?,
+            index: row.try_get("index")?,
+            kind: parse_column(row, "type", StepType::parse)?,
+            status: parse_column(row, "status", StepStatus::parse)?,
+            model: row.try_get("model")?,
+            content: row.try_get("content")?,
+            tool_calls: row.try_get("tool_calls")?,
+            usage: Usage::from_parts(prompt, completion, total),
+            tool_call_id: row.try_get("tool_call_id")?,
+            name: row.try_get("name")?,
+            arguments: row.try_get("arguments")?,
+            executor: parse_optional_column(row, "executor", Executor::parse)?,
+            output: row.try_get("output")?,
+            attempts: row.try_get("attempts")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    }
+}
+
+/// The committed steps of `runs`, by run (in the order given) and index.
+pub async fn steps_of_runs(
+    client: &impl GenericClient,
+    runs: &[RunId],
+) -> Result<Vec<StepRow>, DbError> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {STEP_COLUMNS} FROM run_steps s
+             JOIN unnest($1::uuid[]) WITH ORDINALITY AS r(id, position) ON r.id = s.run_id
+             ORDER BY r.position, s.index"
+        ))
+        .await?;
+    client
+        .query(&statement, &[&runs])
+        .await?
+        .iter()
+        .map(StepRow::from_row)
+        .collect()
+}
+
+/// The lease a step is written under: the same guard as a result's.
+#[derive(Clone, Copy, Debug)]
+pub struct Lease {
+    pub run_id: RunId,
+    pub worker: WorkerId,
+    pub attempt: i32,
+}
+
+/// A model answer to commit.
+#[derive(Clone, Debug)]
+pub struct NewModelStep<'a> {
+    pub index: i32,
+    pub model: &'a str,
+    pub content: Option<&'a str>,
+    pub tool_calls: Option<&'a Value>,
+    pub usage: Option<Usage>,
+    pub started_at: OffsetDateTime,
+}
+
+/// A tool result (or, for a client tool, the pending call) to commit.
+#[derive(Clone, Debug)]
+pub struct NewToolStep {
+    pub index: i32,
+    pub tool_call_id: String,
+    pub name: String,
+    pub arguments: String,
+    pub executor: Executor,
+    /// `Pending` for a client call awaiting its output.
+    pub status: StepStatus,
+    pub output: Option<String>,
+    pub attempts: i32,
+    pub started_at: OffsetDateTime,
+}
+
+/// Commits a model answer that asks for tools: the step, and its usage added to
+/// the run's. False: the lease was lost (cancelled, taken over); nothing written.
+pub async fn commit_model_step(
+    client: &impl GenericClient,
+    lease: Lease,
+    step: &NewModelStep<'_>,
+) -> Result<bool, DbError> {
+    let statement = client
+        .prepare_cached(
+            "WITH u AS (
+                 UPDATE runs SET step_count = step_count + 1, progress_attempt = attempts,
+                     prompt_tokens = coalesce(prompt_tokens, 0) + coalesce($7, 0),
+                     completion_tokens = coalesce(completion_tokens, 0) + coalesce($8, 0),
+                     total_tokens = coalesce(total_tokens, 0) + coalesce($9, 0)
+                 WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
+                 RETURNING id
+             )
+             INSERT INTO run_steps (run_id, index, type, status, model, content, tool_calls,
+                                    prompt_tokens, completion_tokens, total_tokens,
+                                    started_at, finished_at)
+             SELECT id, $4, 'model_call', 'succeeded', $5, $6, $10, $7, $8, $9, $11, now()
+             FROM u",
+        )
+        .await?;
+    let written = client
+        .execute(
+            &statement,
+            &[
+                &lease.run_id,
+                &lease.worker,
+                &lease.attempt,
+                &step.index,
+                &step.model,
+                &step.content,
+                &step.usage.map(|u| u.prompt_tokens),
+                &step.usage.map(|u| u.completion_tokens),
+                &step.usage.map(|u| u.total_tokens),
+                &step.tool_calls,
+                &step.started_at,
+            ],
+        )
+        .await?;
+    Ok(written == 1)
+}
+
+/// What committing tool steps did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolsCommitted {
+    /// The lease was lost: nothing was written.
+    LeaseLost,
+    /// Written; the run goes on.
+    Written,
+    /// Written, and the run now waits for the client's outputs; `webhook` says
+    /// whether a `session.requires_action` event was queued.
+    Paused { webhook: bool },
+}
+
+/// Commits a step's tool results in one statement; with `pause`, also the
+/// client's pending calls, and the run moves to `requires_action` (its lease
+/// released: no worker holds a paused run) until `pause` has passed.
+pub async fn commit_tool_steps(
+    client: &impl GenericClient,
+    lease: Lease,
+    steps: &[NewToolStep],
+    pause: Option<Duration>,
+) -> Result<ToolsCommitted, DbError> {
+    let statement = client
+        .prepare_cached(&format!(
+            "WITH final_runs AS (
+                 UPDATE runs SET step_count = step_count + $4, progress_attempt = attempts,
+                     status = CASE WHEN $5::float8 IS NULL THEN status ELSE 'requires_action' END,
+                     lease_owner = CASE WHEN $5::float8 IS NULL THEN lease_owner END,
+                     lease_until = CASE WHEN $5::float8 IS NULL THEN lease_until END,
+                     action_expires_at = now() + make_interval(secs => $5)
+                 WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
+                 RETURNING id, session_id, project_id, status, webhook_url
+             ),
+             steps AS (
+                 INSERT INTO run_steps (run_id, index, type, status, tool_call_id, name,
+                                        arguments, executor, output, attempts, started_at,
+                                        finished_at)
+                 SELECT f.id, x.i, 'tool_call', x.s, x.c, x.n, x.a, x.e, x.o, x.t, x.b,
+                        CASE WHEN x.s = 'pending' THEN NULL ELSE now() END
+                 FROM final_runs f,
+                      unnest($6::int[], $7::text[], $8::text[], $9::text[], $10::text[],
+                             $11::text[], $12::text[], $13::int[], $14::timestamptz[])
+                          AS x(i, s, c, n, a, e, o, t, b)
+             ),
+             {events}
+             SELECT (SELECT count(*) FROM e) AS events FROM final_runs",
+            events = super::webhook::EVENT_FOR_STATUS_CHANGE,
+        ))
+        .await?;
+    let column = |f: fn(&NewToolStep) -> String| steps.iter().map(f).collect::<Vec<_>>();
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &lease.run_id,
+                &lease.worker,
+                &lease.attempt,
+                &i32::try_from(steps.len()).unwrap_or(i32::MAX),
+                &pause.map(|p| p.as_secs_f64()),
+                &steps.iter().map(|s| s.index).collect::<Vec<_>>(),
+                &column(|s| s.status.as_str().to_owned()),
+                &column(|s| s.tool_call_id.clone()),
+                &column(|s| s.name.clone()),
+                &column(|s| s.arguments.clone()),
+                &column(|s| s.executor.as_str().to_owned()),
+                &steps.iter().map(|s| s.output.clone()).collect::<Vec<_>>(),
+                &steps.iter().map(|s| s.attempts).collect::<Vec<_>>(),
+                &steps.iter().map(|s| s.started_at).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    let Some(row) = rows.first() else {
+        return Ok(ToolsCommitted::LeaseLost);
+    };
+    if pause.is_none() {
+        return Ok(ToolsCommitted::Written);
+    }
+    Ok(ToolsCommitted::Paused {
+        webhook: row.try_get::<_, i64>("events")? > 0,
+    })
+}

@@ -1,0 +1,168 @@
+//! One model call of a run: the key's cool-down and the project's rate limit
+//! first (a short wait here, a long one back to the queue), then the call, and a
+//! failure turned into what to do next (retry later, or fail the run).
+
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use stewrd_shared::{
+    db::run::{ClaimedRun, Requeue},
+    llm::LlmChoice,
+    metrics as names,
+    model::{FailureCode, KeyStatus},
+};
+
+use super::{
+    Decision, Verdict, failed, millis,
+    timing::{rate_limit, reserve, retry_delay, share_cooldown, wait_or_defer},
+};
+use crate::{
+    Worker,
+    provider::{ChatRequest, Completion, Retry},
+};
+
+/// Where the call stands in its run.
+pub(super) struct CallContext<'a> {
+    pub choice: &'a LlmChoice,
+    pub key: &'a SecretString,
+    pub key_id: &'a [u8; 16],
+    /// The claim's first call may use the rate-limit slot it was requeued with.
+    pub first: bool,
+    /// When the run was claimed (its deadline counts from the claim's view).
+    pub claimed: Instant,
+    /// Claims since the run last made progress (this one included).
+    pub attempts: i32,
+}
+
+/// Makes one model call; `Err` says what to do with the run instead.
+pub(super) async fn call(
+    worker: &Worker,
+    run: &ClaimedRun,
+    request: &ChatRequest,
+    context: &CallContext<'_>,
+) -> Result<Completion, Verdict> {
+    wait_for_key(worker, context).await?;
+    wait_for_slot(worker, run, context).await?;
+    let seconds_left = run.seconds_left - context.claimed.elapsed().as_secs_f64();
+    if seconds_left <= 0.0 {
+        return Err(failed(
+            FailureCode::ProviderTimeout,
+            "the run's deadline passed before it could finish",
+        )
+        .into());
+    }
+    let choice = context.choice;
+    let call = worker
+        .provider
+        .complete(choice.provider, context.key, request);
+    let answer = tokio::time::timeout(Duration::from_secs_f64(seconds_left), call).await;
+    let status = match &answer {
+        Ok(Ok(_)) => Some(200),
+        Ok(Err(error)) => error.status,
+        Err(_) => None,
+    };
+    metrics::counter!(
+        names::PROVIDER_CALLS,
+        "provider" => choice.provider.as_str(),
+        "status_class" => names::status_class(status),
+        "model" => names::model_label(&choice.model)
+    )
+    .increment(1);
+    let error = match answer {
+        Err(_) => {
+            return Err(failed(
+                FailureCode::ProviderTimeout,
+                "the run's deadline passed during the provider call",
+            )
+            .into());
+        }
+        Ok(Ok(completion)) => return Ok(completion),
+        Ok(Err(error)) => error,
+    };
+    let settings = &worker.config.worker;
+    let finish = Verdict::Finish(Decision {
+        outcome: failed(error.code, error.message.clone()),
+        key_status: error.key_verdict,
+        last_step: None,
+    });
+    let Retry::After(asked) = error.retry else {
+        return Err(finish);
+    };
+    let delay = retry_delay(
+        context.attempts,
+        asked,
+        settings.retry_base,
+        settings.retry_max,
+    );
+    if error.code == FailureCode::ProviderRateLimited {
+        share_cooldown(worker, context.key_id, delay).await;
+    }
+    let attempts_left = context.attempts < i32::try_from(settings.max_attempts).unwrap_or(i32::MAX);
+    if !(attempts_left && delay.as_secs_f64() < seconds_left) {
+        return Err(finish);
+    }
+    metrics::counter!(names::PROVIDER_RETRIES, "provider" => choice.provider.as_str(), "code" => error.code.as_str())
+        .increment(1);
+    tracing::warn!(
+        code = %error.code,
+        status = error.status,
+        message = %error.message,
+        retry_in_ms = millis(delay),
+        "provider call failed; will retry"
+    );
+    Err(Verdict::Requeue(Requeue {
+        delay,
+        counts_as_attempt: true,
+        rate_slot: None,
+    }))
+}
+
+/// The key's shared cool-down (after a 429 any worker saw).
+async fn wait_for_key(worker: &Worker, context: &CallContext<'_>) -> Result<(), Verdict> {
+    let Some(wait) = worker.cooldowns.paused_for(context.key_id) else {
+        return Ok(());
+    };
+    metrics::counter!(names::RATE_LIMIT_WAITS, "reason" => "key_cooldown").increment(1);
+    match wait_or_defer(wait, None).await {
+        None => Ok(()),
+        Some(verdict) => {
+            tracing::debug!(wait_ms = millis(wait), "key cooling down; run deferred");
+            Err(verdict)
+        }
+    }
+}
+
+/// The project's rate-limit slot for this call.
+async fn wait_for_slot(
+    worker: &Worker,
+    run: &ClaimedRun,
+    context: &CallContext<'_>,
+) -> Result<(), Verdict> {
+    let Some(rpm) = rate_limit(worker, run) else {
+        return Ok(());
+    };
+    let reserved = run.slot_in.filter(|_| context.first);
+    let wait = match reserved {
+        Some(seconds) => Duration::from_secs_f64(seconds.max(0.0)),
+        None => reserve(worker, run, rpm).await.map_err(|error| {
+            tracing::warn!(%error, "cannot reserve a rate-limit slot");
+            Verdict::HandBack
+        })?,
+    };
+    if !wait.is_zero() {
+        metrics::counter!(names::RATE_LIMIT_WAITS, "reason" => "project_limit").increment(1);
+    }
+    match wait_or_defer(wait, Some(wait)).await {
+        None => Ok(()),
+        Some(verdict) => {
+            tracing::debug!(
+                wait_ms = millis(wait),
+                "over the project's rate limit; run deferred"
+            );
+            Err(verdict)
+        }
+    }
+}
+
+/// What a successful call taught about the key.
+pub(super) const KEY_WORKS: Option<KeyStatus> = Some(KeyStatus::Valid);

@@ -1,0 +1,104 @@
+//! The tool calls of one model answer. Server tools (the project's) run here,
+//! concurrently; client tools become pending calls the client answers through
+//! `tool_outputs`; a call that cannot run (an unknown tool, arguments that are not
+//! a JSON object) is answered at once with `{"error": …}`, so the model can go on.
+
+mod server;
+
+use futures_util::future::join_all;
+use serde_json::Value;
+use stewrd_shared::{
+    agent::{ServerTool, ToolCall, error_output},
+    db::{run::ClaimedRun, step::NewToolStep},
+    model::{Executor, StepStatus},
+};
+use time::OffsetDateTime;
+
+use crate::Worker;
+
+/// The steps of `calls`, numbered from `first_index`, in the order the model made
+/// them. Server tools have run when this returns; client calls are pending.
+pub(crate) async fn run_calls(
+    worker: &Worker,
+    run: &ClaimedRun,
+    calls: &[ToolCall],
+    server_tools: &[ServerTool],
+    client_tools: &[String],
+    first_index: i32,
+) -> Vec<NewToolStep> {
+    let metadata = server::session_metadata(worker, run).await;
+    let steps = calls.iter().zip(first_index..).map(|(call, index)| {
+        let metadata = &metadata;
+        async move {
+            let started_at = OffsetDateTime::now_utc();
+            let step = |executor, status, output: Option<String>, attempts| NewToolStep {
+                index,
+                tool_call_id: call.id.clone(),
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
+                executor,
+                status,
+                output,
+                attempts,
+                started_at,
+            };
+            let Some(arguments) = parse_arguments(&call.arguments) else {
+                let output = error_output("the arguments are not a JSON object");
+                let executor = executor_of(call, client_tools);
+                return step(executor, StepStatus::Failed, Some(output), 0);
+            };
+            if client_tools.contains(&call.name) {
+                return step(Executor::Client, StepStatus::Pending, None, 0);
+            }
+            let Some(tool) = server_tools.iter().find(|t| t.name == call.name) else {
+                let output = error_output(&format!("there is no tool named `{}`", call.name));
+                return step(Executor::Server, StepStatus::Failed, Some(output), 0);
+            };
+            let result = server::call(worker, run, tool, call, arguments, metadata).await;
+            let status = if result.ok {
+                StepStatus::Succeeded
+            } else {
+                StepStatus::Failed
+            };
+            step(
+                Executor::Server,
+                status,
+                Some(result.output),
+                result.attempts,
+            )
+        }
+    });
+    join_all(steps).await
+}
+
+fn executor_of(call: &ToolCall, client_tools: &[String]) -> Executor {
+    if client_tools.contains(&call.name) {
+        Executor::Client
+    } else {
+        Executor::Server
+    }
+}
+
+/// The model's arguments as a JSON object (empty text counts as `{}`).
+fn parse_arguments(text: &str) -> Option<Value> {
+    if text.trim().is_empty() {
+        return Some(Value::Object(serde_json::Map::new()));
+    }
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .filter(Value::is_object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_json_object_is_a_call_s_arguments() {
+        assert!(parse_arguments(r#"{"city":"Paris"}"#).is_some());
+        assert!(parse_arguments("  ").is_some());
+        for bad in ["{oops", "[1]", "\"text\"", "3"] {
+            assert!(parse_arguments(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! One call of a project's server tool: a POST signed as a webhook is (the
+//! project's secret, Standard Webhooks headers), with `Idempotency-Key:
+//! <run_id>:<tool_call_id>` on every attempt, so a call repeated after a crash is
+//! recognisable. 5xx, 429, a timeout or a refused connection is tried again
+//! (`STEWRD_TOOL_RETRY_SCHEDULE`, honoring `Retry-After`), 4 attempts in all;
+//! any other answer is final. No redirects; the answer is read up to 64 KiB.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use stewrd_shared::{
+    agent::{MAX_TOOL_OUTPUT_BYTES, ServerTool, ToolCall, error_output},
+    db::run::ClaimedRun,
+};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use crate::{
+    Worker,
+    webhook::{WebhookClient, send, signatures},
+};
+
+/// Attempts of one call, the first included.
+const ATTEMPTS: i32 = 4;
+
+/// What a call gave the model.
+pub(super) struct CallResult {
+    pub output: String,
+    pub ok: bool,
+    pub attempts: i32,
+}
+
+/// The session's metadata, sent with every call (empty when it cannot be read).
+pub(super) async fn session_metadata(worker: &Worker, run: &ClaimedRun) -> Value {
+    let read = worker
+        .db(|client| async move {
+            Ok(client
+                .query_opt(
+                    "SELECT metadata FROM sessions WHERE id = $1",
+                    &[&run.session_id],
+                )
+                .await
+                .map_err(stewrd_shared::db::DbError::from)?
+                .and_then(|row| row.try_get::<_, Value>(0).ok()))
+        })
+        .await;
+    read.ok().flatten().unwrap_or_else(|| json!({}))
+}
+
+/// The `webhook-id` of a call: the same for every attempt of it.
+fn message_id(run: &ClaimedRun, call: &ToolCall) -> String {
+    let digest = Sha256::digest(format!("{}:{}", run.id, call.id).as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("msg_{hex}")
+}
+
+/// Calls the tool, retrying what may succeed on another try.
+pub(super) async fn call(
+    worker: &Worker,
+    run: &ClaimedRun,
+    tool: &ServerTool,
+    call: &ToolCall,
+    arguments: Value,
+    metadata: &Value,
+) -> CallResult {
+    let idempotency_key = format!("{}:{}", run.id, call.id);
+    let id = message_id(run, call);
+    let data = json!({
+        "session_id": run.session_id, "run_id": run.id, "tool_call_id": call.id,
+        "name": call.name, "arguments": arguments, "metadata": metadata,
+    });
+    let schedule = &worker.config.worker.tool_retry_schedule;
+    let mut last_error = String::new();
+    for attempt in 1..=ATTEMPTS {
+        let now = OffsetDateTime::now_utc();
+        let body = json!({"type": "tool.call", "timestamp": now.format(&Rfc3339).unwrap_or_default(), "data": data})
+            .to_string();
+        let attempted = attempt_once(worker, run, tool, &id, &idempotency_key, now, body).await;
+        let retry_after = match attempted {
+            Attempt::Done(result) => {
+                return CallResult {
+                    attempts: attempt,
+                    ..result
+                };
+            }
+            Attempt::Retry { error, after } => {
+                last_error = error;
+                after
+            }
+        };
+        if attempt == ATTEMPTS {
+            break;
+        }
+        let step = schedule
+            .get(usize::try_from(attempt - 1).unwrap_or(0))
+            .or(schedule.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1));
+        let wait = retry_after.map_or(step, |asked| asked.max(step));
+        tracing::warn!(tool = %tool.name, attempt, error = %last_error, retry_in_ms = wait.as_millis() as u64, "server tool call failed; will retry");
+        tokio::time::sleep(wait).await;
+    }
+    CallResult {
+        output: error_output(&format!(
+            "the tool failed {ATTEMPTS} times; last: {last_error}"
+        )),
+        ok: false,
+        attempts: ATTEMPTS,
+    }
+}
+
+enum Attempt {
+    Done(CallResult),
+    Retry {
+        error: String,
+        after: Option<Duration>,
+    },
+}
+
+async fn attempt_once(
+    worker: &Worker,
+    run: &ClaimedRun,
+    tool: &ServerTool,
+    id: &str,
+    idempotency_key: &str,
+    now: OffsetDateTime,
+    body: String,
+) -> Attempt {
+    let timestamp = now.unix_timestamp();
+    let signed = worker
+        .db(|client| async move {
+            signatures(worker, &client, run.project_id, id, timestamp, &body)
+                .await
+                .map(|signatures| (signatures, body))
+        })
+        .await;
+    let (signatures, body) = match signed {
+        Ok((signatures, body)) if !signatures.is_empty() => (signatures, body),
+        Ok(_) => {
+            return retry(
+                "cannot sign: the project's webhook secret cannot be decrypted",
+                None,
+            );
+        }
+        Err(error) => return retry(&format!("cannot sign: {error}"), None),
+    };
+    let client: &WebhookClient = &worker.hooks;
+    let sent = client
+        .post(send::Signed {
+            url: &tool.url,
+            id,
+            timestamp,
+            signatures: &signatures,
+            body,
+            idempotency_key: Some(idempotency_key),
+            timeout: Some(Duration::from_secs(u64::from(tool.timeout_secs))),
+        })
+        .await;
+    match sent {
+        Ok(answer) if (200..300).contains(&answer.status) => {
+            let mut output = answer.body;
+            output.truncate(MAX_TOOL_OUTPUT_BYTES);
+            Attempt::Done(CallResult {
+                output: String::from_utf8_lossy(&output).into_owned(),
+                ok: true,
+                attempts: 0,
+            })
+        }
+        Ok(answer) if answer.status == 429 || answer.status >= 500 => {
+            let error = format!("HTTP {}: {}", answer.status, answer.snippet());
+            retry(&error, answer.retry_after)
+        }
+        Ok(answer) => Attempt::Done(CallResult {
+            output: error_output(&format!(
+                "the tool answered HTTP {}: {}",
+                answer.status,
+                answer.snippet()
+            )),
+            ok: false,
+            attempts: 0,
+        }),
+        // The SSRF guard's refusal will not change on another try.
+        Err(failure) if failure.error.starts_with("refused") => Attempt::Done(CallResult {
+            output: error_output(&failure.error),
+            ok: false,
+            attempts: 0,
+        }),
+        Err(failure) => retry(&failure.error, None),
+    }
+}
+
+fn retry(error: &str, after: Option<Duration>) -> Attempt {
+    Attempt::Retry {
+        error: error.to_owned(),
+        after,
+    }
+}
