@@ -57,6 +57,41 @@ impl Reply {
         self
     }
 
+    /// A completion that calls tools: `(id, name, arguments as JSON text)`,
+    /// with `usage` of `tokens` in all.
+    pub fn tool_calls(calls: &[(&str, &str, &str)], tokens: u64) -> Self {
+        let calls: Vec<Value> = calls
+            .iter()
+            .map(|(id, name, arguments)| {
+                json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+            })
+            .collect();
+        Self {
+            body: Some(json!({
+                "id": "chatcmpl-stub", "object": "chat.completion",
+                "choices": [{"index": 0, "finish_reason": "tool_calls",
+                             "message": {"role": "assistant", "content": null, "tool_calls": calls}}],
+                "usage": {"prompt_tokens": tokens / 2, "completion_tokens": tokens - tokens / 2,
+                          "total_tokens": tokens},
+            })),
+            ..Self::default()
+        }
+    }
+
+    /// A plain answer of `text`, with `usage` of `tokens` in all.
+    pub fn text(text: &str, tokens: u64) -> Self {
+        Self {
+            body: Some(json!({
+                "id": "chatcmpl-stub", "object": "chat.completion",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": text}}],
+                "usage": {"prompt_tokens": tokens / 2, "completion_tokens": tokens - tokens / 2,
+                          "total_tokens": tokens},
+            })),
+            ..Self::default()
+        }
+    }
+
     /// Delays the answer.
     pub fn delayed(mut self, delay: Duration) -> Self {
         self.delay_ms = Some(delay.as_millis() as u64);
@@ -74,6 +109,9 @@ pub struct Recorded {
     pub body: Value,
     /// Milliseconds since the stub started.
     pub at_ms: u64,
+    /// Wall-clock arrival, for comparing with times stored in Postgres.
+    #[serde(skip)]
+    pub at: std::time::SystemTime,
 }
 
 /// The stub's shared state; tests in the same process read and script it directly.
@@ -289,6 +327,7 @@ fn record(state: &StubState, uri: &Uri, headers: &HeaderMap, body: &Value) {
             .collect(),
         body: body.clone(),
         at_ms: state.started.elapsed().as_millis() as u64,
+        at: std::time::SystemTime::now(),
     };
     lock(&state.requests).push(recorded);
 }
@@ -316,15 +355,40 @@ pub fn answer_to(last_user_message: &str) -> String {
     format!("Echo: {last_user_message}")
 }
 
+/// Unscripted, with tools offered: the first tool is called once (no arguments),
+/// then its output is echoed, so the whole loop can be tried with curl.
+fn tool_call(request: &Value, messages: &[Value]) -> Option<Value> {
+    let tool = request["tools"].as_array()?.first()?;
+    let name = tool["function"]["name"].as_str()?;
+    if messages.last()?["role"] != "user" {
+        return None;
+    }
+    let id = format!("call_stub_{}", messages.len());
+    Some(json!({
+        "id": "chatcmpl-stub", "object": "chat.completion", "model": request["model"],
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": null,
+            "tool_calls": [{"id": id, "type": "function", "function": {"name": name, "arguments": "{}"}}]}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }))
+}
+
 fn completion(request: &Value) -> Value {
     let messages = request["messages"].as_array().cloned().unwrap_or_default();
-    let last_user = messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user")
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default();
-    let content = answer_to(last_user);
+    if let Some(call) = tool_call(request, &messages) {
+        return call;
+    }
+    // After a tool's result, echo the result; else the last user message.
+    let last = messages.last();
+    let echoed = match last {
+        Some(m) if m["role"] == "tool" => m["content"].as_str(),
+        _ => messages
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str()),
+    };
+    let content = answer_to(echoed.unwrap_or_default());
     let words = |text: &str| text.split_whitespace().count() as u64;
     let prompt: u64 = messages
         .iter()

@@ -23,6 +23,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::agent::router())
         .merge(routes::sessions::router())
+        .merge(routes::steps::router())
+        .merge(routes::tools::router())
         .merge(routes::events::router())
         .merge(routes::project::router())
         .merge(routes::admin::router())

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `stewrd` binary against real Postgres and RabbitMQ,
 //! with a stub provider on its own port. One binary, many modules.
 
+mod agent;
+mod agent_faults;
 mod byok;
 mod cli;
 mod dashboard;

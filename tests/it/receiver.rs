@@ -1,5 +1,6 @@
-//! A webhook receiver on its own port: records every request and answers from a
-//! script (statuses, headers, delays), then 200.
+//! A webhook receiver (and server-tool endpoint) on its own port: records every
+//! request and answers from a script (statuses, headers, bodies, delays), then
+//! 200; counts requests whose client hung up before the answer.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -24,6 +25,7 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub delay: Duration,
+    pub body: String,
 }
 
 impl Answer {
@@ -33,6 +35,26 @@ impl Answer {
             ..Self::default()
         }
     }
+
+    /// 200 with this body (a server tool's output); `$tool_call_id` in it
+    /// becomes the id of the call answered.
+    pub fn ok(body: &str) -> Self {
+        Self {
+            status: 200,
+            body: body.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
 }
 
 /// A request the receiver got.
@@ -41,6 +63,10 @@ pub struct Received {
     pub headers: BTreeMap<String, String>,
     pub body: String,
     pub at: Instant,
+    /// Wall-clock arrival, for comparing with times stored in Postgres.
+    pub at_wall: std::time::SystemTime,
+    /// When the answer was sent (`None`: not yet, or the client hung up first).
+    pub answered: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Received {
@@ -73,7 +99,23 @@ impl Received {
 #[derive(Default)]
 struct Inner {
     script: Mutex<VecDeque<Answer>>,
+    /// The answer once the script is used up (200 when unset).
+    default: Mutex<Option<Answer>>,
     received: Mutex<Vec<Received>>,
+    dropped: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a request whose client went away before its answer.
+struct Pending<'a>(&'a Inner, bool);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0
+                .dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// A running receiver.
@@ -104,8 +146,20 @@ impl Receiver {
         self.inner.script.lock().expect("lock").extend(answers);
     }
 
+    /// The answer given once the script is used up.
+    pub fn answer_by_default(&self, answer: Answer) {
+        *self.inner.default.lock().expect("lock") = Some(answer);
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.received.lock().expect("lock").clone()
+    }
+
+    /// Requests whose client hung up before the answer.
+    pub fn dropped(&self) -> usize {
+        self.inner
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -122,17 +176,30 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
+        at_wall: std::time::SystemTime::now(),
+        answered: Arc::default(),
     };
+    let answered = received.answered.clone();
     inner.received.lock().expect("lock").push(received);
+    let mut pending = Pending(&inner, false);
     let answer = inner
         .script
         .lock()
         .expect("lock")
         .pop_front()
+        .or_else(|| inner.default.lock().expect("lock").clone())
         .unwrap_or_else(|| Answer::status(200));
     tokio::time::sleep(answer.delay).await;
-    let mut response = StatusCode::from_u16(answer.status)
-        .unwrap_or(StatusCode::OK)
+    pending.1 = true;
+    *answered.lock().expect("lock") = Some(Instant::now());
+    let call_id = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|b| b["data"]["tool_call_id"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut response = (
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
+        answer.body.replace("$tool_call_id", &call_id),
+    )
         .into_response();
     for (name, value) in answer.headers {
         if let Ok(value) = HeaderValue::from_str(&value) {

@@ -1,10 +1,14 @@
 //! The reaper: takes back runs whose lease expired (their worker died, hung or
-//! lost Postgres) and queues them again. Any number of reapers may run; they never
-//! take the same run.
+//! lost Postgres) and queues them again, and fails runs whose wait for the
+//! client's tool outputs ran out. Any number of reapers may run; they never take
+//! the same run.
 
 use std::{sync::Arc, time::Duration};
 
-use stewrd_shared::{db::run::requeue_expired_leases, metrics as names};
+use stewrd_shared::{
+    db::{action::expire_paused_runs, run::requeue_expired_leases},
+    metrics as names,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::Worker;
@@ -33,6 +37,16 @@ pub(crate) async fn reap(worker: Arc<Worker>, shutdown: CancellationToken) {
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "reaper sweep failed"),
+        }
+        let expired = worker
+            .db(|client| async move { expire_paused_runs(&client, BATCH).await })
+            .await;
+        match expired {
+            Ok(runs) if !runs.is_empty() => {
+                tracing::warn!(count = runs.len(), runs = ?runs, "runs failed: their tool outputs never came");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "expiry sweep failed"),
         }
     }
 }

@@ -6,3 +6,5 @@ pub mod events;
 pub mod health;
 pub mod project;
 pub mod sessions;
+pub mod steps;
+pub mod tools;

@@ -214,7 +214,8 @@ pub(crate) async fn cancel(
     }
 }
 
-/// Returns once the session is final, `wait` has passed or the process stops.
+/// Returns once the session is final or waits for tool outputs, `wait` has
+/// passed or the process stops.
 /// Subscribes before reading, so a change between the read and the wait still
 /// wakes it.
 async fn wait_until_final(
@@ -232,7 +233,10 @@ async fn wait_until_final(
         };
         match status {
             None => return Err(ApiError::not_found("session")),
-            Some(status) if status.is_final() => return Ok(()),
+            // A run waiting for the client's tools answers too: the client must act.
+            Some(status) if status.is_final() || status == RunStatus::RequiresAction => {
+                return Ok(());
+            }
             Some(_) => {}
         }
         // Answer with what there is at the deadline, or at once when stopping.
