@@ -10,10 +10,13 @@ DROP INDEX runs_one_active_per_session;
 CREATE UNIQUE INDEX runs_one_active_per_session ON runs (session_id)
     WHERE status IN ('queued', 'running', 'requires_action');
 
+-- `json`, not `jsonb`, for what the client wrote: jsonb rewrites numbers (1e308
+-- becomes 309 digits, which serde_json then refuses), json keeps the text we
+-- stored, so it reads back exactly.
 ALTER TABLE runs
-    ADD COLUMN tools             jsonb,                      -- the client's tools, as given
-    ADD COLUMN tool_choice       jsonb,
-    ADD COLUMN response_format   jsonb,
+    ADD COLUMN tools             json,                       -- the client's tools, as given
+    ADD COLUMN tool_choice       json,
+    ADD COLUMN response_format   json,
     ADD COLUMN max_steps         integer NOT NULL DEFAULT 10 CHECK (max_steps BETWEEN 1 AND 100),
     ADD COLUMN max_total_tokens  integer CHECK (max_total_tokens > 0),
     ADD COLUMN step_count        integer NOT NULL DEFAULT 0, -- committed rows in run_steps
@@ -24,7 +27,7 @@ ALTER TABLE runs
 CREATE INDEX runs_awaiting_action ON runs (action_expires_at) WHERE status = 'requires_action';
 
 -- The project's server tools, offered to the model on every run (at most 32).
-ALTER TABLE projects ADD COLUMN server_tools jsonb NOT NULL DEFAULT '[]';
+ALTER TABLE projects ADD COLUMN server_tools json NOT NULL DEFAULT '[]';
 
 -- Committed steps. A step in flight has no row: after a crash the run resumes at
 -- the first step without one. A client tool call is a row from the moment the

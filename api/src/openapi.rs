@@ -59,6 +59,13 @@ use crate::{routes, state::AppState};
 )]
 struct ApiDoc;
 
+/// A schema written as JSON Schema, for what the derive cannot say (tools).
+pub(crate) fn json_schema(
+    schema: serde_json::Value,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    serde_json::from_value(schema).expect("the schemas written here are valid")
+}
+
 /// Project calls use a project API key; admin calls the admin token.
 struct BearerSchemes;
 

@@ -34,6 +34,9 @@ fn refuse(param: impl Into<String>, message: impl Into<String>) -> ToolRefusal {
     }
 }
 
+/// A function name as OpenAI allows it.
+pub const TOOL_NAME_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+
 /// A function name as OpenAI allows it: `^[A-Za-z0-9_-]{1,64}$`.
 pub fn valid_tool_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -90,6 +93,12 @@ pub fn check_client_tools(
             return Err(refuse(
                 format!("{param}.function.name"),
                 format!("`{name}` is the name of one of the project's server tools"),
+            ));
+        }
+        if function.get("description").is_some_and(|d| !d.is_string()) {
+            return Err(refuse(
+                format!("{param}.function.description"),
+                "`description` must be text",
             ));
         }
         if function.get("parameters").is_some_and(|p| !p.is_object()) {
@@ -150,17 +159,22 @@ pub fn check_response_format(format: &Value) -> Result<(), ToolRefusal> {
 #[serde(deny_unknown_fields)]
 pub struct ServerTool {
     /// `^[A-Za-z0-9_-]{1,64}$`, unique in the project.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^\x00]*$")]
     pub description: Option<String>,
     /// A JSON Schema object for the arguments.
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub parameters: Value,
-    /// Where stewrd POSTs the call (the webhook URL checks apply).
+    /// Where stewrd POSTs the call (the webhook URL checks apply; at most 2048
+    /// characters as sent, answered in normalized form, which may be longer).
+    #[schema(format = "uri")]
     pub url: String,
     /// One attempt's limit, 1 to 600 s (default 30).
     #[serde(default = "default_timeout")]
+    #[schema(minimum = 1, maximum = 600)]
     pub timeout_secs: u32,
 }
 

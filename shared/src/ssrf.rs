@@ -111,6 +111,15 @@ pub fn parse_webhook_url(text: &str, allow_private: bool) -> Result<Url, UrlRefu
     if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
         return Err(UrlRefusal::Scheme);
     }
+    // The URL standard lets `*`, `!` and the like through in a host; no DNS
+    // name has them (international names arrive here as punycode).
+    if let Some(Host::Domain(domain)) = url.host()
+        && !domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    {
+        return Err(UrlRefusal::Invalid);
+    }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(UrlRefusal::Credentials);
     }
@@ -249,6 +258,16 @@ mod tests {
             parse_webhook_url("https://user:pw@example.com", true),
             Err(UrlRefusal::Credentials)
         );
+        for no_dns_name in ["http://A0bA*", "https://a!b.com/x", "http://a$b"] {
+            assert_eq!(
+                parse_webhook_url(no_dns_name, true),
+                Err(UrlRefusal::Invalid),
+                "{no_dns_name}"
+            );
+        }
+        for fine in ["https://bücher.example/x", "http://my_host:8080/"] {
+            assert!(parse_webhook_url(fine, true).is_ok(), "{fine}");
+        }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
         assert_eq!(parse_webhook_url(&long, true), Err(UrlRefusal::TooLong));
     }

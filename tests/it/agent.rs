@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use stewrd::stub::Reply;
 
 use crate::{
+    doors::Dashboard,
     helpers::{ADMIN_TOKEN, Options, PATIENCE, TestApp, spawn_app, spawn_app_with, wait_for},
     receiver::{Answer, Receiver},
 };
@@ -282,6 +283,7 @@ async fn server_tools_are_called_signed_once_per_call_and_their_output_reaches_t
     let app = spawn_app_with(Options::default().env("STEWRD_TOOL_RETRY_SCHEDULE", "200ms")).await;
     let (_, key) = app.create_project("acme").await;
     let tools = Receiver::start().await;
+    let hook = Receiver::start().await;
     let secret = server_tool(&app, &key, "lookup", &tools.url()).await;
     tools.script([Answer::ok(r#"{"temperature": 21}"#)]);
     app.stub.state.push([
@@ -291,7 +293,7 @@ async fn server_tools_are_called_signed_once_per_call_and_their_output_reaches_t
     let accepted = app
         .submit(
             &key,
-            json!({"message": "How warm?", "metadata": {"ticket": "42"}}),
+            json!({"message": "How warm?", "metadata": {"ticket": "42"}, "webhook_url": hook.url()}),
         )
         .await;
     let session = accepted["session_id"].as_str().expect("id").to_owned();
@@ -324,6 +326,19 @@ async fn server_tools_are_called_signed_once_per_call_and_their_output_reaches_t
     assert_eq!(listed[1]["executor"], "server");
     assert_eq!(listed[1]["status"], "succeeded");
     assert_eq!(listed[1]["attempts"], 1);
+    // A run that never paused announces only its end: a server tool step is
+    // no event.
+    wait_for(PATIENCE, || async {
+        (!hook.received().is_empty()).then_some(())
+    })
+    .await
+    .expect("the final webhook");
+    let types: Vec<Value> = hook
+        .received()
+        .iter()
+        .map(|r| r.json()["type"].clone())
+        .collect();
+    assert_eq!(types, ["session.succeeded"]);
 }
 
 #[tokio::test]
@@ -857,4 +872,86 @@ async fn both_providers_get_tools_tool_choice_and_response_format_as_given() {
         assert_eq!(request.body["tool_choice"], choice);
         assert_eq!(request.body["response_format"], format);
     }
+}
+
+#[tokio::test]
+async fn tool_schemas_with_extreme_numbers_are_kept_as_written() {
+    // jsonb would store 1.7976931348623157e308 as 309 digits that serde_json
+    // then refuses: the project (and every call on it) would answer 503.
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    let receiver = Receiver::start().await;
+    let parameters = json!({"type": "object", "properties": {"x": {"type": "number",
+        "maximum": 1.797_693_134_862_315_7e308, "minimum": -1e-300,
+        "multipleOf": 12_345_678_901_234_567_890_u64}}});
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/v1/project/tools",
+            Some(&key),
+            Some(json!({"tools": [{"name": "lookup", "url": receiver.url(),
+                                   "parameters": parameters}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for path in ["/v1/project/tools", "/v1/project"] {
+        let (status, body) = app.call(Method::GET, path, Some(&key), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let (_, listed) = app
+        .call(Method::GET, "/v1/project/tools", Some(&key), None)
+        .await;
+    assert_eq!(listed["tools"][0]["parameters"], parameters);
+    let client = json!({"type": "function", "function": {"name": "ask", "parameters": parameters}});
+    app.stub.state.push([Reply::text("fine", 2)]);
+    let accepted = app
+        .submit(&key, json!({"message": "m", "tools": [client]}))
+        .await;
+    let done = app
+        .wait_final(&key, accepted["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let offered = &app.stub.state.requests()[0].body["tools"];
+    assert_eq!(offered[0]["function"]["parameters"], parameters);
+    assert_eq!(offered[1]["function"]["parameters"], parameters);
+}
+
+#[tokio::test]
+async fn the_dashboard_session_page_shows_the_calls_and_the_steps() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    app.stub.state.push([
+        Reply::tool_calls(&[("call_w", "get_weather", r#"{"city":"Oslo"}"#)], 4),
+        Reply::text("Cold.", 4),
+    ]);
+    let accepted = app
+        .submit(
+            &key,
+            json!({"message": "Weather?", "tools": [tool("get_weather")]}),
+        )
+        .await;
+    let session = accepted["session_id"].as_str().expect("id").to_owned();
+    wait_status(&app, &key, &session, "requires_action").await;
+    let (status, _) = submit_outputs(&app, &key, &session, &[("call_w", "minus <b>4</b>")]).await;
+    assert_eq!(status, StatusCode::OK);
+    app.wait_final(&key, &session).await;
+    let dashboard = Dashboard::sign_in(&app).await;
+    let (status, page) = dashboard
+        .get(&format!("/dashboard/sessions/{session}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("<h2>Steps</h2>"), "{page}");
+    assert!(
+        page.contains("→ get_weather({&quot;city&quot;:&quot;Oslo&quot;})"),
+        "the assistant's call is shown: {page}"
+    );
+    assert!(
+        page.contains("tool · call_w"),
+        "the tool result names its call"
+    );
+    assert!(
+        page.contains("minus &lt;b&gt;4&lt;/b&gt;") && !page.contains("<b>4</b>"),
+        "the output is shown, escaped"
+    );
+    assert!(page.contains(">tool_call<") && page.contains(">client<"));
 }

@@ -8,14 +8,14 @@ use serde_json::{Value, json};
 use crate::helpers::{ADMIN_TOKEN, TestApp, spawn_app};
 
 /// A signed-in dashboard: its session cookie and its forms' CSRF token.
-struct Dashboard<'a> {
+pub(crate) struct Dashboard<'a> {
     app: &'a TestApp,
     cookie: String,
     csrf: String,
 }
 
 impl<'a> Dashboard<'a> {
-    async fn sign_in(app: &'a TestApp) -> Self {
+    pub(crate) async fn sign_in(app: &'a TestApp) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -50,6 +50,18 @@ impl<'a> Dashboard<'a> {
             .expect("a CSRF token")
             .to_owned();
         Self { app, cookie, csrf }
+    }
+
+    /// Gets a page; returns the status and the page.
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, String) {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.app.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("page");
+        let status = response.status();
+        (status, response.text().await.unwrap_or_default())
     }
 
     /// Posts a form; returns the status and the page.

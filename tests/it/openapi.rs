@@ -6,7 +6,7 @@ use std::process::Command;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{ADMIN_TOKEN, spawn_app};
+use crate::helpers::{ADMIN_TOKEN, Options, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn the_openapi_document_describes_every_call_of_the_contract() {
@@ -101,7 +101,9 @@ async fn schemathesis_finds_no_failure_with_every_check_on() {
         std::path::Path::new(&schemathesis).exists(),
         "schemathesis is not installed: run scripts/test --all"
     );
-    let app = spawn_app().await;
+    // Server tools the fuzzer sets point nowhere: fail their retries fast, so
+    // every run ends well within a long-poll.
+    let app = spawn_app_with(Options::default().env("STEWRD_TOOL_RETRY_SCHEDULE", "50ms")).await;
     let (_, key) = app.create_project("fuzzed").await;
     let document = format!("{}/openapi.json", app.base);
     let runs = [

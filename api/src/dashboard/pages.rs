@@ -12,10 +12,11 @@ use stewrd_shared::{
         api_key::{ApiKeyRow, list_api_keys},
         project::{get_project, list_projects},
         session::{SessionRecord, get_session, list_sessions, session_counts, session_project},
+        step::StepRow,
         webhook::list_deliveries,
     },
     id::{ProjectId, SessionId},
-    model::{Provider, RunStatus},
+    model::{Provider, RunStatus, StepType},
     view::{Detail, SessionOut},
 };
 
@@ -351,14 +352,33 @@ pub(super) async fn session(
         .iter()
         .flatten()
         .map(|m| {
+            // A message that only calls tools shows the calls; a tool result, its call.
+            let calls: String = m
+                .tool_calls
+                .iter()
+                .flat_map(|calls| calls.as_array().into_iter().flatten())
+                .map(|call| {
+                    format!(
+                        r#"<div class="mono">→ {}({})</div>"#,
+                        esc(call["function"]["name"].as_str().unwrap_or_default()),
+                        esc(call["function"]["arguments"].as_str().unwrap_or_default()),
+                    )
+                })
+                .collect();
+            let answering = m
+                .tool_call_id
+                .as_deref()
+                .map(|id| format!(" · {}", esc(id)))
+                .unwrap_or_default();
             format!(
-                r#"<div class="message {role}"><div class="muted">{role} · {}</div>{}</div>"#,
+                r#"<div class="message {role}"><div class="muted">{role}{answering} · {}</div>{}{calls}</div>"#,
                 date(m.created_at),
                 esc(m.content.as_deref().unwrap_or_default()),
                 role = m.role
             )
         })
         .collect();
+    let steps = steps_table(&record.steps);
     let runs: String = record
         .runs
         .iter()
@@ -401,6 +421,7 @@ pub(super) async fn session(
 <div class="card"><div class="grid"><div>Status</div><div id="session-status">{status}</div><div>Provider</div><div>{provider} · {model}</div><div>Key</div><div>{key_source}</div></div></div>
 <div class="card"><h2>Messages</h2>{messages}</div>
 <div class="card"><h2>Runs</h2><table><tr><th>Run</th><th>Status</th><th>Attempts</th><th>Tokens</th><th>Error</th></tr>{runs}</table></div>
+{steps}
 <div class="card"><h2>Webhook deliveries</h2><table><tr><th>Time</th><th>Event</th><th>URL</th><th>Status</th><th>Error</th><th>Next try</th></tr>{attempts}</table></div>"#,
         id = view.id,
         status = pill(view.status.as_str()),
@@ -409,4 +430,50 @@ pub(super) async fn session(
         key_source = view.key_source,
     );
     page("Session", Some(&operator.csrf), &body)
+}
+
+/// Longest tool output shown in the steps table.
+const SHOWN_OUTPUT_CHARS: usize = 200;
+
+/// The committed steps of the session's agent runs (nothing for plain runs).
+fn steps_table(steps: &[StepRow]) -> String {
+    if steps
+        .iter()
+        .all(|s| s.kind == StepType::ModelCall && s.tool_calls.is_none())
+    {
+        return String::new();
+    }
+    let rows: String = steps
+        .iter()
+        .map(|step| {
+            let what = match step.kind {
+                StepType::ModelCall => step.model.clone().unwrap_or_default(),
+                StepType::ToolCall => step.name.clone().unwrap_or_default(),
+            };
+            let output: String = step
+                .output
+                .as_deref()
+                .unwrap_or_default()
+                .chars()
+                .take(SHOWN_OUTPUT_CHARS)
+                .collect();
+            format!(
+                r#"<tr><td class="mono">{run}</td><td>{index}</td><td>{kind}</td><td class="mono">{what}</td><td>{executor}</td><td>{status}</td><td>{attempts}</td><td>{tokens}</td><td>{output}</td></tr>"#,
+                run = step.run_id,
+                index = step.index,
+                kind = step.kind.as_str(),
+                what = esc(&what),
+                executor = step.executor.map_or("–", |e| e.as_str()),
+                status = pill(step.status.as_str()),
+                attempts = step.attempts,
+                tokens = step
+                    .usage
+                    .map_or_else(|| "–".into(), |u| u.total_tokens.to_string()),
+                output = esc(&output),
+            )
+        })
+        .collect();
+    format!(
+        r#"<div class="card"><h2>Steps</h2><table><tr><th>Run</th><th>#</th><th>Type</th><th>Model or tool</th><th>Executor</th><th>Status</th><th>Attempts</th><th>Tokens</th><th>Output</th></tr>{rows}</table></div>"#
+    )
 }

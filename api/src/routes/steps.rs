@@ -89,7 +89,7 @@ pub struct ToolOutputsIn {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolOutputIn {
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = r"^[^\x00]*$")]
     tool_call_id: String,
     /// At most 64 KiB.
     #[schema(max_length = 65536, pattern = r"^[^\x00]*$")]

@@ -193,7 +193,7 @@ pub async fn commit_tool_steps(
 ) -> Result<ToolsCommitted, DbError> {
     let statement = client
         .prepare_cached(&format!(
-            "WITH final_runs AS (
+            "WITH u AS (
                  UPDATE runs SET step_count = step_count + $4, progress_attempt = attempts,
                      status = CASE WHEN $5::float8 IS NULL THEN status ELSE 'requires_action' END,
                      lease_owner = CASE WHEN $5::float8 IS NULL THEN lease_owner END,
@@ -202,19 +202,21 @@ pub async fn commit_tool_steps(
                  WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
                  RETURNING id, session_id, project_id, status, webhook_url
              ),
+             -- Only a pause is an event; a run that goes on announces nothing.
+             final_runs AS (SELECT * FROM u WHERE status = 'requires_action'),
              steps AS (
                  INSERT INTO run_steps (run_id, index, type, status, tool_call_id, name,
                                         arguments, executor, output, attempts, started_at,
                                         finished_at)
                  SELECT f.id, x.i, 'tool_call', x.s, x.c, x.n, x.a, x.e, x.o, x.t, x.b,
                         CASE WHEN x.s = 'pending' THEN NULL ELSE now() END
-                 FROM final_runs f,
+                 FROM u f,
                       unnest($6::int[], $7::text[], $8::text[], $9::text[], $10::text[],
                              $11::text[], $12::text[], $13::int[], $14::timestamptz[])
                           AS x(i, s, c, n, a, e, o, t, b)
              ),
              {events}
-             SELECT (SELECT count(*) FROM e) AS events FROM final_runs",
+             SELECT (SELECT count(*) FROM e) AS events FROM u",
             events = super::webhook::EVENT_FOR_STATUS_CHANGE,
         ))
         .await?;

@@ -4,18 +4,19 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use stewrd_shared::{
     agent::{
-        DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, ServerTool, ToolRefusal, check_client_tools,
-        check_response_format, check_tool_choice,
+        DEFAULT_MAX_STEPS, MAX_CLIENT_TOOLS, MAX_STEPS_LIMIT, ServerTool, TOOL_NAME_PATTERN,
+        ToolRefusal, check_client_tools, check_response_format, check_tool_choice,
     },
     db::run::AgentSettings,
     id::SessionId,
     text,
 };
+use utoipa::openapi::{RefOr, schema::Schema};
 
-use crate::error::ApiError;
+use crate::{error::ApiError, openapi::json_schema};
 
 /// Metadata limits, as Stripe's: enough for ids and tags, not for payloads.
 const MAX_METADATA_KEYS: usize = 50;
@@ -58,11 +59,11 @@ pub struct CreateAgentIn {
     pub(super) temperature: Option<f64>,
     /// The client's own tools, in OpenAI's function-tool format (at most 64).
     #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>, max_items = 64)]
+    #[schema(schema_with = tools_schema)]
     pub(super) tools: Option<Vec<Value>>,
     /// `auto`, `none`, `required`, or `{"type": "function", "function": {"name": …}}`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = tool_choice_schema)]
     pub(super) tool_choice: Option<Value>,
     /// Model calls at most (1-100, default 10).
     #[serde(default, deserialize_with = "crate::extract::whole_number")]
@@ -74,7 +75,7 @@ pub struct CreateAgentIn {
     pub(super) max_total_tokens: Option<i64>,
     /// Passed to the provider as given (`text`, `json_object` or `json_schema`).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = response_format_schema)]
     pub(super) response_format: Option<Value>,
 }
 
@@ -97,6 +98,39 @@ fn metadata_schema() -> utoipa::openapi::Object {
         .property_names(Some(text(MAX_METADATA_KEY_CHARS, 1)))
         .additional_properties(Some(text(MAX_METADATA_VALUE_CHARS, 0)))
         .build()
+}
+
+/// `tools`: OpenAI's function tools (names must also differ from each other
+/// and from the project's server tools, which a schema cannot say).
+fn tools_schema() -> RefOr<Schema> {
+    json_schema(json!({
+        "type": ["array", "null"], "maxItems": MAX_CLIENT_TOOLS,
+        "items": {"type": "object", "required": ["type", "function"], "properties": {
+            "type": {"type": "string", "enum": ["function"]},
+            "function": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string", "pattern": TOOL_NAME_PATTERN},
+                "description": {"type": "string", "pattern": "^[^\\x00]*$"},
+                "parameters": {"type": "object"}}}}}
+    }))
+}
+
+fn tool_choice_schema() -> RefOr<Schema> {
+    json_schema(json!({"oneOf": [
+        {"type": "null"},
+        {"type": "string", "enum": ["auto", "none", "required"]},
+        {"type": "object", "required": ["type", "function"], "properties": {
+            "type": {"type": "string", "enum": ["function"]},
+            "function": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string", "pattern": TOOL_NAME_PATTERN}}}}}
+    ]}))
+}
+
+fn response_format_schema() -> RefOr<Schema> {
+    json_schema(json!({"oneOf": [
+        {"type": "null"},
+        {"type": "object", "required": ["type"], "properties": {
+            "type": {"type": "string", "enum": ["text", "json_object", "json_schema"]}}}
+    ]}))
 }
 
 pub(super) fn validate(body: &CreateAgentIn) -> Result<(), ApiError> {
