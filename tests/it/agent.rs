@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use stewrd::stub::Reply;
 
 use crate::{
+    byok::{assert_no_piece_of, database_text},
     doors::Dashboard,
     helpers::{ADMIN_TOKEN, Options, PATIENCE, TestApp, spawn_app, spawn_app_with, wait_for},
     receiver::{Answer, Receiver},
@@ -954,4 +955,109 @@ async fn the_dashboard_session_page_shows_the_calls_and_the_steps() {
         "the output is shown, escaped"
     );
     assert!(page.contains(">tool_call<") && page.contains(">client<"));
+}
+
+#[tokio::test]
+async fn a_tool_using_run_shows_no_provider_key_webhook_secret_or_api_key() {
+    let app = spawn_app_with(
+        Options::default()
+            .env("RUST_LOG", "trace")
+            .env("STEWRD_TOOL_RETRY_SCHEDULE", "50ms"),
+    )
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let provider_key = "sk-toolleak-QwErTy/UiOp+ZxCvBnM";
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/v1/project/llm",
+            Some(&key),
+            Some(json!({"provider": "openai", "model": "m", "api_key": provider_key})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let tools = Receiver::start().await;
+    let hook = Receiver::start().await;
+    let secret = server_tool(&app, &key, "lookup", &tools.url()).await;
+    // A failing attempt, and a provider error quoting the key, on the way.
+    tools.script([Answer::status(503), Answer::ok(r#"{"found": true}"#)]);
+    app.stub.state.push([
+        Reply::tool_calls(
+            &[
+                ("call_s", "lookup", r#"{"id":"7"}"#),
+                ("call_c", "ask_user", "{}"),
+            ],
+            4,
+        ),
+        Reply::error(500, "server_error", &format!("upstream saw {provider_key}")),
+        Reply::text("done", 2),
+    ]);
+    let accepted = app
+        .submit(
+            &key,
+            json!({"message": "Order 7?", "tools": [tool("ask_user")], "webhook_url": hook.url()}),
+        )
+        .await;
+    let session = accepted["session_id"].as_str().expect("id").to_owned();
+    let run = accepted["run_id"].as_str().expect("run").to_owned();
+    wait_status(&app, &key, &session, "requires_action").await;
+    let (status, _) = submit_outputs(&app, &key, &session, &[("call_c", "yes")]).await;
+    assert_eq!(status, StatusCode::OK);
+    let done = app.wait_final(&key, &session).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    steps(&app, &key, &session, &run).await;
+    wait_for(PATIENCE, || async {
+        (hook.received().len() >= 2).then_some(())
+    })
+    .await
+    .expect("the pause and the end announced");
+    assert_eq!(
+        tools.received().len(),
+        2,
+        "the server tool was retried once"
+    );
+
+    // Everything that left stewrd for a tool, a webhook or the provider
+    // (but the provider's own Authorization header).
+    let mut traffic = String::new();
+    for received in tools.received().into_iter().chain(hook.received()) {
+        traffic.push_str(&format!("{:?} {}\n", received.headers, received.body));
+    }
+    for request in app.stub.state.requests() {
+        let headers: Vec<_> = request
+            .headers
+            .iter()
+            .filter(|(name, _)| name.as_str() != "authorization")
+            .collect();
+        traffic.push_str(&format!("{headers:?} {} {}\n", request.path, request.body));
+    }
+    let responses = app
+        .responses
+        .lock()
+        .map(|r| r.join("\n"))
+        .unwrap_or_default();
+    let logs = app.all_logs();
+    let database = database_text(&app).await;
+    assert_no_piece_of(
+        provider_key,
+        &[
+            ("a response", responses),
+            ("the logs", logs.clone()),
+            ("the database", database.clone()),
+            ("what was sent", traffic.clone()),
+        ],
+    );
+    // The webhook secret and the API key were shown once, when made: nowhere else.
+    let secret_part = secret.strip_prefix("whsec_").expect("whsec_");
+    let key_part = key.strip_prefix("sk-stw_").expect("sk-stw_");
+    for hidden in [secret_part, key_part] {
+        assert_no_piece_of(
+            hidden,
+            &[
+                ("the logs", logs.clone()),
+                ("the database", database.clone()),
+                ("what was sent", traffic.clone()),
+            ],
+        );
+    }
 }
