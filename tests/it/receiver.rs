@@ -16,7 +16,6 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use secrecy::SecretString;
 use tokio::net::TcpListener;
 
 /// One scripted answer.
@@ -81,18 +80,21 @@ impl Received {
         serde_json::from_str(&self.body).unwrap_or_default()
     }
 
-    /// Checks the Standard Webhooks signature with our verifier.
+    /// Whether the Standard Webhooks library (not our own code) accepts the
+    /// signature with `secret` (`whsec_…`).
     pub fn verifies_with(&self, secret: &str) -> bool {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        stewrd_shared::webhook::verify(
-            &SecretString::from(secret),
-            self.header("webhook-id"),
-            self.header("webhook-timestamp"),
-            self.header("webhook-signature"),
-            self.body.as_bytes(),
-            now,
-        )
-        .is_ok()
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &self.headers {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::try_from(name.as_str()),
+                reqwest::header::HeaderValue::try_from(value.as_str()),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        standardwebhooks::Webhook::new(secret)
+            .and_then(|hook| hook.verify(self.body.as_bytes(), &headers))
+            .is_ok()
     }
 }
 
