@@ -31,6 +31,7 @@ pub const WAITING_CLIENTS: &str = "stewrd_api_waiting_clients";
 pub const STEPS: &str = "stewrd_steps_total";
 pub const STEP_DURATION: &str = "stewrd_step_duration_seconds";
 pub const RUNS_PAUSED: &str = "stewrd_runs_paused_total";
+pub const RUNS_AWAITING_OUTPUTS: &str = "stewrd_runs_awaiting_tool_outputs";
 
 /// Latency buckets (seconds) for every histogram: from half a millisecond to the
 /// longest provider calls.

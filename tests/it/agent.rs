@@ -12,6 +12,7 @@ use crate::{
     byok::{assert_no_piece_of, database_text},
     doors::Dashboard,
     helpers::{ADMIN_TOKEN, Options, PATIENCE, TestApp, spawn_app, spawn_app_with, wait_for},
+    operator::{free_port, sample, stream_events, text},
     receiver::{Answer, Receiver},
 };
 
@@ -133,6 +134,14 @@ async fn client_tools_pause_the_run_and_their_outputs_resume_it_with_the_calls_p
         announced.json()["data"]["required_action"]["tool_calls"][1]["id"],
         "call_t"
     );
+    // So does the event stream's current state.
+    let (event, _, data) =
+        tokio::time::timeout(PATIENCE, stream_events(&app, &key, &session, None).recv())
+            .await
+            .expect("an event in time")
+            .expect("an event");
+    assert_eq!(event, "session.requires_action");
+    assert_eq!(data["required_action"]["tool_calls"][0]["id"], "call_w");
     // A new message waits for this run to end.
     let (status, _) = app
         .call(
@@ -1060,4 +1069,77 @@ async fn a_tool_using_run_shows_no_provider_key_webhook_secret_or_api_key() {
             ],
         );
     }
+}
+
+#[tokio::test]
+async fn metrics_count_steps_by_type_and_outcome_and_the_runs_awaiting_outputs() {
+    let port = free_port();
+    let app = spawn_app_with(
+        Options::default()
+            .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}"))
+            .env("STEWRD_BACKLOG_SAMPLE_SECS", "1"),
+    )
+    .await;
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let (_, key) = app.create_project("acme").await;
+    let tools = Receiver::start().await;
+    server_tool(&app, &key, "lookup", &tools.url()).await;
+    app.stub.state.push([
+        Reply::tool_calls(
+            &[("call_s", "lookup", "{}"), ("call_c", "get_weather", "{}")],
+            4,
+        ),
+        Reply::text("done", 2),
+    ]);
+    let accepted = app
+        .submit(
+            &key,
+            json!({"message": "m", "tools": [tool("get_weather")]}),
+        )
+        .await;
+    let session = accepted["session_id"].as_str().expect("id").to_owned();
+    wait_status(&app, &key, &session, "requires_action").await;
+    let awaiting = |wanted: f64| {
+        let (app, metrics) = (&app, &metrics);
+        async move {
+            wait_for(PATIENCE, || async {
+                let body = text(app, metrics).await;
+                (sample(&body, "stewrd_runs_awaiting_tool_outputs", &[]) == Some(wanted))
+                    .then_some(body)
+            })
+            .await
+            .unwrap_or_else(|| panic!("the gauge never showed {wanted}"))
+        }
+    };
+    let paused = awaiting(1.0).await;
+    assert_eq!(sample(&paused, "stewrd_runs_paused_total", &[]), Some(1.0));
+    submit_outputs(&app, &key, &session, &[("call_c", "sunny")]).await;
+    app.wait_final(&key, &session).await;
+    let body = awaiting(0.0).await;
+    let steps = |kind: &str, outcome: &str| {
+        sample(
+            &body,
+            "stewrd_steps_total",
+            &[
+                &format!("type=\"{kind}\""),
+                &format!("outcome=\"{outcome}\""),
+            ],
+        )
+    };
+    assert_eq!(steps("model_call", "succeeded"), Some(2.0), "{body}");
+    assert_eq!(
+        steps("tool_call", "succeeded"),
+        Some(1.0),
+        "the server tool"
+    );
+    assert_eq!(steps("tool_call", "pending"), Some(1.0), "the client tool");
+    let timed = |kind: &str| {
+        sample(
+            &body,
+            "stewrd_step_duration_seconds_count",
+            &[&format!("type=\"{kind}\"")],
+        )
+    };
+    assert_eq!(timed("model_call"), Some(2.0));
+    assert_eq!(timed("tool_call"), Some(1.0), "the server call's latency");
 }

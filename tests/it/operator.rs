@@ -9,14 +9,14 @@ use stewrd::stub::Reply;
 use crate::helpers::{Options, PATIENCE, TestApp, spawn_app_with, wait_for};
 
 /// The value of the first sample of `name` whose labels include every `labels`.
-fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
     text.lines()
         .filter(|line| line.starts_with(name) && !line.starts_with('#'))
         .filter(|line| labels.iter().all(|label| line.contains(label)))
         .find_map(|line| line.rsplit(' ').next()?.parse().ok())
 }
 
-async fn text(app: &TestApp, url: &str) -> String {
+pub(crate) async fn text(app: &TestApp, url: &str) -> String {
     app.http
         .get(url)
         .send()
@@ -27,7 +27,7 @@ async fn text(app: &TestApp, url: &str) -> String {
         .unwrap_or_default()
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -154,11 +154,11 @@ async fn metrics_count_requests_and_runs_and_carry_no_secrets() {
     }
 }
 
-type SseEvent = (String, String, Value);
+pub(crate) type SseEvent = (String, String, Value);
 
 /// Opens the event stream and forwards each event (event, id, data) as it
 /// arrives; the channel closes when the stream ends.
-fn stream_events(
+pub(crate) fn stream_events(
     app: &TestApp,
     key: &str,
     session_id: &str,

@@ -1,38 +1,42 @@
-//! Slow chores of every worker: counting the outbox and webhook backlogs for the
-//! metrics, and forgetting idempotency keys older than 24 hours.
+//! Slow chores of every worker: counting the outbox and webhook backlogs and the
+//! paused runs for the metrics, and forgetting idempotency keys older than 24 hours.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use stewrd_shared::{
-    db::{idempotency::forget_expired, outbox, webhook},
+    db::{action, idempotency::forget_expired, outbox, webhook},
     metrics as names,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::Worker;
 
-/// How often the outbox and webhook backlogs are counted for the metrics.
-const SAMPLE_EVERY: Duration = Duration::from_secs(15);
-/// How often expired idempotency keys are deleted (every 40th sample).
-const FORGET_EVERY_SAMPLES: u32 = 40;
+/// How often expired idempotency keys are deleted.
+const FORGET_EVERY: Duration = Duration::from_secs(600);
 
 /// Samples the backlogs, and now and then forgets expired idempotency keys.
 pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(SAMPLE_EVERY);
+    let mut ticks = tokio::time::interval(worker.config.worker.backlog_sample_every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for round in 1u32.. {
+    let mut forgotten_at = Instant::now();
+    loop {
         tokio::select! {
             _ = ticks.tick() => {}
             _ = shutdown.cancelled() => return,
         }
         sample_backlogs(&worker).await;
-        if round % FORGET_EVERY_SAMPLES == 0 {
+        if forgotten_at.elapsed() >= FORGET_EVERY {
+            forgotten_at = Instant::now();
             forget_idempotency_keys(&worker).await;
         }
     }
 }
 
-/// Counts what is waiting: outbox rows due now, webhook events not yet delivered.
+/// Counts what is waiting: outbox rows due now, webhook events not yet delivered,
+/// runs paused for tool outputs.
 async fn sample_backlogs(worker: &Worker) {
     let Ok(client) = worker.pool.get().await else {
         return;
@@ -42,6 +46,9 @@ async fn sample_backlogs(worker: &Worker) {
     }
     if let Ok(pending) = webhook::pending_events(&client).await {
         metrics::gauge!(names::WEBHOOK_BACKLOG).set(pending as f64);
+    }
+    if let Ok(paused) = action::count_paused(&client).await {
+        metrics::gauge!(names::RUNS_AWAITING_OUTPUTS).set(paused as f64);
     }
 }
 

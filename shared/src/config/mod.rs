@@ -115,6 +115,9 @@ pub struct WorkerSettings {
     /// `STEWRD_TOOL_RETRY_SCHEDULE`, default `1s,5s,30s`: waits between the
     /// attempts of a server tool call (4 attempts in all; the last wait repeats).
     pub tool_retry_schedule: Vec<Duration>,
+    /// `STEWRD_BACKLOG_SAMPLE_SECS`, default 15: how often the gauges that need a
+    /// count in Postgres (outbox due, webhook backlog, paused runs) are refreshed.
+    pub backlog_sample_every: Duration,
     /// `STEWRD_FAULT_PANIC_ON_INPUT`, default none. Fault injection for tests
     /// only: a run whose message is exactly this makes the worker's task panic
     /// (with the decrypted key in the panic text), to prove a panic strands no
@@ -322,6 +325,7 @@ impl Config {
                 requires_action_timeout: env
                     .seconds("STEWRD_REQUIRES_ACTION_TIMEOUT_SECS", 3600)?,
                 tool_retry_schedule: env.schedule("STEWRD_TOOL_RETRY_SCHEDULE", "1s,5s,30s")?,
+                backlog_sample_every: env.seconds("STEWRD_BACKLOG_SAMPLE_SECS", 15)?,
                 panic_on_input: env.get("STEWRD_FAULT_PANIC_ON_INPUT"),
             },
             webhook_allow_private: env.parse("STEWRD_WEBHOOK_ALLOW_PRIVATE", false)?,

@@ -173,6 +173,17 @@ pub async fn expire_paused_runs(
         .collect()
 }
 
+/// Runs paused for their client's tool outputs, in every project.
+pub async fn count_paused(client: &impl GenericClient) -> Result<i64, DbError> {
+    Ok(client
+        .query_one(
+            "SELECT count(*) FROM runs WHERE status = 'requires_action'",
+            &[],
+        )
+        .await?
+        .try_get(0)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,6 +112,8 @@ impl Loop<'_> {
             let index = self.next_index();
             let tool_calls = completion.tool_calls.clone().filter(|_| agent);
             let Some(tool_calls) = tool_calls else {
+                metrics::counter!(names::STEPS, "type" => "model_call", "outcome" => "succeeded")
+                    .increment(1);
                 return Verdict::Finish(Decision {
                     outcome: RunOutcome::Succeeded {
                         output: completion.content.unwrap_or_default(),

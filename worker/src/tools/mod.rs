@@ -5,11 +5,14 @@
 
 mod server;
 
+use std::time::Instant;
+
 use futures_util::future::join_all;
 use serde_json::Value;
 use stewrd_shared::{
     agent::{ServerTool, ToolCall, error_output},
     db::{run::ClaimedRun, step::NewToolStep},
+    metrics as names,
     model::{Executor, StepStatus},
 };
 use time::OffsetDateTime;
@@ -54,7 +57,10 @@ pub(crate) async fn run_calls(
                 let output = error_output(&format!("there is no tool named `{}`", call.name));
                 return step(Executor::Server, StepStatus::Failed, Some(output), 0);
             };
+            let timer = Instant::now();
             let result = server::call(worker, run, tool, call, arguments, metadata).await;
+            metrics::histogram!(names::STEP_DURATION, "type" => "tool_call")
+                .record(timer.elapsed().as_secs_f64());
             let status = if result.ok {
                 StepStatus::Succeeded
             } else {
