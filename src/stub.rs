@@ -121,6 +121,9 @@ pub struct StubState {
     requests: Mutex<Vec<Recorded>>,
     record: AtomicBool,
     delay_ms: AtomicU64,
+    /// Unscripted, with tools offered: how many times the first tool is called
+    /// before the answer (1: once, then its output is echoed).
+    tool_rounds: AtomicUsize,
     calls: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -145,6 +148,7 @@ impl StubState {
             requests: Mutex::default(),
             record: AtomicBool::new(record),
             delay_ms: AtomicU64::new(delay.as_millis() as u64),
+            tool_rounds: AtomicUsize::new(1),
             calls: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -155,6 +159,12 @@ impl StubState {
     /// Queues scripted replies, used before the default answer.
     pub fn push(&self, replies: impl IntoIterator<Item = Reply>) {
         lock(&self.script).extend(replies);
+    }
+
+    /// Sets how many tool calls an unscripted conversation with tools makes
+    /// (one per model answer) before it answers.
+    pub fn set_tool_rounds(&self, rounds: usize) {
+        self.tool_rounds.store(rounds, Ordering::Relaxed);
     }
 
     /// Sets the delay of unscripted answers.
@@ -312,7 +322,7 @@ async fn complete(
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     in_flight.finished = true;
-    respond(reply, &request)
+    respond(reply, &request, state.tool_rounds.load(Ordering::Relaxed))
 }
 
 fn record(state: &StubState, uri: &Uri, headers: &HeaderMap, body: &Value) {
@@ -332,11 +342,11 @@ fn record(state: &StubState, uri: &Uri, headers: &HeaderMap, body: &Value) {
     lock(&state.requests).push(recorded);
 }
 
-fn respond(reply: Reply, request: &Value) -> Response {
+fn respond(reply: Reply, request: &Value, tool_rounds: usize) -> Response {
     let status = StatusCode::from_u16(reply.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
     let body = reply.body.unwrap_or_else(|| {
         if status.is_success() {
-            completion(request)
+            completion(request, tool_rounds)
         } else {
             json!({"error": {"message": format!("stub error {}", status.as_u16()), "type": "stub_error", "code": null}})
         }
@@ -355,12 +365,14 @@ pub fn answer_to(last_user_message: &str) -> String {
     format!("Echo: {last_user_message}")
 }
 
-/// Unscripted, with tools offered: the first tool is called once (no arguments),
-/// then its output is echoed, so the whole loop can be tried with curl.
-fn tool_call(request: &Value, messages: &[Value]) -> Option<Value> {
+/// Unscripted, with tools offered: the first tool is called (no arguments)
+/// `rounds` times, one call per answer, then its last output is echoed, so the
+/// whole loop can be tried with curl.
+fn tool_call(request: &Value, messages: &[Value], rounds: usize) -> Option<Value> {
     let tool = request["tools"].as_array()?.first()?;
     let name = tool["function"]["name"].as_str()?;
-    if messages.last()?["role"] != "user" {
+    let since_user = messages.iter().rev().take_while(|m| m["role"] != "user");
+    if since_user.filter(|m| m["role"] == "tool").count() >= rounds {
         return None;
     }
     let id = format!("call_stub_{}", messages.len());
@@ -373,9 +385,9 @@ fn tool_call(request: &Value, messages: &[Value]) -> Option<Value> {
     }))
 }
 
-fn completion(request: &Value) -> Value {
+fn completion(request: &Value, tool_rounds: usize) -> Value {
     let messages = request["messages"].as_array().cloned().unwrap_or_default();
-    if let Some(call) = tool_call(request, &messages) {
+    if let Some(call) = tool_call(request, &messages, tool_rounds) {
         return call;
     }
     // After a tool's result, echo the result; else the last user message.

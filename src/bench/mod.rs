@@ -2,6 +2,7 @@
 //! and RabbitMQ (its own database and queue prefix), with the stub provider in this
 //! process, and prints a table plus one `BENCH name=value unit` line per figure.
 
+mod agent;
 mod fleet;
 mod limits;
 mod load;
@@ -26,6 +27,9 @@ pub enum Scenario {
     Latency,
     /// Long-poll clients held by one API process.
     Longpoll,
+    /// Agent runs of five model calls and four server tool calls: steps per
+    /// second, CPU and Postgres commits per step.
+    Agent,
     /// The raw limits of Postgres and RabbitMQ on this machine.
     Limits,
     /// Everything above, in one report.
@@ -61,6 +65,9 @@ pub async fn run(scenario: Scenario, options: Options) -> anyhow::Result<()> {
     }
     if all || scenario == Scenario::Longpoll {
         longpoll(&options, &mut report).await?;
+    }
+    if all || scenario == Scenario::Agent {
+        agent::agent(&options, &mut report).await?;
     }
     report.print();
     Ok(())

@@ -20,7 +20,7 @@ use super::{
     report::Report,
 };
 
-fn http_client() -> reqwest::Client {
+pub(super) fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(1024)
@@ -29,7 +29,7 @@ fn http_client() -> reqwest::Client {
 }
 
 /// `POST /v1/agent` with a new session per request.
-fn submit(http: &reqwest::Client, base: &str, key: &str) -> Request {
+pub(super) fn submit(http: &reqwest::Client, base: &str, key: &str) -> Request {
     let (http, url, key) = (http.clone(), format!("{base}/v1/agent"), key.to_owned());
     Arc::new(move |i| {
         let request = http
@@ -47,7 +47,7 @@ fn submit(http: &reqwest::Client, base: &str, key: &str) -> Request {
 }
 
 /// Waits until `expected` runs are final, showing progress.
-async fn wait_finished(fleet: &Fleet, expected: u64, label: &str) -> anyhow::Result<()> {
+pub(super) async fn wait_finished(fleet: &Fleet, expected: u64, label: &str) -> anyhow::Result<()> {
     let db = fleet.db().await?;
     let done = Arc::new(AtomicU64::new(0));
     let progress = Progress::start(label, expected, done.clone());
@@ -68,9 +68,9 @@ async fn wait_finished(fleet: &Fleet, expected: u64, label: &str) -> anyhow::Res
     Ok(())
 }
 
-struct CpuSnapshot(Vec<(String, f64)>);
+pub(super) struct CpuSnapshot(pub(super) Vec<(String, f64)>);
 
-fn cpu_snapshot(fleet: &Fleet) -> CpuSnapshot {
+pub(super) fn cpu_snapshot(fleet: &Fleet) -> CpuSnapshot {
     let mut figures = vec![("api".to_owned(), cpu_ms(fleet.api.id()))];
     let workers: f64 = fleet.workers.iter().map(|w| cpu_ms(w.id())).sum();
     figures.push(("worker".to_owned(), workers));

@@ -1143,3 +1143,33 @@ async fn metrics_count_steps_by_type_and_outcome_and_the_runs_awaiting_outputs()
     assert_eq!(timed("model_call"), Some(2.0));
     assert_eq!(timed("tool_call"), Some(1.0), "the server call's latency");
 }
+
+#[tokio::test]
+async fn the_unscripted_stub_calls_the_first_tool_as_often_as_told_then_echoes() {
+    // What `stewrd dev` and the README walk-through rely on (one round), and
+    // what `stewrd bench agent` sets (several).
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    for rounds in [1, 2] {
+        app.stub.state.set_tool_rounds(rounds);
+        let accepted = app
+            .submit(
+                &key,
+                json!({"message": "Weather?", "tools": [tool("get_weather"), tool("get_time")]}),
+            )
+            .await;
+        let session = accepted["session_id"].as_str().expect("id").to_owned();
+        for round in 1..=rounds {
+            let paused = wait_status(&app, &key, &session, "requires_action").await;
+            let calls = &paused["required_action"]["tool_calls"];
+            assert_eq!(calls.as_array().map(Vec::len), Some(1), "{paused}");
+            assert_eq!(calls[0]["function"]["name"], "get_weather");
+            let id = calls[0]["id"].as_str().expect("id").to_owned();
+            let (status, _) =
+                submit_outputs(&app, &key, &session, &[(&id, &format!("sunny {round}"))]).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let done = app.wait_final(&key, &session).await;
+        assert_eq!(done["output"], format!("Echo: sunny {rounds}"), "{done}");
+    }
+}

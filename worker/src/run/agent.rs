@@ -59,6 +59,7 @@ impl Loop<'_> {
             })
             .unwrap_or_default();
         let agent = self.run.is_agent();
+        let signing = tools::Signing::default();
         let mut usage = self.run.usage_so_far.unwrap_or_default();
         loop {
             let unanswered = self.unanswered_calls();
@@ -81,6 +82,7 @@ impl Loop<'_> {
                     &server_tools,
                     &client_tools,
                     self.next_index(),
+                    &signing,
                 )
                 .await;
                 match self.commit_tools(&steps).await {

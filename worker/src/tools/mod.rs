@@ -5,6 +5,8 @@
 
 mod server;
 
+pub(crate) use server::Signing;
+
 use std::time::Instant;
 
 use futures_util::future::join_all;
@@ -28,11 +30,12 @@ pub(crate) async fn run_calls(
     server_tools: &[ServerTool],
     client_tools: &[String],
     first_index: i32,
+    signing: &Signing,
 ) -> Vec<NewToolStep> {
-    let metadata = server::session_metadata(worker, run).await;
-    let steps = calls.iter().zip(first_index..).map(|(call, index)| {
-        let metadata = &metadata;
-        async move {
+    let steps = calls
+        .iter()
+        .zip(first_index..)
+        .map(|(call, index)| async move {
             let started_at = OffsetDateTime::now_utc();
             let step = |executor, status, output: Option<String>, attempts| NewToolStep {
                 index,
@@ -58,7 +61,7 @@ pub(crate) async fn run_calls(
                 return step(Executor::Server, StepStatus::Failed, Some(output), 0);
             };
             let timer = Instant::now();
-            let result = server::call(worker, run, tool, call, arguments, metadata).await;
+            let result = server::call(worker, run, tool, call, arguments, signing).await;
             metrics::histogram!(names::STEP_DURATION, "type" => "tool_call")
                 .record(timer.elapsed().as_secs_f64());
             let status = if result.ok {
@@ -72,8 +75,7 @@ pub(crate) async fn run_calls(
                 Some(result.output),
                 result.attempts,
             )
-        }
-    });
+        });
     join_all(steps).await
 }
 

@@ -7,17 +7,19 @@
 
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use stewrd_shared::{
     agent::{MAX_TOOL_OUTPUT_BYTES, ServerTool, ToolCall, error_output},
-    db::run::ClaimedRun,
+    db::{DbError, run::ClaimedRun},
 };
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use tokio::sync::OnceCell;
 
 use crate::{
     Worker,
-    webhook::{WebhookClient, send, signatures},
+    webhook::{WebhookClient, send, sign_with, signing_secrets},
 };
 
 /// Attempts of one call, the first included.
@@ -30,21 +32,25 @@ pub(super) struct CallResult {
     pub attempts: i32,
 }
 
-/// The session's metadata, sent with every call (empty when it cannot be read).
-pub(super) async fn session_metadata(worker: &Worker, run: &ClaimedRun) -> Value {
-    let read = worker
-        .db(|client| async move {
-            Ok(client
-                .query_opt(
-                    "SELECT metadata FROM sessions WHERE id = $1",
-                    &[&run.session_id],
+/// The project's signing secrets, read and decrypted once per claim, at its
+/// first server tool call (not once per call: a step costs no extra query).
+#[derive(Default)]
+pub(crate) struct Signing {
+    secrets: OnceCell<Vec<SecretString>>,
+}
+
+impl Signing {
+    async fn secrets(&self, worker: &Worker, run: &ClaimedRun) -> Result<&[SecretString], DbError> {
+        let secrets = self
+            .secrets
+            .get_or_try_init(|| {
+                worker.db(
+                    |client| async move { signing_secrets(worker, &client, run.project_id).await },
                 )
-                .await
-                .map_err(stewrd_shared::db::DbError::from)?
-                .and_then(|row| row.try_get::<_, Value>(0).ok()))
-        })
-        .await;
-    read.ok().flatten().unwrap_or_else(|| json!({}))
+            })
+            .await?;
+        Ok(secrets)
+    }
 }
 
 /// The `webhook-id` of a call: the same for every attempt of it.
@@ -54,6 +60,17 @@ fn message_id(run: &ClaimedRun, call: &ToolCall) -> String {
     format!("msg_{hex}")
 }
 
+/// What every attempt of one call shares.
+struct Target<'a> {
+    worker: &'a Worker,
+    run: &'a ClaimedRun,
+    tool: &'a ServerTool,
+    signing: &'a Signing,
+    /// The `webhook-id`.
+    id: String,
+    idempotency_key: String,
+}
+
 /// Calls the tool, retrying what may succeed on another try.
 pub(super) async fn call(
     worker: &Worker,
@@ -61,13 +78,19 @@ pub(super) async fn call(
     tool: &ServerTool,
     call: &ToolCall,
     arguments: Value,
-    metadata: &Value,
+    signing: &Signing,
 ) -> CallResult {
-    let idempotency_key = format!("{}:{}", run.id, call.id);
-    let id = message_id(run, call);
+    let target = Target {
+        worker,
+        run,
+        tool,
+        signing,
+        id: message_id(run, call),
+        idempotency_key: format!("{}:{}", run.id, call.id),
+    };
     let data = json!({
         "session_id": run.session_id, "run_id": run.id, "tool_call_id": call.id,
-        "name": call.name, "arguments": arguments, "metadata": metadata,
+        "name": call.name, "arguments": arguments, "metadata": run.session_metadata,
     });
     let schedule = &worker.config.worker.tool_retry_schedule;
     let mut last_error = String::new();
@@ -75,7 +98,7 @@ pub(super) async fn call(
         let now = OffsetDateTime::now_utc();
         let body = json!({"type": "tool.call", "timestamp": now.format(&Rfc3339).unwrap_or_default(), "data": data})
             .to_string();
-        let attempted = attempt_once(worker, run, tool, &id, &idempotency_key, now, body).await;
+        let attempted = attempt_once(&target, now, body).await;
         let retry_after = match attempted {
             Attempt::Done(result) => {
                 return CallResult {
@@ -117,25 +140,18 @@ enum Attempt {
     },
 }
 
-async fn attempt_once(
-    worker: &Worker,
-    run: &ClaimedRun,
-    tool: &ServerTool,
-    id: &str,
-    idempotency_key: &str,
-    now: OffsetDateTime,
-    body: String,
-) -> Attempt {
+async fn attempt_once(target: &Target<'_>, now: OffsetDateTime, body: String) -> Attempt {
+    let Target {
+        worker,
+        run,
+        tool,
+        signing,
+        id,
+        idempotency_key,
+    } = target;
     let timestamp = now.unix_timestamp();
-    let signed = worker
-        .db(|client| async move {
-            signatures(worker, &client, run.project_id, id, timestamp, &body)
-                .await
-                .map(|signatures| (signatures, body))
-        })
-        .await;
-    let (signatures, body) = match signed {
-        Ok((signatures, body)) if !signatures.is_empty() => (signatures, body),
+    let signatures = match signing.secrets(worker, run).await {
+        Ok(secrets) if !secrets.is_empty() => sign_with(secrets, id, timestamp, &body),
         Ok(_) => {
             return retry(
                 "cannot sign: the project's webhook secret cannot be decrypted",

@@ -8,7 +8,7 @@ pub(crate) mod send;
 
 use std::{sync::Arc, time::Duration};
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use stewrd_shared::{
     config::WebhookSettings,
@@ -290,6 +290,17 @@ pub(crate) async fn signatures(
     timestamp: i64,
     body: &str,
 ) -> Result<String, DbError> {
+    let secrets = signing_secrets(worker, db, project_id).await?;
+    Ok(sign_with(&secrets, id, timestamp, body))
+}
+
+/// The project's webhook secrets, decrypted: the current one (made now if the
+/// project has none yet), and the previous one during its overlap.
+pub(crate) async fn signing_secrets(
+    worker: &Worker,
+    db: &impl GenericClient,
+    project_id: ProjectId,
+) -> Result<Vec<SecretString>, DbError> {
     let (current, previous) = webhook_secrets(db, project_id).await?.unwrap_or_default();
     let current = match current {
         Some(current) => current,
@@ -309,11 +320,20 @@ pub(crate) async fn signatures(
             .master_keys
             .decrypt_text(&stored, project_id, SecretField::WebhookSecret)
         {
-            Ok(secret) => out.extend(sign(&secret, id, timestamp, body.as_bytes()).ok()),
+            Ok(secret) => out.push(secret),
             Err(error) => {
                 tracing::error!(%error, project_id = %project_id, "cannot decrypt a webhook secret");
             }
         }
     }
-    Ok(out.join(" "))
+    Ok(out)
+}
+
+/// The `webhook-signature` header for `body` under every secret.
+pub(crate) fn sign_with(secrets: &[SecretString], id: &str, timestamp: i64, body: &str) -> String {
+    secrets
+        .iter()
+        .filter_map(|secret| sign(secret, id, timestamp, body.as_bytes()).ok())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

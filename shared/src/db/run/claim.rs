@@ -37,6 +37,8 @@ pub struct ClaimedRun {
     pub agent: AgentSettings,
     /// The project's server tools (a JSON array of `agent::ServerTool`).
     pub server_tools: serde_json::Value,
+    /// The session's metadata, sent with every server tool call.
+    pub session_metadata: serde_json::Value,
     /// Committed steps: more than 0 means the run resumes.
     pub step_count: i32,
     /// The attempt at which a step last committed: attempts since then count
@@ -88,8 +90,9 @@ pub async fn claim_run(
              ),
              d AS (DELETE FROM outbox WHERE run_id = $1 AND EXISTS (SELECT 1 FROM c))
              SELECT c.*, p.llm_provider, p.llm_model, p.key_status, p.llm_api_key,
-                    p.llm_api_key IS NOT NULL AS has_key, p.rate_limit_rpm, p.server_tools
-             FROM c JOIN projects p ON p.id = c.project_id",
+                    p.llm_api_key IS NOT NULL AS has_key, p.rate_limit_rpm, p.server_tools,
+                    s.metadata AS session_metadata
+             FROM c JOIN projects p ON p.id = c.project_id JOIN sessions s ON s.id = c.session_id",
         )
         .await?;
     let Some(row) = client
@@ -124,6 +127,7 @@ pub async fn claim_run(
             max_total_tokens: row.try_get("max_total_tokens")?,
         },
         server_tools: row.try_get("server_tools")?,
+        session_metadata: row.try_get("session_metadata")?,
         step_count: row.try_get("step_count")?,
         progress_attempt: row.try_get("progress_attempt")?,
         usage_so_far: Usage::from_parts(
