@@ -1173,3 +1173,70 @@ async fn the_unscripted_stub_calls_the_first_tool_as_often_as_told_then_echoes()
         assert_eq!(done["output"], format!("Echo: sunny {rounds}"), "{done}");
     }
 }
+
+#[tokio::test]
+async fn server_tool_urls_are_refused_on_private_addresses_when_set_and_when_called() {
+    let app = spawn_app_with(Options::default().env("STEWRD_WEBHOOK_ALLOW_PRIVATE", "false")).await;
+    let (project_id, key) = app.create_project("acme").await;
+    let canary = Receiver::start().await;
+    let port = canary.address.port();
+    let forms = [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://localhost:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/".to_owned(),
+        "http://no-such-host.invalid/".to_owned(),
+    ];
+    for url in &forms {
+        let body = json!({"tools": [{"name": "lookup", "url": url}]});
+        for path in [
+            "/v1/project/tools".to_owned(),
+            format!("/v1/admin/projects/{project_id}/tools"),
+        ] {
+            let token = if path.starts_with("/v1/admin") {
+                ADMIN_TOKEN
+            } else {
+                key.as_str()
+            };
+            let (status, error) = app
+                .call(Method::PUT, &path, Some(token), Some(body.clone()))
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {url}: {error}");
+            assert_eq!(error["error"]["param"], "tools[0].url", "{error}");
+        }
+    }
+    // At call time: a URL written straight into the database (as a DNS change
+    // after the check would make it) is refused, at once and for good; the
+    // model gets the refusal as the tool's output.
+    let db = app.db().await;
+    let tools = json!([{"name": "lookup", "url": format!("http://localhost:{port}/"),
+                        "parameters": {"type": "object"}, "timeout_secs": 5}]);
+    db.execute(
+        "UPDATE projects SET server_tools = $1::text::json",
+        &[&tools.to_string()],
+    )
+    .await
+    .expect("update");
+    app.stub.state.push([
+        Reply::tool_calls(&[("call_1", "lookup", "{}")], 2),
+        Reply::text("could not look it up", 2),
+    ]);
+    let accepted = app.submit(&key, json!({"message": "sneak"})).await;
+    let session = accepted["session_id"].as_str().expect("id").to_owned();
+    let run = accepted["run_id"].as_str().expect("run").to_owned();
+    let done = app.wait_final(&key, &session).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let listed = steps(&app, &key, &session, &run).await;
+    assert_eq!(listed[1]["status"], "failed");
+    assert_eq!(listed[1]["attempts"], 1, "a refusal is not retried");
+    assert!(
+        listed[1]["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused"),
+        "{}",
+        listed[1]
+    );
+    assert!(canary.received().is_empty(), "the canary was reached");
+}

@@ -196,7 +196,7 @@ async fn attempt_once(target: &Target<'_>, now: OffsetDateTime, body: String) ->
             attempts: 0,
         }),
         // The SSRF guard's refusal will not change on another try.
-        Err(failure) if failure.error.starts_with("refused") => Attempt::Done(CallResult {
+        Err(failure) if failure.refused => Attempt::Done(CallResult {
             output: error_output(&failure.error),
             ok: false,
             attempts: 0,

@@ -50,7 +50,23 @@ pub struct Answer {
 pub struct Failure {
     pub error: String,
     pub elapsed: Duration,
+    /// The SSRF guard refused the URL or every address it resolved to: not a
+    /// failure another try would mend while the name resolves as it does.
+    pub refused: bool,
 }
+
+/// The resolver's refusal, told apart from other connection errors by type.
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The delivery log is the project's to read: say no more than the API does.
+        write!(f, "refused: the URL {}", ssrf::UrlRefusal::NotPublic)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// Sends webhooks.
 #[derive(Clone)]
@@ -75,8 +91,7 @@ impl Resolve for GuardedResolver {
             if allowed.is_empty() {
                 let reason = found.first().and_then(|a| ssrf::forbidden_reason(a.ip()));
                 tracing::debug!(%host, reason = reason.unwrap_or("no address"), "webhook host refused");
-                // The delivery log is the project's to read: say no more than the API does.
-                return Err(format!("refused: the URL {}", ssrf::UrlRefusal::NotPublic).into());
+                return Err(Box::new(Refused) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -115,10 +130,13 @@ impl WebhookClient {
         let fail = |error: String| Failure {
             error,
             elapsed: started.elapsed(),
+            refused: false,
         };
         // Literal addresses never reach the resolver: check them here.
-        ssrf::parse_webhook_url(url, self.allow_private)
-            .map_err(|refusal| fail(format!("refused: the URL {refusal}")))?;
+        ssrf::parse_webhook_url(url, self.allow_private).map_err(|refusal| Failure {
+            refused: true,
+            ..fail(format!("refused: the URL {refusal}"))
+        })?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let header = |value: &str| HeaderValue::from_str(value).map_err(|e| fail(e.to_string()));
@@ -132,7 +150,13 @@ impl WebhookClient {
         if let Some(timeout) = timeout {
             post = post.timeout(timeout);
         }
-        let mut response = post.send().await.map_err(|e| fail(error_chain(&e)))?;
+        let mut response = post.send().await.map_err(|e| match refusal_in(&e) {
+            Some(refused) => Failure {
+                refused: true,
+                ..fail(refused.to_string())
+            },
+            None => fail(error_chain(&e)),
+        })?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let mut read = Vec::new();
@@ -160,6 +184,18 @@ impl Answer {
             .take(SNIPPET_CHARS)
             .collect()
     }
+}
+
+/// The resolver's refusal, wherever it sits in the error's causes.
+fn refusal_in(error: &reqwest::Error) -> Option<&Refused> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<Refused>() {
+            return Some(refused);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 fn error_chain(error: &reqwest::Error) -> String {
