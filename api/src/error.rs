@@ -33,7 +33,7 @@ pub struct ErrorResponse {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// `invalid_request_error`, `authentication_error`, `not_found_error`,
-    /// `conflict_error`, `rate_limit_error`, `service_unavailable_error` or `api_error`.
+    /// `conflict_error`, `gone_error`, `rate_limit_error`, `service_unavailable_error` or `api_error`.
     #[serde(rename = "type")]
     kind: String,
     /// A stable, machine-readable code (`missing_field`, `session_busy`, …).
@@ -88,6 +88,11 @@ impl ApiError {
     /// 409.
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 410: what was asked for is past its retention.
+    pub fn gone(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, code, message)
     }
 
     /// 422: an idempotency key reused with another body.
@@ -172,6 +177,7 @@ impl ApiError {
             401 => "authentication_error",
             404 => "not_found_error",
             409 => "conflict_error",
+            410 => "gone_error",
             429 => "rate_limit_error",
             503 => "service_unavailable_error",
             500..=599 => "api_error",

@@ -6,6 +6,7 @@ mod dashboard;
 mod detach;
 mod error;
 mod extract;
+mod feed;
 mod headers;
 mod listener;
 mod openapi;

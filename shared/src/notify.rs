@@ -34,6 +34,12 @@ pub fn session_line(session_id: SessionId, status: RunStatus) -> String {
     format!("{session_id} {status}")
 }
 
+/// A [`SESSION`] line for a change that is not a status (a step, a stream):
+/// readers take only the session id.
+pub fn changed_line(session_id: SessionId) -> String {
+    format!("{session_id} changed")
+}
+
 /// What a notification says, read from its channel and payload.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Notification {

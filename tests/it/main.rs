@@ -18,5 +18,6 @@ mod path;
 mod provider;
 mod receiver;
 mod requests;
+mod streaming;
 mod tls;
 mod webhooks;

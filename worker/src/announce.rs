@@ -28,6 +28,12 @@ impl Announcer {
     pub fn announce(&self, session_id: SessionId, status: RunStatus) {
         let _ = self.tx.send(notify::session_line(session_id, status));
     }
+
+    /// Queues a change that is not a status: a committed step or an opened
+    /// stream, for event streams.
+    pub fn changed(&self, session_id: SessionId) {
+        let _ = self.tx.send(notify::changed_line(session_id));
+    }
 }
 
 /// Sends queued announcements until `shutdown`, then flushes what is left.

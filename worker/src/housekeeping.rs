@@ -1,5 +1,6 @@
 //! Slow chores of every worker: counting the outbox and webhook backlogs and the
-//! paused runs for the metrics, and forgetting idempotency keys older than 24 hours.
+//! paused runs for the metrics, forgetting idempotency keys older than 24 hours,
+//! and dropping events past their retention.
 
 use std::{
     sync::Arc,
@@ -7,14 +8,15 @@ use std::{
 };
 
 use stewrd_shared::{
-    db::{action, idempotency::forget_expired, outbox, webhook},
+    db::{action, event_log, idempotency::forget_expired, outbox, webhook},
     metrics as names,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::Worker;
 
-/// How often expired idempotency keys are deleted.
+/// How often expired idempotency keys and events are deleted (events more
+/// often when their retention is shorter).
 const FORGET_EVERY: Duration = Duration::from_secs(600);
 
 /// Samples the backlogs, and now and then forgets expired idempotency keys.
@@ -22,6 +24,7 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
     let mut ticks = tokio::time::interval(worker.config.worker.backlog_sample_every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut forgotten_at = Instant::now();
+    let mut purged_at = Instant::now();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -31,6 +34,11 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
         if forgotten_at.elapsed() >= FORGET_EVERY {
             forgotten_at = Instant::now();
             forget_idempotency_keys(&worker).await;
+        }
+        let retention = worker.config.worker.event_retention;
+        if purged_at.elapsed() >= FORGET_EVERY.min(retention) {
+            purged_at = Instant::now();
+            purge_events(&worker, retention).await;
         }
     }
 }
@@ -49,6 +57,17 @@ async fn sample_backlogs(worker: &Worker) {
     }
     if let Ok(paused) = action::count_paused(&client).await {
         metrics::gauge!(names::RUNS_AWAITING_OUTPUTS).set(paused as f64);
+    }
+}
+
+async fn purge_events(worker: &Worker, retention: Duration) {
+    let Ok(client) = worker.pool.get().await else {
+        return;
+    };
+    match event_log::purge(&client, retention).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "events past their retention dropped"),
+        Err(error) => tracing::warn!(%error, "cannot drop old events"),
     }
 }
 

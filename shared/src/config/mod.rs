@@ -115,6 +115,9 @@ pub struct WorkerSettings {
     /// `STEWRD_TOOL_RETRY_SCHEDULE`, default `1s,5s,30s`: waits between the
     /// attempts of a server tool call (4 attempts in all; the last wait repeats).
     pub tool_retry_schedule: Vec<Duration>,
+    /// `STEWRD_EVENT_RETENTION_SECS`, default 86400: how long after a run ends
+    /// its events (and streamed text) can be replayed with `Last-Event-ID`.
+    pub event_retention: Duration,
     /// `STEWRD_BACKLOG_SAMPLE_SECS`, default 15: how often the gauges that need a
     /// count in Postgres (outbox due, webhook backlog, paused runs) are refreshed.
     pub backlog_sample_every: Duration,
@@ -326,6 +329,7 @@ impl Config {
                     .seconds("STEWRD_REQUIRES_ACTION_TIMEOUT_SECS", 3600)?,
                 tool_retry_schedule: env.schedule("STEWRD_TOOL_RETRY_SCHEDULE", "1s,5s,30s")?,
                 backlog_sample_every: env.seconds("STEWRD_BACKLOG_SAMPLE_SECS", 15)?,
+                event_retention: env.seconds("STEWRD_EVENT_RETENTION_SECS", 86_400)?,
                 panic_on_input: env.get("STEWRD_FAULT_PANIC_ON_INPUT"),
             },
             webhook_allow_private: env.parse("STEWRD_WEBHOOK_ALLOW_PRIVATE", false)?,

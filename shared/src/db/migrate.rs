@@ -41,6 +41,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_add_agent_runs",
         include_str!("../../../migrations/0008_add_agent_runs.sql"),
     ),
+    (
+        "0009_add_session_events",
+        include_str!("../../../migrations/0009_add_session_events.sql"),
+    ),
 ];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.

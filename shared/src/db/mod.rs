@@ -4,6 +4,7 @@
 pub mod action;
 pub mod api_key;
 pub mod cooldown;
+pub mod event_log;
 pub mod idempotency;
 pub mod migrate;
 pub mod outbox;

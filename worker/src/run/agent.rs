@@ -232,6 +232,11 @@ impl Loop<'_> {
                 commit_model_step(&client, lease, step).await
             })
             .await
+            .inspect(|&written| {
+                if written {
+                    self.worker.announcer.changed(self.run.session_id);
+                }
+            })
             .map_err(|error| {
                 tracing::warn!(%error, "cannot commit a model step; the run will resume once its lease expires");
                 Verdict::LeaseLost
@@ -254,6 +259,9 @@ impl Loop<'_> {
                 tracing::warn!(%error, "cannot commit tool results; the run will resume once its lease expires");
                 Verdict::LeaseLost
             })?;
+        if committed == ToolsCommitted::Written {
+            self.worker.announcer.changed(self.run.session_id);
+        }
         if committed != ToolsCommitted::LeaseLost {
             for step in steps {
                 let outcome = match step.status {
