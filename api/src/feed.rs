@@ -5,13 +5,13 @@
 //! API process: replayed text comes from the stream's checkpoint, live text
 //! from the broker, and a delta is trimmed to what the client has not had.
 
-use std::collections::VecDeque;
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use axum::response::sse::Event;
 use serde_json::json;
 use stewrd_shared::{
     db::{
-        DbError,
+        DbError, GenericClient,
         event_log::{
             self, LogKind, LoggedEvent, ResumePoint, event_id, events_after, latest_seq,
             resume_point,
@@ -19,6 +19,7 @@ use stewrd_shared::{
         session::{SessionRecord, get_session},
     },
     id::{ProjectId, RunId, SessionId},
+    queue::deltas::{Delta, DeltaSubscription, Received},
     view::{Detail, SessionOut, StepOut},
 };
 
@@ -26,6 +27,12 @@ use crate::{error::ApiError, state::AppState, watch::Subscription};
 
 /// Log rows read per query.
 const BATCH: i64 = 200;
+/// While live deltas wait (for text the checkpoint does not hold yet, or for
+/// the log row that opened their stream), the checkpoint and the log are read
+/// again this often.
+const GAP_RETRY: Duration = Duration::from_millis(100);
+/// Live deltas held back at most; older ones go (the checkpoint has them).
+const MAX_STASH: usize = 10_000;
 
 /// Where a client asks to start.
 #[derive(Clone, Copy, Debug)]
@@ -70,6 +77,13 @@ pub struct Feed {
     project_id: ProjectId,
     session_id: SessionId,
     subscription: Subscription,
+    deltas: DeltaSubscription,
+    /// Live deltas not sendable yet.
+    stash: VecDeque<Arc<Delta>>,
+    /// Deltas were missed: the checkpoint must be read.
+    gap: bool,
+    /// The log may have new rows.
+    dirty: bool,
     /// The last log row handled.
     after: i64,
     /// The last log row handled, if it ended its run (final status).
@@ -90,11 +104,16 @@ impl Feed {
         start: Start,
     ) -> Result<Self, ApiError> {
         let subscription = state.watch.subscribe(session_id);
+        let deltas = state.deltas.subscribe(session_id).await;
         let mut feed = Self {
             state,
             project_id,
             session_id,
             subscription,
+            deltas,
+            stash: VecDeque::new(),
+            gap: false,
+            dirty: true,
             after: 0,
             last: None,
             stream: None,
@@ -188,32 +207,87 @@ impl Feed {
             if self.done {
                 return None;
             }
-            match self.fill().await {
-                Ok(true) => continue,
-                Ok(false) => self.subscription.changed().await,
-                Err(error) => {
+            if self.dirty || self.gap {
+                let caught_up = async {
+                    let client = self.state.pool.get().await?;
+                    if self.gap {
+                        self.gap = false;
+                        self.flush_stream(&client).await?;
+                    }
+                    self.dirty = false;
+                    self.fill(&client).await
+                };
+                if let Err(error) = caught_up.await {
                     tracing::debug!(%error, "event stream ends: the database is unavailable");
                     return None;
+                }
+                self.retry_stash();
+                continue;
+            }
+            let waiting = !self.stash.is_empty();
+            tokio::select! {
+                () = self.subscription.changed() => self.dirty = true,
+                received = self.deltas.recv() => match received {
+                    Received::Delta(delta) => self.apply(delta, false),
+                    Received::Missed => self.gap = true,
+                },
+                () = tokio::time::sleep(GAP_RETRY), if waiting => {
+                    self.gap = true;
+                    self.dirty = true;
                 }
             }
         }
     }
 
-    /// Reads the log after the position into `ready`. False when nothing new.
-    async fn fill(&mut self) -> Result<bool, DbError> {
-        let client = self.state.pool.get().await?;
-        let rows = events_after(&client, self.session_id, self.after, BATCH).await?;
-        if rows.is_empty() {
-            self.flush_stream(&client).await?;
-            return Ok(!self.ready.is_empty());
+    /// A live delta: sent if it continues the open stream, held back if it
+    /// is ahead (of the text sent, or of the log), dropped if its stream is over.
+    fn apply(&mut self, delta: Arc<Delta>, again: bool) {
+        match self.stream {
+            Some(stream) if stream.seq == delta.seq => {
+                if delta.offset > stream.sent {
+                    self.hold(delta);
+                } else {
+                    self.send_text(&delta.text, delta.offset);
+                }
+            }
+            _ if delta.seq > self.after => {
+                // Its stream's row is not read yet (the broker beat the log).
+                self.dirty |= !again;
+                self.hold(delta);
+            }
+            _ => {}
         }
-        let Some(record) = get_session(&client, self.project_id, self.session_id).await? else {
+    }
+
+    fn hold(&mut self, delta: Arc<Delta>) {
+        if self.stash.len() >= MAX_STASH {
+            self.stash.pop_front();
+        }
+        self.stash.push_back(delta);
+    }
+
+    fn retry_stash(&mut self) {
+        let held = std::mem::take(&mut self.stash);
+        for delta in held {
+            self.apply(delta, true);
+        }
+    }
+
+    /// Reads the log after the position into `ready` (all of it: a full
+    /// batch marks the log dirty again).
+    async fn fill(&mut self, client: &impl GenericClient) -> Result<(), DbError> {
+        let rows = events_after(client, self.session_id, self.after, BATCH).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.dirty = rows.len() >= usize::try_from(BATCH).unwrap_or(usize::MAX);
+        let Some(record) = get_session(client, self.project_id, self.session_id).await? else {
             self.done = true;
-            return Ok(false);
+            return Ok(());
         };
         for row in rows {
             // A stream's text is whole before whatever the log says next.
-            self.flush_stream(&client).await?;
+            self.flush_stream(client).await?;
             self.stream = None;
             match row.kind {
                 LogKind::Stream => {}
@@ -247,10 +321,10 @@ impl Feed {
             }
             self.after = row.seq;
             self.take_position(Some(row), 0);
-            self.flush_stream(&client).await?;
+            self.flush_stream(client).await?;
         }
         self.done = self.ended(&record);
-        Ok(true)
+        Ok(())
     }
 
     fn push(&mut self, seq: i64, name: &str, data: &impl serde::Serialize) {

@@ -7,7 +7,7 @@ use stewrd_shared::{
     config::Config,
     crypto::MasterKeyRing,
     db::Pool,
-    queue::{Topology, relay::Relay},
+    queue::{Topology, deltas::DeltaHub, relay::Relay},
 };
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -52,7 +52,14 @@ pub async fn serve(
         config.broker.clone(),
         Topology::new(&config.queue_prefix),
     );
+    let background = CancellationToken::new();
+    let (deltas, consume_deltas) = DeltaHub::new(
+        config.broker.clone(),
+        Topology::new(&config.queue_prefix),
+        background.clone(),
+    );
     let state = AppState {
+        deltas,
         relay: relay.fast_lane(),
         broker_up: relay.broker_up(),
         watch: SessionWatch::default(),
@@ -64,9 +71,9 @@ pub async fn serve(
         config: config.clone(),
         master_keys,
     };
-    let background = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(relay.run(background.clone()));
+    tasks.spawn(consume_deltas);
     tasks.spawn(listener::listen(
         config.database.clone(),
         config.database_tls.clone(),

@@ -2,7 +2,12 @@
 
 use std::sync::{Arc, atomic::AtomicBool};
 
-use stewrd_shared::{config::Config, crypto::MasterKeyRing, db::Pool, queue::relay::FastLane};
+use stewrd_shared::{
+    config::Config,
+    crypto::MasterKeyRing,
+    db::Pool,
+    queue::{deltas::DeltaHub, relay::FastLane},
+};
 
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +26,8 @@ pub struct AppState {
     pub broker_up: Arc<AtomicBool>,
     /// Long-poll waiters.
     pub watch: SessionWatch,
+    /// Live deltas of streamed answers, for event streams.
+    pub deltas: DeltaHub,
     /// Recently checked API keys.
     pub auth_cache: AuthCache,
     /// Recent wrong admin tokens, by client address.

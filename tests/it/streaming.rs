@@ -2,6 +2,8 @@
 //! exactly after any id, from any API process, within the retention; and
 //! streamed answers (`stream: true`) as deltas that join to the stored text.
 
+use std::{collections::BTreeMap, time::Duration};
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stewrd::stub::Reply;
@@ -161,4 +163,367 @@ async fn a_resume_works_through_another_api_process_and_says_410_past_the_retent
     );
     let number = |id: &str| id.parse::<i64>().expect("numeric");
     assert!(number(&after[0].1) > number(last));
+}
+
+/// What a client applying the events ends with: each step's text (by run and
+/// step), joined from its deltas and dropped at a `run.reset`.
+fn texts(events: &[SseEvent]) -> BTreeMap<(String, i64), String> {
+    let mut texts: BTreeMap<(String, i64), String> = BTreeMap::new();
+    for (name, _, data) in events {
+        let key = || {
+            (
+                data["run_id"].as_str().unwrap_or_default().to_owned(),
+                data["step"].as_i64().unwrap_or(-1),
+            )
+        };
+        match name.as_str() {
+            "run.delta" => texts
+                .entry(key())
+                .or_default()
+                .push_str(data["text"].as_str().unwrap_or_default()),
+            "run.reset" => {
+                texts.remove(&key());
+            }
+            _ => {}
+        }
+    }
+    texts
+}
+
+/// The one step's text of a single-step run.
+fn joined(events: &[SseEvent]) -> String {
+    texts(events).into_values().collect()
+}
+
+fn deltas(events: &[SseEvent]) -> usize {
+    events.iter().filter(|e| e.0 == "run.delta").count()
+}
+
+const LONG: &str = "one two three four five six seven eight nine ten eleven twelve \
+                    thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty";
+
+async fn set_provider(app: &TestApp, key: &str, provider: &str) {
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/v1/project/llm",
+            Some(key),
+            Some(json!({"provider": provider, "model": "m", "api_key": "sk-stream-test-key"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn streamed_answers_arrive_as_deltas_that_join_to_the_stored_output() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    app.stub.state.set_streaming(0, Duration::from_millis(20));
+    for provider in ["openai", "openrouter"] {
+        set_provider(&app, &key, provider).await;
+        let accepted = app
+            .submit(&key, json!({"message": LONG, "stream": true}))
+            .await;
+        let session = accepted["session_id"].as_str().expect("id").to_owned();
+        let live = stream_events(&app, &key, &session, None);
+        let seen = tokio::time::timeout(PATIENCE, collect(live))
+            .await
+            .expect("the stream ends");
+        let done = app.wait_final(&key, &session).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        let output = done["output"].as_str().expect("output").to_owned();
+        assert_eq!(output, format!("Echo: {LONG}"));
+        assert_eq!(joined(&seen), output, "{provider}: {seen:?}");
+        assert!(deltas(&seen) > 5, "{provider}: streamed in pieces");
+        assert!(
+            done["usage"]["total_tokens"].as_i64() > Some(0),
+            "usage kept"
+        );
+        let ids: Vec<i64> = seen.iter().map(|e| e.1.parse().unwrap_or(0)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        assert_eq!(seen.last().map(|e| e.0.as_str()), Some("session.succeeded"));
+        let request = app.stub.state.requests().pop().expect("a call");
+        assert_eq!(request.body["stream"], true);
+        if provider == "openai" {
+            assert_eq!(request.body["stream_options"]["include_usage"], true);
+        } else {
+            assert!(request.body.get("stream_options").is_none());
+        }
+    }
+    // Without `stream`, no delta: the same run, one answer.
+    let plain = app.submit(&key, json!({"message": LONG})).await;
+    let session = plain["session_id"].as_str().expect("id").to_owned();
+    app.wait_final(&key, &session).await;
+    let all = replay(&app, &key, &session).await;
+    assert_eq!(names(&all), ["session.running", "session.succeeded"]);
+    assert_ne!(
+        app.stub.state.requests().pop().expect("a call").body["stream"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn a_resume_from_any_delta_gives_exactly_the_rest_through_another_api_process() {
+    let mut app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    app.stub.state.set_streaming(0, Duration::from_millis(10));
+    let accepted = app
+        .submit(&key, json!({"message": LONG, "stream": true}))
+        .await;
+    let session = accepted["session_id"].as_str().expect("id").to_owned();
+    let seen = tokio::time::timeout(PATIENCE, collect(stream_events(&app, &key, &session, None)))
+        .await
+        .expect("the stream ends");
+    let output = app.wait_final(&key, &session).await["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    app.restart_api(&[]).await;
+    for (i, event) in seen.iter().enumerate() {
+        let rest = collect(stream_events(&app, &key, &session, Some(&event.1))).await;
+        // Text: what came up to here, then the rest, is the whole answer
+        // (replayed text may come in other pieces).
+        assert_eq!(
+            format!("{}{}", joined(&seen[..=i]), joined(&rest)),
+            output,
+            "after {} {}",
+            event.0,
+            event.1
+        );
+        // Everything else: exactly the events that followed.
+        let others = |events: &[SseEvent]| -> Vec<String> {
+            events
+                .iter()
+                .filter(|e| e.0 != "run.delta")
+                .map(|e| e.1.clone())
+                .collect()
+        };
+        assert_eq!(others(&rest), others(&seen[i + 1..]), "after {}", event.1);
+        let numbers: Vec<i64> = rest.iter().map(|e| e.1.parse().unwrap_or(0)).collect();
+        assert!(
+            numbers
+                .iter()
+                .all(|n| *n > event.1.parse::<i64>().unwrap_or(0))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_late_joiner_gets_the_state_then_the_text_so_far_then_the_live_tail() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    app.stub.state.set_streaming(0, Duration::from_millis(60));
+    let accepted = app
+        .submit(&key, json!({"message": LONG, "stream": true}))
+        .await;
+    let session = accepted["session_id"].as_str().expect("id").to_owned();
+    let mut first = stream_events(&app, &key, &session, None);
+    let mut early = Vec::new();
+    while deltas(&early) < 6 {
+        let event = tokio::time::timeout(PATIENCE, first.recv())
+            .await
+            .expect("an event")
+            .expect("open");
+        early.push(event);
+    }
+    // Mid-answer, a second client with no Last-Event-ID.
+    let late = tokio::time::timeout(PATIENCE, collect(stream_events(&app, &key, &session, None)))
+        .await
+        .expect("the late stream ends");
+    assert_eq!(late[0].0, "session.running", "the current state first");
+    assert_eq!(late[1].0, "run.delta", "then the text so far");
+    assert!(
+        late[1].2["text"].as_str().unwrap_or_default().len() > 1,
+        "{:?}",
+        late[1]
+    );
+    let output = app.wait_final(&key, &session).await["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    assert_eq!(joined(&late), output);
+    assert!(deltas(&late) > 2, "then live deltas");
+}
+
+#[tokio::test]
+async fn a_retried_stream_sends_run_reset_and_a_client_applying_it_ends_exact() {
+    let app = spawn_app_with(Options::default().env("STEWRD_RETRY_BASE_MS", "50")).await;
+    let (_, key) = app.create_project("acme").await;
+    app.stub.state.push([
+        Reply::streamed(
+            &["The ", "first ", "try ", "dies"],
+            Duration::from_millis(20),
+            4,
+        )
+        .failing_after(3),
+        Reply::streamed(&["A ", "whole ", "answer."], Duration::from_millis(20), 4),
+    ]);
+    let accepted = app
+        .submit(&key, json!({"message": "x", "stream": true}))
+        .await;
+    let session = accepted["session_id"].as_str().expect("id").to_owned();
+    let seen = tokio::time::timeout(PATIENCE, collect(stream_events(&app, &key, &session, None)))
+        .await
+        .expect("the stream ends");
+    let done = app.wait_final(&key, &session).await;
+    assert_eq!(done["output"], "A whole answer.");
+    let reset = seen
+        .iter()
+        .position(|e| e.0 == "run.reset")
+        .expect("a run.reset");
+    assert_eq!(seen[reset].2["step"], 0);
+    assert!(
+        deltas(&seen[..reset]) > 0 && deltas(&seen[reset..]) > 0,
+        "deltas before and after the reset: {seen:?}"
+    );
+    assert_eq!(joined(&seen), "A whole answer.");
+    // Replayed from the start, the same.
+    assert_eq!(
+        joined(&replay(&app, &key, &session).await),
+        "A whole answer."
+    );
+}
+
+#[tokio::test]
+async fn cancel_mid_stream_drops_the_call_ends_the_stream_and_keeps_the_partial_text() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    app.stub.state.set_streaming(0, Duration::from_millis(100));
+    let accepted = app
+        .submit(&key, json!({"message": LONG, "stream": true}))
+        .await;
+    let session = accepted["session_id"].as_str().expect("id").to_owned();
+    let mut live = stream_events(&app, &key, &session, None);
+    let mut seen = Vec::new();
+    while deltas(&seen) < 3 {
+        seen.push(
+            tokio::time::timeout(PATIENCE, live.recv())
+                .await
+                .expect("an event")
+                .expect("open"),
+        );
+    }
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/v1/sessions/{session}/cancel"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for(Duration::from_secs(2), || async {
+        (app.stub.state.stats().dropped == 1).then_some(())
+    })
+    .await
+    .expect("the provider connection is dropped");
+    seen.extend(
+        tokio::time::timeout(PATIENCE, collect(live))
+            .await
+            .expect("the stream ends"),
+    );
+    assert_eq!(seen.last().map(|e| e.0.as_str()), Some("session.cancelled"));
+    let partial = joined(&seen);
+    let whole = format!("Echo: {LONG}");
+    assert!(!partial.is_empty() && whole.starts_with(&partial) && partial != whole);
+    // The text written before the cancel stays: a replay ends with it too.
+    let replayed = wait_for(PATIENCE, || async {
+        let text = joined(&replay(&app, &key, &session).await);
+        (text.len() >= partial.len()).then_some(text)
+    })
+    .await
+    .expect("the partial text replays");
+    assert!(whole.starts_with(&replayed));
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_stream_resets_the_step_and_the_retry_streams_it_whole() {
+    let mut app = spawn_app_with(Options {
+        workers: 1,
+        ..Options::default()
+            .env("STEWRD_LEASE_SECS", "2")
+            .env("STEWRD_MAX_ATTEMPTS", "50")
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    app.stub.state.set_streaming(0, Duration::from_millis(100));
+    let accepted = app
+        .submit(&key, json!({"message": LONG, "stream": true}))
+        .await;
+    let session = accepted["session_id"].as_str().expect("id").to_owned();
+    let mut live = stream_events(&app, &key, &session, None);
+    let mut seen = Vec::new();
+    while deltas(&seen) < 4 {
+        seen.push(
+            tokio::time::timeout(PATIENCE, live.recv())
+                .await
+                .expect("an event")
+                .expect("open"),
+        );
+    }
+    app.stub.state.set_streaming(0, Duration::from_millis(5));
+    app.kill_and_replace_worker(0);
+    seen.extend(
+        tokio::time::timeout(PATIENCE, collect(live))
+            .await
+            .expect("the stream ends"),
+    );
+    let done = app.wait_final(&key, &session).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let reset = seen
+        .iter()
+        .position(|e| e.0 == "run.reset")
+        .unwrap_or_else(|| panic!("a run.reset: {:?}", names(&seen)));
+    assert!(deltas(&seen[reset..]) > 0, "new deltas after the reset");
+    assert_eq!(joined(&seen), done["output"].as_str().unwrap_or_default());
+    assert_eq!(
+        app.stub.state.stats().calls,
+        2,
+        "the killed call, and its retry"
+    );
+}
+
+#[tokio::test]
+async fn a_streamed_agent_run_streams_each_model_call_and_sends_every_step() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    app.stub.state.push([
+        Reply::tool_calls(&[("call_1", "ask", r#"{"city": "Oslo", "days": 3}"#)], 4),
+        Reply::streamed(&["Cold ", "in ", "Oslo."], Duration::from_millis(10), 4),
+    ]);
+    let accepted = app
+        .submit(
+            &key,
+            json!({"message": "Weather?", "stream": true, "tools": [tool("ask")]}),
+        )
+        .await;
+    let session = accepted["session_id"].as_str().expect("id").to_owned();
+    let run = accepted["run_id"].as_str().expect("run").to_owned();
+    let paused = wait_status(&app, &key, &session, "requires_action").await;
+    // The call's arguments, streamed in pieces, arrive whole.
+    assert_eq!(
+        paused["required_action"]["tool_calls"][0]["function"]["arguments"],
+        r#"{"city": "Oslo", "days": 3}"#
+    );
+    let (status, _) = submit_outputs(&app, &key, &session, &[("call_1", "-4")]).await;
+    assert_eq!(status, StatusCode::OK);
+    let done = app.wait_final(&key, &session).await;
+    assert_eq!(done["output"], "Cold in Oslo.");
+    let all = replay(&app, &key, &session).await;
+    let steps: Vec<i64> = all
+        .iter()
+        .filter(|e| e.0 == "run.step")
+        .map(|e| e.2["step"]["index"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(steps, [0, 1, 1, 2], "each step, and the client's result");
+    let by_step = texts(&all);
+    assert_eq!(
+        by_step.get(&(run.clone(), 2)).map(String::as_str),
+        Some("Cold in Oslo."),
+        "{by_step:?}"
+    );
+    assert!(
+        by_step.get(&(run, 0)).is_none_or(String::is_empty),
+        "the tool-calling answer has no text"
+    );
 }

@@ -25,7 +25,7 @@ use stewrd_shared::{
     crypto::MasterKeyRing,
     db::Pool,
     id::WorkerId,
-    queue::{Topology, relay::Relay},
+    queue::{Topology, deltas::DeltaPublisher, relay::Relay},
 };
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -55,6 +55,8 @@ pub struct Worker {
     /// Signed outgoing calls (webhooks and server tools): no redirects, the
     /// SSRF guard on the addresses connected to.
     hooks: webhook::WebhookClient,
+    /// Streamed text on its way to the API processes' clients.
+    deltas: DeltaPublisher,
 }
 
 /// Why a worker could not start.
@@ -75,6 +77,9 @@ pub async fn run(
     let topology = Topology::new(&config.queue_prefix);
     let relay = Relay::new(pool.clone(), config.broker.clone(), topology.clone());
     let (announcer, announcements) = announce::Announcer::new();
+    let background = CancellationToken::new();
+    let (deltas, publish_deltas) =
+        DeltaPublisher::new(config.broker.clone(), topology.clone(), background.clone());
     let worker = Arc::new(Worker {
         id: WorkerId::new(),
         provider: ProviderClient::new(config.providers.clone(), &config.worker)?,
@@ -87,6 +92,7 @@ pub async fn run(
         cancellations: cancel::Cancellations::default(),
         cooldowns: cooldown::Cooldowns::default(),
         hooks: webhook::WebhookClient::new(&config.webhook, config.webhook_allow_private)?,
+        deltas,
         config,
     });
     stewrd_shared::metrics::install();
@@ -98,9 +104,9 @@ pub async fn run(
 
     // Background duties outlive the consumer's drain: leases must keep beating
     // while in-flight runs finish.
-    let background = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(relay.run(background.clone()));
+    tasks.spawn(publish_deltas);
     tasks.spawn(lease::heartbeat(worker.clone(), background.clone()));
     tasks.spawn(reaper::reap(worker.clone(), background.clone()));
     tasks.spawn(housekeeping::run(worker.clone(), background.clone()));

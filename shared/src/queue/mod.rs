@@ -4,6 +4,7 @@
 //! duplicated or late without harm.
 
 mod broker;
+pub mod deltas;
 pub mod relay;
 mod topology;
 

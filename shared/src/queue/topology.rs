@@ -41,6 +41,11 @@ impl Topology {
         format!("{}.jobs.dead", self.prefix)
     }
 
+    /// Where live text deltas go (transient, topic: routing key = session).
+    pub fn deltas_exchange(&self) -> String {
+        format!("{}.deltas", self.prefix)
+    }
+
     /// Every queue, for cleanup.
     pub fn queues(&self) -> [String; 2] {
         [self.jobs_queue(), self.dead_letter_queue()]

@@ -2,6 +2,7 @@
 //! process (one connection pool for thousands of concurrent calls).
 
 mod error;
+mod stream;
 
 use std::time::Duration;
 
@@ -84,6 +85,12 @@ pub struct ChatRequest {
     pub tool_choice: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<Value>,
+    /// Streams the answer (`stewrd`'s `stream: true`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
+    /// OpenAI sends a streamed answer's usage only when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<Value>,
 }
 
 /// A successful answer: text, tool calls, or both.
@@ -149,14 +156,16 @@ impl ProviderClient {
 
     /// One chat-completions call. The key goes only into the `Authorization`
     /// header, marked sensitive so that no HTTP-layer debug output shows it, and
-    /// any failure's message has the key taken out before it leaves here.
+    /// any failure's message has the key taken out before it leaves here. A
+    /// streamed request hands its text to `on_text` piece by piece as it comes.
     pub async fn complete(
         &self,
         provider: Provider,
         key: &SecretString,
         request: &ChatRequest,
+        on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Completion, ProviderError> {
-        self.call(provider, key, request)
+        self.call(provider, key, request, on_text)
             .await
             .map_err(|error| error.redacted(key.expose_secret()))
     }
@@ -166,6 +175,7 @@ impl ProviderClient {
         provider: Provider,
         key: &SecretString,
         request: &ChatRequest,
+        on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Completion, ProviderError> {
         let url = format!("{}/chat/completions", self.urls.base_url(provider));
         let body = serde_json::to_vec(request)
@@ -179,6 +189,9 @@ impl ProviderClient {
             .await
             .map_err(|e| transport_error(&e))?;
         let status = response.status().as_u16();
+        if request.stream && (200..300).contains(&status) {
+            return stream::read(response, on_text).await;
+        }
         let headers = response.headers().clone();
         let body = read_capped(response).await?;
         if !(200..300).contains(&status) {

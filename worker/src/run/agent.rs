@@ -103,11 +103,12 @@ impl Loop<'_> {
                 conversation::request(self.run, self.context.choice, &self.history, &server_tools);
             let started_at = OffsetDateTime::now_utc();
             let call_started = Instant::now();
-            let completion = match model::call(self.worker, self.run, &request, &self.context).await
-            {
-                Ok(completion) => completion,
-                Err(verdict) => return self.keep_text(verdict),
-            };
+            let step = self.next_index();
+            let completion =
+                match model::call(self.worker, self.run, &request, &self.context, step).await {
+                    Ok(completion) => completion,
+                    Err(verdict) => return self.keep_text(verdict),
+                };
             self.context.first = false;
             metrics::histogram!(names::STEP_DURATION, "type" => "model_call")
                 .record(call_started.elapsed().as_secs_f64());

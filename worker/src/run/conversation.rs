@@ -12,7 +12,7 @@ use stewrd_shared::{
         step::{StepRow, steps_of_runs},
     },
     llm::LlmChoice,
-    model::{RunStatus, StepStatus, StepType},
+    model::{Provider, RunStatus, StepStatus, StepType},
 };
 
 use crate::{
@@ -139,6 +139,10 @@ pub(super) fn request(
         tool_choice: run.agent.tool_choice.clone().filter(|_| !tools.is_empty()),
         tools,
         response_format: run.agent.response_format.clone(),
+        stream: run.agent.stream,
+        // OpenRouter reports usage at the end of every stream unasked.
+        stream_options: (run.agent.stream && choice.provider == Provider::OpenAi)
+            .then(|| serde_json::json!({"include_usage": true})),
     }
 }
 

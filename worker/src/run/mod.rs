@@ -12,6 +12,7 @@ mod conversation;
 mod key;
 mod model;
 mod outcome;
+mod stream;
 mod timing;
 
 use std::time::{Duration, Instant};

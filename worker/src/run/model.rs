@@ -14,6 +14,7 @@ use stewrd_shared::{
 
 use super::{
     Decision, Verdict, failed, millis,
+    stream::StreamSink,
     timing::{rate_limit, reserve, retry_delay, share_cooldown, wait_or_defer},
 };
 use crate::{
@@ -34,12 +35,14 @@ pub(super) struct CallContext<'a> {
     pub attempts: i32,
 }
 
-/// Makes one model call; `Err` says what to do with the run instead.
+/// Makes one model call (for step `step`, streamed if the run asked);
+/// `Err` says what to do with the run instead.
 pub(super) async fn call(
     worker: &Worker,
     run: &ClaimedRun,
     request: &ChatRequest,
     context: &CallContext<'_>,
+    step: i32,
 ) -> Result<Completion, Verdict> {
     wait_for_key(worker, context).await?;
     wait_for_slot(worker, run, context).await?;
@@ -52,10 +55,25 @@ pub(super) async fn call(
         .into());
     }
     let choice = context.choice;
-    let call = worker
-        .provider
-        .complete(choice.provider, context.key, request);
-    let answer = tokio::time::timeout(Duration::from_secs_f64(seconds_left), call).await;
+    let mut sink = if run.agent.stream {
+        Some(StreamSink::open(worker, run, step).await?)
+    } else {
+        None
+    };
+    let answer = {
+        let mut on_text = |piece: &str| {
+            if let Some(sink) = sink.as_mut() {
+                sink.push(piece);
+            }
+        };
+        let call = worker
+            .provider
+            .complete(choice.provider, context.key, request, &mut on_text);
+        tokio::time::timeout(Duration::from_secs_f64(seconds_left), call).await
+    };
+    if let Some(sink) = sink {
+        sink.finish().await;
+    }
     let status = match &answer {
         Ok(Ok(_)) => Some(200),
         Ok(Err(error)) => error.status,

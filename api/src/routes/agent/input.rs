@@ -77,6 +77,10 @@ pub struct CreateAgentIn {
     #[serde(default)]
     #[schema(schema_with = response_format_schema)]
     pub(super) response_format: Option<Value>,
+    /// Stream the answer: `GET /v1/sessions/{id}/events` then carries its text
+    /// as `run.delta` events while the model writes it.
+    #[serde(default)]
+    pub(super) stream: bool,
 }
 
 /// `metadata`: what `validate_metadata` accepts, for generated clients and fuzzers.
@@ -264,5 +268,6 @@ pub(super) fn agent_settings(
         response_format: body.response_format.clone(),
         max_steps,
         max_total_tokens,
+        stream: body.stream,
     })
 }

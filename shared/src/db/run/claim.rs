@@ -81,7 +81,7 @@ pub async fn claim_run(
                    AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
                  RETURNING id, session_id, project_id, turn, attempts, input, system,
                            requested_model, max_tokens, temperature, request_id,
-                           tools, tool_choice, response_format, max_steps, max_total_tokens,
+                           tools, tool_choice, response_format, max_steps, max_total_tokens, stream,
                            step_count, progress_attempt, prompt_tokens, completion_tokens,
                            total_tokens,
                            extract(epoch FROM deadline - now())::float8 AS seconds_left,
@@ -125,6 +125,7 @@ pub async fn claim_run(
             response_format: row.try_get("response_format")?,
             max_steps: row.try_get("max_steps")?,
             max_total_tokens: row.try_get("max_total_tokens")?,
+            stream: row.try_get("stream")?,
         },
         server_tools: row.try_get("server_tools")?,
         session_metadata: row.try_get("session_metadata")?,

@@ -20,6 +20,8 @@ pub struct AgentSettings {
     /// Model calls at most.
     pub max_steps: i32,
     pub max_total_tokens: Option<i32>,
+    /// Stream the answers (`run.delta` events).
+    pub stream: bool,
 }
 
 /// Which session a new run belongs to.
@@ -75,9 +77,10 @@ const INSERT_RUN_TAIL: &str = "
         INSERT INTO runs (id, session_id, project_id, turn, status, input, system,
                           requested_model, max_tokens, temperature, webhook_url, request_id,
                           provider, model, key_source, deadline,
-                          tools, tool_choice, response_format, max_steps, max_total_tokens)
+                          tools, tool_choice, response_format, max_steps, max_total_tokens,
+                          stream)
         SELECT $3, s.id, $2, s.run_count, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-               now() + make_interval(secs => $15), $17, $18, $19, $20, $21
+               now() + make_interval(secs => $15), $17, $18, $19, $20, $21, $22
         FROM s
         RETURNING id, created_at
     ),
@@ -141,6 +144,7 @@ pub async fn insert_run(
                 &run.agent.response_format,
                 &run.agent.max_steps,
                 &run.agent.max_total_tokens,
+                &run.agent.stream,
             ],
         )
         .await

@@ -27,6 +27,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+mod stream;
+
 /// One scripted answer, used once, in order.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -39,6 +41,12 @@ pub struct Reply {
     pub body: Option<Value>,
     /// Wait this long before answering (overrides the default delay).
     pub delay_ms: Option<u64>,
+    /// Streamed (`stream: true`): the text in exactly these pieces.
+    pub chunks: Option<Vec<String>>,
+    /// Streamed: an error chunk (HTTP 200) after this many pieces.
+    pub error_after: Option<usize>,
+    /// Streamed: the wait between pieces (overrides the default pace).
+    pub pace_ms: Option<u64>,
 }
 
 impl Reply {
@@ -97,6 +105,21 @@ impl Reply {
         self.delay_ms = Some(delay.as_millis() as u64);
         self
     }
+
+    /// Streamed, a plain answer in these pieces, `pace` apart.
+    pub fn streamed(pieces: &[&str], pace: Duration, tokens: u64) -> Self {
+        Self {
+            chunks: Some(pieces.iter().map(|p| (*p).to_owned()).collect()),
+            pace_ms: Some(pace.as_millis() as u64),
+            ..Self::text(&pieces.concat(), tokens)
+        }
+    }
+
+    /// Streamed, an error chunk after `pieces` (a provider failing mid-answer).
+    pub fn failing_after(mut self, pieces: usize) -> Self {
+        self.error_after = Some(pieces);
+        self
+    }
 }
 
 /// A request the stub received.
@@ -124,6 +147,10 @@ pub struct StubState {
     /// Unscripted, with tools offered: how many times the first tool is called
     /// before the answer (1: once, then its output is echoed).
     tool_rounds: AtomicUsize,
+    /// Unscripted streams: pieces per answer (0: a piece per word) and the
+    /// wait between them.
+    stream_pieces: AtomicUsize,
+    stream_pace_us: AtomicU64,
     calls: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -149,6 +176,8 @@ impl StubState {
             record: AtomicBool::new(record),
             delay_ms: AtomicU64::new(delay.as_millis() as u64),
             tool_rounds: AtomicUsize::new(1),
+            stream_pieces: AtomicUsize::new(0),
+            stream_pace_us: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -165,6 +194,14 @@ impl StubState {
     /// (one per model answer) before it answers.
     pub fn set_tool_rounds(&self, rounds: usize) {
         self.tool_rounds.store(rounds, Ordering::Relaxed);
+    }
+
+    /// Sets how unscripted streamed answers come: in `pieces` pieces (0: one
+    /// per word), `pace` apart.
+    pub fn set_streaming(&self, pieces: usize, pace: Duration) {
+        self.stream_pieces.store(pieces, Ordering::Relaxed);
+        self.stream_pace_us
+            .store(pace.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Sets the delay of unscripted answers.
@@ -268,25 +305,33 @@ async fn script(
     StatusCode::NO_CONTENT
 }
 
-/// Counts a call in flight; a call dropped before `finish` was abandoned by its client.
-struct InFlight<'a> {
-    state: &'a StubState,
+/// Counts a call in flight; a call dropped before `finish` was abandoned by its
+/// client. A streamed answer carries it until its last piece is written.
+struct InFlight {
+    state: Arc<StubState>,
     finished: bool,
 }
 
-impl<'a> InFlight<'a> {
-    fn enter(state: &'a StubState) -> Self {
+impl InFlight {
+    fn enter(state: &Arc<StubState>) -> Self {
         state.calls.fetch_add(1, Ordering::Relaxed);
         let now = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         state.max_in_flight.fetch_max(now, Ordering::Relaxed);
         Self {
-            state,
+            state: state.clone(),
             finished: false,
         }
     }
 }
 
-impl Drop for InFlight<'_> {
+impl InFlight {
+    /// The answer is written whole.
+    fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.state.in_flight.fetch_sub(1, Ordering::Relaxed);
         if !self.finished {
@@ -309,7 +354,7 @@ async fn complete(
         )
             .into_response();
     }
-    let mut in_flight = InFlight::enter(&state);
+    let in_flight = InFlight::enter(&state);
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if state.record.load(Ordering::Relaxed) {
         record(&state, &uri, &headers, &request);
@@ -321,7 +366,18 @@ async fn complete(
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    in_flight.finished = true;
+    let streamed =
+        request["stream"] == true && reply.status.is_none_or(|s| (200..300).contains(&s));
+    if streamed {
+        let pace = Duration::from_micros(state.stream_pace_us.load(Ordering::Relaxed));
+        let pieces = state.stream_pieces.load(Ordering::Relaxed);
+        let body = reply
+            .body
+            .clone()
+            .unwrap_or_else(|| completion(&request, state.tool_rounds.load(Ordering::Relaxed)));
+        return stream::respond(&reply, &body, pieces, pace, in_flight);
+    }
+    in_flight.finish();
     respond(reply, &request, state.tool_rounds.load(Ordering::Relaxed))
 }
 
