@@ -70,6 +70,26 @@ const SHOTS = env('SHOTS');
   const sessionText = await page.textContent('main');
   await shot('6-session');
 
+  // A streamed answer appears on the session page as the model writes it.
+  const streamed = await fetch(`${BASE}/v1/agent`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${env('PROJECT_KEY')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ message: 'one two three four five six seven eight nine ten', stream: true }),
+  }).then((r) => r.json());
+  await page.goto(`${BASE}/dashboard/sessions/${streamed.session_id}`);
+  await page.waitForFunction(() => {
+    const live = document.getElementById('live');
+    return live && live.textContent.length > 0;
+  });
+  const livePartial = await page.textContent('#live');
+  const statusWhilePartial = await page.textContent('#session-status');
+  await page.waitForFunction(() => document.getElementById('session-status').textContent.includes('succeeded'));
+  const liveFinal = await page.textContent('#live');
+  await shot('7-live-answer');
+  const streamedDone = await fetch(`${BASE}/v1/sessions/${streamed.session_id}`, {
+    headers: { authorization: `Bearer ${env('PROJECT_KEY')}` },
+  }).then((r) => r.json());
+
   const sources = [await page.content()];
   const bodies = await Promise.all(reading);
   await browser.close();
@@ -83,6 +103,10 @@ const SHOTS = env('SHOTS');
     session_status: done.status,
     session_output: done.output,
     session_page_has_output: sessionText.includes(done.output || '\u0000'),
+    live_partial: livePartial,
+    live_status_while_partial: statusWhilePartial.trim(),
+    live_final: liveFinal,
+    streamed_output: streamedDone.output,
     responses_seen: bodies.length,
     key_seen: everything.includes(PROVIDER_KEY),
     key_prefix_seen: everything.includes(PROVIDER_KEY.slice(0, 12)),

@@ -19,6 +19,10 @@ async fn an_operator_sets_a_provider_key_in_the_dashboard_and_it_is_never_shown_
         "the browser test needs Chromium and playwright-core: run it through scripts/test, which installs them"
     );
     let app = spawn_app().await;
+    // Streamed answers come a word every 150 ms, slow enough to watch.
+    app.stub
+        .state
+        .set_streaming(0, std::time::Duration::from_millis(150));
     let (_, key) = app.create_project("Browser Co").await;
     let provider_key = "sk-or-browser-SECRET-0123456789abcdef";
     let shots = format!("{root}/target/screenshots");
@@ -70,6 +74,15 @@ async fn an_operator_sets_a_provider_key_in_the_dashboard_and_it_is_never_shown_
     assert_eq!(seen["session_status"], "succeeded");
     assert_eq!(seen["session_output"], "Echo: Hello from the browser test");
     assert_eq!(seen["session_page_has_output"], true);
+    // The live answer: part of it while running, then all of it.
+    let output = seen["streamed_output"].as_str().unwrap_or_default();
+    let partial = seen["live_partial"].as_str().unwrap_or_default();
+    assert!(
+        output.starts_with(partial) && partial.len() < output.len(),
+        "{seen}"
+    );
+    assert_eq!(seen["live_status_while_partial"], "running", "{seen}");
+    assert_eq!(seen["live_final"], output, "{seen}");
     assert!(
         seen["responses_seen"].as_u64().unwrap_or_default() >= 6,
         "{seen}"
@@ -94,6 +107,7 @@ async fn an_operator_sets_a_provider_key_in_the_dashboard_and_it_is_never_shown_
         "4-llm-saved",
         "5-project-with-session",
         "6-session",
+        "7-live-answer",
     ] {
         assert!(
             std::path::Path::new(&format!("{shots}/{page}.png")).exists(),

@@ -67,6 +67,29 @@ document.querySelectorAll('[data-toggle]').forEach(function (button) {
     document.getElementById(button.dataset.toggle).classList.toggle('hidden');
   });
 });
+var live = document.getElementById('live');
+if (live) {
+  var texts = {}, order = [];
+  var show = function () {
+    live.textContent = order.map(function (k) { return texts[k]; }).filter(Boolean).join('\n\n');
+  };
+  var key = function (e) { var d = JSON.parse(e.data); return [d.run_id + ':' + d.step, d]; };
+  var source = new EventSource(live.dataset.events);
+  source.addEventListener('run.delta', function (e) {
+    var k = key(e);
+    if (!(k[0] in texts)) { texts[k[0]] = ''; order.push(k[0]); }
+    texts[k[0]] += k[1].text;
+    show();
+  });
+  source.addEventListener('run.reset', function (e) { texts[key(e)[0]] = ''; show(); });
+  ['queued', 'running', 'requires_action', 'succeeded', 'failed', 'cancelled'].forEach(function (s) {
+    source.addEventListener('session.' + s, function () {
+      var status = document.getElementById('session-status');
+      if (status) { status.innerHTML = '<span class="pill ' + s + '">' + s + '</span>'; }
+      if (s === 'succeeded' || s === 'failed' || s === 'cancelled') { source.close(); }
+    });
+  });
+}
 "#;
 
 /// The page's policy: only our own inline script runs, named by its hash, so an
@@ -75,7 +98,7 @@ static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
     let hash = STANDARD.encode(Sha256::digest(SCRIPT.as_bytes()));
     let policy = format!(
         "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{hash}'; \
-         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     );
     HeaderValue::from_str(&policy)
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))

@@ -5,6 +5,7 @@
 
 mod actions;
 mod html;
+mod live;
 mod login;
 mod pages;
 
@@ -57,6 +58,7 @@ pub fn router() -> Router<AppState> {
             post(actions::revoke_key),
         )
         .route("/dashboard/sessions/{id}", get(pages::session))
+        .route("/dashboard/sessions/{id}/events", get(live::events))
 }
 
 /// A signed-in operator, with the CSRF token for this session's forms.

@@ -419,11 +419,19 @@ pub(super) async fn session(
     let body = format!(
         r#"<p><a href="/dashboard/projects/{project_id}">← Project</a></p><h1 class="mono">{id}</h1>
 <div class="card"><div class="grid"><div>Status</div><div id="session-status">{status}</div><div>Provider</div><div>{provider} · {model}</div><div>Key</div><div>{key_source}</div></div></div>
-<div class="card"><h2>Messages</h2>{messages}</div>
+<div class="card"><h2>Messages</h2>{messages}</div>{live}
 <div class="card"><h2>Runs</h2><table><tr><th>Run</th><th>Status</th><th>Attempts</th><th>Tokens</th><th>Error</th></tr>{runs}</table></div>
 {steps}
 <div class="card"><h2>Webhook deliveries</h2><table><tr><th>Time</th><th>Event</th><th>URL</th><th>Status</th><th>Error</th><th>Next try</th></tr>{attempts}</table></div>"#,
         id = view.id,
+        live = if view.status.is_final() {
+            String::new()
+        } else {
+            format!(
+                r#"<div class="card"><h2>Live answer</h2><div id="live" class="message assistant" data-events="/dashboard/sessions/{}/events"></div></div>"#,
+                view.id
+            )
+        },
         status = pill(view.status.as_str()),
         provider = view.provider,
         model = esc(&view.model),
