@@ -8,6 +8,7 @@ mod limits;
 mod load;
 mod report;
 mod scenarios;
+mod stream;
 
 use clap::ValueEnum;
 
@@ -30,6 +31,9 @@ pub enum Scenario {
     /// Agent runs of five model calls and four server tool calls: steps per
     /// second, CPU and Postgres commits per step.
     Agent,
+    /// A thousand streamed answers watched at once: delta latency and rate,
+    /// CPU per thousand deltas, API memory per open stream.
+    Stream,
     /// The raw limits of Postgres and RabbitMQ on this machine.
     Limits,
     /// Everything above, in one report.
@@ -68,6 +72,9 @@ pub async fn run(scenario: Scenario, options: Options) -> anyhow::Result<()> {
     }
     if all || scenario == Scenario::Agent {
         agent::agent(&options, &mut report).await?;
+    }
+    if all || scenario == Scenario::Stream {
+        stream::stream(&options, &mut report).await?;
     }
     report.print();
     Ok(())

@@ -151,6 +151,9 @@ pub struct StubState {
     /// wait between them.
     stream_pieces: AtomicUsize,
     stream_pace_us: AtomicU64,
+    /// Unscripted streams: each piece is the time it is written (for
+    /// `stewrd bench stream`, which measures delivery latency with it).
+    stamp_pieces: AtomicBool,
     calls: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -178,6 +181,7 @@ impl StubState {
             tool_rounds: AtomicUsize::new(1),
             stream_pieces: AtomicUsize::new(0),
             stream_pace_us: AtomicU64::new(0),
+            stamp_pieces: AtomicBool::new(false),
             calls: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -202,6 +206,12 @@ impl StubState {
         self.stream_pieces.store(pieces, Ordering::Relaxed);
         self.stream_pace_us
             .store(pace.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Makes each piece of an unscripted streamed answer the wall-clock time it
+    /// is written at (microseconds since the epoch, 16 digits and a space).
+    pub fn set_stamping(&self, on: bool) {
+        self.stamp_pieces.store(on, Ordering::Relaxed);
     }
 
     /// Sets the delay of unscripted answers.
@@ -371,11 +381,17 @@ async fn complete(
     if streamed {
         let pace = Duration::from_micros(state.stream_pace_us.load(Ordering::Relaxed));
         let pieces = state.stream_pieces.load(Ordering::Relaxed);
+        let stamped = reply.body.is_none() && state.stamp_pieces.load(Ordering::Relaxed);
         let body = reply
             .body
             .clone()
             .unwrap_or_else(|| completion(&request, state.tool_rounds.load(Ordering::Relaxed)));
-        return stream::respond(&reply, &body, pieces, pace, in_flight);
+        let shape = stream::Shape {
+            pieces,
+            pace,
+            stamped,
+        };
+        return stream::respond(&reply, &body, shape, in_flight);
     }
     in_flight.finish();
     respond(reply, &request, state.tool_rounds.load(Ordering::Relaxed))

@@ -16,22 +16,33 @@ use serde_json::{Value, json};
 
 use super::{InFlight, Reply};
 
+/// Written in place of a stamped piece's text, replaced as it is sent.
+const STAMP: &str = "@@stamp@@";
+
+/// How unscripted text is streamed.
+#[derive(Clone, Copy)]
+pub(super) struct Shape {
+    /// Pieces per answer (0: a piece per word).
+    pub pieces: usize,
+    pub pace: Duration,
+    /// Each piece is the time it is written.
+    pub stamped: bool,
+}
+
 /// The answer as a paced event stream. The call counts as in flight until the
 /// last line is written; a client that goes away before is counted as dropped.
 pub(super) fn respond(
     reply: &Reply,
     completion: &Value,
-    pieces: usize,
-    pace: Duration,
+    shape: Shape,
     in_flight: InFlight,
 ) -> Response {
-    let pace = reply.pace_ms.map_or(pace, Duration::from_millis);
-    let lines = lines_of(
-        completion,
-        reply.chunks.as_deref(),
-        pieces,
-        reply.error_after,
-    );
+    let pace = reply.pace_ms.map_or(shape.pace, Duration::from_millis);
+    let stamps = shape
+        .stamped
+        .then(|| vec![STAMP.to_owned(); shape.pieces.max(1)]);
+    let explicit = reply.chunks.as_deref().or(stamps.as_deref());
+    let lines = lines_of(completion, explicit, shape.pieces, reply.error_after);
     let body = futures_util::stream::unfold(
         (lines.into_iter(), in_flight, 0usize),
         move |(mut lines, in_flight, sent)| async move {
@@ -43,6 +54,14 @@ pub(super) fn respond(
             if sent > 1 && !pace.is_zero() {
                 tokio::time::sleep(pace).await;
             }
+            let line = if line.contains(STAMP) {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                line.replace(STAMP, &format!("{:016} ", now.as_micros()))
+            } else {
+                line
+            };
             Some((
                 Ok::<_, std::convert::Infallible>(line),
                 (lines, in_flight, sent + 1),

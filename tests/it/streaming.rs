@@ -326,10 +326,15 @@ async fn a_late_joiner_gets_the_state_then_the_text_so_far_then_the_live_tail() 
             .expect("open");
         early.push(event);
     }
-    // Mid-answer, a second client with no Last-Event-ID.
+    // Mid-answer, a second client with no Last-Event-ID, and a third resuming
+    // after the first client's last delta while the run is still streaming.
+    let resumed = stream_events(&app, &key, &session, Some(&early[early.len() - 1].1));
     let late = tokio::time::timeout(PATIENCE, collect(stream_events(&app, &key, &session, None)))
         .await
         .expect("the late stream ends");
+    let resumed = tokio::time::timeout(PATIENCE, collect(resumed))
+        .await
+        .expect("the resumed stream ends");
     assert_eq!(late[0].0, "session.running", "the current state first");
     assert_eq!(late[1].0, "run.delta", "then the text so far");
     assert!(
@@ -343,6 +348,11 @@ async fn a_late_joiner_gets_the_state_then_the_text_so_far_then_the_live_tail() 
         .to_owned();
     assert_eq!(joined(&late), output);
     assert!(deltas(&late) > 2, "then live deltas");
+    assert_eq!(format!("{}{}", joined(&early), joined(&resumed)), output);
+    assert!(
+        !resumed.iter().any(|e| e.0 == "session.running"),
+        "nothing twice"
+    );
 }
 
 #[tokio::test]
@@ -412,7 +422,7 @@ async fn cancel_mid_stream_drops_the_call_ends_the_stream_and_keeps_the_partial_
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    wait_for(Duration::from_secs(2), || async {
+    wait_for(Duration::from_secs(1), || async {
         (app.stub.state.stats().dropped == 1).then_some(())
     })
     .await

@@ -1,6 +1,9 @@
-//! Live text deltas over the broker: the worker streaming a model call publishes
-//! each piece to a transient topic exchange, routing key = session id; every API
-//! process consumes through one exclusive queue bound only to the sessions it
+//! Live text deltas over the broker: a worker streaming model calls publishes
+//! their pieces to a transient topic exchange, batched: whatever is waiting when
+//! the publisher gets to it goes out as one message per shard (routing key
+//! `s<n>`, n from the session id), so a busy worker sends a few large messages
+//! rather than one per piece, and an idle one adds no wait. Every API process
+//! consumes through one exclusive queue bound to the shards of the sessions it
 //! has clients for. Best effort by design: a delta lost here (broker restart, a
 //! slow consumer) is found again in the stream's checkpoint in Postgres, which
 //! is the truth; the broker only makes the tail fast.
@@ -29,8 +32,13 @@ use crate::id::{RunId, SessionId};
 
 /// Deltas waiting to be published before new ones are dropped.
 const PUBLISH_BACKLOG: usize = 65_536;
-/// Deltas a slow client may fall behind before it reads the checkpoint instead.
-const SUBSCRIBER_BACKLOG: usize = 4_096;
+/// Deltas taken per publishing round at most.
+const BATCH: usize = 1_024;
+/// Routing shards: an API process binds to the shards of its sessions.
+const SHARDS: u8 = 16;
+/// Deltas a slow client may fall behind before it reads the checkpoint instead
+/// (the buffer is allocated whole per watched session: 4,096 cost 128 KiB).
+const SUBSCRIBER_BACKLOG: usize = 256;
 /// How long a new client waits for its binding before it goes on without the
 /// live tail (a broker outage must not hold a stream).
 const BIND_PATIENCE: Duration = Duration::from_secs(2);
@@ -47,6 +55,12 @@ pub struct Delta {
     /// Where `text` starts in the stream's text, in bytes.
     pub offset: usize,
     pub text: String,
+}
+
+/// The routing key of a session's deltas (from the random end of its id).
+fn shard_of(session_id: SessionId) -> String {
+    let last = session_id.0.as_bytes()[15];
+    format!("s{}", last % SHARDS)
 }
 
 async fn declare_exchange(channel: &Channel, topology: &Topology) -> lapin::Result<()> {
@@ -108,25 +122,41 @@ async fn publish(
                 }
             }
         };
-        loop {
-            let delta = tokio::select! {
+        'publishing: loop {
+            let first = tokio::select! {
                 delta = rx.recv() => delta,
                 () = shutdown.cancelled() => return,
             };
-            let Some(delta) = delta else { return };
-            let body = serde_json::to_vec(&delta).unwrap_or_default();
-            let sent = channel
-                .basic_publish(
-                    exchange.as_str().into(),
-                    delta.session_id.to_string().as_str().into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    BasicProperties::default().with_delivery_mode(1),
-                )
-                .await;
-            if let Err(error) = sent {
-                tracing::warn!(%error, "delta not published; reconnecting");
-                break;
+            let Some(first) = first else { return };
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(delta) => batch.push(delta),
+                    Err(_) => break,
+                }
+            }
+            let mut shards: HashMap<String, Vec<Delta>> = HashMap::new();
+            for delta in batch {
+                shards
+                    .entry(shard_of(delta.session_id))
+                    .or_default()
+                    .push(delta);
+            }
+            for (shard, deltas) in shards {
+                let body = serde_json::to_vec(&deltas).unwrap_or_default();
+                let sent = channel
+                    .basic_publish(
+                        exchange.as_str().into(),
+                        shard.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        BasicProperties::default().with_delivery_mode(1),
+                    )
+                    .await;
+                if let Err(error) = sent {
+                    tracing::warn!(%error, "deltas not published; reconnecting");
+                    break 'publishing;
+                }
             }
         }
     }
@@ -136,6 +166,9 @@ enum Command {
     Bind(SessionId, oneshot::Sender<()>),
     Unbind(SessionId),
 }
+
+/// The shards this queue is bound to.
+type Bound = std::collections::HashSet<String>;
 
 type Subscribers = Arc<Mutex<HashMap<SessionId, broadcast::Sender<Arc<Delta>>>>>;
 
@@ -245,7 +278,7 @@ async fn consume(
     let exchange = topology.deltas_exchange();
     while !shutdown.is_cancelled() {
         let opened = open_queue(&broker, &topology, &subscribers).await;
-        let (_connection, channel, queue, mut deliveries) = match opened {
+        let (_connection, channel, queue, mut bound, mut deliveries) = match opened {
             Ok(opened) => opened,
             Err(error) => {
                 tracing::warn!(%error, "cannot reach the broker for deltas; retrying");
@@ -267,22 +300,33 @@ async fn consume(
                     let Some(command) = command else { return };
                     let done = match command {
                         Command::Bind(session_id, ack) => {
-                            let bound = bind(&channel, &queue, &exchange, session_id).await;
-                            let _ = ack.send(());
-                            bound
-                        }
-                        Command::Unbind(session_id) => {
-                            if lock(&subscribers).contains_key(&session_id) {
+                            let shard = shard_of(session_id);
+                            let done = if bound.contains(&shard) {
                                 Ok(())
                             } else {
+                                let done = bind(&channel, &queue, &exchange, &shard).await;
+                                bound.insert(shard);
+                                done
+                            };
+                            let _ = ack.send(());
+                            done
+                        }
+                        Command::Unbind(session_id) => {
+                            let shard = shard_of(session_id);
+                            let still_watched = lock(&subscribers)
+                                .keys()
+                                .any(|watched| shard_of(*watched) == shard);
+                            if !still_watched && bound.remove(&shard) {
                                 channel
                                     .queue_unbind(
                                         queue.as_str().into(),
                                         exchange.as_str().into(),
-                                        session_id.to_string().as_str().into(),
+                                        shard.as_str().into(),
                                         FieldTable::default(),
                                     )
                                     .await
+                            } else {
+                                Ok(())
                             }
                         }
                     };
@@ -296,11 +340,14 @@ async fn consume(
                         tracing::warn!("delta consumer lost; reconnecting");
                         break;
                     };
-                    let Ok(delta) = serde_json::from_slice::<Delta>(&delivery.data) else {
+                    let Ok(deltas) = serde_json::from_slice::<Vec<Delta>>(&delivery.data) else {
                         continue;
                     };
-                    if let Some(sender) = lock(&subscribers).get(&delta.session_id) {
-                        let _ = sender.send(Arc::new(delta));
+                    let subscribers = lock(&subscribers);
+                    for delta in deltas {
+                        if let Some(sender) = subscribers.get(&delta.session_id) {
+                            let _ = sender.send(Arc::new(delta));
+                        }
                     }
                 }
                 () = shutdown.cancelled() => return,
@@ -309,29 +356,25 @@ async fn consume(
     }
 }
 
-async fn bind(
-    channel: &Channel,
-    queue: &str,
-    exchange: &str,
-    session_id: SessionId,
-) -> lapin::Result<()> {
+async fn bind(channel: &Channel, queue: &str, exchange: &str, shard: &str) -> lapin::Result<()> {
     channel
         .queue_bind(
             queue.into(),
             exchange.into(),
-            session_id.to_string().as_str().into(),
+            shard.into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
         .await
 }
 
-/// A fresh exclusive queue, bound again to every session with clients.
+/// A fresh exclusive queue, bound again to the shards of every session with
+/// clients.
 async fn open_queue(
     broker: &Broker,
     topology: &Topology,
     subscribers: &Subscribers,
-) -> lapin::Result<(Connection, Channel, String, lapin::Consumer)> {
+) -> lapin::Result<(Connection, Channel, String, Bound, lapin::Consumer)> {
     let connection = broker.connect("stewrd-api-deltas").await?;
     let channel = connection.create_channel().await?;
     declare_exchange(&channel, topology).await?;
@@ -347,9 +390,9 @@ async fn open_queue(
         )
         .await?;
     let name = queue.name().to_string();
-    let sessions: Vec<SessionId> = lock(subscribers).keys().copied().collect();
-    for session_id in sessions {
-        bind(&channel, &name, &topology.deltas_exchange(), session_id).await?;
+    let bound: Bound = lock(subscribers).keys().map(|s| shard_of(*s)).collect();
+    for shard in &bound {
+        bind(&channel, &name, &topology.deltas_exchange(), shard).await?;
     }
     let deliveries = channel
         .basic_consume(
@@ -363,5 +406,5 @@ async fn open_queue(
             FieldTable::default(),
         )
         .await?;
-    Ok((connection, channel, name, deliveries))
+    Ok((connection, channel, name, bound, deliveries))
 }

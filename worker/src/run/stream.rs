@@ -1,7 +1,7 @@
 //! A streamed model call's text on its way out. The call opens a stream in
 //! the session's event log (a `run.reset` first if this step streamed before),
-//! then each piece goes to the broker for the live tail and, every 250 ms or
-//! 4 KiB, into the stream's checkpoint; the whole text is checkpointed before
+//! then each piece goes to the broker for the live tail and, every second or
+//! 16 KiB, into the stream's checkpoint; the whole text is checkpointed before
 //! the step commits, and what was written so far when the call ends any other
 //! way (failure, cancel, hand-back), so replays and late joiners read it from
 //! Postgres.
@@ -18,9 +18,13 @@ use tokio::task::JoinHandle;
 use super::Verdict;
 use crate::Worker;
 
-/// A checkpoint is written once this much time or text has passed.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-const CHECKPOINT_BYTES: usize = 4096;
+/// A checkpoint is written once this much time or text has passed. Each one
+/// rewrites the stream's text so far; at 250 ms, a thousand streams cost
+/// Postgres more CPU than anything else (`bench stream`), and only late
+/// joiners and resumes ever wait on a checkpoint (the live tail comes from the
+/// broker), so a second is the trade.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+const CHECKPOINT_BYTES: usize = 16 * 1024;
 
 /// One streamed model call's text.
 pub(super) struct StreamSink {
