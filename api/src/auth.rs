@@ -21,6 +21,7 @@ use secrecy::SecretString;
 use stewrd_shared::{
     db::{
         api_key::{KeyOwner, find_key_owner},
+        limits::Admission,
         project::ProjectLlm,
     },
     id::ProjectId,
@@ -35,6 +36,8 @@ pub struct ProjectAuth {
     pub project_id: ProjectId,
     /// The project's provider choice, read with the key at no extra cost.
     pub llm: ProjectLlm,
+    /// What a submit must check of the project's limits.
+    pub admission: Admission,
 }
 
 /// How long a cached lookup is trusted without any notification.
@@ -162,6 +165,7 @@ impl FromRequestParts<AppState> for ProjectAuth {
         Ok(Self {
             project_id: owner.project_id,
             llm: owner.llm,
+            admission: owner.admission,
         })
     }
 }
@@ -286,6 +290,7 @@ mod tests {
                 has_key: false,
                 key_status: None,
             },
+            admission: Admission::default(),
         }
     }
 

@@ -122,6 +122,20 @@ impl ApiError {
         }
     }
 
+    /// 429 with `Retry-After`: a project's limit refuses the request (its queue
+    /// is full, its token budget used up); nothing was stored.
+    pub fn over_limit(
+        code: &'static str,
+        message: impl Into<String>,
+        wait: std::time::Duration,
+    ) -> Self {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+        }
+    }
+
     /// 408: the client sent its body too slowly.
     pub fn body_timeout(limit: std::time::Duration) -> Self {
         Self::new(

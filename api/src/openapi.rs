@@ -42,6 +42,9 @@ use crate::{routes, state::AppState};
         routes::admin::put_llm,
         routes::admin::delete_llm,
         routes::admin::put_rate_limit,
+        routes::usage::put_limits,
+        routes::usage::project_usage,
+        routes::usage::admin_usage,
         routes::admin::create_key,
         routes::admin::revoke_key,
         routes::health::healthz,
@@ -120,6 +123,12 @@ pub(crate) mod responses {
     /// Body larger than 1 MiB
     #[derive(utoipa::ToResponse)]
     pub(crate) struct TooLarge(ErrorResponse);
+
+    /// A limit of the project refuses it (`too_many_queued_runs`,
+    /// `token_budget_exhausted`); retry after the Retry-After seconds
+    #[derive(utoipa::ToResponse)]
+    #[response(headers(("Retry-After" = u32, description = "Seconds to wait")))]
+    pub(crate) struct OverLimit(ErrorResponse);
 
     /// The database is unavailable; retry after the Retry-After seconds
     #[derive(utoipa::ToResponse)]

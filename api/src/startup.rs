@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::events::router())
         .merge(routes::project::router())
         .merge(routes::admin::router())
+        .merge(routes::usage::router())
         .merge(routes::health::router())
         .merge(crate::dashboard::router())
         .merge(crate::openapi::router())

@@ -59,6 +59,7 @@ mod tests {
             provider: Provider::OpenAi,
             model: "gpt-4o-mini".into(),
             api_key: None,
+            tokens_per_day: None,
         }
     }
 

@@ -32,6 +32,15 @@ pub const STEPS: &str = "stewrd_steps_total";
 pub const STEP_DURATION: &str = "stewrd_step_duration_seconds";
 pub const RUNS_PAUSED: &str = "stewrd_runs_paused_total";
 pub const RUNS_AWAITING_OUTPUTS: &str = "stewrd_runs_awaiting_tool_outputs";
+/// Submits and runs refused by a project's limit, by `reason` (a fixed set:
+/// `too_many_queued_runs`, `tokens_per_day`, `tokens_per_month`,
+/// `default_key_tokens_per_day`) and `stage` (`submit`, `claim`, `step`).
+pub const LIMIT_REFUSALS: &str = "stewrd_limit_refusals_total";
+/// Tokens the provider reported, by `type` (`prompt`, `completion`). Per
+/// project is in `GET /v1/admin/projects/{id}/usage`, never a label.
+pub const TOKENS: &str = "stewrd_tokens_total";
+/// Claims that found a project at its `max_concurrent_runs` only, or nothing due.
+pub const EMPTY_CLAIMS: &str = "stewrd_empty_claims_total";
 
 /// Latency buckets (seconds) for every histogram: from half a millisecond to the
 /// longest provider calls.

@@ -108,8 +108,61 @@ string_enum!(
         MaxStepsExceeded = "max_steps_exceeded",
         MaxTotalTokensExceeded = "max_total_tokens_exceeded",
         RequiresActionExpired = "requires_action_expired",
+        TokenBudgetExhausted = "token_budget_exhausted",
     }
 );
+
+string_enum!(
+    /// A project's token budget that can run out.
+    Budget {
+        /// `tokens_per_day`, per UTC day.
+        Day = "day",
+        /// `tokens_per_month`, per UTC calendar month.
+        Month = "month",
+        /// `STEWRD_DEFAULT_KEY_TOKENS_PER_DAY`: the operator's key, per project and UTC day.
+        DefaultKeyDay = "default_key_day",
+    }
+);
+
+impl Budget {
+    /// When the budget's period ends (and the budget is whole again), from `now`.
+    pub fn renews_at(self, now: time::OffsetDateTime) -> time::OffsetDateTime {
+        let today = now.to_offset(time::UtcOffset::UTC).date();
+        let next = match self {
+            Self::Day | Self::DefaultKeyDay => today.next_day(),
+            Self::Month => {
+                let (year, month) = match today.month() {
+                    time::Month::December => (today.year() + 1, time::Month::January),
+                    month => (today.year(), month.next()),
+                };
+                time::Date::from_calendar_date(year, month, 1).ok()
+            }
+        };
+        next.map_or(now, |date| date.midnight().assume_utc())
+    }
+
+    /// The limit's name, also the `reason` label of refusals.
+    pub fn limit_name(self) -> &'static str {
+        match self {
+            Self::Day => "tokens_per_day",
+            Self::Month => "tokens_per_month",
+            Self::DefaultKeyDay => "default_key_tokens_per_day",
+        }
+    }
+
+    /// The refusal's words.
+    pub fn exhausted_message(self) -> &'static str {
+        match self {
+            Self::Day => "the project's tokens_per_day budget is used up until 00:00 UTC",
+            Self::Month => {
+                "the project's tokens_per_month budget is used up until the month ends (UTC)"
+            }
+            Self::DefaultKeyDay => {
+                "the project's daily token allowance on the default provider key is used up until 00:00 UTC; set a key of your own to go on"
+            }
+        }
+    }
+}
 
 string_enum!(
     /// What a webhook event announces (its `type`).

@@ -5,7 +5,7 @@
 //! flight at once.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     net::SocketAddr,
     sync::{
         Arc, Mutex,
@@ -157,6 +157,9 @@ pub struct StubState {
     calls: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// Calls in flight and the most at once, by `Authorization` header (one
+    /// provider key per project in the tenant tests).
+    by_key: Mutex<HashMap<String, (usize, usize)>>,
     dropped: AtomicU64,
 }
 
@@ -185,6 +188,7 @@ impl StubState {
             calls: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            by_key: Mutex::default(),
             dropped: AtomicU64::new(0),
         }
     }
@@ -223,6 +227,13 @@ impl StubState {
     /// Every recorded request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         lock(&self.requests).clone()
+    }
+
+    /// The most calls in flight at once with this `Authorization` header.
+    pub fn max_in_flight_with(&self, authorization: &str) -> usize {
+        lock(&self.by_key)
+            .get(authorization)
+            .map_or(0, |(_, max)| *max)
     }
 
     /// The counters.
@@ -319,16 +330,24 @@ async fn script(
 /// client. A streamed answer carries it until its last piece is written.
 struct InFlight {
     state: Arc<StubState>,
+    key: String,
     finished: bool,
 }
 
 impl InFlight {
-    fn enter(state: &Arc<StubState>) -> Self {
+    fn enter(state: &Arc<StubState>, key: String) -> Self {
         state.calls.fetch_add(1, Ordering::Relaxed);
         let now = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         state.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        {
+            let mut by_key = lock(&state.by_key);
+            let (now, max) = by_key.entry(key.clone()).or_default();
+            *now += 1;
+            *max = (*max).max(*now);
+        }
         Self {
             state: state.clone(),
+            key,
             finished: false,
         }
     }
@@ -344,6 +363,9 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.state.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some((now, _)) = lock(&self.state.by_key).get_mut(&self.key) {
+            *now = now.saturating_sub(1);
+        }
         if !self.finished {
             self.state.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -364,7 +386,14 @@ async fn complete(
         )
             .into_response();
     }
-    let in_flight = InFlight::enter(&state);
+    let key = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let in_flight = InFlight::enter(&state, key);
+    // OpenRouter (under `/api/`) reports what each answer cost; OpenAI does not.
+    let priced = uri.path().starts_with("/api/");
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if state.record.load(Ordering::Relaxed) {
         record(&state, &uri, &headers, &request);
@@ -382,10 +411,12 @@ async fn complete(
         let pace = Duration::from_micros(state.stream_pace_us.load(Ordering::Relaxed));
         let pieces = state.stream_pieces.load(Ordering::Relaxed);
         let stamped = reply.body.is_none() && state.stamp_pieces.load(Ordering::Relaxed);
-        let body = reply
-            .body
-            .clone()
-            .unwrap_or_else(|| completion(&request, state.tool_rounds.load(Ordering::Relaxed)));
+        let body = reply.body.clone().unwrap_or_else(|| {
+            priced_if(
+                priced,
+                completion(&request, state.tool_rounds.load(Ordering::Relaxed)),
+            )
+        });
         let shape = stream::Shape {
             pieces,
             pace,
@@ -394,7 +425,23 @@ async fn complete(
         return stream::respond(&reply, &body, shape, in_flight);
     }
     in_flight.finish();
-    respond(reply, &request, state.tool_rounds.load(Ordering::Relaxed))
+    respond(
+        reply,
+        &request,
+        state.tool_rounds.load(Ordering::Relaxed),
+        priced,
+    )
+}
+
+/// What the stub charges OpenRouter clients per token, in USD.
+pub const STUB_USD_PER_TOKEN: f64 = 0.000_002;
+
+/// Adds OpenRouter's `usage.cost` to an unscripted answer.
+fn priced_if(priced: bool, mut body: Value) -> Value {
+    if priced && let Some(total) = body["usage"]["total_tokens"].as_u64() {
+        body["usage"]["cost"] = json!(total as f64 * STUB_USD_PER_TOKEN);
+    }
+    body
 }
 
 fn record(state: &StubState, uri: &Uri, headers: &HeaderMap, body: &Value) {
@@ -414,11 +461,11 @@ fn record(state: &StubState, uri: &Uri, headers: &HeaderMap, body: &Value) {
     lock(&state.requests).push(recorded);
 }
 
-fn respond(reply: Reply, request: &Value, tool_rounds: usize) -> Response {
+fn respond(reply: Reply, request: &Value, tool_rounds: usize, priced: bool) -> Response {
     let status = StatusCode::from_u16(reply.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
     let body = reply.body.unwrap_or_else(|| {
         if status.is_success() {
-            completion(request, tool_rounds)
+            priced_if(priced, completion(request, tool_rounds))
         } else {
             json!({"error": {"message": format!("stub error {}", status.as_u16()), "type": "stub_error", "code": null}})
         }

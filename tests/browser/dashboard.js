@@ -90,6 +90,30 @@ const SHOTS = env('SHOTS');
     headers: { authorization: `Bearer ${env('PROJECT_KEY')}` },
   }).then((r) => r.json());
 
+  // Limits are set on the project page; its usage chart shows today's tokens.
+  await page.goto(`${BASE}/dashboard`);
+  await page.click(`text=${env('PROJECT_NAME')}`);
+  await page.waitForSelector('#limits');
+  await page.fill('#max_concurrent_runs', '3');
+  await page.fill('#tokens_per_day', '123456');
+  await page.click('#limits-save');
+  await page.waitForSelector('text=Limits saved.');
+  const limitsShown = {
+    max_concurrent_runs: await page.inputValue('#max_concurrent_runs'),
+    tokens_per_day: await page.inputValue('#tokens_per_day'),
+  };
+  const chart = page.locator('#usage-chart');
+  await chart.scrollIntoViewIfNeeded();
+  await chart.screenshot({ path: `${SHOTS}/8-usage-chart.png` });
+  await shot('9-project-limits-and-usage');
+  const bars = await page.$$eval('#usage-chart rect.bar', (rects) => rects.map((r) => ({
+    height: Number(r.getAttribute('height')),
+    title: r.textContent,
+  })));
+  const project = await fetch(`${BASE}/v1/project`, {
+    headers: { authorization: `Bearer ${env('PROJECT_KEY')}` },
+  }).then((r) => r.json());
+
   const sources = [await page.content()];
   const bodies = await Promise.all(reading);
   await browser.close();
@@ -107,6 +131,9 @@ const SHOTS = env('SHOTS');
     live_status_while_partial: statusWhilePartial.trim(),
     live_final: liveFinal,
     streamed_output: streamedDone.output,
+    limits_shown: limitsShown,
+    limits_stored: project.limits,
+    chart_bars: bars,
     responses_seen: bodies.length,
     key_seen: everything.includes(PROVIDER_KEY),
     key_prefix_seen: everything.includes(PROVIDER_KEY.slice(0, 12)),

@@ -83,6 +83,36 @@ async fn an_operator_sets_a_provider_key_in_the_dashboard_and_it_is_never_shown_
     );
     assert_eq!(seen["live_status_while_partial"], "running", "{seen}");
     assert_eq!(seen["live_final"], output, "{seen}");
+    // Limits saved through the form are the project's (the same action as the API).
+    assert_eq!(seen["limits_shown"]["max_concurrent_runs"], "3", "{seen}");
+    assert_eq!(seen["limits_stored"]["max_concurrent_runs"], 3, "{seen}");
+    assert_eq!(seen["limits_stored"]["tokens_per_day"], 123_456, "{seen}");
+    // The chart: a bar per day for 30 days, today's (the last) holding the
+    // tokens of the two runs above, the others empty.
+    let bars = seen["chart_bars"].as_array().expect("bars");
+    assert_eq!(bars.len(), 30, "{seen}");
+    let today = bars.last().expect("today");
+    assert!(
+        today["height"].as_f64().unwrap_or_default() > 0.0,
+        "{today}"
+    );
+    let (_, usage) = app
+        .call(reqwest::Method::GET, "/v1/project/usage", Some(&key), None)
+        .await;
+    let tokens = usage["data"][0]["total_tokens"].as_i64().expect("tokens");
+    assert!(
+        today["title"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(&format!(": {tokens} tokens")),
+        "{today} vs {usage}"
+    );
+    assert!(bars[..29].iter().all(|bar| bar["height"] == 0), "{seen}");
+    let png = std::fs::read(format!("{shots}/8-usage-chart.png")).expect("the chart's screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 100,
+        "a real image of the chart"
+    );
     assert!(
         seen["responses_seen"].as_u64().unwrap_or_default() >= 6,
         "{seen}"
@@ -108,6 +138,7 @@ async fn an_operator_sets_a_provider_key_in_the_dashboard_and_it_is_never_shown_
         "5-project-with-session",
         "6-session",
         "7-live-answer",
+        "9-project-limits-and-usage",
     ] {
         assert!(
             std::path::Path::new(&format!("{shots}/{page}.png")).exists(),

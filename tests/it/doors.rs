@@ -197,7 +197,43 @@ async fn the_same_bad_input_gets_the_same_refusal_from_api_dashboard_and_cli() {
             .await;
         assert!(page.contains(&refusal), "dashboard, {rpm}: {refusal}");
     }
+    // Limits: the same refusal, by the API's body or the dashboard's form.
+    for (name, bad) in [
+        ("max_concurrent_runs", 0_i64),
+        ("max_queued_runs", 1_000_001),
+        ("tokens_per_day", -5),
+        ("tokens_per_month", 1_000_000_000_001),
+    ] {
+        let (status, error) = app
+            .call(
+                Method::PUT,
+                &format!("/v1/admin/projects/{project}/limits"),
+                Some(ADMIN_TOKEN),
+                Some(json!({ name: bad })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}");
+        assert_eq!(error["error"]["param"], name, "{error}");
+        let refusal = message(&error);
+        let (_, page) = dashboard
+            .post(
+                &format!("/dashboard/projects/{project}/limits"),
+                &[(name, &bad.to_string())],
+            )
+            .await;
+        assert!(page.contains(&refusal), "dashboard, {name}: {refusal}");
+    }
     let db = app.db().await;
+    let untouched: i64 = db
+        .query_one(
+            "SELECT count(*) FROM projects WHERE max_concurrent_runs IS NULL
+               AND max_queued_runs IS NULL AND tokens_per_day IS NULL AND tokens_per_month IS NULL",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(untouched, 1, "no refused limit was stored");
     let stored: Option<i32> = db
         .query_one("SELECT rate_limit_rpm FROM projects", &[])
         .await

@@ -400,6 +400,13 @@ impl TestApp {
         }
     }
 
+    /// Starts one more worker with the app's settings.
+    pub fn start_worker(&mut self) {
+        let index = self.workers.len();
+        let (worker, _) = start_process(&self.env, &["worker"], &format!("worker{index}"));
+        self.workers.push(worker);
+    }
+
     fn retire(&mut self, process: &Process) {
         self.retired_logs.push_str(&process.log_text());
         self.retired_logs.push('\n');

@@ -19,5 +19,6 @@ mod provider;
 mod receiver;
 mod requests;
 mod streaming;
+mod tenants;
 mod tls;
 mod webhooks;

@@ -19,15 +19,17 @@ use lapin::{
 use stewrd_shared::{
     db::{
         DbError,
-        run::{ClaimedRun, claim_run},
+        run::{ClaimedRun, Unreadable, claim_next, claim_unreadable, fail_unclaimed_run},
     },
     id::RunId,
+    metrics as names,
+    model::FailureCode,
     queue::{self, JobMessage},
     retry::{backoff, pause},
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::{Instrument, field::Empty};
+use tracing::{Instrument, Span, field::Empty};
 
 use crate::{Worker, db::Patience, run};
 
@@ -171,13 +173,22 @@ async fn handle(
     };
     let span = tracing::info_span!(
         "run",
-        %run_id,
+        run_id = Empty,
         session_id = Empty,
         attempt = Empty,
+        // The message names a run, but a claim takes whichever is fairest next.
+        woken_by = %run_id,
         request_id = request_id.as_deref().unwrap_or("-"),
     );
     async move {
         let claimed = match claim(&worker, run_id, &shutdown).await {
+            Ok(claimed) => Ok(claimed),
+            Err(error) => {
+                tracing::warn!(%error, "a claim failed; claiming again step by step");
+                claim_around_poison(&worker, run_id).await
+            }
+        };
+        let claimed = match claimed {
             Ok(claimed) => claimed,
             Err(error) => {
                 // Give it back; past the delivery limit the queue dead-letters it.
@@ -196,9 +207,15 @@ async fn handle(
             tracing::debug!(%error, "ack failed");
         }
         let Some(run) = claimed else {
-            tracing::debug!("nothing to do: finished, cancelled or leased elsewhere");
+            metrics::counter!(names::EMPTY_CLAIMS).increment(1);
+            tracing::debug!("nothing to do: no run is due, or every waiting project is at its cap");
             return;
         };
+        Span::current().record("run_id", tracing::field::display(run.id));
+        if run.id != run_id {
+            // The message's own run was given a new message (see `claim_next`).
+            worker.relay_wake.notify_one();
+        }
         // A panic must not strand the run: its lease would be kept by nobody
         // and the session would stay busy until the lease ran out.
         let processed = AssertUnwindSafe(run::process(&worker, &run, &hand_back))
@@ -212,11 +229,12 @@ async fn handle(
     .await;
 }
 
-/// Claims the run, waiting out a Postgres outage (the message stays unacked
-/// meanwhile, and with every permit busy the consumer takes no more).
+/// Claims the next run (messages are wake-ups: see `claim_next`), waiting out
+/// a Postgres outage (the message stays unacked meanwhile, and with every
+/// permit busy the consumer takes no more).
 async fn claim(
     worker: &Worker,
-    run_id: RunId,
+    hint: RunId,
     shutdown: &CancellationToken,
 ) -> Result<Option<ClaimedRun>, DbError> {
     let lease = worker.config.worker.lease;
@@ -224,9 +242,45 @@ async fn claim(
         .db_patiently(
             Patience::UntilStopped(shutdown),
             "claim a run",
-            |client| async move { claim_run(&client, run_id, worker.id, lease).await },
+            |client| async move { claim_next(&client, worker.id, lease, Some(hint)).await },
         )
         .await
+}
+
+/// After a claim failed for another reason than an outage: claims and reads in
+/// separate statements, so a run whose row cannot be read is named and failed
+/// (`delivery_limit_exceeded`) instead of failing every claim behind it (the
+/// fair claim would pick it again and again).
+async fn claim_around_poison(worker: &Worker, hint: RunId) -> Result<Option<ClaimedRun>, DbError> {
+    let lease = worker.config.worker.lease;
+    for _ in 0..3 {
+        let claimed =
+            worker
+                .db(|client| async move {
+                    claim_unreadable(&client, worker.id, lease, Some(hint)).await
+                })
+                .await?;
+        let poisoned = match claimed {
+            Unreadable::Nothing => return Ok(None),
+            Unreadable::Claimed(run) => return Ok(Some(*run)),
+            Unreadable::Poisoned(run_id) => run_id,
+        };
+        tracing::error!(%poisoned, "a run's stored data cannot be read; failing it");
+        worker
+            .db(|client| async move {
+                fail_unclaimed_run(
+                    &client,
+                    poisoned,
+                    Some(worker.id),
+                    FailureCode::DeliveryLimitExceeded,
+                    "the run's stored data cannot be read, so no worker can process it",
+                )
+                .await
+            })
+            .await?;
+        worker.webhook_wake.notify_one();
+    }
+    Ok(None)
 }
 
 fn header_text(delivery: &Delivery, name: &str) -> Option<String> {

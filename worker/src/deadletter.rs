@@ -81,7 +81,7 @@ async fn settle(worker: &Worker, delivery: &Delivery, shutdown: &CancellationTok
         .db_patiently(
             Patience::UntilStopped(shutdown),
             "fail a dead-lettered run",
-            |client| async move { fail_unclaimed_run(&client, run_id, code, message).await },
+            |client| async move { fail_unclaimed_run(&client, run_id, None, code, message).await },
         )
         .await;
     match verdict {

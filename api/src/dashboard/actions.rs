@@ -10,7 +10,7 @@ use axum::{
 };
 use stewrd_shared::{
     id::ProjectId,
-    ops::{self, ProjectName, RateLimit},
+    ops::{self, Given, LimitsInput, ProjectName, RateLimit},
 };
 
 use super::{
@@ -184,6 +184,30 @@ pub(super) async fn save_rate_limit(
         let client = state.pool.get().await?;
         ops::set_rate_limit(&client, id, limit).await?;
         Ok(notice("Rate limit saved.", false))
+    };
+    after_change(&state, &form, id, outcome.await).await
+}
+
+pub(super) async fn save_limits(
+    State(state): State<AppState>,
+    ProjectPath(id): ProjectPath,
+    form: OperatorForm,
+) -> Response {
+    let outcome = async {
+        let limits = LimitsInput::parse(
+            [
+                "requests_per_minute",
+                "max_concurrent_runs",
+                "max_queued_runs",
+                "tokens_per_day",
+                "tokens_per_month",
+            ]
+            .map(|name| Given::Text(form.field(name))),
+        )?;
+        let client = state.pool.get().await?;
+        ops::set_limits(&client, id, &limits).await?;
+        state.auth_cache.forget_project(id);
+        Ok(notice("Limits saved.", false))
     };
     after_change(&state, &form, id, outcome.await).await
 }

@@ -8,6 +8,7 @@ mod html;
 mod live;
 mod login;
 mod pages;
+mod tenant;
 
 use std::collections::HashMap;
 
@@ -51,6 +52,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/dashboard/projects/{id}/rate-limit",
             post(actions::save_rate_limit),
+        )
+        .route(
+            "/dashboard/projects/{id}/limits",
+            post(actions::save_limits),
         )
         .route("/dashboard/projects/{id}/keys", post(actions::issue_key))
         .route(

@@ -1,5 +1,5 @@
 //! The dashboard's pages: sign-in, projects, a project (its LLM configuration,
-//! webhook, rate limit, keys and sessions) and a session.
+//! webhook, limits, usage, keys and sessions) and a session.
 
 use axum::{
     extract::{Path, State},
@@ -13,6 +13,7 @@ use stewrd_shared::{
         project::{get_project, list_projects},
         session::{SessionRecord, get_session, list_sessions, session_counts, session_project},
         step::StepRow,
+        usage::usage_report,
         webhook::list_deliveries,
     },
     id::{ProjectId, SessionId},
@@ -23,8 +24,13 @@ use stewrd_shared::{
 use super::{
     Operator, ProjectPath, date, failure,
     html::{csrf_field, esc, notice, page, pill},
+    tenant::{CHART_DAYS, limits_card, usage_card},
 };
-use crate::{error::ApiError, routes::project::ProjectOut, state::AppState};
+use crate::{
+    error::ApiError,
+    routes::{project::ProjectOut, usage::UsageQuery},
+    state::AppState,
+};
 
 /// Models offered in the model field (any other name may be typed).
 const POPULAR_MODELS: &[&str] = &[
@@ -127,7 +133,7 @@ pub(super) async fn project(
     project_page(&state, &operator, id, "").await
 }
 
-/// One project: LLM configuration, webhook, rate limit, keys, recent sessions.
+/// One project: LLM configuration, webhook, limits, usage, keys, recent sessions.
 pub(super) async fn project_page(
     state: &AppState,
     operator: &Operator,
@@ -141,9 +147,11 @@ pub(super) async fn project_page(
         };
         let keys = list_api_keys(&client, id).await?;
         let sessions = list_sessions(&client, id, None, None, 25).await?;
-        Ok::<_, DbError>(Some((project, keys, sessions)))
+        let chart = UsageQuery::last_days(CHART_DAYS);
+        let usage = usage_report(&client, id, chart.from, chart.to, chart.group_by).await?;
+        Ok::<_, DbError>(Some((project, keys, sessions, (usage, chart.to))))
     };
-    let (project, keys, sessions) = match loaded.await {
+    let (project, keys, sessions, (usage, today)) = match loaded.await {
         Ok(Some(loaded)) => loaded,
         Ok(None) => return failure(ApiError::not_found("project")),
         Err(error) => return failure(error),
@@ -153,11 +161,12 @@ pub(super) async fn project_page(
     let csrf = csrf_field(&operator.csrf);
     let body = format!(
         r#"{banner}<p><a href="/dashboard">← Projects</a></p><h1>{name}</h1>
-{llm}{webhook}{rate_limit}{keys}{sessions}"#,
+{llm}{webhook}{limits}{usage}{keys}{sessions}"#,
         name = esc(&view.name),
         llm = llm_card(&view, has_choice, &csrf),
         webhook = webhook_card(&view, &csrf),
-        rate_limit = rate_limit_card(&view, &csrf),
+        limits = limits_card(&view, &csrf),
+        usage = usage_card(&usage, today, &view.limits),
         keys = keys_card(view.id, &keys, &csrf),
         sessions = sessions_card(&sessions),
     );
@@ -236,20 +245,6 @@ fn webhook_card(view: &ProjectOut, csrf: &str) -> String {
 "#,
         id = view.id,
         url = esc(view.webhook.url.as_deref().unwrap_or("")),
-    )
-}
-
-fn rate_limit_card(view: &ProjectOut, csrf: &str) -> String {
-    format!(
-        r#"<div class="card"><h2>Rate limit</h2><form method="post" action="/dashboard/projects/{id}/rate-limit" class="row">{csrf}
-<div><label for="rpm">Requests per minute (empty: the default)</label><input id="rpm" name="requests_per_minute" type="number" min="1" value="{rpm}"></div><button type="submit">Save</button></form></div>
-"#,
-        id = view.id,
-        rpm = view
-            .rate_limit
-            .requests_per_minute
-            .map(|n| n.to_string())
-            .unwrap_or_default(),
     )
 }
 

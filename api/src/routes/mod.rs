@@ -8,3 +8,4 @@ pub mod project;
 pub mod sessions;
 pub mod steps;
 pub mod tools;
+pub mod usage;

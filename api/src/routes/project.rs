@@ -11,7 +11,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use stewrd_shared::{
     config::DefaultLlm,
-    db::project::{ProjectRow, get_project},
+    db::{
+        limits::Limits,
+        project::{ProjectRow, get_project},
+    },
     id::ProjectId,
     model::{KeyStatus, Provider},
     ops::{self, LlmSettings, WebhookUrl},
@@ -42,6 +45,8 @@ pub struct ProjectOut {
     pub(crate) llm: LlmOut,
     pub(crate) webhook: WebhookOut,
     pub(crate) rate_limit: RateLimitOut,
+    /// Rate limit, caps and token budgets (`null`: none).
+    pub(crate) limits: Limits,
     #[serde(with = "time::serde::rfc3339")]
     pub(crate) created_at: OffsetDateTime,
 }
@@ -91,8 +96,9 @@ impl ProjectOut {
                 has_secret: row.has_webhook_secret,
             },
             rate_limit: RateLimitOut {
-                requests_per_minute: row.rate_limit_rpm,
+                requests_per_minute: row.limits.requests_per_minute,
             },
+            limits: row.limits,
             created_at: row.created_at,
         }
     }

@@ -50,6 +50,9 @@ pub struct DefaultLlm {
     /// `STEWRD_DEFAULT_API_KEY`, default none: projects without a key then fail
     /// with `no_provider_configured`.
     pub api_key: Option<SecretString>,
+    /// `STEWRD_DEFAULT_KEY_TOKENS_PER_DAY`, default none: the tokens each project
+    /// without a key of its own may use per UTC day on the default key.
+    pub tokens_per_day: Option<i64>,
 }
 
 /// Base URLs of the OpenAI-compatible providers (tests point them at the stub).
@@ -297,6 +300,10 @@ impl Config {
                 provider: env.provider("STEWRD_DEFAULT_PROVIDER")?,
                 model: env.string("STEWRD_DEFAULT_MODEL", "gpt-4o-mini"),
                 api_key: env.secret("STEWRD_DEFAULT_API_KEY"),
+                tokens_per_day: match env.get("STEWRD_DEFAULT_KEY_TOKENS_PER_DAY") {
+                    None => None,
+                    Some(_) => Some(env.parse_min("STEWRD_DEFAULT_KEY_TOKENS_PER_DAY", 1, 1)?),
+                },
             },
             providers: ProviderUrls {
                 openai: env.base_url("STEWRD_OPENAI_BASE_URL", "https://api.openai.com/v1")?,

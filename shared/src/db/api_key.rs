@@ -2,7 +2,11 @@
 
 use time::OffsetDateTime;
 
-use super::{DbError, GenericClient, project::ProjectLlm};
+use super::{
+    DbError, GenericClient,
+    limits::{ADMISSION_COLUMNS, Admission},
+    project::ProjectLlm,
+};
 use crate::{
     id::{ApiKeyId, ProjectId},
     token::NewApiKey,
@@ -15,6 +19,8 @@ pub struct KeyOwner {
     pub project_id: ProjectId,
     pub hash: Vec<u8>,
     pub llm: ProjectLlm,
+    /// What a submit of the project must check first.
+    pub admission: Admission,
 }
 
 /// A key as lists show it.
@@ -61,12 +67,12 @@ pub async fn find_key_owner(
     hash: &[u8; 32],
 ) -> Result<Option<KeyOwner>, DbError> {
     let statement = client
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT k.id, k.project_id, k.hash, p.llm_provider, p.llm_model, p.key_status,
-                    p.llm_api_key IS NOT NULL AS has_key
+                    p.llm_api_key IS NOT NULL AS has_key, {ADMISSION_COLUMNS}
              FROM api_keys k JOIN projects p ON p.id = k.project_id
-             WHERE k.hash = $1 AND k.revoked_at IS NULL",
-        )
+             WHERE k.hash = $1 AND k.revoked_at IS NULL"
+        ))
         .await?;
     let Some(row) = client.query_opt(&statement, &[&hash.as_slice()]).await? else {
         return Ok(None);
@@ -76,6 +82,7 @@ pub async fn find_key_owner(
         project_id: row.try_get("project_id")?,
         hash: row.try_get("hash")?,
         llm: ProjectLlm::from_row(&row)?,
+        admission: Admission::from_row(&row)?,
     }))
 }
 

@@ -45,6 +45,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_add_session_events",
         include_str!("../../../migrations/0009_add_session_events.sql"),
     ),
+    (
+        "0010_add_tenant_controls",
+        include_str!("../../../migrations/0010_add_tenant_controls.sql"),
+    ),
 ];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.

@@ -6,6 +6,7 @@ pub mod api_key;
 pub mod cooldown;
 pub mod event_log;
 pub mod idempotency;
+pub mod limits;
 pub mod migrate;
 pub mod outbox;
 pub mod project;
@@ -13,6 +14,7 @@ pub mod ratelimit;
 pub mod run;
 pub mod session;
 pub mod step;
+pub mod usage;
 pub mod webhook;
 
 use std::time::Duration;

@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
-use super::{DbError, GenericClient, Pool, api_key::insert_api_key};
+use super::{DbError, GenericClient, Pool, api_key::insert_api_key, limits::Limits};
 use crate::{
     agent::ServerTool,
     crypto::{MasterKeyRing, SecretField},
@@ -24,7 +24,8 @@ pub struct ProjectRow {
     pub llm: ProjectLlm,
     pub webhook_url: Option<String>,
     pub has_webhook_secret: bool,
-    pub rate_limit_rpm: Option<i32>,
+    /// Rate limit, caps and token budgets.
+    pub limits: Limits,
     /// The server tools offered to the model on every run.
     pub server_tools: Vec<ServerTool>,
     pub created_at: OffsetDateTime,
@@ -44,7 +45,8 @@ pub struct ProjectLlm {
 }
 
 const COLUMNS: &str = "id, name, llm_provider, llm_model, key_status, webhook_url, \
-                       rate_limit_rpm, created_at, llm_api_key IS NOT NULL AS has_key, \
+                       rate_limit_rpm, max_concurrent_runs, max_queued_runs, tokens_per_day, \
+                       tokens_per_month, created_at, llm_api_key IS NOT NULL AS has_key, \
                        webhook_secret IS NOT NULL AS has_webhook_secret, server_tools";
 
 impl ProjectRow {
@@ -55,7 +57,7 @@ impl ProjectRow {
             llm: ProjectLlm::from_row(row)?,
             webhook_url: row.try_get("webhook_url")?,
             has_webhook_secret: row.try_get("has_webhook_secret")?,
-            rate_limit_rpm: row.try_get("rate_limit_rpm")?,
+            limits: Limits::from_row(row)?,
             // Written only by `set_server_tools` from checked tools.
             server_tools: serde_json::from_value(row.try_get("server_tools")?).unwrap_or_default(),
             created_at: row.try_get("created_at")?,
@@ -257,6 +259,35 @@ pub async fn set_rate_limit(
         "UPDATE projects SET rate_limit_rpm = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     );
     let row = client.query_opt(&sql, &[&id, &rpm]).await?;
+    row.map(|row| ProjectRow::from_row(&row))
+        .transpose()
+        .map_err(Into::into)
+}
+
+/// Replaces all of a project's limits at once (`None`: no limit).
+pub async fn set_limits(
+    client: &impl GenericClient,
+    id: ProjectId,
+    limits: &Limits,
+) -> Result<Option<ProjectRow>, DbError> {
+    let sql = format!(
+        "UPDATE projects SET rate_limit_rpm = $2, max_concurrent_runs = $3, max_queued_runs = $4,
+                             tokens_per_day = $5, tokens_per_month = $6, updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let row = client
+        .query_opt(
+            &sql,
+            &[
+                &id,
+                &limits.requests_per_minute,
+                &limits.max_concurrent_runs,
+                &limits.max_queued_runs,
+                &limits.tokens_per_day,
+                &limits.tokens_per_month,
+            ],
+        )
+        .await?;
     row.map(|row| ProjectRow::from_row(&row))
         .transpose()
         .map_err(Into::into)

@@ -138,7 +138,9 @@ pub async fn commit_model_step(
                  UPDATE runs SET step_count = step_count + 1, progress_attempt = attempts,
                      prompt_tokens = coalesce(prompt_tokens, 0) + coalesce($7, 0),
                      completion_tokens = coalesce(completion_tokens, 0) + coalesce($8, 0),
-                     total_tokens = coalesce(total_tokens, 0) + coalesce($9, 0)
+                     total_tokens = coalesce(total_tokens, 0) + coalesce($9, 0),
+                     cost_usd = CASE WHEN $12::float8 IS NULL THEN cost_usd
+                                     ELSE coalesce(cost_usd, 0) + $12 END
                  WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
                  RETURNING id
              )
@@ -164,6 +166,7 @@ pub async fn commit_model_step(
                 &step.usage.map(|u| u.total_tokens),
                 &step.tool_calls,
                 &step.started_at,
+                &step.usage.and_then(|u| u.cost_usd),
             ],
         )
         .await?;

@@ -5,7 +5,9 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::OpsError;
-use crate::{agent::ServerTool, model::Provider, ssrf::check_webhook_url, text};
+use crate::{
+    agent::ServerTool, db::limits::Limits, model::Provider, ssrf::check_webhook_url, text,
+};
 
 /// The longest project name and model name.
 pub const MAX_LABEL_CHARS: usize = 200;
@@ -31,6 +33,72 @@ impl ProjectName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The highest `max_concurrent_runs` and `max_queued_runs`.
+pub const MAX_RUN_LIMIT: i64 = 1_000_000;
+/// The highest token budget (per day or month).
+pub const MAX_TOKEN_BUDGET: i64 = 1_000_000_000_000;
+
+/// A project's limits as the operator sets them: every field is checked, and
+/// a missing (`None`) field means no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitsInput(Limits);
+
+/// One limit as given: a whole number (API) or a form's text (dashboard, CLI).
+#[derive(Clone, Copy, Debug)]
+pub enum Given<'a> {
+    Number(Option<i64>),
+    Text(&'a str),
+}
+
+impl LimitsInput {
+    /// Checks each of `requests_per_minute`, `max_concurrent_runs`,
+    /// `max_queued_runs`, `tokens_per_day`, `tokens_per_month`, in that order.
+    pub fn parse(given: [Given<'_>; 5]) -> Result<Self, OpsError> {
+        let [rpm, concurrent, queued, day, month] = given;
+        let count = |name: &str, value| -> Result<Option<i32>, OpsError> {
+            bounded(name, value, MAX_RUN_LIMIT)
+                .map(|value| value.and_then(|value| i32::try_from(value).ok()))
+        };
+        Ok(Self(Limits {
+            requests_per_minute: match rpm {
+                Given::Number(value) => RateLimit::parse(value)?,
+                Given::Text(text) => RateLimit::parse_text(text)?,
+            }
+            .requests_per_minute(),
+            max_concurrent_runs: count("max_concurrent_runs", concurrent)?,
+            max_queued_runs: count("max_queued_runs", queued)?,
+            tokens_per_day: bounded("tokens_per_day", day, MAX_TOKEN_BUDGET)?,
+            tokens_per_month: bounded("tokens_per_month", month, MAX_TOKEN_BUDGET)?,
+        }))
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.0
+    }
+}
+
+/// A positive whole number up to `max`, or none.
+fn bounded(name: &str, given: Given<'_>, max: i64) -> Result<Option<i64>, OpsError> {
+    let refusal = || {
+        OpsError::invalid(
+            name,
+            format!("`{name}` must be a whole number from 1 to {max}, or null for none"),
+        )
+    };
+    let value = match given {
+        Given::Number(value) => value,
+        Given::Text(text) => match text.trim() {
+            "" => None,
+            text => Some(text.parse().map_err(|_| refusal())?),
+        },
+    };
+    match value {
+        None => Ok(None),
+        Some(value) if (1..=max).contains(&value) => Ok(Some(value)),
+        Some(_) => Err(refusal()),
     }
 }
 
@@ -197,6 +265,39 @@ mod tests {
             assert_eq!(
                 param(RateLimit::parse_text(bad).expect_err("refused")),
                 "requests_per_minute",
+                "{bad}"
+            );
+        }
+        let limits = LimitsInput::parse([
+            Given::Number(Some(60)),
+            Given::Text("3"),
+            Given::Number(None),
+            Given::Text(" 1000 "),
+            Given::Text(""),
+        ])
+        .expect("valid");
+        assert_eq!(limits.limits().max_concurrent_runs, Some(3));
+        assert_eq!(limits.limits().tokens_per_day, Some(1000));
+        assert_eq!(limits.limits().tokens_per_month, None);
+        for (at, bad) in [
+            (1, "0"),
+            (2, "-4"),
+            (3, "1.5"),
+            (4, "1000000000001"),
+            (2, "lots"),
+        ] {
+            let mut given = [Given::Text(""); 5];
+            given[at] = Given::Text(bad);
+            let names = [
+                "requests_per_minute",
+                "max_concurrent_runs",
+                "max_queued_runs",
+                "tokens_per_day",
+                "tokens_per_month",
+            ];
+            assert_eq!(
+                param(LimitsInput::parse(given).expect_err("refused")),
+                names[at],
                 "{bad}"
             );
         }

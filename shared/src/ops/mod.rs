@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-pub use self::input::{LlmSettings, ProjectName, RateLimit, ServerTools, WebhookUrl};
+pub use self::input::{
+    Given, LimitsInput, LlmSettings, ProjectName, RateLimit, ServerTools, WebhookUrl,
+};
 use crate::{
     crypto::{MasterKeyRing, SecretField},
     db::{
@@ -98,6 +100,17 @@ pub async fn set_rate_limit(
     let rpm = limit.requests_per_minute();
     let row = project::set_rate_limit(client, project_id, rpm).await?;
     tracing::info!(%project_id, requests_per_minute = rpm, "rate limit set");
+    found(row, "project")
+}
+
+/// Replaces a project's limits: rate limit, caps and token budgets.
+pub async fn set_limits(
+    client: &impl GenericClient,
+    project_id: ProjectId,
+    limits: &LimitsInput,
+) -> Result<ProjectRow, OpsError> {
+    let row = project::set_limits(client, project_id, limits.limits()).await?;
+    tracing::info!(%project_id, limits = ?limits.limits(), "limits set");
     found(row, "project")
 }
 

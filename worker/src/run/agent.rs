@@ -11,6 +11,7 @@ use std::time::Instant;
 use stewrd_shared::{
     agent::{ServerTool, ToolCall},
     db::{
+        limits::exhausted_budget,
         run::{ClaimedRun, RunOutcome, Usage},
         step::{
             Lease, NewModelStep, NewToolStep, StepRow, ToolsCommitted, commit_model_step,
@@ -18,7 +19,7 @@ use stewrd_shared::{
         },
     },
     metrics as names,
-    model::{FailureCode, StepStatus, StepType},
+    model::{FailureCode, KeySource, StepStatus, StepType},
 };
 use time::OffsetDateTime;
 
@@ -99,6 +100,9 @@ impl Loop<'_> {
                     format!("the model was called {model_calls} times (max_steps) and still asked for tools"),
                 );
             }
+            if let Some(verdict) = self.over_budget().await {
+                return verdict;
+            }
             let request =
                 conversation::request(self.run, self.context.choice, &self.history, &server_tools);
             let started_at = OffsetDateTime::now_utc();
@@ -112,6 +116,7 @@ impl Loop<'_> {
             self.context.first = false;
             metrics::histogram!(names::STEP_DURATION, "type" => "model_call")
                 .record(call_started.elapsed().as_secs_f64());
+            count_tokens(completion.usage);
             let index = self.next_index();
             let tool_calls = completion.tool_calls.clone().filter(|_| agent);
             let Some(tool_calls) = tool_calls else {
@@ -143,6 +148,10 @@ impl Loop<'_> {
                 usage.prompt_tokens += call.prompt_tokens;
                 usage.completion_tokens += call.completion_tokens;
                 usage.total_tokens += call.total_tokens;
+                usage.cost_usd = match (usage.cost_usd, call.cost_usd) {
+                    (Some(sum), Some(cost)) => Some(sum + cost),
+                    (sum, cost) => sum.or(cost),
+                };
             }
             self.history.steps.push(model_row(self.run, &step));
         }
@@ -191,6 +200,41 @@ impl Loop<'_> {
             .rev()
             .find(|s| s.kind == StepType::ModelCall)
             .and_then(|s| s.content.clone())
+    }
+
+    /// Before each model call (the first of a claim included): a project whose
+    /// token budget is used up makes no further call, and the run fails with
+    /// `token_budget_exhausted`. A call already made is let finish and counted,
+    /// so a project overshoots by at most the calls it had in flight at once.
+    async fn over_budget(&self) -> Option<Verdict> {
+        let default_cap = self
+            .worker
+            .config
+            .default_llm
+            .tokens_per_day
+            .filter(|_| self.context.choice.key_source == KeySource::Default);
+        if !self.run.limits.has_budget() && default_cap.is_none() {
+            return None;
+        }
+        let project_id = self.run.project_id;
+        let checked = self
+            .worker
+            .db(|client| async move { exhausted_budget(&client, project_id, default_cap).await })
+            .await;
+        let budget = match checked {
+            Ok(budget) => budget?,
+            Err(error) => {
+                tracing::warn!(%error, "cannot check the project's token budget");
+                return Some(Verdict::HandBack);
+            }
+        };
+        let stage = if self.context.first { "claim" } else { "step" };
+        metrics::counter!(names::LIMIT_REFUSALS, "reason" => budget.limit_name(), "stage" => stage)
+            .increment(1);
+        Some(self.fail(
+            FailureCode::TokenBudgetExhausted,
+            budget.exhausted_message().to_owned(),
+        ))
     }
 
     fn fail(&self, code: FailureCode, message: String) -> Verdict {
@@ -280,6 +324,16 @@ impl Loop<'_> {
 }
 
 /// The row a committed model answer is, as a later read would find it.
+/// The provider's reported tokens, in totals (never per project: cardinality).
+fn count_tokens(usage: Option<Usage>) {
+    if let Some(usage) = usage {
+        let count = |n: i32| u64::try_from(n).unwrap_or(0);
+        metrics::counter!(names::TOKENS, "type" => "prompt").increment(count(usage.prompt_tokens));
+        metrics::counter!(names::TOKENS, "type" => "completion")
+            .increment(count(usage.completion_tokens));
+    }
+}
+
 fn model_row(run: &ClaimedRun, step: &NewModelStep<'_>) -> StepRow {
     metrics::counter!(names::STEPS, "type" => "model_call", "outcome" => "succeeded").increment(1);
     StepRow {

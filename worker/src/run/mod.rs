@@ -141,6 +141,11 @@ pub async fn process(worker: &Worker, run: &ClaimedRun, hand_back: &Cancellation
             tracing::warn!("step dropped: the run was cancelled or taken over meanwhile");
         }
     }
+    if run.limits.max_concurrent_runs.is_some() {
+        // Its place is free: the database made the project's next run due
+        // (trigger `free_place`); publish it now rather than at the relay's poll.
+        worker.relay_wake.notify_one();
+    }
 }
 
 /// After the run's task panicked: back to the queue with the attempt counted

@@ -3,6 +3,7 @@
 // The per-job path: a silent truncation here would corrupt every job.
 #![warn(clippy::cast_possible_truncation)]
 
+mod admit;
 mod input;
 
 use std::time::Duration;
@@ -42,7 +43,7 @@ use crate::{
     detach::detached,
     error::ApiError,
     extract::JsonBody,
-    openapi::responses::{BadKey, BadRequest, NotFound, TooLarge, Unavailable},
+    openapi::responses::{BadKey, BadRequest, NotFound, OverLimit, TooLarge, Unavailable},
     request_id::RequestId,
     state::AppState,
 };
@@ -70,7 +71,7 @@ pub struct AgentOut {
     summary = "Submit a message; answers at once",
     request_body = CreateAgentIn,
     params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[\x20-\x7e]{1,255}$", description = "Same key and body within 24 h: the same answer")),
-    responses((status = 202, description = "Stored and queued", body = AgentOut), (status = 400, response = inline(BadRequest)), (status = 401, response = inline(BadKey)), (status = 404, response = inline(NotFound)), (status = 409, description = "The session already has a queued or running message, or the Idempotency-Key is in use", body = crate::error::ErrorResponse), (status = 413, response = inline(TooLarge)), (status = 422, description = "Idempotency-Key reused with another body", body = crate::error::ErrorResponse), (status = 503, response = inline(Unavailable))),
+    responses((status = 202, description = "Stored and queued", body = AgentOut), (status = 400, response = inline(BadRequest)), (status = 401, response = inline(BadKey)), (status = 404, response = inline(NotFound)), (status = 409, description = "The session already has a queued or running message, or the Idempotency-Key is in use", body = crate::error::ErrorResponse), (status = 413, response = inline(TooLarge)), (status = 422, description = "Idempotency-Key reused with another body", body = crate::error::ErrorResponse), (status = 429, response = inline(OverLimit)), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn create(
@@ -137,39 +138,45 @@ pub(crate) async fn create(
         },
     };
     let mut client = state.pool.get().await?;
-    let answer = match idempotency_key {
-        None => {
-            let created_at = insert_run(&client, &run).await.map_err(insert_error)?;
-            accepted(session_id, run.id, created_at)
-        }
-        Some(key) => {
-            let hash = fingerprint(&body);
-            let transaction = client.transaction().await.map_err(DbError::from)?;
-            match check_key(&transaction, auth.project_id, &key, &hash).await? {
-                KeyState::Busy => {
-                    return Err(ApiError::conflict(
-                        "idempotency_key_in_use",
-                        "another request with this Idempotency-Key is in progress; retry shortly",
-                    ));
+    let answer = if idempotency_key.is_none() && !admit::needs_lock(&auth) {
+        admit::admit(&client, &state, &auth, &choice).await?;
+        let created_at = insert_run(&client, &run).await.map_err(insert_error)?;
+        accepted(session_id, run.id, created_at)
+    } else {
+        let transaction = client.transaction().await.map_err(DbError::from)?;
+        let idempotency = match idempotency_key {
+            None => None,
+            Some(key) => {
+                let hash = fingerprint(&body);
+                match check_key(&transaction, auth.project_id, &key, &hash).await? {
+                    KeyState::Busy => {
+                        return Err(ApiError::conflict(
+                            "idempotency_key_in_use",
+                            "another request with this Idempotency-Key is in progress; retry shortly",
+                        ));
+                    }
+                    KeyState::Mismatch => {
+                        return Err(ApiError::unprocessable(
+                            "idempotency_key_reused",
+                            "this Idempotency-Key was used with a different request body",
+                        ));
+                    }
+                    KeyState::Replay { status, response } => {
+                        return Ok(replay(status, response));
+                    }
+                    KeyState::Fresh => Some((key, hash)),
                 }
-                KeyState::Mismatch => {
-                    return Err(ApiError::unprocessable(
-                        "idempotency_key_reused",
-                        "this Idempotency-Key was used with a different request body",
-                    ));
-                }
-                KeyState::Replay { status, response } => {
-                    return Ok(replay(status, response));
-                }
-                KeyState::Fresh => {}
             }
-            let created_at = insert_run(&transaction, &run).await.map_err(insert_error)?;
-            let answer = accepted(session_id, run.id, created_at);
+        };
+        admit::admit(&transaction, &state, &auth, &choice).await?;
+        let created_at = insert_run(&transaction, &run).await.map_err(insert_error)?;
+        let answer = accepted(session_id, run.id, created_at);
+        if let Some((key, hash)) = idempotency {
             let body = serde_json::to_value(&answer).unwrap_or_default();
             remember(&transaction, auth.project_id, &key, &hash, 202, &body).await?;
-            transaction.commit().await.map_err(DbError::from)?;
-            answer
         }
+        transaction.commit().await.map_err(DbError::from)?;
+        answer
     };
     let message = DueMessage {
         run_id: run.id,

@@ -1,10 +1,14 @@
-//! Claiming a run for a worker, and the lease bookkeeping (heartbeat, reaper)
+//! Claiming the next run for a worker, fairly across projects, and the lease bookkeeping (heartbeat, reaper)
 //! that lets any worker take over a dead worker's runs.
 
 use std::time::Duration;
 
 use super::{AgentSettings, Usage};
-use crate::db::{DbError, GenericClient, project::ProjectLlm};
+use crate::db::{
+    DbError, GenericClient,
+    limits::{LIMIT_COLUMNS, Limits},
+    project::ProjectLlm,
+};
 use crate::id::{ProjectId, RunId, SessionId, WorkerId};
 
 /// A run a worker has claimed: everything needed to make the call.
@@ -27,8 +31,8 @@ pub struct ClaimedRun {
     pub project_llm: ProjectLlm,
     /// The project's encrypted provider key, decrypted only at the call.
     pub encrypted_key: Option<Vec<u8>>,
-    /// The project's own requests-per-minute limit.
-    pub rate_limit_rpm: Option<i32>,
+    /// The project's rate limit, caps and budgets.
+    pub limits: Limits,
     /// Seconds until the call slot this run already reserved (negative: passed).
     pub slot_in: Option<f64>,
     /// Seconds since the run was submitted.
@@ -62,46 +66,112 @@ impl ClaimedRun {
     }
 }
 
-/// Claims a queued run, or a running one whose lease expired, for `worker`.
-/// `None` means there is nothing to do: finished, cancelled, or leased by a live
-/// worker. The claim also deletes the run's outbox row: it has arrived.
-pub async fn claim_run(
+/// What a claim reads of its run (`c`), its project and its session.
+fn claim_select(source: &str) -> String {
+    format!(
+        "SELECT c.id, c.session_id, c.project_id, c.turn, c.attempts, c.input, c.system,
+                c.requested_model, c.max_tokens, c.temperature, c.request_id,
+                c.tools, c.tool_choice, c.response_format, c.max_steps, c.max_total_tokens,
+                c.stream, c.step_count, c.progress_attempt, c.prompt_tokens,
+                c.completion_tokens, c.total_tokens, c.cost_usd,
+                extract(epoch FROM c.deadline - now())::float8 AS seconds_left,
+                extract(epoch FROM c.rate_slot - now())::float8 AS slot_in,
+                extract(epoch FROM now() - c.created_at)::float8 AS age_secs,
+                p.llm_provider, p.llm_model, p.key_status, p.llm_api_key,
+                p.llm_api_key IS NOT NULL AS has_key, p.server_tools, {LIMIT_COLUMNS},
+                s.metadata AS session_metadata
+         FROM {source}
+         JOIN projects p ON p.id = c.project_id JOIN sessions s ON s.id = c.session_id"
+    )
+}
+
+/// Claims the next run for `worker`, whichever message woke it: in the waiting
+/// project with the fewest runs in flight, the message's run (`hint`) if it is
+/// there, else the oldest due one; projects at their `max_concurrent_runs` are
+/// passed over (see `stewrd_claim_next`). The claim deletes the run's outbox
+/// row, and makes the hint's due at once when it took another run (the caller
+/// then wakes its relay). `None`: nothing can start now.
+///
+/// One statement claims and reads; if it fails for another reason than an
+/// outage, see [`claim_unreadable`].
+pub async fn claim_next(
     client: &impl GenericClient,
-    run_id: RunId,
     worker: WorkerId,
     lease: Duration,
+    hint: Option<RunId>,
 ) -> Result<Option<ClaimedRun>, DbError> {
     let statement = client
-        .prepare_cached(
-            "WITH c AS (
-                 UPDATE runs SET status = 'running', attempts = attempts + 1, lease_owner = $2,
-                                 lease_until = now() + make_interval(secs => $3),
-                                 started_at = coalesce(started_at, now())
-                 WHERE id = $1
-                   AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
-                 RETURNING id, session_id, project_id, turn, attempts, input, system,
-                           requested_model, max_tokens, temperature, request_id,
-                           tools, tool_choice, response_format, max_steps, max_total_tokens, stream,
-                           step_count, progress_attempt, prompt_tokens, completion_tokens,
-                           total_tokens,
-                           extract(epoch FROM deadline - now())::float8 AS seconds_left,
-                           extract(epoch FROM rate_slot - now())::float8 AS slot_in,
-                           extract(epoch FROM now() - created_at)::float8 AS age_secs
-             ),
-             d AS (DELETE FROM outbox WHERE run_id = $1 AND EXISTS (SELECT 1 FROM c))
-             SELECT c.*, p.llm_provider, p.llm_model, p.key_status, p.llm_api_key,
-                    p.llm_api_key IS NOT NULL AS has_key, p.rate_limit_rpm, p.server_tools,
-                    s.metadata AS session_metadata
-             FROM c JOIN projects p ON p.id = c.project_id JOIN sessions s ON s.id = c.session_id",
-        )
+        .prepare_cached(&claim_select("stewrd_claim_next($1, $2, $3) c"))
         .await?;
     let Some(row) = client
-        .query_opt(&statement, &[&run_id, &worker, &lease.as_secs_f64()])
+        .query_opt(&statement, &[&worker, &lease.as_secs_f64(), &hint])
         .await?
     else {
         return Ok(None);
     };
-    Ok(Some(ClaimedRun {
+    claimed_run(&row).map(Some)
+}
+
+/// What became of a claim whose reading failed.
+#[derive(Debug)]
+pub enum Unreadable {
+    /// Nothing to claim after all.
+    Nothing,
+    /// The claim reads fine now.
+    Claimed(Box<ClaimedRun>),
+    /// This run is claimed by the worker but its row cannot be read: it can
+    /// never be processed, and the caller fails it.
+    Poisoned(RunId),
+}
+
+/// After [`claim_next`] failed on a data error: claims in one statement and
+/// reads in another, so a run whose row no claim can read (the fair claim
+/// would pick it again and again) is named, and failed, instead of blocking
+/// every claim behind it.
+pub async fn claim_unreadable(
+    client: &impl GenericClient,
+    worker: WorkerId,
+    lease: Duration,
+    hint: Option<RunId>,
+) -> Result<Unreadable, DbError> {
+    let Some(row) = client
+        .query_opt(
+            "SELECT id FROM stewrd_claim_next($1, $2, $3)",
+            &[&worker, &lease.as_secs_f64(), &hint],
+        )
+        .await?
+    else {
+        return Ok(Unreadable::Nothing);
+    };
+    let id: RunId = row.try_get("id")?;
+    let read = client
+        .query_opt(
+            &claim_select("(SELECT * FROM runs WHERE id = $1 AND lease_owner = $2) c"),
+            &[&id, &worker],
+        )
+        .await;
+    match read.map_err(DbError::from) {
+        Ok(Some(row)) => match claimed_run(&row) {
+            Ok(run) => Ok(Unreadable::Claimed(Box::new(run))),
+            Err(DbError::Unavailable(why)) => Err(DbError::Unavailable(why)),
+            Err(_) => Ok(Unreadable::Poisoned(id)),
+        },
+        Ok(None) => Ok(Unreadable::Nothing),
+        Err(DbError::Unavailable(why)) => Err(DbError::Unavailable(why)),
+        Err(_) => Ok(Unreadable::Poisoned(id)),
+    }
+}
+
+fn claimed_run(row: &tokio_postgres::Row) -> Result<ClaimedRun, DbError> {
+    let mut usage_so_far = Usage::from_parts(
+        row.try_get("prompt_tokens")?,
+        row.try_get("completion_tokens")?,
+        row.try_get("total_tokens")?,
+    );
+    if let Some(usage) = usage_so_far.as_mut() {
+        usage.cost_usd = row.try_get("cost_usd")?;
+    }
+    Ok(ClaimedRun {
         id: row.try_get("id")?,
         session_id: row.try_get("session_id")?,
         project_id: row.try_get("project_id")?,
@@ -114,9 +184,9 @@ pub async fn claim_run(
         temperature: row.try_get("temperature")?,
         request_id: row.try_get("request_id")?,
         seconds_left: row.try_get("seconds_left")?,
-        project_llm: ProjectLlm::from_row(&row)?,
+        project_llm: ProjectLlm::from_row(row)?,
         encrypted_key: row.try_get("llm_api_key")?,
-        rate_limit_rpm: row.try_get("rate_limit_rpm")?,
+        limits: Limits::from_row(row)?,
         slot_in: row.try_get("slot_in")?,
         age_secs: row.try_get("age_secs")?,
         agent: AgentSettings {
@@ -131,12 +201,8 @@ pub async fn claim_run(
         session_metadata: row.try_get("session_metadata")?,
         step_count: row.try_get("step_count")?,
         progress_attempt: row.try_get("progress_attempt")?,
-        usage_so_far: Usage::from_parts(
-            row.try_get("prompt_tokens")?,
-            row.try_get("completion_tokens")?,
-            row.try_get("total_tokens")?,
-        ),
-    }))
+        usage_so_far,
+    })
 }
 
 /// Extends the leases `worker` holds on `runs`: one statement per heartbeat,
@@ -171,7 +237,7 @@ pub async fn requeue_expired_leases(
                  ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED
              ),
              requeued AS (
-                 UPDATE runs r SET status = 'queued', lease_owner = NULL, lease_until = NULL
+                 UPDATE runs r SET status = 'queued', lease_owner = NULL, lease_until = NULL, due_at = now()
                  FROM expired WHERE r.id = expired.id
                  RETURNING r.id
              )

@@ -16,20 +16,17 @@ use crate::{
 
 /// Token counts reported by the provider.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    utoipa::ToSchema,
+    Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
 )]
 pub struct Usage {
     pub prompt_tokens: i32,
     pub completion_tokens: i32,
     pub total_tokens: i32,
+    /// What the call cost in USD, as OpenRouter reports it (`usage.cost`); never
+    /// shown in a run's `usage` (the usage report sums it).
+    #[serde(default, rename = "cost", skip_serializing)]
+    #[schema(ignore)]
+    pub cost_usd: Option<f64>,
 }
 
 impl Usage {
@@ -43,6 +40,7 @@ impl Usage {
             prompt_tokens: prompt?,
             completion_tokens: completion?,
             total_tokens: total?,
+            cost_usd: None,
         })
     }
 }
@@ -74,6 +72,8 @@ static FINISH_RUN: LazyLock<String> = LazyLock::new(|| {
                                           ELSE coalesce(completion_tokens, 0) + $9 END,
                  total_tokens = CASE WHEN $10::int IS NULL THEN total_tokens
                                      ELSE coalesce(total_tokens, 0) + $10 END,
+                 cost_usd = CASE WHEN $18::float8 IS NULL THEN cost_usd
+                                 ELSE coalesce(cost_usd, 0) + $18 END,
                  provider = $11, model = $12, key_source = $13,
                  step_count = step_count + CASE WHEN $16::int IS NULL THEN 0 ELSE 1 END,
                  finished_at = now(), lease_owner = NULL, lease_until = NULL
@@ -171,6 +171,7 @@ pub async fn finish_run(
                 &used_own_key,
                 &last_step.map(|(index, _)| index),
                 &last_step.map(|(_, started)| started),
+                &usage.and_then(|u| u.cost_usd),
             ],
         )
         .await?;
@@ -215,7 +216,8 @@ pub async fn requeue_run(
             "WITH u AS (
                  UPDATE runs SET status = 'queued', attempts = attempts - $4,
                                  lease_owner = NULL, lease_until = NULL,
-                                 rate_slot = now() + make_interval(secs => $5)
+                                 rate_slot = now() + make_interval(secs => $5),
+                                 due_at = now() + make_interval(secs => $6)
                  WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
                  RETURNING id
              )
@@ -315,7 +317,8 @@ static FAIL_UNCLAIMED_RUN: LazyLock<String> = LazyLock::new(|| {
              UPDATE runs SET status = 'failed', error_code = $2, error_message = $3,
                              finished_at = now(), lease_owner = NULL, lease_until = NULL
              WHERE id = $1
-               AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
+               AND (status = 'queued'
+                    OR (status = 'running' AND (lease_until < now() OR lease_owner = $6)))
              RETURNING id, session_id, project_id, status, webhook_url
          ),
          d AS (DELETE FROM outbox WHERE run_id IN (SELECT id FROM final_runs)),
@@ -326,12 +329,14 @@ static FAIL_UNCLAIMED_RUN: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Fails a run no live worker holds (queued, or running on an expired lease): the
-/// dead-letter consumer's verdict on a message that could not be processed.
+/// Fails a run no live worker holds (queued, or running on an expired lease), or
+/// one `holder` claimed: the dead-letter consumer's verdict on a message that
+/// could not be processed, and a worker's on a run whose row cannot be read.
 /// Returns whether the run was failed.
 pub async fn fail_unclaimed_run(
     client: &impl GenericClient,
     run_id: RunId,
+    holder: Option<WorkerId>,
     code: FailureCode,
     message: &str,
 ) -> Result<bool, DbError> {
@@ -345,6 +350,7 @@ pub async fn fail_unclaimed_run(
                 &message,
                 &notify::WEBHOOK,
                 &notify::SESSION,
+                &holder,
             ],
         )
         .await?;

@@ -8,7 +8,9 @@ mod record;
 mod submit;
 
 pub use self::{
-    claim::{ClaimedRun, claim_run, extend_leases, requeue_expired_leases},
+    claim::{
+        ClaimedRun, Unreadable, claim_next, claim_unreadable, extend_leases, requeue_expired_leases,
+    },
     finish::{
         CancelOutcome, Finished, Requeue, RunOutcome, Usage, cancel_session, fail_unclaimed_run,
         finish_run, requeue_run,

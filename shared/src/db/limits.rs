@@ -1,0 +1,105 @@
+//! A project's tenant controls as stored (`projects` columns) and the questions
+//! asked of them: is a token budget used up, is the queue full. The claim's own
+//! checks (fair order, `max_concurrent_runs`) live in `stewrd_claim_next`.
+
+use tokio_postgres::Row;
+
+use super::{DbError, GenericClient};
+use crate::{id::ProjectId, model::Budget};
+
+/// A project's limits; `None` is no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Limits {
+    pub requests_per_minute: Option<i32>,
+    pub max_concurrent_runs: Option<i32>,
+    pub max_queued_runs: Option<i32>,
+    pub tokens_per_day: Option<i64>,
+    pub tokens_per_month: Option<i64>,
+}
+
+/// The columns `Limits::from_row` reads.
+pub const LIMIT_COLUMNS: &str =
+    "rate_limit_rpm, max_concurrent_runs, max_queued_runs, tokens_per_day, tokens_per_month";
+
+impl Limits {
+    pub fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            requests_per_minute: row.try_get("rate_limit_rpm")?,
+            max_concurrent_runs: row.try_get("max_concurrent_runs")?,
+            max_queued_runs: row.try_get("max_queued_runs")?,
+            tokens_per_day: row.try_get("tokens_per_day")?,
+            tokens_per_month: row.try_get("tokens_per_month")?,
+        })
+    }
+
+    /// Whether a token budget of the project's own is set.
+    pub fn has_budget(&self) -> bool {
+        self.tokens_per_day.is_some() || self.tokens_per_month.is_some()
+    }
+}
+
+/// What a submit must check before storing a run, read with the API key.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Admission {
+    pub max_queued_runs: Option<i32>,
+    /// The project has a token budget of its own.
+    pub budgeted: bool,
+}
+
+impl Admission {
+    /// Reads `max_queued_runs` and `budgeted` from a row.
+    pub fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            max_queued_runs: row.try_get("max_queued_runs")?,
+            budgeted: row.try_get("budgeted")?,
+        })
+    }
+}
+
+/// The select-list expressions `Admission::from_row` reads, on `projects p`.
+pub const ADMISSION_COLUMNS: &str = "p.max_queued_runs, \
+     (p.tokens_per_day IS NOT NULL OR p.tokens_per_month IS NOT NULL) AS budgeted";
+
+/// Which budget of the project is used up, if any. `default_key_cap` is the
+/// operator's daily cap on the default key; it applies only while the project
+/// has no key of its own.
+pub async fn exhausted_budget(
+    client: &impl GenericClient,
+    project_id: ProjectId,
+    default_key_cap: Option<i64>,
+) -> Result<Option<Budget>, DbError> {
+    let statement = client
+        .prepare_cached("SELECT stewrd_exhausted_budget($1, $2) AS budget")
+        .await?;
+    let row = client
+        .query_one(&statement, &[&project_id, &default_key_cap])
+        .await?;
+    let budget: Option<String> = row.try_get("budget")?;
+    Ok(budget.as_deref().and_then(Budget::parse))
+}
+
+/// Takes the project's submit lock (until the transaction ends) and says
+/// whether its queue already holds `max` runs. Submits of one project with
+/// `max_queued_runs` take turns here, so the count is never exceeded; claims
+/// only lower it and need no lock.
+pub async fn queue_is_full(
+    transaction: &impl GenericClient,
+    project_id: ProjectId,
+    max: i32,
+) -> Result<bool, DbError> {
+    let lock = transaction
+        .prepare_cached("SELECT pg_advisory_xact_lock(1937011057, hashtext($1::uuid::text))")
+        .await?;
+    transaction.execute(&lock, &[&project_id]).await?;
+    // A new statement, so a new snapshot: it sees every submit that held the lock.
+    let count = transaction
+        .prepare_cached(
+            "SELECT count(*) AS queued FROM runs WHERE project_id = $1 AND status = 'queued'",
+        )
+        .await?;
+    let queued: i64 = transaction
+        .query_one(&count, &[&project_id])
+        .await?
+        .try_get("queued")?;
+    Ok(queued >= i64::from(max))
+}
