@@ -327,7 +327,9 @@ async fn token_budgets_refuse_submits_fail_queued_runs_and_overshoot_by_at_most_
     let (project, key) = app.create_project("budget").await;
     // Two runs at a time, 40 tokens each, a budget of 100: the first pair (80)
     // stays under it, the second pair starts under it and ends over it (160),
-    // the last pair finds it used up.
+    // the last pair finds it used up. Calls take 1.5 s so that the second
+    // pair is claimed (within milliseconds of a place freeing) long before the
+    // first of it ends, even on a loaded CI machine.
     set_limits(
         &app,
         &project,
@@ -336,7 +338,7 @@ async fn token_budgets_refuse_submits_fail_queued_runs_and_overshoot_by_at_most_
     .await;
     app.stub
         .state
-        .push((0..6).map(|_| Reply::text("forty tokens", 40).delayed(Duration::from_millis(300))));
+        .push((0..6).map(|_| Reply::text("forty tokens", 40).delayed(Duration::from_millis(1500))));
     let sessions = submit_many(&app, &key, 6, 6).await;
     let mut by_status: HashMap<String, usize> = HashMap::new();
     for session in &sessions {
