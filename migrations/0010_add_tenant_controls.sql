@@ -88,10 +88,12 @@ BEGIN
         -- The oldest due run not already due to be published (two places freed
         -- at once give two runs a message, not one run two).
         UPDATE outbox SET available_at = now()
+        -- SKIP LOCKED: two runs finishing at once must not both pick the same
+        -- run (each would see the other's pick only after its commit).
         WHERE run_id = (SELECT r.id FROM runs r JOIN outbox o ON o.run_id = r.id
                         WHERE r.project_id = NEW.project_id AND r.status = 'queued'
                           AND r.due_at <= now() AND o.available_at > now()
-                        ORDER BY r.created_at LIMIT 1);
+                        ORDER BY r.created_at LIMIT 1 FOR UPDATE OF o SKIP LOCKED);
     END IF;
     RETURN NULL;
 END $$;
