@@ -191,7 +191,7 @@ async fn the_same_bad_input_gets_the_same_refusal_from_api_dashboard_and_cli() {
         let refusal = message(&error);
         let (_, page) = dashboard
             .post(
-                &format!("/dashboard/projects/{project}/rate-limit"),
+                &format!("/dashboard/projects/{project}/limits"),
                 &[("requests_per_minute", &rpm.to_string())],
             )
             .await;

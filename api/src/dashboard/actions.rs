@@ -10,7 +10,7 @@ use axum::{
 };
 use stewrd_shared::{
     id::ProjectId,
-    ops::{self, Given, LimitsInput, ProjectName, RateLimit},
+    ops::{self, Given, LimitsInput, ProjectName},
 };
 
 use super::{
@@ -170,20 +170,6 @@ pub(super) async fn rotate_secret(
         let client = state.pool.get().await?;
         let secret = ops::rotate_webhook_secret(&client, &state.master_keys, id).await?;
         Ok(shown_once("New signing secret", &secret, None))
-    };
-    after_change(&state, &form, id, outcome.await).await
-}
-
-pub(super) async fn save_rate_limit(
-    State(state): State<AppState>,
-    ProjectPath(id): ProjectPath,
-    form: OperatorForm,
-) -> Response {
-    let outcome = async {
-        let limit = RateLimit::parse_text(form.field("requests_per_minute"))?;
-        let client = state.pool.get().await?;
-        ops::set_rate_limit(&client, id, limit).await?;
-        Ok(notice("Rate limit saved.", false))
     };
     after_change(&state, &form, id, outcome.await).await
 }

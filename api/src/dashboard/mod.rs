@@ -50,10 +50,6 @@ pub fn router() -> Router<AppState> {
             post(actions::rotate_secret),
         )
         .route(
-            "/dashboard/projects/{id}/rate-limit",
-            post(actions::save_rate_limit),
-        )
-        .route(
             "/dashboard/projects/{id}/limits",
             post(actions::save_limits),
         )
