@@ -196,9 +196,8 @@ impl Fleet {
                 ))
                 .await;
         }
-        if let Ok(connection) = stewrd_shared::queue::Broker::at(self.amqp_url.as_str())
-            .connect("stewrd-bench")
-            .await
+        if let Ok(broker) = stewrd_shared::queue::Broker::at(&self.amqp_url)
+            && let Ok(connection) = broker.connect("stewrd-bench").await
         {
             if let Ok(channel) = connection.create_channel().await {
                 let topology = Topology::new(&self.name);

@@ -19,7 +19,7 @@ pub const DEFAULT_KEY: &str = "sk-default-test-key-0123456789";
 /// A fixed test master key (32 zero-free bytes, base64).
 pub const MASTER_KEYS: &str = "k1:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432";
-const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// How long any wait-for-condition in a test may take.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -35,6 +35,11 @@ pub struct Process {
 }
 
 impl Process {
+    /// Whether the process has not exited.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Sends SIGKILL and waits.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

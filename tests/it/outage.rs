@@ -12,7 +12,7 @@ use crate::{
     infra::{BrokerSetting, BrokerStopped, restart_postgres},
 };
 
-async fn submit_many(app: &TestApp, key: &str, n: usize) -> Vec<String> {
+pub(crate) async fn submit_many(app: &TestApp, key: &str, n: usize) -> Vec<String> {
     let mut runs = Vec::with_capacity(n);
     for i in 0..n {
         let accepted = app
@@ -23,7 +23,7 @@ async fn submit_many(app: &TestApp, key: &str, n: usize) -> Vec<String> {
     runs
 }
 
-async fn open_runs(app: &TestApp, runs: &[String]) -> Option<i64> {
+pub(crate) async fn open_runs(app: &TestApp, runs: &[String]) -> Option<i64> {
     let db = tokio::time::timeout(Duration::from_secs(2), app.db())
         .await
         .ok()?;
@@ -38,7 +38,11 @@ async fn open_runs(app: &TestApp, runs: &[String]) -> Option<i64> {
     )
 }
 
-async fn wait_all_succeeded(app: &TestApp, runs: &[String], patience: Duration) -> Duration {
+pub(crate) async fn wait_all_succeeded(
+    app: &TestApp,
+    runs: &[String],
+    patience: Duration,
+) -> Duration {
     let started = Instant::now();
     let done = wait_for(patience, || async {
         (open_runs(app, runs).await? == 0).then_some(())

@@ -76,8 +76,8 @@ async fn consume_connection(
     hand_back: &CancellationToken,
 ) -> Result<(), ConsumeError> {
     let connection = worker.config.broker.connect("stewrd-worker").await?;
+    queue::declare_topology(&connection, &worker.topology).await?;
     let channel = connection.create_channel().await?;
-    queue::declare_topology(&channel, &worker.topology).await?;
     let prefetch = u16::try_from(worker.config.worker.concurrency).unwrap_or(u16::MAX);
     channel
         .basic_qos(prefetch, BasicQosOptions::default())

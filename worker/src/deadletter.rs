@@ -37,8 +37,8 @@ pub(crate) async fn consume(worker: Arc<Worker>, shutdown: CancellationToken) {
 
 async fn consume_connection(worker: &Worker, shutdown: &CancellationToken) -> lapin::Result<()> {
     let connection = worker.config.broker.connect("stewrd-dead-letter").await?;
+    queue::declare_topology(&connection, &worker.topology).await?;
     let channel = connection.create_channel().await?;
-    queue::declare_topology(&channel, &worker.topology).await?;
     channel.basic_qos(16, BasicQosOptions::default()).await?;
     let mut deliveries = channel
         .basic_consume(

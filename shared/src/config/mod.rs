@@ -2,7 +2,7 @@
 //! structs. A bad value stops the process with one line naming the variable.
 //! Every default lives here.
 
-use std::{net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -168,7 +168,7 @@ pub struct Config {
     pub database_tls: DatabaseTls,
     /// `STEWRD_DB_POOL_SIZE`, default 16 connections per process.
     pub db_pool_size: usize,
-    /// `AMQP_URL` and `STEWRD_AMQP_CA_FILE`.
+    /// `AMQP_URL` (one node or several) and `STEWRD_AMQP_CA_FILE`.
     pub broker: Broker,
     /// `STEWRD_LISTEN`, default `127.0.0.1:8080`.
     pub listen: SocketAddr,
@@ -230,9 +230,9 @@ impl Config {
             return Err(ConfigError::new("DATABASE_URL", "names no database"));
         }
         let amqp_url = env.string("AMQP_URL", DEFAULT_AMQP_URL);
-        lapin::uri::AMQPUri::from_str(&amqp_url)
-            .map_err(|e| ConfigError::new("AMQP_URL", format!("not an AMQP URL ({e})")))?;
-        let broker = Broker::new(amqp_url, env.get("STEWRD_AMQP_CA_FILE").as_deref())
+        let broker = Broker::at(&amqp_url)
+            .map_err(|e| ConfigError::new("AMQP_URL", e.to_string()))?
+            .with_ca_file(env.get("STEWRD_AMQP_CA_FILE").as_deref())
             .map_err(|e| ConfigError::new("STEWRD_AMQP_CA_FILE", e.to_string()))?;
         let queue_prefix = env.string("STEWRD_QUEUE_PREFIX", "stewrd");
         if queue_prefix.is_empty()

@@ -191,8 +191,8 @@ impl Relay {
 
     async fn open_channel(&self) -> lapin::Result<(Connection, Channel)> {
         let connection = self.broker.connect("stewrd-relay").await?;
+        queue::declare_topology(&connection, &self.topology).await?;
         let channel = connection.create_channel().await?;
-        queue::declare_topology(&channel, &self.topology).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;

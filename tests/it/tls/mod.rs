@@ -2,7 +2,7 @@
 //! to RabbitMQ) can run over TLS, misconfiguration is one clear line, and a
 //! capture of the wire shows what TLS hides.
 
-mod support;
+pub mod support;
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 

@@ -152,7 +152,7 @@ async fn pump(
 }
 
 /// A free port on 127.0.0.1 (bound, then released for the caller to use).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("free port")
@@ -161,7 +161,7 @@ fn free_port() -> u16 {
 
 /// The Debian package's server script, run directly (the `/usr/sbin` wrapper
 /// would switch to the `rabbitmq` user, who cannot write the test's temp dir).
-fn rabbitmq_server() -> PathBuf {
+pub fn rabbitmq_server() -> PathBuf {
     let script = Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
     assert!(
         script.exists(),
