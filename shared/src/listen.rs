@@ -3,15 +3,21 @@
 //! cool-downs. After each (re)connect `on_connect` runs, so a subscriber can
 //! re-read whatever changed while it was not listening.
 
+use std::time::{Duration, Instant};
+
 use futures_util::{StreamExt, future::BoxFuture};
 use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    db::read_only,
     retry::{backoff, pause},
     tls::postgres::DatabaseTls,
 };
+
+/// How often the listener asks whether its server was seen read-only.
+const READ_ONLY_CHECK: Duration = Duration::from_secs(1);
 
 /// Listens on `channels` until `shutdown`, calling `on_notify(channel, payload)`
 /// for each notification.
@@ -56,10 +62,25 @@ async fn listen_once(
         Ok::<(), tokio_postgres::Error>(())
     });
     let statements: String = channels.iter().map(|c| format!("LISTEN {c};")).collect();
+    let connected_at = Instant::now();
     client.batch_execute(&statements).await?;
     on_connect().await;
-    while let Some(note) = received.recv().await {
-        on_notify(note.channel(), note.payload());
+    let mut check = tokio::time::interval(READ_ONLY_CHECK);
+    loop {
+        tokio::select! {
+            note = received.recv() => match note {
+                Some(note) => on_notify(note.channel(), note.payload()),
+                None => break,
+            },
+            _ = check.tick() => {
+                // A demoted server still sends this connection nothing wrong, but
+                // notifications are raised where the writes now go.
+                if read_only::seen_since(connected_at) {
+                    tracing::info!("the database server became read-only; listening on the writable one");
+                    return Ok(());
+                }
+            }
+        }
     }
     // The connection ended; report why.
     match driver.await {

@@ -103,6 +103,9 @@ pub struct Options {
     pub trust: Option<String>,
     /// `DATABASE_URL` for the test's database name, when not the plain default.
     pub database_url: Option<DatabaseUrl>,
+    /// Whether the test itself connects with that `DATABASE_URL` (a standby
+    /// pair's hosts) rather than the plain default (TLS options it cannot use).
+    pub inspect_with_database_url: bool,
 }
 
 impl Default for Options {
@@ -113,6 +116,7 @@ impl Default for Options {
             stub_delay: Duration::ZERO,
             trust: None,
             database_url: None,
+            inspect_with_database_url: false,
         }
     }
 }
@@ -127,6 +131,8 @@ impl Options {
 /// A running stewrd with its own database, queues and stub provider.
 pub struct TestApp {
     pub name: String,
+    /// Where the test itself reads the database.
+    pub db_url: String,
     pub base: String,
     pub stub: Stub,
     pub http: reqwest::Client,
@@ -165,14 +171,12 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let stub = Stub::start(listener, options.stub_delay, true)
         .await
         .expect("stub starts");
+    let db_url = options
+        .database_url
+        .as_ref()
+        .map_or_else(|| database_url(&name), |url| url(&name));
     let mut env: HashMap<String, String> = [
-        (
-            "DATABASE_URL",
-            options
-                .database_url
-                .as_ref()
-                .map_or_else(|| database_url(&name), |url| url(&name)),
-        ),
+        ("DATABASE_URL", db_url.clone()),
         ("AMQP_URL", AMQP_URL.to_owned()),
         ("STEWRD_QUEUE_PREFIX", name.clone()),
         ("STEWRD_LISTEN", "127.0.0.1:0".to_owned()),
@@ -206,8 +210,14 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let workers = (0..options.workers)
         .map(|i| start_process(&env, &["worker"], &format!("worker{i}")).0)
         .collect();
+    let db_url = if options.inspect_with_database_url {
+        db_url
+    } else {
+        database_url(&name)
+    };
     let app = TestApp {
         name,
+        db_url,
         base,
         stub,
         http: http_client(options.trust.as_deref()),
@@ -242,7 +252,7 @@ pub fn command_with(env: &HashMap<String, String>, args: &[&str]) -> Command {
 }
 
 /// Starts `stewrd api` and returns it with its base URL (read from stdout).
-fn start_api(env: &HashMap<String, String>) -> (Process, String) {
+pub fn start_api(env: &HashMap<String, String>) -> (Process, String) {
     let (process, first_line) = start_process(env, &["api"], "api");
     let address = first_line
         .and_then(|line| line.rsplit(' ').next().map(str::to_owned))
@@ -556,7 +566,7 @@ impl TestApp {
 
     /// A pool on the test's database, for calling stewrd's own queries directly.
     pub fn pool(&self) -> stewrd_shared::db::Pool {
-        let url = database_url(&self.name);
+        let url = self.db_url.clone();
         let config = stewrd_shared::config::Config::from_lookup(|name| {
             (name == "DATABASE_URL").then(|| url.clone())
         })
@@ -566,7 +576,7 @@ impl TestApp {
 
     /// A direct connection to the test's database.
     pub async fn db(&self) -> tokio_postgres::Client {
-        connect_db(&database_url(&self.name)).await
+        connect_db(&self.db_url).await
     }
 
     /// Messages ready in the test's job queue.

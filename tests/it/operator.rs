@@ -164,9 +164,19 @@ pub(crate) fn stream_events(
     session_id: &str,
     last_id: Option<&str>,
 ) -> tokio::sync::mpsc::UnboundedReceiver<SseEvent> {
-    let mut request = app
-        .http
-        .get(format!("{}/v1/sessions/{session_id}/events", app.base))
+    stream_events_at(&app.http, &app.base, key, session_id, last_id)
+}
+
+/// [`stream_events`] from the API process at `base`.
+pub(crate) fn stream_events_at(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    session_id: &str,
+    last_id: Option<&str>,
+) -> tokio::sync::mpsc::UnboundedReceiver<SseEvent> {
+    let mut request = http
+        .get(format!("{base}/v1/sessions/{session_id}/events"))
         .bearer_auth(key)
         .timeout(PATIENCE);
     if let Some(last) = last_id {

@@ -17,10 +17,18 @@ pub mod step;
 pub mod usage;
 pub mod webhook;
 
-use std::time::Duration;
+use std::{
+    sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 pub use deadpool_postgres::{Client, GenericClient, Pool, PoolError};
-use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, Metrics, RecyclingMethod, Runtime,
+};
 use tokio_postgres::error::SqlState;
 
 use crate::config::Config;
@@ -68,6 +76,15 @@ impl DbError {
 
 impl From<tokio_postgres::Error> for DbError {
     fn from(error: tokio_postgres::Error) -> Self {
+        if error.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) {
+            // The server was demoted (a failover) or is a standby: nothing written
+            // here can succeed, so the pool stops using it and a new connection
+            // finds the writable host (`target_session_attrs=read-write`).
+            read_only::seen();
+            return Self::Unavailable(
+                "the database server is read-only (a failover?); reconnecting".into(),
+            );
+        }
         let connection_lost = error.is_closed()
             || match error.code() {
                 // Not from the server at all: an I/O or protocol failure.
@@ -143,6 +160,7 @@ pub fn create_pool(config: &Config) -> Pool {
         },
     );
     Pool::builder(manager)
+        .pre_recycle(Hook::sync_fn(|_, metrics| read_only::check(metrics)))
         .max_size(config.db_pool_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(POOL_TIMEOUT))
@@ -158,4 +176,47 @@ pub async fn connect(config: &Config) -> Result<Pool, DbError> {
     let pool = create_pool(config);
     pool.get().await?.simple_query("SELECT 1").await?;
     Ok(pool)
+}
+
+/// Dropping pooled connections to a server that became read-only.
+///
+/// A pooled connection stays open when its server is demoted, so without this
+/// every write through it would fail until the pool happened to close it. The
+/// error that shows it carries no handle on its connection, so instead every
+/// connection made before the last such error is dropped when next taken from
+/// the pool: they all went to the server that is read-only now (one database
+/// per process), and the new ones are made to the writable host.
+pub mod read_only {
+    use super::{AtomicU64, HookError, Instant, Metrics, OnceLock, Ordering};
+
+    /// Process start, so an instant fits in an atomic as nanoseconds since.
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    /// When a read-only error was last seen (nanoseconds after `EPOCH`); 0: never.
+    static SEEN_AT: AtomicU64 = AtomicU64::new(0);
+
+    fn since_epoch(instant: Instant) -> u64 {
+        let epoch = *EPOCH.get_or_init(Instant::now);
+        u64::try_from(instant.saturating_duration_since(epoch).as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    pub(super) fn seen() {
+        SEEN_AT.fetch_max(since_epoch(Instant::now()), Ordering::Relaxed);
+    }
+
+    /// Whether a read-only error was seen at or after `instant`.
+    pub fn seen_since(instant: Instant) -> bool {
+        let seen_at = SEEN_AT.load(Ordering::Relaxed);
+        seen_at != 0 && since_epoch(instant) <= seen_at
+    }
+
+    pub(super) fn check(metrics: &Metrics) -> Result<(), HookError> {
+        if seen_since(metrics.created) {
+            return Err(HookError::message(
+                "made before its server became read-only",
+            ));
+        }
+        Ok(())
+    }
 }

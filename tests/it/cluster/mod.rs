@@ -4,13 +4,15 @@
 //! are slow and heavy (three brokers on two cores), so they run alone after the
 //! rest in `scripts/test --all`, beside the outage tests.
 
+mod postgres;
 mod rabbit;
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 
-use self::rabbit::RabbitCluster;
+use self::{postgres::PgPair, rabbit::RabbitCluster};
 use crate::{
     helpers::{Options, PATIENCE, TestApp, spawn_app_with, wait_for},
     outage::wait_all_succeeded,
@@ -145,4 +147,362 @@ async fn losing_the_broker_node_with_the_queue_leader_loses_no_job() {
         "no worker noticed the node go"
     );
     none_restarted(&mut app);
+}
+
+/// What a client saw while Postgres changed hands: each request's status, and
+/// the run id of each accepted submit.
+type Seen = Vec<(u16, Option<String>)>;
+
+/// Submits and reads in a loop until `stop`, as clients would during a failover.
+fn probe(
+    app: &TestApp,
+    key: &str,
+    probe_session: &str,
+    stop: &tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<Seen> {
+    let stop = stop.clone();
+    let http = app.http.clone();
+    let base = app.base.clone();
+    let key = key.to_owned();
+    let probe_session = probe_session.to_owned();
+    tokio::spawn(async move {
+        let mut seen = Seen::new();
+        while !stop.is_cancelled() {
+            if let Ok(response) = http
+                .get(format!("{base}/v1/sessions/{probe_session}"))
+                .bearer_auth(&key)
+                .send()
+                .await
+            {
+                seen.push((response.status().as_u16(), None));
+            }
+            if let Ok(response) = http
+                .post(format!("{base}/v1/agent"))
+                .bearer_auth(&key)
+                .json(&json!({"message": "during the failover"}))
+                .send()
+                .await
+            {
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap_or_default();
+                seen.push((status, body["run_id"].as_str().map(str::to_owned)));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        seen
+    })
+}
+
+#[tokio::test]
+#[ignore = "cluster: starts a Postgres primary and standby; run alone with scripts/test --all"]
+async fn a_postgres_failover_answers_503_never_500_and_loses_nothing() {
+    let pair = PgPair::start().await;
+    let mut app = spawn_app_with(Options {
+        workers: 2,
+        stub_delay: Duration::from_millis(500),
+        database_url: Some(pair.database_url()),
+        inspect_with_database_url: true,
+        ..Options::default().env("STEWRD_WORKER_CONCURRENCY", "20")
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let mut runs = crate::outage::submit_many(&app, &key, 100).await;
+    let probe_session = app.submit(&key, json!({"message": "probe"})).await;
+    runs.push(probe_session["run_id"].as_str().expect("id").to_owned());
+    let probe_id = probe_session["session_id"].as_str().expect("id");
+    wait_for(PATIENCE, || async {
+        (final_count(&app, &runs).await >= 20).then_some(())
+    })
+    .await
+    .expect("20 runs final before the failover");
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let probing = probe(&app, &key, probe_id, &stop);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    pair.crash_primary().await;
+    // Some requests meet no writable server at all before the promotion.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    pair.promote_standby().await;
+    let promoted_at = started.elapsed();
+    let writable = wait_for(PATIENCE, || async {
+        let (status, _) = app
+            .call(
+                reqwest::Method::POST,
+                "/v1/agent",
+                Some(&key),
+                Some(json!({"message": "after the promotion"})),
+            )
+            .await;
+        (status == StatusCode::ACCEPTED).then_some(())
+    })
+    .await;
+    let writable_at = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    let seen = probing.await.expect("probe");
+    assert!(
+        writable.is_some(),
+        "the API never took writes after the promotion"
+    );
+    let unavailable = seen.iter().filter(|(s, _)| *s == 503).count();
+    let errors: Vec<_> = seen
+        .iter()
+        .filter(|(s, _)| *s >= 500 && *s != 503)
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "5xx other than 503 during the failover: {errors:?}"
+    );
+    assert!(unavailable > 0, "the failover was never seen as a 503");
+    runs.extend(
+        seen.iter()
+            .filter(|(s, _)| *s == 202)
+            .filter_map(|(_, id)| id.clone()),
+    );
+    let during = seen.iter().filter(|(s, _)| *s == 202).count();
+
+    wait_all_succeeded(&app, &runs, Duration::from_secs(90)).await;
+    let tally = app.tally(&runs).await;
+    println!(
+        "JEPSEN postgres_failover accepted={} final={} lost={} duplicated_results={} \
+         provider_calls={} probes={} answered_503={unavailable} accepted_during={during} \
+         promoted_at_ms={} writable_at_ms={}",
+        tally.accepted,
+        tally.final_runs,
+        tally.lost,
+        tally.duplicated_results,
+        tally.provider_calls,
+        seen.len(),
+        promoted_at.as_millis(),
+        writable_at.as_millis(),
+    );
+    assert_eq!(tally.lost, 0);
+    assert_eq!(tally.duplicated_results, 0);
+    none_restarted(&mut app);
+}
+
+/// A primary demoted while it stays up (as a managed service's switchover
+/// does): its pooled connections stay open but every write through them fails.
+/// The pools must drop them and find the promoted standby by themselves.
+#[tokio::test]
+#[ignore = "cluster: starts a Postgres primary and standby; run alone with scripts/test --all"]
+async fn connections_to_a_primary_turned_read_only_are_dropped_for_the_writable_host() {
+    let pair = PgPair::start().await;
+    let mut app = spawn_app_with(Options {
+        database_url: Some(pair.database_url()),
+        inspect_with_database_url: true,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    // Every pool holds connections to the primary.
+    let before = crate::outage::submit_many(&app, &key, 20).await;
+    wait_all_succeeded(&app, &before, PATIENCE).await;
+
+    pair.on_primary("ALTER SYSTEM SET default_transaction_read_only = on")
+        .await;
+    pair.on_primary("SELECT pg_reload_conf()").await;
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/agent",
+            Some(&key),
+            Some(json!({"message": "to a read-only primary"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    pair.promote_standby().await;
+
+    let statuses = std::sync::Mutex::new(Vec::new());
+    let accepted = wait_for(PATIENCE, || async {
+        let (status, body) = app
+            .call(
+                reqwest::Method::POST,
+                "/v1/agent",
+                Some(&key),
+                Some(json!({"message": "after the switchover"})),
+            )
+            .await;
+        statuses.lock().expect("statuses").push(status.as_u16());
+        (status == StatusCode::ACCEPTED).then_some(body)
+    })
+    .await;
+    let statuses = statuses.into_inner().expect("statuses");
+    let accepted = accepted.unwrap_or_else(|| {
+        panic!(
+            "the API never wrote to the promoted standby: {} answers, the last {:?}",
+            statuses.len(),
+            statuses.last()
+        )
+    });
+    assert!(
+        statuses.iter().all(|s| *s == 202 || *s == 503),
+        "answers other than 202 and 503: {statuses:?}"
+    );
+    // The worker's pool moved too: the new run is claimed and finished there.
+    let session = app
+        .wait_final(&key, accepted["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(session["status"], "succeeded", "{session}");
+    none_restarted(&mut app);
+}
+
+/// Several API processes on one database, reached in turn as a load balancer
+/// would spread requests.
+struct Apis {
+    bases: Vec<String>,
+    turn: std::sync::atomic::AtomicUsize,
+}
+
+impl Apis {
+    fn next(&self) -> &str {
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.bases[turn % self.bases.len()]
+    }
+}
+
+async fn call_at(
+    app: &TestApp,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = app
+        .http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(key)
+        .timeout(Duration::from_secs(60));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    (status, response.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+#[ignore = "cluster: three API processes and three workers; run alone with scripts/test --all"]
+async fn long_poll_sse_and_cancel_work_through_any_of_three_api_processes() {
+    let mut app = spawn_app_with(Options {
+        workers: 3,
+        ..Options::default()
+    })
+    .await;
+    let (second, second_base) = crate::helpers::start_api(&app.env);
+    let (third, third_base) = crate::helpers::start_api(&app.env);
+    let apis = Apis {
+        bases: vec![app.base.clone(), second_base, third_base],
+        turn: std::sync::atomic::AtomicUsize::new(0),
+    };
+    let (_, key) = app.create_project("acme").await;
+    let submit = |base: String, message: &'static str| {
+        let (app, key) = (&app, &key);
+        async move {
+            let (status, accepted) = call_at(
+                app,
+                &base,
+                reqwest::Method::POST,
+                "/v1/agent",
+                key,
+                Some(json!({"message": message})),
+            )
+            .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+            accepted["session_id"].as_str().expect("id").to_owned()
+        }
+    };
+
+    // Long-poll: the wait ends when the run does, however far the process that
+    // holds the poll is from the one that took the message and the worker that
+    // ran it (Postgres notifies every API process).
+    for _ in 0..apis.bases.len() {
+        app.stub
+            .state
+            .push([stewrd::stub::Reply::default().delayed(Duration::from_secs(1))]);
+        let session = submit(apis.next().to_owned(), "poll me").await;
+        let waited = Instant::now();
+        let (status, polled) = call_at(
+            &app,
+            apis.next(),
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{session}?wait=30"),
+            &key,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{polled}");
+        assert_eq!(polled["status"], "succeeded", "{polled}");
+        // Woken, not timed out: far less than the 30 s asked for.
+        assert!(
+            waited.elapsed() < Duration::from_secs(15),
+            "the long-poll was not woken: {:?}",
+            waited.elapsed()
+        );
+    }
+
+    // SSE: a stream opened on another process sees the run live to its end.
+    for _ in 0..apis.bases.len() {
+        app.stub
+            .state
+            .push([stewrd::stub::Reply::default().delayed(Duration::from_secs(1))]);
+        let session = submit(apis.next().to_owned(), "stream me").await;
+        let events = crate::operator::collect(crate::operator::stream_events_at(
+            &app.http,
+            apis.next(),
+            &key,
+            &session,
+            None,
+        ))
+        .await;
+        let names: Vec<&str> = events.iter().map(|(name, _, _)| name.as_str()).collect();
+        assert_eq!(
+            names.last().copied(),
+            Some("session.succeeded"),
+            "{names:?}"
+        );
+        assert!(names.contains(&"session.running"), "{names:?}");
+    }
+
+    // Cancel: asked of one process, heard by the worker holding the call (it
+    // drops the provider connection), and seen from a third.
+    app.stub
+        .state
+        .push([stewrd::stub::Reply::default().delayed(Duration::from_secs(60))]);
+    let session = submit(apis.next().to_owned(), "cancel me").await;
+    wait_for(PATIENCE, || async {
+        (app.stub.state.stats().in_flight == 1).then_some(())
+    })
+    .await
+    .expect("the call started");
+    let (status, cancelled) = call_at(
+        &app,
+        apis.next(),
+        reqwest::Method::POST,
+        &format!("/v1/sessions/{session}/cancel"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    let dropped = wait_for(PATIENCE, || async {
+        (app.stub.state.stats().dropped == 1).then_some(())
+    })
+    .await;
+    assert!(dropped.is_some(), "the worker never dropped the call");
+    let (status, seen) = call_at(
+        &app,
+        apis.next(),
+        reqwest::Method::GET,
+        &format!("/v1/sessions/{session}"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["status"], "cancelled", "{seen}");
+    none_restarted(&mut app);
+    drop((second, third));
 }
