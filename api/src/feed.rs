@@ -120,7 +120,17 @@ impl Feed {
             ready: VecDeque::new(),
             done: false,
         };
-        let client = feed.state.pool.get().await?;
+        let mut connection = feed.state.pool.get().await?;
+        // One snapshot, so the current state shown and the position the feed
+        // goes on from agree: with two reads, a claim between them skipped
+        // `session.running` (seen with three API processes).
+        let client = connection
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(DbError::from)?;
         let Some(record) = get_session(&client, project_id, session_id).await? else {
             return Err(ApiError::not_found("session"));
         };
@@ -170,6 +180,7 @@ impl Feed {
                 feed.flush_stream(&client).await?;
             }
         }
+        client.commit().await.map_err(DbError::from)?;
         Ok(feed)
     }
 

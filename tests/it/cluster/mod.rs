@@ -226,7 +226,7 @@ async fn a_postgres_failover_answers_503_never_500_and_loses_nothing() {
     pair.promote_standby().await;
     let promoted_at = started.elapsed();
     let writable = wait_for(PATIENCE, || async {
-        let (status, _) = app
+        let (status, body) = app
             .call(
                 reqwest::Method::POST,
                 "/v1/agent",
@@ -234,17 +234,15 @@ async fn a_postgres_failover_answers_503_never_500_and_loses_nothing() {
                 Some(json!({"message": "after the promotion"})),
             )
             .await;
-        (status == StatusCode::ACCEPTED).then_some(())
+        (status == StatusCode::ACCEPTED).then(|| body["run_id"].as_str().map(str::to_owned))
     })
     .await;
     let writable_at = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
     let seen = probing.await.expect("probe");
-    assert!(
-        writable.is_some(),
-        "the API never took writes after the promotion"
-    );
+    let after = writable.expect("the API never took writes after the promotion");
+    runs.extend(after);
     let unavailable = seen.iter().filter(|(s, _)| *s == 503).count();
     let errors: Vec<_> = seen
         .iter()
@@ -279,6 +277,11 @@ async fn a_postgres_failover_answers_503_never_500_and_loses_nothing() {
     );
     assert_eq!(tally.lost, 0);
     assert_eq!(tally.duplicated_results, 0);
+    assert_eq!(
+        tally.provider_calls,
+        runs.len() as u64,
+        "a model call was paid twice"
+    );
     none_restarted(&mut app);
 }
 
