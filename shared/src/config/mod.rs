@@ -209,6 +209,12 @@ pub struct Config {
 
 /// `DATABASE_URL`'s default.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/stewrd";
+/// How long a TCP connect to one Postgres host may take unless `DATABASE_URL`
+/// sets `connect_timeout`. It applies to each host in turn, so it must be short:
+/// a failed primary that drops packets (rather than refusing) costs this much
+/// before the standby is tried, on every new connection.
+pub const DATABASE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// `AMQP_URL`'s default.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -222,12 +228,15 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         let database_url = env.string("DATABASE_URL", DEFAULT_DATABASE_URL);
-        let (database, database_tls) = crate::tls::postgres::parse(
+        let (mut database, database_tls) = crate::tls::postgres::parse(
             &database_url,
             env.get("STEWRD_DATABASE_CA_FILE").as_deref(),
         )?;
         if database.get_dbname().is_none() {
             return Err(ConfigError::new("DATABASE_URL", "names no database"));
+        }
+        if database.get_connect_timeout().is_none() {
+            database.connect_timeout(DATABASE_CONNECT_TIMEOUT);
         }
         let amqp_url = env.string("AMQP_URL", DEFAULT_AMQP_URL);
         let broker = Broker::at(&amqp_url)

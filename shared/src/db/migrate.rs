@@ -180,10 +180,6 @@ async fn create_database(
 }
 
 async fn open(config: &tokio_postgres::Config, tls: &DatabaseTls) -> Result<Client, DbError> {
-    let mut config = config.clone();
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(std::time::Duration::from_secs(5));
-    }
     let (client, connection) = config.connect(tls.connector()).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {

@@ -147,10 +147,11 @@ pub(crate) fn parse_optional_column<T>(
 
 /// Builds the connection pool; connections are made on first use.
 pub fn create_pool(config: &Config) -> Pool {
-    let mut pg = config.database.clone();
-    if pg.get_connect_timeout().is_none() {
-        pg.connect_timeout(POOL_TIMEOUT);
-    }
+    let pg = config.database.clone();
+    // Making a connection may try every host, each for up to its connect timeout.
+    let hosts = u32::try_from(pg.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+    let per_host = pg.get_connect_timeout().copied().unwrap_or(POOL_TIMEOUT);
+    let create_timeout = POOL_TIMEOUT.max(per_host.saturating_mul(hosts) + POOL_TIMEOUT);
     let manager = Manager::from_config(
         pg,
         config.database_tls.connector(),
@@ -164,7 +165,7 @@ pub fn create_pool(config: &Config) -> Pool {
         .max_size(config.db_pool_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(POOL_TIMEOUT))
-        .create_timeout(Some(POOL_TIMEOUT))
+        .create_timeout(Some(create_timeout))
         .recycle_timeout(Some(POOL_TIMEOUT))
         .build()
         .expect("a pool with a runtime and timeouts always builds")

@@ -509,3 +509,42 @@ async fn long_poll_sse_and_cancel_work_through_any_of_three_api_processes() {
     none_restarted(&mut app);
     drop((second, third));
 }
+
+/// A listener whose accept queue is full, so connecting to it hangs as it does
+/// to a machine that died without a word (its packets dropped, no refusal).
+async fn black_hole() -> (tokio::net::TcpListener, std::net::TcpStream, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let listener = socket.listen(0).expect("listen");
+    let port = listener.local_addr().expect("address").port();
+    let filler = std::net::TcpStream::connect(("127.0.0.1", port)).expect("fill the queue");
+    (listener, filler, port)
+}
+
+/// The first host of `DATABASE_URL` drops every packet: each connection gives
+/// up on it after the connect timeout and goes on to the next, instead of
+/// spending the pool's whole budget (or the OS's two minutes) on it.
+#[tokio::test]
+#[ignore = "cluster: several database hosts; run alone with scripts/test --all"]
+async fn a_database_host_that_drops_packets_is_passed_over_for_the_next() {
+    let (_listener, _filler, dead) = black_hole().await;
+    let app = spawn_app_with(Options {
+        database_url: Some(Box::new(move |name| {
+            format!(
+                "postgres://postgres@127.0.0.1:{dead},127.0.0.1:5432/{name}?target_session_attrs=read-write"
+            )
+        })),
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let accepted = app
+        .submit(&key, json!({"message": "past the dead host"}))
+        .await;
+    let session = app
+        .wait_final(&key, accepted["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(session["status"], "succeeded", "{session}");
+}
