@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_add_tenant_controls",
         include_str!("../../../migrations/0010_add_tenant_controls.sql"),
     ),
+    (
+        "0011_fill_freed_places",
+        include_str!("../../../migrations/0011_fill_freed_places.sql"),
+    ),
 ];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.
