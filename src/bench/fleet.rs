@@ -170,11 +170,16 @@ impl Fleet {
             .context("project creation failed")
     }
 
-    /// Runs that reached a final status.
-    pub async fn finished(&self, db: &tokio_postgres::Client) -> anyhow::Result<i64> {
+    /// Runs not final yet, counted through the partial indexes of queued,
+    /// running and waiting runs: counting the final ones scanned the whole table
+    /// every poll (31 ms at 20,000 runs, 8% of Postgres's time in a throughput
+    /// run, charged to stewrd's figures).
+    pub async fn open_runs(&self, db: &tokio_postgres::Client) -> anyhow::Result<i64> {
         Ok(db
             .query_one(
-                "SELECT count(*) FROM runs WHERE status IN ('succeeded', 'failed', 'cancelled')",
+                "SELECT (SELECT count(*) FROM runs WHERE status = 'queued')
+                      + (SELECT count(*) FROM runs WHERE status = 'running')
+                      + (SELECT count(*) FROM runs WHERE status = 'requires_action')",
                 &[],
             )
             .await?

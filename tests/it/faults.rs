@@ -307,6 +307,40 @@ async fn an_idempotency_key_gives_one_session_for_concurrent_and_repeated_submit
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
 }
 
+/// A run waiting in a backlog longer than the fast lane's short window is not
+/// published a second time: once the broker confirmed its message, its outbox
+/// row gets the relay's long republish window. (Before, every run queued more
+/// than 5 s got a duplicate message and a claim that found nothing.)
+#[tokio::test]
+async fn a_confirmed_message_is_not_published_again_while_its_run_waits() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    app.submit(&key, json!({"message": "waiting in a backlog"}))
+        .await;
+    let db = app.db().await;
+    let settled = wait_for(PATIENCE, || async {
+        let row = db
+            .query_one(
+                "SELECT publishes, available_at > now() + interval '60 seconds' FROM outbox",
+                &[],
+            )
+            .await
+            .ok()?;
+        let (publishes, far): (i32, bool) = (row.get(0), row.get(1));
+        (publishes == 1 && far).then_some(())
+    })
+    .await;
+    assert!(
+        settled.is_some(),
+        "the outbox row kept the short window: the run would be published again"
+    );
+    assert_eq!(app.ready_messages().await, 1, "one message for one run");
+}
+
 /// A message the broker lost is published again: the run's outbox row stays until
 /// a worker claims it (here its due time is brought forward instead of waiting
 /// the five minutes).

@@ -15,11 +15,12 @@
 #![warn(clippy::cast_possible_truncation)]
 
 use std::{
+    collections::VecDeque,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures_util::future::join_all;
@@ -51,6 +52,11 @@ pub const REPUBLISH_AFTER: Duration = Duration::from_secs(300);
 /// long deleted the row, and only a run still waiting in a backlog gets one
 /// more message, which its claim absorbs.
 pub const UNCLAIMED_REPUBLISH: Duration = Duration::from_secs(5);
+/// How long after its confirm a fast-lane message's outbox row is given the
+/// republish window ([`outbox::settle`]): long enough that the claim has
+/// deleted almost every row (one statement then touches only a backlog's), short
+/// enough to come before [`UNCLAIMED_REPUBLISH`].
+const SETTLE_AFTER: Duration = Duration::from_secs(2);
 /// When a failed publish is tried again.
 const PUBLISH_RETRY: Duration = Duration::from_secs(1);
 /// Messages the fast lane holds before submits fall back to the outbox alone.
@@ -75,6 +81,8 @@ pub struct Relay {
     republish_after: Duration,
     fast_tx: mpsc::Sender<outbox::DueMessage>,
     fast_rx: mpsc::Receiver<outbox::DueMessage>,
+    /// Fast-lane runs confirmed by the broker, by when, waiting to be settled.
+    settling: VecDeque<(Instant, Vec<crate::id::RunId>)>,
 }
 
 /// Hands committed runs to the relay for an immediate publish.
@@ -108,6 +116,7 @@ impl Relay {
         Self {
             fast_tx,
             fast_rx,
+            settling: VecDeque::new(),
             pool,
             broker,
             topology,
@@ -166,6 +175,10 @@ impl Relay {
                 Ok(first) => self.publish_fast(&channel, first).await,
                 Err(_) => self.publish_due(&channel).await,
             };
+            if let Err(error) = self.settle().await {
+                // Those rows keep the short window: a duplicate message at worst.
+                tracing::debug!(%error, "cannot settle published rows");
+            }
             match round {
                 Ok(published) => {
                     failures = 0;
@@ -213,6 +226,14 @@ impl Relay {
             }
         }
         let (failed, broker_error) = publish_all(channel, &self.topology, &due).await;
+        let confirmed: Vec<_> = due
+            .iter()
+            .map(|message| message.run_id)
+            .filter(|run_id| !failed.contains(run_id))
+            .collect();
+        if !confirmed.is_empty() {
+            self.settling.push_back((Instant::now(), confirmed));
+        }
         if !failed.is_empty() {
             // Their rows wait for the republish window: make them due now instead.
             let client = self.pool.get().await.map_err(DbError::from)?;
@@ -222,6 +243,27 @@ impl Relay {
             Some(error) => Err(RelayError::Broker(error)),
             None => Ok(due.len()),
         }
+    }
+
+    /// Settles the fast-lane rows confirmed at least [`SETTLE_AFTER`] ago, in one
+    /// statement.
+    async fn settle(&mut self) -> Result<(), DbError> {
+        let mut run_ids = Vec::new();
+        while let Some((confirmed_at, _)) = self.settling.front() {
+            if confirmed_at.elapsed() < SETTLE_AFTER {
+                break;
+            }
+            if let Some((_, batch)) = self.settling.pop_front() {
+                run_ids.extend(batch);
+            }
+        }
+        if run_ids.is_empty() {
+            return Ok(());
+        }
+        let client = self.pool.get().await?;
+        let settled = outbox::settle(&client, &run_ids, self.republish_after).await?;
+        tracing::debug!(confirmed = run_ids.len(), settled, "settled published rows");
+        Ok(())
     }
 
     /// A slow-path round: take due rows, publish them all, wait for all confirms at once.
