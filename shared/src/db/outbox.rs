@@ -56,7 +56,11 @@ pub async fn take_due(
 /// run). Rows already claimed are gone; rows made due meanwhile (a failed
 /// publish, a freed place) or already republished are left alone, and so are
 /// the rows of capped projects, whose waiting runs keep the short window as
-/// their wake-up of last resort.
+/// their wake-up of last resort. Only a run never claimed (`started_at` unset)
+/// still has the row the fast lane published: a run claimed and put back within
+/// those 2 s (a rate-limit wait) has a new row with its own due time, which
+/// must stay (the first version moved it 5 minutes away; the rate-limit tests
+/// caught it).
 ///
 /// [`UNCLAIMED_REPUBLISH`]: crate::queue::relay::UNCLAIMED_REPUBLISH
 pub async fn settle(
@@ -68,9 +72,10 @@ pub async fn settle(
         .prepare_cached(
             "UPDATE outbox o SET available_at = now() + make_interval(secs => $2),
                                  publishes = 1
+             FROM runs r LEFT JOIN projects p ON p.id = r.project_id
              WHERE o.run_id = ANY($1) AND o.publishes = 0 AND o.available_at > now()
-               AND NOT EXISTS (SELECT 1 FROM runs r JOIN projects p ON p.id = r.project_id
-                               WHERE r.id = o.run_id AND p.max_concurrent_runs IS NOT NULL)",
+               AND r.id = o.run_id AND r.started_at IS NULL
+               AND p.max_concurrent_runs IS NULL",
         )
         .await?;
     Ok(client

@@ -218,7 +218,8 @@ impl TlsBroker {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command.spawn().expect("start a RabbitMQ node");
         let broker = Self { port, child, dir };
-        let listening = wait_for(PATIENCE, || async {
+        // A node takes several seconds to boot, far more on a loaded machine.
+        let listening = wait_for(PATIENCE * 2, || async {
             TcpStream::connect(("127.0.0.1", port))
                 .await
                 .ok()
