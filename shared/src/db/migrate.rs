@@ -50,8 +50,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/0010_add_tenant_controls.sql"),
     ),
     (
-        "0011_fill_freed_places",
-        include_str!("../../../migrations/0011_fill_freed_places.sql"),
+        "0011_fix_claims",
+        include_str!("../../../migrations/0011_fix_claims.sql"),
     ),
 ];
 

@@ -306,6 +306,25 @@ async fn connections_to_a_primary_turned_read_only_are_dropped_for_the_writable_
     pair.on_primary("ALTER SYSTEM SET default_transaction_read_only = on")
         .await;
     pair.on_primary("SELECT pg_reload_conf()").await;
+    // A claim there refuses outright rather than finding nothing: a run committed
+    // on the new primary would be missing here, and its message acked as spare.
+    let old_primary = crate::helpers::connect_db(&format!(
+        "postgres://postgres@127.0.0.1:{}/{}",
+        pair.primary_port, app.name
+    ))
+    .await;
+    let refused = old_primary
+        .query(
+            "SELECT id FROM stewrd_claim_next(gen_random_uuid(), 30, gen_random_uuid())",
+            &[],
+        )
+        .await
+        .expect_err("a claim on a read-only server");
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION),
+        "{refused}"
+    );
     let (status, body) = app
         .call(
             reqwest::Method::POST,

@@ -1,4 +1,13 @@
--- A place freed in a capped project could stay empty for the relay's 5 s
+-- Two fixes to the claim, found by the tests of issue 18 and a CI flake.
+--
+-- 1. A claim on a read-only server (a demoted primary, a standby) refuses with
+-- SQLSTATE 25006 before anything else. It used to read there: a run committed
+-- on the new primary was not found, the message counted as a spare and was
+-- acked, and the run waited for its outbox row's republish. Refusing makes the
+-- worker drop its connections to that server and claim again on the writable
+-- one (the pool treats 25006 as "reconnect").
+--
+-- 2. A place freed in a capped project could stay empty for the relay's 5 s
 -- republish: two runs finishing together both ran `free_place`, and when the
 -- relay had published the first pick and pushed its outbox row's time back
 -- before the second looked, the second picked the same run again. One run got
@@ -20,6 +29,10 @@ DECLARE
     picked uuid;
     claimed runs;
 BEGIN
+    IF current_setting('transaction_read_only') = 'on' THEN
+        RAISE EXCEPTION 'cannot claim runs on a read-only server'
+            USING ERRCODE = 'read_only_sql_transaction';
+    END IF;
     -- Runs are looked up by id alone, and their status checked here: a
     -- `status = 'queued'` beside `id =` lets the planner use the partial index
     -- of queued runs, which a plan cached while the queue was short keeps using
