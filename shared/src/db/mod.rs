@@ -151,7 +151,7 @@ pub fn create_pool(config: &Config) -> Pool {
     // Making a connection may try every host, each for up to its connect timeout.
     let hosts = u32::try_from(pg.get_hosts().len().max(1)).unwrap_or(u32::MAX);
     let per_host = pg.get_connect_timeout().copied().unwrap_or(POOL_TIMEOUT);
-    let create_timeout = POOL_TIMEOUT.max(per_host.saturating_mul(hosts) + POOL_TIMEOUT);
+    let create_timeout = per_host.saturating_mul(hosts) + POOL_TIMEOUT;
     let manager = Manager::from_config(
         pg,
         config.database_tls.connector(),

@@ -59,8 +59,7 @@ pub async fn take_due(
 /// their wake-up of last resort. Only a run never claimed (`started_at` unset)
 /// still has the row the fast lane published: a run claimed and put back within
 /// those 2 s (a rate-limit wait) has a new row with its own due time, which
-/// must stay (the first version moved it 5 minutes away; the rate-limit tests
-/// caught it).
+/// must stay.
 ///
 /// [`UNCLAIMED_REPUBLISH`]: crate::queue::relay::UNCLAIMED_REPUBLISH
 pub async fn settle(
