@@ -470,8 +470,20 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.call_at(&self.base, method, path, token, body).await
+    }
+
+    /// [`TestApp::call`] to the API process at `base` (one of several).
+    pub async fn call_at(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let (status, _, text) = self
-            .call_raw(method, path, token, body.map(|b| b.to_string()))
+            .call_raw_at(base, method, path, token, body.map(|b| b.to_string()))
             .await;
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
@@ -484,7 +496,19 @@ impl TestApp {
         token: Option<&str>,
         body: Option<String>,
     ) -> (StatusCode, reqwest::header::HeaderMap, String) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        self.call_raw_at(&self.base, method, path, token, body)
+            .await
+    }
+
+    async fn call_raw_at(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let mut request = self.http.request(method, format!("{base}{path}"));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

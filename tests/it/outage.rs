@@ -56,6 +56,51 @@ pub(crate) async fn wait_all_succeeded(
     started.elapsed()
 }
 
+/// What a client saw while the database went away: each request's status, and
+/// the run id of each accepted submit.
+pub(crate) type Seen = Vec<(u16, Option<String>)>;
+
+/// Reads `probe_session` and submits a message in a loop, 10 ms apart, until
+/// `stop`, as clients would while Postgres restarts or fails over.
+pub(crate) fn probe(
+    app: &TestApp,
+    key: &str,
+    probe_session: &str,
+    stop: &tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<Seen> {
+    let stop = stop.clone();
+    let http = app.http.clone();
+    let base = app.base.clone();
+    let key = key.to_owned();
+    let probe_session = probe_session.to_owned();
+    tokio::spawn(async move {
+        let mut seen = Seen::new();
+        while !stop.is_cancelled() {
+            if let Ok(response) = http
+                .get(format!("{base}/v1/sessions/{probe_session}"))
+                .bearer_auth(&key)
+                .send()
+                .await
+            {
+                seen.push((response.status().as_u16(), None));
+            }
+            if let Ok(response) = http
+                .post(format!("{base}/v1/agent"))
+                .bearer_auth(&key)
+                .json(&json!({"message": "while the database changes"}))
+                .send()
+                .await
+            {
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap_or_default();
+                seen.push((status, body["run_id"].as_str().map(str::to_owned)));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        seen
+    })
+}
+
 async fn readyz(app: &TestApp) -> StatusCode {
     app.http
         .get(format!("{}/readyz", app.base))
@@ -148,38 +193,7 @@ async fn a_postgres_restart_answers_503_never_500_and_loses_nothing() {
 
     // Hammer the API while Postgres restarts.
     let stop = tokio_util::sync::CancellationToken::new();
-    let probing = {
-        let stop = stop.clone();
-        let http = app.http.clone();
-        let base = app.base.clone();
-        let key = key.clone();
-        tokio::spawn(async move {
-            let mut seen: Vec<(u16, Option<String>)> = Vec::new();
-            while !stop.is_cancelled() {
-                let read = http
-                    .get(format!("{base}/v1/sessions/{probe_id}"))
-                    .bearer_auth(&key)
-                    .send()
-                    .await;
-                if let Ok(response) = read {
-                    seen.push((response.status().as_u16(), None));
-                }
-                let write = http
-                    .post(format!("{base}/v1/agent"))
-                    .bearer_auth(&key)
-                    .json(&json!({"message": "during the gap"}))
-                    .send()
-                    .await;
-                if let Ok(response) = write {
-                    let status = response.status().as_u16();
-                    let body: Value = response.json().await.unwrap_or_default();
-                    seen.push((status, body["run_id"].as_str().map(str::to_owned)));
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            seen
-        })
-    };
+    let probing = probe(&app, &key, &probe_id, &stop);
     tokio::time::sleep(Duration::from_millis(300)).await;
     tokio::task::spawn_blocking(restart_postgres)
         .await

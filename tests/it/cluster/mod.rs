@@ -10,7 +10,7 @@ mod rabbit;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use self::{postgres::PgPair, rabbit::RabbitCluster};
 use crate::{
@@ -149,50 +149,6 @@ async fn losing_the_broker_node_with_the_queue_leader_loses_no_job() {
     none_restarted(&mut app);
 }
 
-/// What a client saw while Postgres changed hands: each request's status, and
-/// the run id of each accepted submit.
-type Seen = Vec<(u16, Option<String>)>;
-
-/// Submits and reads in a loop until `stop`, as clients would during a failover.
-fn probe(
-    app: &TestApp,
-    key: &str,
-    probe_session: &str,
-    stop: &tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<Seen> {
-    let stop = stop.clone();
-    let http = app.http.clone();
-    let base = app.base.clone();
-    let key = key.to_owned();
-    let probe_session = probe_session.to_owned();
-    tokio::spawn(async move {
-        let mut seen = Seen::new();
-        while !stop.is_cancelled() {
-            if let Ok(response) = http
-                .get(format!("{base}/v1/sessions/{probe_session}"))
-                .bearer_auth(&key)
-                .send()
-                .await
-            {
-                seen.push((response.status().as_u16(), None));
-            }
-            if let Ok(response) = http
-                .post(format!("{base}/v1/agent"))
-                .bearer_auth(&key)
-                .json(&json!({"message": "during the failover"}))
-                .send()
-                .await
-            {
-                let status = response.status().as_u16();
-                let body: Value = response.json().await.unwrap_or_default();
-                seen.push((status, body["run_id"].as_str().map(str::to_owned)));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        seen
-    })
-}
-
 #[tokio::test]
 #[ignore = "cluster: starts a Postgres primary and standby; run alone with scripts/test --all"]
 async fn a_postgres_failover_answers_503_never_500_and_loses_nothing() {
@@ -217,7 +173,7 @@ async fn a_postgres_failover_answers_503_never_500_and_loses_nothing() {
     .expect("20 runs final before the failover");
 
     let stop = tokio_util::sync::CancellationToken::new();
-    let probing = probe(&app, &key, probe_id, &stop);
+    let probing = crate::outage::probe(&app, &key, probe_id, &stop);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
     pair.crash_primary().await;
@@ -384,27 +340,6 @@ impl Apis {
     }
 }
 
-async fn call_at(
-    app: &TestApp,
-    base: &str,
-    method: reqwest::Method,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app
-        .http
-        .request(method, format!("{base}{path}"))
-        .bearer_auth(key)
-        .timeout(Duration::from_secs(60));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    (status, response.json().await.unwrap_or_default())
-}
-
 #[tokio::test]
 #[ignore = "cluster: three API processes and three workers; run alone with scripts/test --all"]
 async fn long_poll_sse_and_cancel_work_through_any_of_three_api_processes() {
@@ -423,15 +358,15 @@ async fn long_poll_sse_and_cancel_work_through_any_of_three_api_processes() {
     let submit = |base: String, message: &'static str| {
         let (app, key) = (&app, &key);
         async move {
-            let (status, accepted) = call_at(
-                app,
-                &base,
-                reqwest::Method::POST,
-                "/v1/agent",
-                key,
-                Some(json!({"message": message})),
-            )
-            .await;
+            let (status, accepted) = app
+                .call_at(
+                    &base,
+                    reqwest::Method::POST,
+                    "/v1/agent",
+                    Some(key),
+                    Some(json!({"message": message})),
+                )
+                .await;
             assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
             accepted["session_id"].as_str().expect("id").to_owned()
         }
@@ -446,15 +381,15 @@ async fn long_poll_sse_and_cancel_work_through_any_of_three_api_processes() {
             .push([stewrd::stub::Reply::default().delayed(Duration::from_secs(1))]);
         let session = submit(apis.next().to_owned(), "poll me").await;
         let waited = Instant::now();
-        let (status, polled) = call_at(
-            &app,
-            apis.next(),
-            reqwest::Method::GET,
-            &format!("/v1/sessions/{session}?wait=30"),
-            &key,
-            None,
-        )
-        .await;
+        let (status, polled) = app
+            .call_at(
+                apis.next(),
+                reqwest::Method::GET,
+                &format!("/v1/sessions/{session}?wait=30"),
+                Some(&key),
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{polled}");
         assert_eq!(polled["status"], "succeeded", "{polled}");
         // Woken, not timed out: far less than the 30 s asked for.
@@ -499,30 +434,30 @@ async fn long_poll_sse_and_cancel_work_through_any_of_three_api_processes() {
     })
     .await
     .expect("the call started");
-    let (status, cancelled) = call_at(
-        &app,
-        apis.next(),
-        reqwest::Method::POST,
-        &format!("/v1/sessions/{session}/cancel"),
-        &key,
-        None,
-    )
-    .await;
+    let (status, cancelled) = app
+        .call_at(
+            apis.next(),
+            reqwest::Method::POST,
+            &format!("/v1/sessions/{session}/cancel"),
+            Some(&key),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{cancelled}");
     let dropped = wait_for(PATIENCE, || async {
         (app.stub.state.stats().dropped == 1).then_some(())
     })
     .await;
     assert!(dropped.is_some(), "the worker never dropped the call");
-    let (status, seen) = call_at(
-        &app,
-        apis.next(),
-        reqwest::Method::GET,
-        &format!("/v1/sessions/{session}"),
-        &key,
-        None,
-    )
-    .await;
+    let (status, seen) = app
+        .call_at(
+            apis.next(),
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{session}"),
+            Some(&key),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{seen}");
     assert_eq!(seen["status"], "cancelled", "{seen}");
     none_restarted(&mut app);

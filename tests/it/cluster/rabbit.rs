@@ -5,15 +5,14 @@
 use std::{
     collections::HashMap,
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
 };
 
 use serde_json::Value;
-use tokio::net::TcpStream;
 
 use crate::{
-    helpers::{PATIENCE, unique_name, wait_for},
-    tls::support::{TempDir, free_port, rabbitmq_server},
+    helpers::unique_name,
+    tls::support::{TempDir, free_port, spawn_rabbitmq_node, wait_node_listening},
 };
 
 /// One node: where it listens and keeps its data, and its process while up.
@@ -71,55 +70,24 @@ impl RabbitCluster {
     }
 
     fn spawn(&mut self, i: usize) {
-        let home = self.dir.0.clone();
         let node = &mut self.nodes[i];
-        let config = node.dir.join("rabbitmq.conf");
-        std::fs::write(
+        let config = format!(
+            "listeners.tcp.default = 127.0.0.1:{}\nloopback_users = none\n",
+            node.port
+        );
+        node.child = Some(spawn_rabbitmq_node(
+            &node.name,
+            node.port,
+            node.dist_port,
             &config,
-            format!(
-                "listeners.tcp.default = 127.0.0.1:{}\nloopback_users = none\n",
-                node.port
-            ),
-        )
-        .expect("node config");
-        let plugins = node.dir.join("enabled_plugins");
-        std::fs::write(&plugins, "[].\n").expect("plugins file");
-        let env_file = node.dir.join("rabbitmq-env.conf");
-        std::fs::write(&env_file, "").expect("env file");
-        let mut command = Command::new(rabbitmq_server());
-        command
-            .env("RABBITMQ_CONF_ENV_FILE", env_file)
-            .env("RABBITMQ_NODENAME", &node.name)
-            .env("RABBITMQ_NODE_PORT", node.port.to_string())
-            .env("RABBITMQ_DIST_PORT", node.dist_port.to_string())
-            .env("RABBITMQ_CONFIG_FILE", config)
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", plugins)
-            .env("RABBITMQ_MNESIA_BASE", node.dir.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", node.dir.join("log"))
-            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
-            .env("HOME", home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        node.child = Some(command.spawn().expect("start a RabbitMQ node"));
+            &node.dir,
+            &self.dir.0,
+        ));
     }
 
     async fn wait_listening(&self, i: usize) {
-        let port = self.nodes[i].port;
-        let listening = wait_for(PATIENCE * 2, || async {
-            TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
-        assert!(
-            listening.is_some(),
-            "RabbitMQ node {} never listened on {port}; its logs are in {}",
-            self.nodes[i].name,
-            self.nodes[i].dir.display()
-        );
+        let node = &self.nodes[i];
+        wait_node_listening(&node.name, node.port, &node.dir).await;
     }
 
     /// `AMQP_URL` naming every node, the first first.

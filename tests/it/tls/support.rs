@@ -171,22 +171,77 @@ pub fn rabbitmq_server() -> PathBuf {
     script.to_path_buf()
 }
 
+/// Starts a RabbitMQ node named `node` with `config` (the contents of its
+/// `rabbitmq.conf`), its data, logs and files under `dir`, `home` holding its
+/// Erlang cookie, and its own AMQP and distribution ports. In a process group
+/// of its own, so the whole node can be signalled.
+pub fn spawn_rabbitmq_node(
+    node: &str,
+    amqp_port: u16,
+    dist_port: u16,
+    config: &str,
+    dir: &Path,
+    home: &Path,
+) -> Child {
+    let write = |name: &str, contents: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, contents).expect("write a node file");
+        path
+    };
+    let config = write("rabbitmq.conf", config);
+    let plugins = write("enabled_plugins", "[].\n");
+    let env_file = write("rabbitmq-env.conf", "");
+    let mut command = Command::new(rabbitmq_server());
+    command
+        .env("RABBITMQ_CONF_ENV_FILE", env_file)
+        .env("RABBITMQ_NODENAME", node)
+        .env("RABBITMQ_NODE_PORT", amqp_port.to_string())
+        .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+        .env("RABBITMQ_CONFIG_FILE", config)
+        .env("RABBITMQ_ENABLED_PLUGINS_FILE", plugins)
+        .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+        .env("RABBITMQ_LOG_BASE", dir.join("log"))
+        .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    command.spawn().expect("start a RabbitMQ node")
+}
+
+/// Waits until a node listens on `port`; panics pointing at its logs in `dir`.
+pub async fn wait_node_listening(node: &str, port: u16, dir: &Path) {
+    // A node takes several seconds to boot, far more on a loaded machine.
+    let listening = wait_for(PATIENCE * 2, || async {
+        TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    assert!(
+        listening.is_some(),
+        "RabbitMQ node {node} never listened on {port}; its logs are in {}",
+        dir.display()
+    );
+}
+
 /// A second RabbitMQ node on its own ports with only an `amqps` listener, using
 /// a certificate from `ca`. Stopped (SIGTERM to its process group) when dropped.
 pub struct TlsBroker {
     pub port: u16,
     child: Child,
-    dir: TempDir,
+    /// Holds the node's data and logs until it is stopped.
+    _dir: TempDir,
 }
 
 impl TlsBroker {
     pub async fn start(ca: &TestCa) -> Self {
         let dir = TempDir::new();
         let port = free_port();
-        let config = dir.write(
-            "rabbitmq.conf",
-            &format!(
-                "listeners.tcp = none\n\
+        let config = format!(
+            "listeners.tcp = none\n\
                  listeners.ssl.default = 127.0.0.1:{port}\n\
                  ssl_options.cacertfile = {}\n\
                  ssl_options.certfile = {}\n\
@@ -194,44 +249,16 @@ impl TlsBroker {
                  ssl_options.verify = verify_none\n\
                  ssl_options.fail_if_no_peer_cert = false\n\
                  loopback_users = none\n",
-                ca.ca_file, ca.cert_file, ca.key_file
-            ),
+            ca.ca_file, ca.cert_file, ca.key_file
         );
-        let plugins = dir.write("enabled_plugins", "[].\n");
-        let env_file = dir.write("rabbitmq-env.conf", "");
         let node = format!("stewrd_tls_{}@localhost", &unique_name()[2..14]);
-        let mut command = Command::new(rabbitmq_server());
-        command
-            .env("RABBITMQ_CONF_ENV_FILE", env_file)
-            .env("RABBITMQ_NODENAME", &node)
-            .env("RABBITMQ_NODE_PORT", free_port().to_string())
-            .env("RABBITMQ_DIST_PORT", free_port().to_string())
-            .env("RABBITMQ_CONFIG_FILE", config)
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", plugins)
-            .env("RABBITMQ_MNESIA_BASE", dir.0.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", dir.0.join("log"))
-            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
-            .env("HOME", &dir.0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let child = command.spawn().expect("start a RabbitMQ node");
-        let broker = Self { port, child, dir };
-        // A node takes several seconds to boot, far more on a loaded machine.
-        let listening = wait_for(PATIENCE * 2, || async {
-            TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
-        assert!(
-            listening.is_some(),
-            "the TLS RabbitMQ node never listened on {port}; its logs are in {}",
-            broker.dir.0.display()
-        );
-        broker
+        let child = spawn_rabbitmq_node(&node, free_port(), free_port(), &config, &dir.0, &dir.0);
+        wait_node_listening(&node, port, &dir.0).await;
+        Self {
+            port,
+            child,
+            _dir: dir,
+        }
     }
 }
 
