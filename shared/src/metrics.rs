@@ -41,6 +41,9 @@ pub const LIMIT_REFUSALS: &str = "stewrd_limit_refusals_total";
 pub const TOKENS: &str = "stewrd_tokens_total";
 /// Claims that found a project at its `max_concurrent_runs` only, or nothing due.
 pub const EMPTY_CLAIMS: &str = "stewrd_empty_claims_total";
+/// Runs claimed, by the `statement` that claimed them: `batch` (one statement
+/// for all the messages a worker had at hand) or `single`.
+pub const CLAIMS: &str = "stewrd_claims_total";
 
 /// Latency buckets (seconds) for every histogram: from half a millisecond to the
 /// longest provider calls.

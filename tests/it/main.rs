@@ -4,6 +4,7 @@
 mod agent;
 mod agent_faults;
 mod byok;
+mod claims;
 mod cli;
 mod cluster;
 mod dashboard;

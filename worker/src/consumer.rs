@@ -8,7 +8,7 @@
 // The per-job path: a silent truncation here would corrupt every job.
 #![warn(clippy::cast_possible_truncation)]
 
-use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::{
@@ -19,7 +19,10 @@ use lapin::{
 use stewrd_shared::{
     db::{
         DbError,
-        run::{ClaimedRun, Unreadable, claim_next, claim_unreadable, fail_unclaimed_run},
+        run::{
+            Batch, ClaimedRun, Unreadable, claim_batch, claim_next, claim_unreadable,
+            fail_unclaimed_run,
+        },
     },
     id::RunId,
     metrics as names,
@@ -36,6 +39,12 @@ use crate::{Worker, db::Patience, run};
 /// How long a worker waits before returning a message it could not claim, so a
 /// failing message does not spin through its delivery limit in milliseconds.
 const NACK_DELAY: Duration = Duration::from_secs(1);
+/// Most messages claimed in one statement.
+const MAX_CLAIM_BATCH: usize = 128;
+/// Claim statements one consumer has in flight at once (see `consume_connection`).
+const CLAIMS_IN_FLIGHT: usize = 2;
+/// Why a run whose row cannot be read is failed.
+const UNREADABLE: &str = "the run's stored data cannot be read, so no worker can process it";
 /// How long handing runs back may take at the end of a drain.
 const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -91,7 +100,18 @@ async fn consume_connection(
         )
         .await?;
     tracing::info!(queue = %worker.topology.jobs_queue(), prefetch, "consuming");
+    let claimers = Arc::new(Semaphore::new(CLAIMS_IN_FLIGHT));
     loop {
+        // While the claims in flight run, deliveries and freed places gather
+        // for the next one: under load a claim takes many messages at once,
+        // and alone a message waits for none.
+        let claimer = tokio::select! {
+            claimer = claimers.clone().acquire_owned() => match claimer {
+                Ok(claimer) => claimer,
+                Err(_) => break,
+            },
+            _ = shutdown.cancelled() => break,
+        };
         // The permit comes first: a delivery is only taken when it can start at once.
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit {
@@ -108,13 +128,35 @@ async fn consume_connection(
             },
             _ = shutdown.cancelled() => break,
         };
-        jobs.spawn(handle(
+        // Whatever the broker has delivered already joins this one, a permit
+        // each, and the lot is claimed in one statement.
+        let mut batch = vec![(delivery, permit)];
+        let mut lost = None;
+        while batch.len() < MAX_CLAIM_BATCH {
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                break;
+            };
+            match deliveries.next().now_or_never() {
+                Some(Some(Ok(delivery))) => batch.push((delivery, permit)),
+                Some(Some(Err(error))) => lost = Some(error.into()),
+                Some(None) => lost = Some(ConsumeError::Cancelled),
+                None => break, // nothing more at hand
+            }
+            if lost.is_some() {
+                break;
+            }
+        }
+        jobs.spawn(handle_batch(
             worker.clone(),
-            delivery,
-            permit,
+            batch,
+            claimer,
+            jobs.clone(),
             shutdown.clone(),
             hand_back.clone(),
         ));
+        if let Some(error) = lost {
+            return Err(error);
+        }
     }
     // Closing returns the prefetched deliveries no job has started to the queue.
     let _ = channel.close(200, "worker stopping".into()).await;
@@ -150,17 +192,59 @@ async fn drain(jobs: TaskTracker, hand_back: CancellationToken, grace: Duration)
     }
 }
 
-/// Handles one delivery: claim, ack, run.
-async fn handle(
+/// A delivery and the permit it holds until its run is done.
+type Taken = (Delivery, OwnedSemaphorePermit);
+
+/// Handles the deliveries taken together: one claim for all where the batch
+/// allows it (see `claim_batch`), else each on its own.
+async fn handle_batch(
     worker: Arc<Worker>,
-    delivery: Delivery,
-    _permit: OwnedSemaphorePermit,
+    batch: Vec<Taken>,
+    claimer: OwnedSemaphorePermit,
+    jobs: TaskTracker,
     shutdown: CancellationToken,
     hand_back: CancellationToken,
 ) {
-    let request_id = header_text(&delivery, "x-request-id");
-    let run_id = match JobMessage::from_bytes(&delivery.data) {
-        Ok(JobMessage::Run { run_id }) => run_id,
+    let mut claimer = Some(claimer);
+    let mut messages = Vec::with_capacity(batch.len());
+    for (delivery, permit) in batch {
+        if let Some(run_id) = read_message(&delivery).await {
+            messages.push((delivery, permit, run_id));
+        }
+    }
+    if messages.len() > 1 {
+        let hints: Vec<RunId> = messages.iter().map(|(_, _, run_id)| *run_id).collect();
+        let batch = claim_many(&worker, &hints, &shutdown).await;
+        drop(claimer.take());
+        match batch {
+            Ok(Batch::Claimed { runs, unreadable }) => {
+                start_claimed(&worker, messages, runs, &jobs, &hand_back).await;
+                fail_unreadable(&worker, unreadable).await;
+                return;
+            }
+            Ok(Batch::OneByOne) => {}
+            Err(error) => tracing::warn!(%error, "a batched claim failed; claiming one by one"),
+        }
+    }
+    for (delivery, permit, run_id) in messages {
+        jobs.spawn(handle(
+            worker.clone(),
+            delivery,
+            run_id,
+            permit,
+            // A message alone holds its claim's turn; claims after a batch
+            // that could not be set-based run side by side, as before.
+            claimer.take(),
+            shutdown.clone(),
+            hand_back.clone(),
+        ));
+    }
+}
+
+/// The run a job message names; an unreadable message is dead-lettered.
+async fn read_message(delivery: &Delivery) -> Option<RunId> {
+    match JobMessage::from_bytes(&delivery.data) {
+        Ok(JobMessage::Run { run_id }) => Some(run_id),
         Err(error) => {
             tracing::warn!(%error, "unreadable job message; dead-lettering it");
             let reject = BasicNackOptions {
@@ -168,18 +252,83 @@ async fn handle(
                 multiple: false,
             };
             let _ = delivery.nack(reject).await;
-            return;
+            None
         }
-    };
-    let span = tracing::info_span!(
+    }
+}
+
+/// After a batched claim: every message is acked (the claim stands, and a
+/// message whose run it did not take is a spare), then each run claimed starts
+/// under the permit of its message.
+async fn start_claimed(
+    worker: &Arc<Worker>,
+    messages: Vec<(Delivery, OwnedSemaphorePermit, RunId)>,
+    runs: Vec<ClaimedRun>,
+    jobs: &TaskTracker,
+    hand_back: &CancellationToken,
+) {
+    let mut runs: HashMap<RunId, ClaimedRun> = runs.into_iter().map(|run| (run.id, run)).collect();
+    for (delivery, permit, run_id) in messages {
+        if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
+            tracing::debug!(%error, "ack failed");
+        }
+        let Some(run) = runs.remove(&run_id) else {
+            metrics::counter!(names::EMPTY_CLAIMS).increment(1);
+            continue;
+        };
+        metrics::counter!(names::CLAIMS, "statement" => "batch").increment(1);
+        let span = run_span(run_id, header_text(&delivery, "x-request-id").as_deref());
+        jobs.spawn(work(worker.clone(), run, run_id, permit, hand_back.clone()).instrument(span));
+    }
+}
+
+/// Fails the runs a batch claimed but could not read: no worker could process them.
+async fn fail_unreadable(worker: &Worker, unreadable: Vec<RunId>) {
+    for poisoned in unreadable {
+        tracing::error!(%poisoned, "a run's stored data cannot be read; failing it");
+        let failed = worker
+            .db(|client| async move {
+                fail_unclaimed_run(
+                    &client,
+                    poisoned,
+                    Some(worker.id),
+                    FailureCode::DeliveryLimitExceeded,
+                    UNREADABLE,
+                )
+                .await
+            })
+            .await;
+        if let Err(error) = failed {
+            // Its lease runs out, the reaper requeues it and a claim meets it again.
+            tracing::warn!(%error, %poisoned, "could not fail an unreadable run");
+        }
+        worker.webhook_wake.notify_one();
+    }
+}
+
+fn run_span(woken_by: RunId, request_id: Option<&str>) -> Span {
+    tracing::info_span!(
         "run",
         run_id = Empty,
         session_id = Empty,
         attempt = Empty,
         // The message names a run, but a claim takes whichever is fairest next.
-        woken_by = %run_id,
-        request_id = request_id.as_deref().unwrap_or("-"),
-    );
+        woken_by = %woken_by,
+        request_id = request_id.unwrap_or("-"),
+    )
+}
+
+/// Handles one delivery on its own: claim, ack, run.
+async fn handle(
+    worker: Arc<Worker>,
+    delivery: Delivery,
+    run_id: RunId,
+    permit: OwnedSemaphorePermit,
+    claimer: Option<OwnedSemaphorePermit>,
+    shutdown: CancellationToken,
+    hand_back: CancellationToken,
+) {
+    let span = run_span(run_id, header_text(&delivery, "x-request-id").as_deref());
     async move {
         let claimed = match claim(&worker, run_id, &shutdown).await {
             Ok(claimed) => Ok(claimed),
@@ -188,6 +337,7 @@ async fn handle(
                 claim_around_poison(&worker, run_id).await
             }
         };
+        drop(claimer);
         let claimed = match claimed {
             Ok(claimed) => claimed,
             Err(error) => {
@@ -211,22 +361,34 @@ async fn handle(
             tracing::debug!("nothing to do: no run is due, or every waiting project is at its cap");
             return;
         };
-        Span::current().record("run_id", tracing::field::display(run.id));
-        if run.id != run_id {
-            // The message's own run was given a new message (see `claim_next`).
-            worker.relay_wake.notify_one();
-        }
-        // A panic must not strand the run: its lease would be kept by nobody
-        // and the session would stay busy until the lease ran out.
-        let processed = AssertUnwindSafe(run::process(&worker, &run, &hand_back))
-            .catch_unwind()
-            .await;
-        if processed.is_err() {
-            run::recover_from_panic(&worker, &run).await;
-        }
+        metrics::counter!(names::CLAIMS, "statement" => "single").increment(1);
+        work(worker, run, run_id, permit, hand_back).await;
     }
     .instrument(span)
     .await;
+}
+
+/// Processes a claimed run to its end, in the caller's span.
+async fn work(
+    worker: Arc<Worker>,
+    run: ClaimedRun,
+    woken_by: RunId,
+    _permit: OwnedSemaphorePermit,
+    hand_back: CancellationToken,
+) {
+    Span::current().record("run_id", tracing::field::display(run.id));
+    if run.id != woken_by {
+        // The message's own run was given a new message (see `claim_next`).
+        worker.relay_wake.notify_one();
+    }
+    // A panic must not strand the run: its lease would be kept by nobody
+    // and the session would stay busy until the lease ran out.
+    let processed = AssertUnwindSafe(run::process(&worker, &run, &hand_back))
+        .catch_unwind()
+        .await;
+    if processed.is_err() {
+        run::recover_from_panic(&worker, &run).await;
+    }
 }
 
 /// Claims the next run (messages are wake-ups: see `claim_next`), waiting out
@@ -243,6 +405,23 @@ async fn claim(
             Patience::UntilStopped(shutdown),
             "claim a run",
             |client| async move { claim_next(&client, worker.id, lease, Some(hint)).await },
+        )
+        .await
+}
+
+/// Claims the runs of several messages at once, waiting out an outage as
+/// [`claim`] does.
+async fn claim_many(
+    worker: &Worker,
+    hints: &[RunId],
+    shutdown: &CancellationToken,
+) -> Result<Batch, DbError> {
+    let lease = worker.config.worker.lease;
+    worker
+        .db_patiently(
+            Patience::UntilStopped(shutdown),
+            "claim runs",
+            |client| async move { claim_batch(&client, worker.id, lease, hints).await },
         )
         .await
 }
@@ -273,7 +452,7 @@ async fn claim_around_poison(worker: &Worker, hint: RunId) -> Result<Option<Clai
                     poisoned,
                     Some(worker.id),
                     FailureCode::DeliveryLimitExceeded,
-                    "the run's stored data cannot be read, so no worker can process it",
+                    UNREADABLE,
                 )
                 .await
             })

@@ -53,6 +53,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_fix_claims",
         include_str!("../../../migrations/0011_fix_claims.sql"),
     ),
+    (
+        "0012_add_batched_claims",
+        include_str!("../../../migrations/0012_add_batched_claims.sql"),
+    ),
 ];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.

@@ -66,7 +66,10 @@ impl ClaimedRun {
     }
 }
 
-/// What a claim reads of its run (`c`), its project and its session.
+/// What a claim reads of its run (`c`), its project and its session. Left
+/// joins: a claimed run whose project or session is missing fails to read (and
+/// is failed as unreadable) instead of vanishing while it holds a lease; and a
+/// batch's row of nulls (see [`claim_batch`]) comes through.
 fn claim_select(source: &str) -> String {
     format!(
         "SELECT c.id, c.session_id, c.project_id, c.turn, c.attempts, c.input, c.system,
@@ -81,7 +84,7 @@ fn claim_select(source: &str) -> String {
                 p.llm_api_key IS NOT NULL AS has_key, p.server_tools, {LIMIT_COLUMNS},
                 s.metadata AS session_metadata
          FROM {source}
-         JOIN projects p ON p.id = c.project_id JOIN sessions s ON s.id = c.session_id"
+         LEFT JOIN projects p ON p.id = c.project_id LEFT JOIN sessions s ON s.id = c.session_id"
     )
 }
 
@@ -110,6 +113,51 @@ pub async fn claim_next(
         return Ok(None);
     };
     claimed_run(&row).map(Some)
+}
+
+/// What a batched claim gave.
+#[derive(Debug)]
+pub enum Batch {
+    /// The runs claimed, each the run of one of the hints; a hint whose run is
+    /// not among them is a spare (its run is taken, not due, or given a new
+    /// message). `unreadable`: runs claimed whose rows cannot be read, which
+    /// the caller fails (no worker could ever process them).
+    Claimed {
+        runs: Vec<ClaimedRun>,
+        unreadable: Vec<RunId>,
+    },
+    /// The batch cannot be claimed in one statement (several projects wait, or
+    /// the one waiting is capped): claim hint by hint with [`claim_next`].
+    OneByOne,
+}
+
+/// Claims the runs of several messages in one statement where that gives each
+/// message what [`claim_next`] would (see `stewrd_claim_batch`): one plpgsql
+/// call, one scan of the waiting projects and one commit for the batch.
+pub async fn claim_batch(
+    client: &impl GenericClient,
+    worker: WorkerId,
+    lease: Duration,
+    hints: &[RunId],
+) -> Result<Batch, DbError> {
+    let statement = client
+        .prepare_cached(&claim_select("stewrd_claim_batch($1, $2, $3) c"))
+        .await?;
+    let rows = client
+        .query(&statement, &[&worker, &lease.as_secs_f64(), &hints])
+        .await?;
+    let mut runs = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
+    for row in &rows {
+        let Some(id) = row.try_get::<_, Option<RunId>>("id")? else {
+            return Ok(Batch::OneByOne);
+        };
+        match claimed_run(row) {
+            Ok(run) => runs.push(run),
+            Err(_) => unreadable.push(id),
+        }
+    }
+    Ok(Batch::Claimed { runs, unreadable })
 }
 
 /// What became of a claim whose reading failed.

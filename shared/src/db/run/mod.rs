@@ -9,7 +9,8 @@ mod submit;
 
 pub use self::{
     claim::{
-        ClaimedRun, Unreadable, claim_next, claim_unreadable, extend_leases, requeue_expired_leases,
+        Batch, ClaimedRun, Unreadable, claim_batch, claim_next, claim_unreadable, extend_leases,
+        requeue_expired_leases,
     },
     finish::{
         CancelOutcome, Finished, Requeue, RunOutcome, Usage, cancel_session, fail_unclaimed_run,

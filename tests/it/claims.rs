@@ -1,0 +1,239 @@
+//! Batched claims: one statement claims the runs of every message a worker has
+//! at hand, and gives each message what a claim of its own would have.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use serde_json::json;
+use stewrd_shared::{
+    db::run::{Batch, claim_batch},
+    id::{ProjectId, RunId, WorkerId},
+};
+
+use crate::{
+    helpers::{Options, PATIENCE, TestApp, spawn_app_with, wait_for},
+    operator::{free_port, sample, text},
+};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn submit_runs(app: &TestApp, key: &str, count: usize) -> Vec<RunId> {
+    let mut runs = Vec::with_capacity(count);
+    for i in 0..count {
+        let accepted = app.submit(key, json!({"message": format!("m{i}")})).await;
+        let id = accepted["run_id"].as_str().expect("run id");
+        runs.push(id.parse().expect("uuid"));
+    }
+    runs
+}
+
+/// Each run's status and lease holder, and whether it still has an outbox row.
+async fn rows(app: &TestApp, runs: &[RunId]) -> Vec<(String, Option<WorkerId>, bool)> {
+    let db = app.db().await;
+    let mut found = Vec::new();
+    for id in runs {
+        let row = db
+            .query_one(
+                "SELECT status, lease_owner, EXISTS (SELECT 1 FROM outbox WHERE run_id = $1)
+                 FROM runs WHERE id = $1",
+                &[id],
+            )
+            .await
+            .expect("the run");
+        found.push((row.get(0), row.get(1), row.get(2)));
+    }
+    found
+}
+
+fn claimed(batch: Batch) -> Vec<RunId> {
+    match batch {
+        Batch::Claimed { runs, unreadable } => {
+            assert!(unreadable.is_empty(), "no row here is unreadable");
+            runs.into_iter().map(|run| run.id).collect()
+        }
+        Batch::OneByOne => panic!("one project without a cap waits: the batch is set-based"),
+    }
+}
+
+#[tokio::test]
+async fn one_statement_claims_the_run_of_every_message_and_none_twice() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let runs = submit_runs(&app, &key, 6).await;
+    // The last one waits out a retry's backoff: not due, not claimed.
+    let later = runs[5];
+    app.db()
+        .await
+        .execute(
+            "UPDATE runs SET due_at = now() + interval '1 hour' WHERE id = $1",
+            &[&later],
+        )
+        .await
+        .expect("backoff set");
+    let pool = app.pool().get().await.expect("a connection");
+    let worker = WorkerId::new();
+    // A duplicate message is in the batch too.
+    let mut hints = runs.clone();
+    hints.push(runs[0]);
+    let taken = claimed(
+        claim_batch(&pool, worker, LEASE, &hints)
+            .await
+            .expect("claim"),
+    );
+    let want: BTreeSet<RunId> = runs[..5].iter().copied().collect();
+    assert_eq!(taken.len(), 5, "each run once, the duplicate is a spare");
+    assert_eq!(taken.iter().copied().collect::<BTreeSet<_>>(), want);
+
+    let owner = Some(worker);
+    let after = rows(&app, &runs).await;
+    for (status, holder, in_outbox) in &after[..5] {
+        assert_eq!(status, "running");
+        assert_eq!(*holder, owner, "leased to the claiming worker");
+        assert!(!in_outbox, "a claimed run has no outbox row");
+    }
+    assert_eq!(after[5], ("queued".to_owned(), None, true), "not due yet");
+
+    // The same messages again (a redelivery) claim nothing and take no lease.
+    let again = claimed(
+        claim_batch(&pool, WorkerId::new(), LEASE, &hints)
+            .await
+            .expect("claim"),
+    );
+    assert!(again.is_empty(), "claimed twice: {again:?}");
+    assert_eq!(rows(&app, &runs).await, after);
+}
+
+#[tokio::test]
+async fn a_batch_is_claimed_one_by_one_when_the_project_is_capped_or_two_projects_wait() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (project, key) = app.create_project("capped").await;
+    let capped = submit_runs(&app, &key, 2).await;
+    let project_id: ProjectId = project.parse().expect("project id");
+    let db = app.db().await;
+    db.execute(
+        "UPDATE projects SET max_concurrent_runs = 1 WHERE id = $1",
+        &[&project_id],
+    )
+    .await
+    .expect("capped");
+    let pool = app.pool().get().await.expect("a connection");
+    let batch = claim_batch(&pool, WorkerId::new(), LEASE, &capped)
+        .await
+        .expect("claim");
+    assert!(
+        matches!(batch, Batch::OneByOne),
+        "a capped project's runs are counted one claim at a time: {batch:?}"
+    );
+
+    db.execute(
+        "UPDATE projects SET max_concurrent_runs = NULL WHERE id = $1",
+        &[&project_id],
+    )
+    .await
+    .expect("uncapped");
+    let (_, other_key) = app.create_project("other").await;
+    let other = submit_runs(&app, &other_key, 1).await;
+    let batch = claim_batch(&pool, WorkerId::new(), LEASE, &[capped[0], other[0]])
+        .await
+        .expect("claim");
+    assert!(
+        matches!(batch, Batch::OneByOne),
+        "two projects wait: the fair claim ranks them: {batch:?}"
+    );
+    let statuses: Vec<String> = rows(&app, &[capped[0], capped[1], other[0]])
+        .await
+        .into_iter()
+        .map(|(status, _, _)| status)
+        .collect();
+    assert_eq!(statuses, ["queued", "queued", "queued"], "nothing claimed");
+}
+
+#[tokio::test]
+async fn a_run_another_claim_holds_is_left_to_it_without_waiting() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let runs = submit_runs(&app, &key, 2).await;
+    let held = runs[0];
+    // Another claim has the first run's row locked and has not committed.
+    let mut other = app.db().await;
+    let claiming = other.transaction().await.expect("a transaction");
+    claiming
+        .execute("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", &[&held])
+        .await
+        .expect("locked");
+    let pool = app.pool().get().await.expect("a connection");
+    let batch = tokio::time::timeout(
+        Duration::from_secs(10),
+        claim_batch(&pool, WorkerId::new(), LEASE, &runs),
+    )
+    .await
+    .expect("a batch never waits for another claim's lock")
+    .expect("claim");
+    assert_eq!(claimed(batch), [runs[1]], "only the run nobody holds");
+    claiming.rollback().await.expect("rolled back");
+    // The other claim gave it up: its run is queued with a message due now,
+    // since the batch's caller acks the message it came with.
+    let db = app.db().await;
+    let row = db
+        .query_one(
+            "SELECT r.status, o.available_at <= now()
+             FROM runs r JOIN outbox o ON o.run_id = r.id WHERE r.id = $1",
+            &[&held],
+        )
+        .await
+        .expect("queued with an outbox row");
+    assert_eq!(row.get::<_, String>(0), "queued");
+    assert!(row.get::<_, bool>(1), "its outbox row is due at once");
+}
+
+#[tokio::test]
+async fn a_worker_claims_a_backlog_in_batches_and_runs_each_once() {
+    let port = free_port();
+    let mut app = spawn_app_with(
+        Options {
+            workers: 0,
+            ..Options::default()
+        }
+        .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}")),
+    )
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let runs = submit_runs(&app, &key, 120).await;
+    app.start_worker();
+    let db = app.db().await;
+    let done = wait_for(PATIENCE, || async {
+        let row = db
+            .query_one("SELECT count(*) FROM runs WHERE status = 'succeeded'", &[])
+            .await
+            .ok()?;
+        (row.get::<_, i64>(0) == runs.len() as i64).then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "every run succeeded");
+    assert_eq!(
+        app.stub.state.stats().calls,
+        runs.len() as u64,
+        "one model call per run"
+    );
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let body = text(&app, &metrics).await;
+    let batch = sample(&body, "stewrd_claims_total", &["statement=\"batch\""]).unwrap_or(0.0);
+    let single = sample(&body, "stewrd_claims_total", &["statement=\"single\""]).unwrap_or(0.0);
+    assert_eq!(batch + single, runs.len() as f64, "each run claimed once");
+    assert!(
+        batch >= runs.len() as f64 / 2.0,
+        "most of a waiting backlog is claimed in batches: {batch} of {}",
+        runs.len()
+    );
+}
