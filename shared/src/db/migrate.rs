@@ -57,6 +57,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_add_batched_claims",
         include_str!("../../../migrations/0012_add_batched_claims.sql"),
     ),
+    (
+        "0013_trim_the_event_log",
+        include_str!("../../../migrations/0013_trim_the_event_log.sql"),
+    ),
 ];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.
