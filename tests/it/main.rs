@@ -7,6 +7,7 @@ mod byok;
 mod claims;
 mod cli;
 mod cluster;
+mod commits;
 mod dashboard;
 mod doors;
 mod faults;

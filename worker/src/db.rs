@@ -31,8 +31,9 @@ impl Worker {
         operation(client).await
     }
 
-    /// Runs `operation` until it succeeds or fails for another reason than
-    /// Postgres being unavailable, waiting out an outage as `patience` allows.
+    /// Runs `operation` on a pooled connection until it succeeds or fails for
+    /// another reason than Postgres being unavailable, waiting out an outage as
+    /// `patience` allows.
     pub(crate) async fn db_patiently<T, F>(
         &self,
         patience: Patience<'_>,
@@ -42,32 +43,56 @@ impl Worker {
     where
         F: Future<Output = Result<T, DbError>>,
     {
-        let started = Instant::now();
-        let never = CancellationToken::new();
-        let stop = match patience {
-            Patience::UntilStopped(token) => token,
-            Patience::For(_) => &never,
-        };
-        let mut failures = 0;
+        let mut outage = Outage::new(patience, what);
         loop {
             let result = match self.pool.get().await {
                 Ok(client) => operation(client).await,
                 Err(error) => Err(error.into()),
             };
-            let waiting = match patience {
-                Patience::UntilStopped(token) => !token.is_cancelled(),
-                Patience::For(limit) => started.elapsed() < limit,
-            };
-            match result {
-                Err(DbError::Unavailable(reason)) if waiting => {
-                    failures += 1;
-                    if failures == 1 {
-                        tracing::warn!(%reason, "database unavailable; waiting to {what}");
-                    }
-                    pause(stop, backoff(failures)).await;
-                }
-                other => return other,
+            if !outage.wait_to_retry(&result).await {
+                return result;
             }
         }
+    }
+}
+
+/// The one policy for riding out an outage: whether to try again after a
+/// result, and the backoff before it.
+pub(crate) struct Outage<'a> {
+    patience: Patience<'a>,
+    what: &'a str,
+    started: Instant,
+    failures: u32,
+}
+
+impl<'a> Outage<'a> {
+    pub(crate) fn new(patience: Patience<'a>, what: &'a str) -> Self {
+        Self {
+            patience,
+            what,
+            started: Instant::now(),
+            failures: 0,
+        }
+    }
+
+    /// After `result`: `true` (once the backoff has passed) when Postgres was
+    /// unavailable and patience allows another try.
+    pub(crate) async fn wait_to_retry<T>(&mut self, result: &Result<T, DbError>) -> bool {
+        let Err(DbError::Unavailable(reason)) = result else {
+            return false;
+        };
+        let (waiting, stop) = match self.patience {
+            Patience::UntilStopped(token) => (!token.is_cancelled(), token.clone()),
+            Patience::For(limit) => (self.started.elapsed() < limit, CancellationToken::new()),
+        };
+        if !waiting {
+            return false;
+        }
+        self.failures += 1;
+        if self.failures == 1 {
+            tracing::warn!(%reason, "database unavailable; waiting to {}", self.what);
+        }
+        pause(&stop, backoff(self.failures)).await;
+        true
     }
 }

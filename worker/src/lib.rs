@@ -14,6 +14,7 @@ mod housekeeping;
 mod lease;
 pub mod provider;
 mod reaper;
+mod results;
 pub mod run;
 mod tools;
 mod webhook;
@@ -48,6 +49,8 @@ pub struct Worker {
     pub webhook_wake: Arc<Notify>,
     /// Tells long-polls about finished runs, batched.
     announcer: announce::Announcer,
+    /// Stores results, coalesced into shared commits.
+    results: results::Results,
     /// Runs in flight here, for cancellation.
     cancellations: cancel::Cancellations,
     /// Keys paused after a 429, as every worker learnt it.
@@ -77,6 +80,7 @@ pub async fn run(
     let topology = Topology::new(&config.queue_prefix);
     let relay = Relay::new(pool.clone(), config.broker.clone(), topology.clone());
     let (announcer, announcements) = announce::Announcer::new();
+    let (results, results_queue) = results::Results::new();
     let background = CancellationToken::new();
     let (deltas, publish_deltas) =
         DeltaPublisher::new(config.broker.clone(), topology.clone(), background.clone());
@@ -89,6 +93,7 @@ pub async fn run(
         pool,
         master_keys,
         announcer,
+        results,
         cancellations: cancel::Cancellations::default(),
         cooldowns: cooldown::Cooldowns::default(),
         hooks: webhook::WebhookClient::new(&config.webhook, config.webhook_allow_private)?,
@@ -112,6 +117,11 @@ pub async fn run(
     tasks.spawn(housekeeping::run(worker.clone(), background.clone()));
     tasks.spawn(deadletter::consume(worker.clone(), background.clone()));
     tasks.spawn(control::listen(worker.clone(), background.clone()));
+    tasks.spawn(results::run(
+        worker.pool.clone(),
+        results_queue,
+        background.clone(),
+    ));
     tasks.spawn(announce::run(
         worker.pool.clone(),
         announcements,

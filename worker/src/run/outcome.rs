@@ -4,14 +4,17 @@
 use std::time::{Duration, Instant};
 
 use stewrd_shared::{
-    db::run::{ClaimedRun, Finished, Requeue, RunOutcome, finish_run, requeue_run},
+    db::run::{ClaimedRun, Finished, Requeue, ResultRow, RunOutcome, requeue_run},
     llm::LlmChoice,
     metrics as names,
     model::RunStatus,
 };
 
 use super::{Decision, millis, timing::wake_relay_after};
-use crate::{Worker, db::Patience};
+use crate::{
+    Worker,
+    db::{Outage, Patience},
+};
 
 /// How long the result commit keeps retrying through a Postgres outage. Past
 /// that the lease has likely expired and the run will be run again anyway.
@@ -27,24 +30,21 @@ pub(super) async fn record(
     started: Instant,
 ) {
     let outcome = &decision.outcome;
-    let stored = worker
-        .db_patiently(
-            Patience::For(COMMIT_PATIENCE),
-            "store a result",
-            |client| async move {
-                finish_run(
-                    &client,
-                    run,
-                    worker.id,
-                    choice,
-                    outcome,
-                    decision.key_status,
-                    decision.last_step,
-                )
-                .await
-            },
-        )
-        .await;
+    let row = ResultRow::new(
+        run,
+        worker.id,
+        choice,
+        outcome,
+        decision.key_status,
+        decision.last_step,
+    );
+    let mut outage = Outage::new(Patience::For(COMMIT_PATIENCE), "store a result");
+    let stored = loop {
+        let stored = worker.results.store(row.clone()).await;
+        if !outage.wait_to_retry(&stored).await {
+            break stored;
+        }
+    };
     match stored {
         Ok(Finished::Written { webhook }) => {
             log_outcome(outcome, started);

@@ -106,14 +106,132 @@ pub enum Finished {
     Written { webhook: bool },
 }
 
+/// One result to store: everything [`FINISH_RUN`] binds, owned, so results of
+/// runs finishing together can be handed to one committer (see
+/// [`finish_runs`]). No `Debug`: it holds the project's encrypted key to
+/// compare against.
+#[derive(Clone)]
+pub struct ResultRow {
+    run_id: RunId,
+    worker: WorkerId,
+    attempt: i32,
+    status: &'static str,
+    output: Option<String>,
+    code: Option<&'static str>,
+    message: Option<String>,
+    usage: Option<Usage>,
+    provider: &'static str,
+    model: String,
+    key_source: &'static str,
+    learnt: Option<&'static str>,
+    used_own_key: Option<Vec<u8>>,
+    last_step: Option<(i32, OffsetDateTime)>,
+}
+
+impl ResultRow {
+    /// The result of `run`'s attempt by `worker`: `outcome`, what the call
+    /// taught about the project's own key (`learnt`; stored only if that key
+    /// was used and is still the stored one) and, for an agent run, its last
+    /// model answer as its last step (`last_step`: its index and when the call
+    /// began).
+    pub fn new(
+        run: &ClaimedRun,
+        worker: WorkerId,
+        choice: &LlmChoice,
+        outcome: &RunOutcome,
+        learnt: Option<KeyStatus>,
+        last_step: Option<(i32, OffsetDateTime)>,
+    ) -> Self {
+        let used_own_key = (choice.key_source == KeySource::Project)
+            .then(|| run.encrypted_key.clone())
+            .flatten();
+        let learnt = learnt
+            .filter(|status| used_own_key.is_some() && run.project_llm.key_status != Some(*status))
+            .map(KeyStatus::as_str);
+        let (status, output, code, message, usage) = match outcome {
+            RunOutcome::Succeeded { output, usage } => (
+                RunStatus::Succeeded,
+                Some(output.clone()),
+                None,
+                None,
+                *usage,
+            ),
+            RunOutcome::Failed {
+                code,
+                message,
+                output,
+            } => (
+                RunStatus::Failed,
+                output.clone(),
+                Some(code.as_str()),
+                Some(message.clone()),
+                None,
+            ),
+        };
+        Self {
+            run_id: run.id,
+            worker,
+            attempt: run.attempt,
+            status: status.as_str(),
+            output,
+            code,
+            message,
+            usage,
+            provider: choice.provider.as_str(),
+            model: choice.model.clone(),
+            key_source: choice.key_source.as_str(),
+            learnt,
+            used_own_key,
+            last_step,
+        }
+    }
+
+    async fn store(
+        &self,
+        client: &impl GenericClient,
+        statement: &tokio_postgres::Statement,
+    ) -> Result<Finished, DbError> {
+        let usage = self.usage;
+        let rows = client
+            .query(
+                statement,
+                &[
+                    &self.run_id,
+                    &self.worker,
+                    &self.attempt,
+                    &self.status,
+                    &self.output,
+                    &self.code,
+                    &self.message,
+                    &usage.map(|u| u.prompt_tokens),
+                    &usage.map(|u| u.completion_tokens),
+                    &usage.map(|u| u.total_tokens),
+                    &self.provider,
+                    &self.model,
+                    &self.key_source,
+                    &self.learnt,
+                    &self.used_own_key,
+                    &self.last_step.map(|(index, _)| index),
+                    &self.last_step.map(|(_, started)| started),
+                    &usage.and_then(|u| u.cost_usd),
+                ],
+            )
+            .await?;
+        match rows.first() {
+            None => Ok(Finished::LeaseLost),
+            Some(row) => Ok(Finished::Written {
+                webhook: row.try_get::<_, i64>("events")? > 0,
+            }),
+        }
+    }
+}
+
 /// Writes a run's result, guarded by the lease: if the lease was lost (taken over,
-/// cancelled) nothing is written and `false` comes back, so a run never gets two
-/// results. In the same statement: the webhook event (if any URL applies) and what
-/// the call taught about the project's own key (`learnt`; only if that key was
-/// used and is still the stored one). An agent run's last model answer becomes its
-/// last step (`last_step`: its index and when the call began). Waking long-polls
-/// is left to the caller, outside the commit: a notifying commit is serialized
-/// with every other one.
+/// cancelled) nothing is written and `LeaseLost` comes back, so a run never gets
+/// two results. In the same statement: the webhook event (if any URL applies), the
+/// key status and the last step (see [`ResultRow::new`]). Waking long-polls is
+/// left to the caller, outside the commit: a notifying commit is serialized with
+/// every other one.
 pub async fn finish_run(
     client: &impl GenericClient,
     run: &ClaimedRun,
@@ -123,64 +241,35 @@ pub async fn finish_run(
     learnt: Option<KeyStatus>,
     last_step: Option<(i32, OffsetDateTime)>,
 ) -> Result<Finished, DbError> {
-    let used_own_key = (choice.key_source == KeySource::Project)
-        .then_some(run.encrypted_key.as_deref())
-        .flatten();
-    let learnt = learnt
-        .filter(|status| used_own_key.is_some() && run.project_llm.key_status != Some(*status))
-        .map(KeyStatus::as_str);
+    let row = ResultRow::new(run, worker, choice, outcome, learnt, last_step);
+    store_result(client, &row).await
+}
+
+/// Stores one result on its own (see [`finish_run`]).
+pub async fn store_result(
+    client: &impl GenericClient,
+    row: &ResultRow,
+) -> Result<Finished, DbError> {
     let statement = client.prepare_cached(&FINISH_RUN).await?;
-    let (status, output, code, message, usage) = match outcome {
-        RunOutcome::Succeeded { output, usage } => (
-            RunStatus::Succeeded,
-            Some(output.as_str()),
-            None,
-            None,
-            *usage,
-        ),
-        RunOutcome::Failed {
-            code,
-            message,
-            output,
-        } => (
-            RunStatus::Failed,
-            output.as_deref(),
-            Some(code.as_str()),
-            Some(message.as_str()),
-            None,
-        ),
-    };
-    let rows = client
-        .query(
-            &statement,
-            &[
-                &run.id,
-                &worker,
-                &run.attempt,
-                &status.as_str(),
-                &output,
-                &code,
-                &message,
-                &usage.map(|u| u.prompt_tokens),
-                &usage.map(|u| u.completion_tokens),
-                &usage.map(|u| u.total_tokens),
-                &choice.provider.as_str(),
-                &choice.model,
-                &choice.key_source.as_str(),
-                &learnt,
-                &used_own_key,
-                &last_step.map(|(index, _)| index),
-                &last_step.map(|(_, started)| started),
-                &usage.and_then(|u| u.cost_usd),
-            ],
-        )
-        .await?;
-    match rows.first() {
-        None => Ok(Finished::LeaseLost),
-        Some(row) => Ok(Finished::Written {
-            webhook: row.try_get::<_, i64>("events")? > 0,
-        }),
-    }
+    row.store(client, &statement).await
+}
+
+/// Stores the results of several runs in one transaction (one commit, the
+/// statements pipelined on one connection), each guarded by its lease as in
+/// [`finish_run`]; answers in the order given. All or none commit: on an error
+/// nothing is stored, and the caller may store them one by one.
+pub async fn finish_runs(
+    client: &mut deadpool_postgres::Client,
+    rows: &[ResultRow],
+) -> Result<Vec<Finished>, DbError> {
+    let statement = client.prepare_cached(&FINISH_RUN).await?;
+    let transaction = client.transaction().await?;
+    let stored =
+        futures_util::future::join_all(rows.iter().map(|row| row.store(&transaction, &statement)))
+            .await;
+    let finished = stored.into_iter().collect::<Result<Vec<_>, _>>()?;
+    transaction.commit().await?;
+    Ok(finished)
 }
 
 /// How a claimed run goes back to the queue.

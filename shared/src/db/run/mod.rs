@@ -13,8 +13,8 @@ pub use self::{
         requeue_expired_leases,
     },
     finish::{
-        CancelOutcome, Finished, Requeue, RunOutcome, Usage, cancel_session, fail_unclaimed_run,
-        finish_run, requeue_run,
+        CancelOutcome, Finished, Requeue, ResultRow, RunOutcome, Usage, cancel_session,
+        fail_unclaimed_run, finish_run, finish_runs, requeue_run, store_result,
     },
     record::{EarlierRun, RUN_RECORD_COLUMNS, RunRecord, earlier_runs},
     submit::{AgentSettings, InsertRunError, NewRun, SessionTarget, insert_run},
