@@ -6,7 +6,7 @@ use axum::{Router, extract::DefaultBodyLimit, middleware};
 use stewrd_shared::{
     config::Config,
     crypto::MasterKeyRing,
-    db::Pool,
+    db::{Pool, coalesce::Coalescer},
     queue::{Topology, deltas::DeltaHub, relay::Relay},
 };
 use tokio::net::TcpListener;
@@ -61,6 +61,7 @@ pub async fn serve(
     );
     let state = AppState {
         deltas,
+        submits: Coalescer::start(pool.clone(), background.clone()),
         relay: relay.fast_lane(),
         broker_up: relay.broker_up(),
         watch: SessionWatch::default(),

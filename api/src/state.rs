@@ -5,7 +5,7 @@ use std::sync::{Arc, atomic::AtomicBool};
 use stewrd_shared::{
     config::Config,
     crypto::MasterKeyRing,
-    db::Pool,
+    db::{Pool, coalesce::Coalescer, run::NewRun},
     queue::{deltas::DeltaHub, relay::FastLane},
 };
 
@@ -22,6 +22,8 @@ pub struct AppState {
     pub master_keys: Arc<MasterKeyRing>,
     /// Publishes a committed run at once through the in-process relay.
     pub relay: FastLane,
+    /// Stores concurrent submits of new sessions in shared commits.
+    pub submits: Coalescer<NewRun>,
     /// Whether the relay holds a live broker channel.
     pub broker_up: Arc<AtomicBool>,
     /// Long-poll waiters.

@@ -44,9 +44,9 @@ pub const EMPTY_CLAIMS: &str = "stewrd_empty_claims_total";
 /// Runs claimed, by the `statement` that claimed them: `batch` (one statement
 /// for all the messages a worker had at hand) or `single`.
 pub const CLAIMS: &str = "stewrd_claims_total";
-/// Transactions that stored results: fewer than results when runs finishing
-/// together share one (see the worker's `results`).
-pub const RESULT_COMMITS: &str = "stewrd_result_commits_total";
+/// Commits of coalesced writes, by `write` (`result`, `submit`): fewer than
+/// the writes when concurrent ones share a commit (see `db::coalesce`).
+pub const COMMITS: &str = "stewrd_commits_total";
 
 /// Latency buckets (seconds) for every histogram: from half a millisecond to the
 /// longest provider calls.

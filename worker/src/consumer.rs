@@ -267,6 +267,10 @@ async fn start_claimed(
     jobs: &TaskTracker,
     hand_back: &CancellationToken,
 ) {
+    if runs.len() < messages.len() {
+        // A message whose run another claim held may have given it a new one.
+        worker.relay_wake.notify_one();
+    }
     let mut runs: HashMap<RunId, ClaimedRun> = runs.into_iter().map(|run| (run.id, run)).collect();
     for (delivery, permit, run_id) in messages {
         if let Err(error) = delivery.ack(BasicAckOptions::default()).await {

@@ -14,7 +14,6 @@ mod housekeeping;
 mod lease;
 pub mod provider;
 mod reaper;
-mod results;
 pub mod run;
 mod tools;
 mod webhook;
@@ -24,7 +23,7 @@ use std::sync::Arc;
 use stewrd_shared::{
     config::Config,
     crypto::MasterKeyRing,
-    db::Pool,
+    db::{Pool, coalesce::Coalescer, run::ResultRow},
     id::WorkerId,
     queue::{Topology, deltas::DeltaPublisher, relay::Relay},
 };
@@ -50,7 +49,7 @@ pub struct Worker {
     /// Tells long-polls about finished runs, batched.
     announcer: announce::Announcer,
     /// Stores results, coalesced into shared commits.
-    results: results::Results,
+    results: Coalescer<ResultRow>,
     /// Runs in flight here, for cancellation.
     cancellations: cancel::Cancellations,
     /// Keys paused after a 429, as every worker learnt it.
@@ -80,8 +79,8 @@ pub async fn run(
     let topology = Topology::new(&config.queue_prefix);
     let relay = Relay::new(pool.clone(), config.broker.clone(), topology.clone());
     let (announcer, announcements) = announce::Announcer::new();
-    let (results, results_queue) = results::Results::new();
     let background = CancellationToken::new();
+    let results = Coalescer::start(pool.clone(), background.clone());
     let (deltas, publish_deltas) =
         DeltaPublisher::new(config.broker.clone(), topology.clone(), background.clone());
     let worker = Arc::new(Worker {
@@ -117,11 +116,6 @@ pub async fn run(
     tasks.spawn(housekeeping::run(worker.clone(), background.clone()));
     tasks.spawn(deadletter::consume(worker.clone(), background.clone()));
     tasks.spawn(control::listen(worker.clone(), background.clone()));
-    tasks.spawn(results::run(
-        worker.pool.clone(),
-        results_queue,
-        background.clone(),
-    ));
     tasks.spawn(announce::run(
         worker.pool.clone(),
         announcements,

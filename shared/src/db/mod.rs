@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod api_key;
+pub mod coalesce;
 pub mod cooldown;
 pub mod event_log;
 pub mod idempotency;

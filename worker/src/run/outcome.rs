@@ -40,7 +40,7 @@ pub(super) async fn record(
     );
     let mut outage = Outage::new(Patience::For(COMMIT_PATIENCE), "store a result");
     let stored = loop {
-        let stored = worker.results.store(row.clone()).await;
+        let stored = worker.results.write(row.clone()).await;
         if !outage.wait_to_retry(&stored).await {
             break stored;
         }

@@ -30,7 +30,6 @@ use stewrd_shared::{
     llm::choose_llm,
     metrics as names,
     model::RunStatus,
-    ops::WebhookUrl,
     queue::relay::UNCLAIMED_REPUBLISH,
 };
 use time::OffsetDateTime;
@@ -99,18 +98,11 @@ pub(crate) async fn create(
         Some(text) => Some(checked_webhook_url(&state, "webhook_url", text).await?),
     };
     let metadata = body.metadata.as_ref().map(|m| serde_json::json!(m));
-    let empty = serde_json::json!({});
     let (session_id, session) = match body.session_id {
-        Some(id) => (
-            id,
-            SessionTarget::Existing {
-                id,
-                metadata: metadata.as_ref(),
-            },
-        ),
+        Some(id) => (id, SessionTarget::Existing { id, metadata }),
         None => {
             let id = SessionId::new();
-            let metadata = metadata.as_ref().unwrap_or(&empty);
+            let metadata = metadata.unwrap_or_else(|| serde_json::json!({}));
             (id, SessionTarget::New { id, metadata })
         }
     };
@@ -120,16 +112,16 @@ pub(crate) async fn create(
         id: RunId::new(),
         project_id: auth.project_id,
         session,
-        input: &body.message,
-        system: body.system.as_deref(),
-        requested_model: body.model.as_deref(),
+        input: body.message.clone(),
+        system: body.system.clone(),
+        requested_model: body.model.clone(),
         // Validated to 1..=1,000,000 above.
         max_tokens: body.max_tokens.and_then(|n| i32::try_from(n).ok()),
         temperature: body.temperature,
-        webhook_url: webhook_url.as_ref().map(WebhookUrl::as_str),
-        request_id: Some(&request_id.0),
-        choice: &choice,
-        agent: &agent,
+        webhook_url: webhook_url.as_ref().map(|url| url.as_str().to_owned()),
+        request_id: Some(request_id.0.clone()),
+        choice: choice.clone(),
+        agent,
         deadline: state.config.worker.run_deadline,
         publish_delay: if fast {
             UNCLAIMED_REPUBLISH
@@ -137,11 +129,19 @@ pub(crate) async fn create(
             Duration::ZERO
         },
     };
+    let run_id = run.id;
     let mut client = state.pool.get().await?;
     let answer = if idempotency_key.is_none() && !admit::needs_lock(&auth) {
         admit::admit(&client, &state, &auth, &choice).await?;
-        let created_at = insert_run(&client, &run).await.map_err(insert_error)?;
-        accepted(session_id, run.id, created_at)
+        let created_at = if matches!(run.session, SessionTarget::New { .. }) {
+            // Shares a commit with the submits arriving meanwhile; the
+            // connection goes back first, as the committer needs one.
+            drop(client);
+            state.submits.write(run).await?.map_err(insert_error)?
+        } else {
+            insert_run(&client, &run).await.map_err(insert_error)?
+        };
+        accepted(session_id, run_id, created_at)
     } else {
         let transaction = client.transaction().await.map_err(DbError::from)?;
         let idempotency = match idempotency_key {
@@ -170,7 +170,7 @@ pub(crate) async fn create(
         };
         admit::admit(&transaction, &state, &auth, &choice).await?;
         let created_at = insert_run(&transaction, &run).await.map_err(insert_error)?;
-        let answer = accepted(session_id, run.id, created_at);
+        let answer = accepted(session_id, run_id, created_at);
         if let Some((key, hash)) = idempotency {
             let body = serde_json::to_value(&answer).unwrap_or_default();
             remember(&transaction, auth.project_id, &key, &hash, 202, &body).await?;
@@ -179,17 +179,25 @@ pub(crate) async fn create(
         answer
     };
     let message = DueMessage {
-        run_id: run.id,
+        run_id,
         request_id: Some(request_id.0.clone()),
     };
     if fast && !state.relay.publish(message) {
-        // The lane is full: let the relay's slow path publish it now.
-        retry_after(&client, &[run.id], Duration::ZERO).await?;
+        // The lane is full: let the relay's slow path publish it now. The run
+        // is stored either way (its outbox row falls due on its own), so a
+        // failure here is not the client's.
+        if let Err(error) = publish_soon(&state, run_id).await {
+            tracing::warn!(%error, %run_id, "the relay will publish the run at its republish time");
+        }
     }
-    drop(client);
     metrics::counter!(names::RUNS_SUBMITTED).increment(1);
-    tracing::info!(%session_id, run_id = %run.id, "run queued");
+    tracing::info!(%session_id, %run_id, "run queued");
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+async fn publish_soon(state: &AppState, run_id: RunId) -> Result<(), DbError> {
+    let client = state.pool.get().await?;
+    retry_after(&client, &[run_id], Duration::ZERO).await
 }
 
 fn accepted(session_id: SessionId, run_id: RunId, created_at: OffsetDateTime) -> AgentOut {

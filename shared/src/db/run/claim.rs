@@ -106,13 +106,28 @@ pub async fn claim_next(
     let statement = client
         .prepare_cached(&claim_select("stewrd_claim_next($1, $2, $3) c"))
         .await?;
-    let Some(row) = client
+    let claimed = client
         .query_opt(&statement, &[&worker, &lease.as_secs_f64(), &hint])
-        .await?
-    else {
-        return Ok(None);
+        .await;
+    let row = match claimed {
+        Ok(Some(row)) => row,
+        Ok(None) => return Ok(None),
+        Err(error) => {
+            locks_released(client).await;
+            return Err(error.into());
+        }
     };
     claimed_run(&row).map(Some)
+}
+
+/// Waits, after a claim failed, until its transaction's row locks are gone.
+/// Postgres sends a statement's error before it aborts the transaction, so a
+/// claim on another connection right after could still find the runs locked,
+/// take the failed claim for a live one (`SKIP LOCKED`) and leave them to their
+/// outbox rows' republish. The next statement on the same connection runs only
+/// once the abort is done.
+async fn locks_released(client: &impl GenericClient) {
+    let _ = client.query_opt("SELECT 1", &[]).await;
 }
 
 /// What a batched claim gave.
@@ -143,9 +158,16 @@ pub async fn claim_batch(
     let statement = client
         .prepare_cached(&claim_select("stewrd_claim_batch($1, $2, $3) c"))
         .await?;
-    let rows = client
+    let rows = match client
         .query(&statement, &[&worker, &lease.as_secs_f64(), &hints])
-        .await?;
+        .await
+    {
+        Ok(rows) => rows,
+        Err(error) => {
+            locks_released(client).await;
+            return Err(error.into());
+        }
+    };
     let mut runs = Vec::with_capacity(rows.len());
     let mut unreadable = Vec::new();
     for row in &rows {
@@ -254,7 +276,10 @@ fn claimed_run(row: &tokio_postgres::Row) -> Result<ClaimedRun, DbError> {
 }
 
 /// Extends the leases `worker` holds on `runs`: one statement per heartbeat,
-/// however many runs are in flight.
+/// however many runs are in flight. A run whose row another transaction holds
+/// is skipped this beat (it is most likely having its result stored): waiting
+/// for it while holding the others could deadlock with a commit storing
+/// several results, and the next beat comes well within the lease.
 pub async fn extend_leases(
     client: &impl GenericClient,
     worker: WorkerId,
@@ -263,8 +288,11 @@ pub async fn extend_leases(
 ) -> Result<u64, DbError> {
     let statement = client
         .prepare_cached(
-            "UPDATE runs SET lease_until = now() + make_interval(secs => $3)
-             WHERE id = ANY($2) AND status = 'running' AND lease_owner = $1",
+            "UPDATE runs r SET lease_until = now() + make_interval(secs => $3)
+             FROM (SELECT id FROM runs
+                   WHERE id = ANY($2) AND status = 'running' AND lease_owner = $1
+                   FOR UPDATE SKIP LOCKED) AS free
+             WHERE r.id = free.id",
         )
         .await?;
     Ok(client

@@ -6,7 +6,7 @@ use std::{sync::LazyLock, time::Duration};
 use time::OffsetDateTime;
 
 use super::ClaimedRun;
-use crate::db::{DbError, GenericClient, webhook::EVENT_FOR_STATUS_CHANGE};
+use crate::db::{DbError, GenericClient, coalesce, webhook::EVENT_FOR_STATUS_CHANGE};
 use crate::{
     id::{ProjectId, RunId, SessionId, WorkerId},
     llm::LlmChoice,
@@ -246,28 +246,52 @@ pub async fn finish_run(
 }
 
 /// Stores one result on its own (see [`finish_run`]).
-pub async fn store_result(
-    client: &impl GenericClient,
-    row: &ResultRow,
-) -> Result<Finished, DbError> {
+async fn store_result(client: &impl GenericClient, row: &ResultRow) -> Result<Finished, DbError> {
     let statement = client.prepare_cached(&FINISH_RUN).await?;
     row.store(client, &statement).await
+}
+
+/// Results of runs finishing together share a commit.
+impl coalesce::Write for ResultRow {
+    const LABEL: &'static str = "result";
+    type Output = Finished;
+
+    async fn many(
+        client: &mut deadpool_postgres::Client,
+        rows: &[Self],
+    ) -> Result<Vec<Finished>, DbError> {
+        finish_runs(client, rows).await
+    }
+
+    async fn one(&self, client: &deadpool_postgres::Client) -> Result<Finished, DbError> {
+        store_result(client, self).await
+    }
 }
 
 /// Stores the results of several runs in one transaction (one commit, the
 /// statements pipelined on one connection), each guarded by its lease as in
 /// [`finish_run`]; answers in the order given. All or none commit: on an error
 /// nothing is stored, and the caller may store them one by one.
-pub async fn finish_runs(
+async fn finish_runs(
     client: &mut deadpool_postgres::Client,
     rows: &[ResultRow],
 ) -> Result<Vec<Finished>, DbError> {
     let statement = client.prepare_cached(&FINISH_RUN).await?;
+    // In run id order, the order the lease heartbeat locks the same rows in:
+    // locked in different orders, the two would deadlock.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i].run_id);
     let transaction = client.transaction().await?;
-    let stored =
-        futures_util::future::join_all(rows.iter().map(|row| row.store(&transaction, &statement)))
-            .await;
-    let finished = stored.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let stored = futures_util::future::join_all(
+        order
+            .iter()
+            .map(|&i| rows[i].store(&transaction, &statement)),
+    )
+    .await;
+    let mut finished = vec![Finished::LeaseLost; rows.len()];
+    for (&i, result) in order.iter().zip(stored) {
+        finished[i] = result?;
+    }
     transaction.commit().await?;
     Ok(finished)
 }

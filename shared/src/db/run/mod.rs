@@ -14,7 +14,7 @@ pub use self::{
     },
     finish::{
         CancelOutcome, Finished, Requeue, ResultRow, RunOutcome, Usage, cancel_session,
-        fail_unclaimed_run, finish_run, finish_runs, requeue_run, store_result,
+        fail_unclaimed_run, finish_run, requeue_run,
     },
     record::{EarlierRun, RUN_RECORD_COLUMNS, RunRecord, earlier_runs},
     submit::{AgentSettings, InsertRunError, NewRun, SessionTarget, insert_run},

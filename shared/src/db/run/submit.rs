@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::db::{DbError, GenericClient};
+use crate::db::{DbError, GenericClient, coalesce};
 use crate::{
     id::{ProjectId, RunId, SessionId},
     llm::LlmChoice,
@@ -25,34 +25,35 @@ pub struct AgentSettings {
 }
 
 /// Which session a new run belongs to.
-pub enum SessionTarget<'a> {
+pub enum SessionTarget {
     /// Start a session with this id.
     New {
         id: SessionId,
-        metadata: &'a serde_json::Value,
+        metadata: serde_json::Value,
     },
     /// Append to an existing session of the same project.
     Existing {
         id: SessionId,
-        metadata: Option<&'a serde_json::Value>,
+        metadata: Option<serde_json::Value>,
     },
 }
 
-/// A user message to store and queue.
-pub struct NewRun<'a> {
+/// A user message to store and queue. Owned, so concurrent submits of new
+/// sessions can be handed to one committer (see [`coalesce::Write`]).
+pub struct NewRun {
     pub id: RunId,
     pub project_id: ProjectId,
-    pub session: SessionTarget<'a>,
-    pub input: &'a str,
-    pub system: Option<&'a str>,
-    pub requested_model: Option<&'a str>,
+    pub session: SessionTarget,
+    pub input: String,
+    pub system: Option<String>,
+    pub requested_model: Option<String>,
     pub max_tokens: Option<i32>,
     pub temperature: Option<f64>,
-    pub webhook_url: Option<&'a str>,
-    pub request_id: Option<&'a str>,
-    pub choice: &'a LlmChoice,
+    pub webhook_url: Option<String>,
+    pub request_id: Option<String>,
+    pub choice: LlmChoice,
     /// The agent settings: the client's tools and how the loop is bounded.
-    pub agent: &'a AgentSettings,
+    pub agent: AgentSettings,
     pub deadline: Duration,
     /// When the run's outbox row falls due: now for the relay to publish it, or
     /// after the republish window when the API publishes it itself (fast lane).
@@ -92,11 +93,26 @@ const INSERT_RUN_TAIL: &str = "
 /// Returns the run's creation time.
 pub async fn insert_run(
     client: &impl GenericClient,
-    run: &NewRun<'_>,
+    run: &NewRun,
 ) -> Result<OffsetDateTime, InsertRunError> {
-    let (session_id, metadata, head) = match run.session {
+    match insert(client, run).await {
+        Ok(Some(created_at)) => Ok(created_at),
+        Ok(None) => Err(InsertRunError::SessionNotFound),
+        Err(error) if error.violates("runs_one_active_per_session") => {
+            Err(InsertRunError::SessionBusy)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// [`insert_run`]'s statement: `None` when the session is not there.
+async fn insert(
+    client: &impl GenericClient,
+    run: &NewRun,
+) -> Result<Option<OffsetDateTime>, DbError> {
+    let (session_id, metadata, head) = match &run.session {
         SessionTarget::New { id, metadata } => (
-            id,
+            *id,
             Some(metadata),
             "WITH s AS (
                  INSERT INTO sessions (id, project_id, latest_run_id, metadata)
@@ -105,8 +121,8 @@ pub async fn insert_run(
              ),",
         ),
         SessionTarget::Existing { id, metadata } => (
-            id,
-            metadata,
+            *id,
+            metadata.as_ref(),
             "WITH s AS (
                  UPDATE sessions SET latest_run_id = $3, run_count = run_count + 1,
                                      updated_at = now(), metadata = coalesce($4, metadata)
@@ -147,14 +163,40 @@ pub async fn insert_run(
                 &run.agent.stream,
             ],
         )
-        .await
-        .map_err(DbError::from);
-    match result {
-        Ok(Some(row)) => Ok(row.try_get("created_at").map_err(DbError::from)?),
-        Ok(None) => Err(InsertRunError::SessionNotFound),
-        Err(error) if error.violates("runs_one_active_per_session") => {
-            Err(InsertRunError::SessionBusy)
+        .await?;
+    Ok(match result {
+        Some(row) => Some(row.try_get("created_at")?),
+        None => None,
+    })
+}
+
+/// Concurrent submits share a commit (the API sends those of new sessions,
+/// which cannot be busy).
+impl coalesce::Write for NewRun {
+    const LABEL: &'static str = "submit";
+    type Output = Result<OffsetDateTime, InsertRunError>;
+
+    async fn many(
+        client: &mut deadpool_postgres::Client,
+        runs: &[Self],
+    ) -> Result<Vec<Self::Output>, DbError> {
+        let transaction = client.transaction().await?;
+        let inserted =
+            futures_util::future::join_all(runs.iter().map(|run| insert(&transaction, run))).await;
+        let mut created = Vec::with_capacity(runs.len());
+        for result in inserted {
+            // Any error (a busy session among them) aborted the transaction:
+            // the caller writes them one by one.
+            created.push(result?.ok_or(InsertRunError::SessionNotFound));
         }
-        Err(error) => Err(error.into()),
+        transaction.commit().await?;
+        Ok(created)
+    }
+
+    async fn one(&self, client: &deadpool_postgres::Client) -> Result<Self::Output, DbError> {
+        match insert_run(client, self).await {
+            Err(InsertRunError::Db(error)) => Err(error),
+            other => Ok(other),
+        }
     }
 }

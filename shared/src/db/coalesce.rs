@@ -1,0 +1,141 @@
+//! Writes of concurrent callers coalesced into shared commits (group commit in
+//! the application): each caller hands its write over and waits for the
+//! commit that holds it, so nothing is answered before it is durable.
+//!
+//! At most [`COMMITS_IN_FLIGHT`] commits run at once; writes arriving meanwhile
+//! wait for the next, so under load a commit takes many and alone a write waits
+//! for none. A batch that fails for another reason than an outage is written
+//! one by one, so one bad row cannot fail the others.
+
+use std::{future::Future, sync::Arc};
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{DbError, Pool};
+
+/// Commits in flight at once.
+const COMMITS_IN_FLIGHT: usize = 2;
+/// Most writes in one commit.
+const MAX_PER_COMMIT: usize = 128;
+
+/// One kind of write that may share a commit with others of its kind.
+pub trait Write: Send + Sync + 'static {
+    /// The `write` label of `stewrd_commits_total`.
+    const LABEL: &'static str;
+    type Output: Send + 'static;
+    /// Writes `items` in one transaction and commits, answering in order; all or none.
+    fn many(
+        client: &mut deadpool_postgres::Client,
+        items: &[Self],
+    ) -> impl Future<Output = Result<Vec<Self::Output>, DbError>> + Send
+    where
+        Self: Sized;
+    /// Writes one on its own.
+    fn one(
+        &self,
+        client: &deadpool_postgres::Client,
+    ) -> impl Future<Output = Result<Self::Output, DbError>> + Send;
+}
+
+type Answer<W> = oneshot::Sender<Result<<W as Write>::Output, DbError>>;
+
+/// The callers' side, cheap to clone.
+pub struct Coalescer<W: Write> {
+    tx: mpsc::UnboundedSender<(W, Answer<W>)>,
+}
+
+impl<W: Write> Clone for Coalescer<W> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<W: Write> Coalescer<W> {
+    /// Starts the committing task on `pool`; it stops at `shutdown`.
+    pub fn start(pool: Pool, shutdown: CancellationToken) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run::<W>(pool, rx, shutdown));
+        Self { tx }
+    }
+
+    /// Writes `item` in the next commit; answers once that commit is done.
+    pub async fn write(&self, item: W) -> Result<W::Output, DbError> {
+        let (answer, answered) = oneshot::channel();
+        if self.tx.send((item, answer)).is_err() {
+            return Err(stopped());
+        }
+        answered.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+fn stopped() -> DbError {
+    DbError::Unavailable("the process is stopping".into())
+}
+
+async fn run<W: Write>(
+    pool: Pool,
+    mut rx: mpsc::UnboundedReceiver<(W, Answer<W>)>,
+    shutdown: CancellationToken,
+) {
+    let in_flight = Arc::new(Semaphore::new(COMMITS_IN_FLIGHT));
+    loop {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let first = tokio::select! {
+            first = rx.recv() => first,
+            _ = shutdown.cancelled() => return,
+        };
+        let Some(first) = first else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_PER_COMMIT {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            commit(&pool, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn commit<W: Write>(pool: &Pool, batch: Vec<(W, Answer<W>)>) {
+    let (items, answers): (Vec<W>, Vec<Answer<W>>) = batch.into_iter().unzip();
+    let unavailable = |answers: Vec<Answer<W>>, reason: String| {
+        for answer in answers {
+            let _ = answer.send(Err(DbError::Unavailable(reason.clone())));
+        }
+    };
+    let mut client = match pool.get().await {
+        Ok(client) => client,
+        Err(error) => return unavailable(answers, DbError::from(error).to_string()),
+    };
+    if items.len() > 1 {
+        match W::many(&mut client, &items).await {
+            Ok(outputs) => {
+                metrics::counter!(crate::metrics::COMMITS, "write" => W::LABEL).increment(1);
+                for (answer, output) in answers.into_iter().zip(outputs) {
+                    let _ = answer.send(Ok(output));
+                }
+                return;
+            }
+            Err(DbError::Unavailable(reason)) => return unavailable(answers, reason),
+            Err(error) => {
+                tracing::warn!(%error, writes = items.len(), "a shared commit failed; writing one by one");
+            }
+        }
+    }
+    for (item, answer) in items.iter().zip(answers) {
+        let written = item.one(&client).await;
+        if written.is_ok() {
+            metrics::counter!(crate::metrics::COMMITS, "write" => W::LABEL).increment(1);
+        }
+        let _ = answer.send(written);
+    }
+}
