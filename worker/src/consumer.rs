@@ -12,6 +12,7 @@ use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Durati
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::{
+    Consumer,
     message::Delivery,
     options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions},
     types::{AMQPValue, FieldTable},
@@ -128,24 +129,8 @@ async fn consume_connection(
             },
             _ = shutdown.cancelled() => break,
         };
-        // Whatever the broker has delivered already joins this one, a permit
-        // each, and the lot is claimed in one statement.
         let mut batch = vec![(delivery, permit)];
-        let mut lost = None;
-        while batch.len() < MAX_CLAIM_BATCH {
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                break;
-            };
-            match deliveries.next().now_or_never() {
-                Some(Some(Ok(delivery))) => batch.push((delivery, permit)),
-                Some(Some(Err(error))) => lost = Some(error.into()),
-                Some(None) => lost = Some(ConsumeError::Cancelled),
-                None => break, // nothing more at hand
-            }
-            if lost.is_some() {
-                break;
-            }
-        }
+        let lost = take_at_hand(&mut deliveries, permits, &mut batch);
         jobs.spawn(handle_batch(
             worker.clone(),
             batch,
@@ -162,6 +147,28 @@ async fn consume_connection(
     let _ = channel.close(200, "worker stopping".into()).await;
     let _ = connection.close(200, "worker stopping".into()).await;
     Ok(())
+}
+
+/// Adds the deliveries the broker has sent already to `batch`, a permit each,
+/// so the lot is claimed in one statement. Returns the consumer's end if it
+/// came meanwhile (the batch taken so far is still handled).
+fn take_at_hand(
+    deliveries: &mut Consumer,
+    permits: &Arc<Semaphore>,
+    batch: &mut Vec<Taken>,
+) -> Option<ConsumeError> {
+    while batch.len() < MAX_CLAIM_BATCH {
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            return None;
+        };
+        match deliveries.next().now_or_never() {
+            Some(Some(Ok(delivery))) => batch.push((delivery, permit)),
+            Some(Some(Err(error))) => return Some(error.into()),
+            Some(None) => return Some(ConsumeError::Cancelled),
+            None => return None, // nothing more at hand
+        }
+    }
+    None
 }
 
 async fn drain(jobs: TaskTracker, hand_back: CancellationToken, grace: Duration) {
