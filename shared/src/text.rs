@@ -88,3 +88,47 @@ mod tests {
         }
     }
 }
+
+/// A provider's text made storable: Postgres `text` and `jsonb` cannot hold
+/// U+0000, so a model answer with one could never be stored, and its run would
+/// be called again after every lease expiry. It becomes U+FFFD, as an
+/// unreadable character does elsewhere.
+pub fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
+/// [`storable`] for every string in a JSON value (keys included).
+pub fn storable_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(storable(text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(key, value)| (storable(key), storable_json(value)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod storable_tests {
+    use super::*;
+
+    #[test]
+    fn nul_becomes_the_replacement_character_everywhere() {
+        assert_eq!(storable("a\0b".into()), "a\u{FFFD}b");
+        assert_eq!(storable("plain".into()), "plain");
+        let value = serde_json::json!({"k\u{0}": ["x\u{0}", 1, {"y": "\u{0}"}]});
+        assert_eq!(
+            storable_json(value),
+            serde_json::json!({"k\u{FFFD}": ["x\u{FFFD}", 1, {"y": "\u{FFFD}"}]})
+        );
+    }
+}

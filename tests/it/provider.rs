@@ -540,3 +540,27 @@ async fn a_late_result_never_overwrites_cancelled() {
     assert_eq!(session["status"], "cancelled");
     assert_eq!(session["output"], Value::Null);
 }
+
+/// Postgres cannot store U+0000: an answer holding one must still be stored
+/// once, not called again after every lease expiry.
+#[tokio::test]
+async fn an_answer_holding_a_nul_is_stored_once_with_a_replacement_character() {
+    let app = spawn_app_with(Options::default()).await;
+    let (_, key) = app.create_project("acme").await;
+    app.stub.state.push([Reply::text("half\u{0}way", 4)]);
+    let accepted = app.submit(&key, json!({"message": "m"})).await;
+    let session = app
+        .wait_final_within(
+            &key,
+            accepted["session_id"].as_str().expect("id"),
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(session["status"], "succeeded", "{session}");
+    assert_eq!(session["output"], "half\u{FFFD}way");
+    assert_eq!(
+        app.stub.state.stats().calls,
+        1,
+        "the provider was called once"
+    );
+}

@@ -15,6 +15,7 @@ use stewrd_shared::{
     config::{ProviderUrls, WorkerSettings},
     db::run::Usage,
     model::Provider,
+    text::{storable, storable_json},
 };
 
 /// Largest provider answer read; beyond it the call fails rather than eat memory.
@@ -275,8 +276,8 @@ fn parse_completion(body: &[u8]) -> Result<Completion, ProviderError> {
         ));
     }
     Ok(Completion {
-        content: message.content,
-        tool_calls,
+        content: message.content.map(storable),
+        tool_calls: tool_calls.map(storable_json),
         usage: parsed.usage,
     })
 }

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use stewrd_shared::db::run::Usage;
+use stewrd_shared::{db::run::Usage, text::storable};
 
 use super::{Completion, MAX_BODY_BYTES, ProviderError, transport_error};
 
@@ -110,7 +110,7 @@ impl Assembly {
         let Some(delta) = choice.delta else {
             return Ok(());
         };
-        if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+        if let Some(text) = delta.content.filter(|t| !t.is_empty()).map(storable) {
             on_text(&text);
             self.content.get_or_insert_with(String::new).push_str(&text);
         }
@@ -124,10 +124,10 @@ impl Assembly {
                 call.id = id;
             }
             if let Some(function) = piece.function {
-                if let Some(name) = function.name {
+                if let Some(name) = function.name.map(storable) {
                     call.name.push_str(&name);
                 }
-                if let Some(arguments) = function.arguments {
+                if let Some(arguments) = function.arguments.map(storable) {
                     call.arguments.push_str(&arguments);
                 }
             }
