@@ -233,18 +233,34 @@ async fn handle_batch(
             Err(error) => tracing::warn!(%error, "a batched claim failed; claiming one by one"),
         }
     }
+    // Claims after a batch that could not be set-based run side by side, as
+    // before, except copies of one message: claimed at once, the second would
+    // find its run locked by the first and claim nothing, where after it, it
+    // is the spare that wakes a capped project's next run (`stewrd_claim_next`).
+    let mut copies: HashMap<RunId, Vec<Taken>> = HashMap::new();
     for (delivery, permit, run_id) in messages {
-        jobs.spawn(handle(
-            worker.clone(),
-            delivery,
-            run_id,
-            permit,
-            // A message alone holds its claim's turn; claims after a batch
-            // that could not be set-based run side by side, as before.
-            claimer.take(),
-            shutdown.clone(),
-            hand_back.clone(),
-        ));
+        copies.entry(run_id).or_default().push((delivery, permit));
+    }
+    for (run_id, taken) in copies {
+        // A message alone holds its claim's turn.
+        let claimer = claimer.take();
+        let (worker, shutdown, hand_back) = (worker.clone(), shutdown.clone(), hand_back.clone());
+        let tracker = jobs.clone();
+        jobs.spawn(async move {
+            let mut claimer = claimer;
+            for copy in taken {
+                let handled = handle(
+                    worker.clone(),
+                    copy,
+                    run_id,
+                    claimer.take(),
+                    tracker.clone(),
+                    shutdown.clone(),
+                    hand_back.clone(),
+                );
+                handled.await;
+            }
+        });
     }
 }
 
@@ -329,13 +345,14 @@ fn run_span(woken_by: RunId, request_id: Option<&str>) -> Span {
     )
 }
 
-/// Handles one delivery on its own: claim, ack, run.
+/// Handles one delivery on its own: claim, ack, and the run started in a task
+/// of its own.
 async fn handle(
     worker: Arc<Worker>,
-    delivery: Delivery,
+    (delivery, permit): Taken,
     run_id: RunId,
-    permit: OwnedSemaphorePermit,
     claimer: Option<OwnedSemaphorePermit>,
+    jobs: TaskTracker,
     shutdown: CancellationToken,
     hand_back: CancellationToken,
 ) {
@@ -373,7 +390,8 @@ async fn handle(
             return;
         };
         metrics::counter!(names::CLAIMS, "statement" => "single").increment(1);
-        work(worker, run, run_id, permit, hand_back).await;
+        // Its own task: the caller may have more claims to make.
+        jobs.spawn(work(worker, run, run_id, permit, hand_back).instrument(Span::current()));
     }
     .instrument(span)
     .await;

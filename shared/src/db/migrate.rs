@@ -61,6 +61,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_trim_the_event_log",
         include_str!("../../../migrations/0013_trim_the_event_log.sql"),
     ),
+    (
+        "0014_mark_woken_places",
+        include_str!("../../../migrations/0014_mark_woken_places.sql"),
+    ),
 ];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.
