@@ -312,25 +312,30 @@ async fn start_claimed(
 /// Fails the runs a batch claimed but could not read: no worker could process them.
 async fn fail_unreadable(worker: &Worker, unreadable: Vec<RunId>) {
     for poisoned in unreadable {
-        tracing::error!(%poisoned, "a run's stored data cannot be read; failing it");
-        let failed = worker
-            .db(|client| async move {
-                fail_unclaimed_run(
-                    &client,
-                    poisoned,
-                    Some(worker.id),
-                    FailureCode::DeliveryLimitExceeded,
-                    UNREADABLE,
-                )
-                .await
-            })
-            .await;
-        if let Err(error) = failed {
+        if let Err(error) = fail_poisoned(worker, poisoned).await {
             // Its lease runs out, the reaper requeues it and a claim meets it again.
             tracing::warn!(%error, %poisoned, "could not fail an unreadable run");
         }
-        worker.webhook_wake.notify_one();
     }
+}
+
+/// Fails a run this worker claimed but whose row cannot be read.
+async fn fail_poisoned(worker: &Worker, poisoned: RunId) -> Result<(), DbError> {
+    tracing::error!(%poisoned, "a run's stored data cannot be read; failing it");
+    worker
+        .db(|client| async move {
+            fail_unclaimed_run(
+                &client,
+                poisoned,
+                Some(worker.id),
+                FailureCode::DeliveryLimitExceeded,
+                UNREADABLE,
+            )
+            .await
+        })
+        .await?;
+    worker.webhook_wake.notify_one();
+    Ok(())
 }
 
 fn run_span(woken_by: RunId, request_id: Option<&str>) -> Span {
@@ -473,20 +478,7 @@ async fn claim_around_poison(worker: &Worker, hint: RunId) -> Result<Option<Clai
             Unreadable::Claimed(run) => return Ok(Some(*run)),
             Unreadable::Poisoned(run_id) => run_id,
         };
-        tracing::error!(%poisoned, "a run's stored data cannot be read; failing it");
-        worker
-            .db(|client| async move {
-                fail_unclaimed_run(
-                    &client,
-                    poisoned,
-                    Some(worker.id),
-                    FailureCode::DeliveryLimitExceeded,
-                    UNREADABLE,
-                )
-                .await
-            })
-            .await?;
-        worker.webhook_wake.notify_one();
+        fail_poisoned(worker, poisoned).await?;
     }
     Ok(None)
 }
