@@ -5,7 +5,10 @@ use std::{collections::BTreeSet, time::Duration};
 
 use serde_json::json;
 use stewrd_shared::{
-    db::run::{Batch, claim_batch},
+    db::{
+        DbError,
+        run::{Batch, Claim, claim_batch, claim_next},
+    },
     id::{ProjectId, RunId, WorkerId},
 };
 
@@ -153,6 +156,251 @@ async fn a_batch_is_claimed_one_by_one_when_the_project_is_capped_or_two_project
         .map(|(status, _, _)| status)
         .collect();
     assert_eq!(statuses, ["queued", "queued", "queued"], "nothing claimed");
+}
+
+/// Two copies of one capped run's message (a freed place can wake a run twice,
+/// see migration 0011) claimed at the same time: the second waits for the
+/// project's lock, finds its run taken, and must fill the free place with the
+/// project's next run, or that place stays empty until another run ends.
+#[tokio::test]
+async fn a_copy_claimed_while_its_run_was_taken_fills_a_capped_projects_next_place() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (project, key) = app.create_project("capped").await;
+    let project_id: ProjectId = project.parse().expect("project id");
+    let runs = submit_runs(&app, &key, 2).await;
+    let db = app.db().await;
+    db.execute(
+        "UPDATE projects SET max_concurrent_runs = 2 WHERE id = $1",
+        &[&project_id],
+    )
+    .await
+    .expect("capped");
+    // The first copy's claim has taken the run and holds the project's lock.
+    let mut first = app.db().await;
+    let claiming = first.transaction().await.expect("a transaction");
+    let taken: RunId = claiming
+        .query_one(
+            "SELECT id FROM stewrd_claim_next($1, 30, $2)",
+            &[&WorkerId::new(), &runs[0]],
+        )
+        .await
+        .expect("the first claim")
+        .get(0);
+    assert_eq!(taken, runs[0]);
+    let pool = app.pool().get().await.expect("a connection");
+    let second = claim_next(&pool, WorkerId::new(), LEASE, Some(runs[0]));
+    let commit_once_waited_for = async {
+        // The second copy read its run as queued and waits for the lock.
+        wait_for(PATIENCE, || async {
+            let waiting: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'
+                       AND query LIKE '%stewrd_claim_next%'",
+                    &[],
+                )
+                .await
+                .expect("activity")
+                .get(0);
+            (waiting > 0).then_some(())
+        })
+        .await
+        .expect("the second claim waits for the project's lock");
+        claiming.commit().await.expect("the first claim commits");
+    };
+    let (second, ()) = tokio::join!(second, commit_once_waited_for);
+    match second.expect("claim") {
+        Claim::Claimed(run) => assert_eq!(run.id, runs[1], "the copy claims the next run"),
+        other => panic!("the copy must fill the free place: {other:?}"),
+    }
+}
+
+/// Two places freed together can both wake one run, when the relay has
+/// published the first wake-up and pushed the run's outbox row back before the
+/// second looked (see migration 0011). If that run is claimed before the second
+/// wake-up is published, the wake-up must pass to the project's next waiting
+/// run, not go with the claimed run's outbox row: that place would stay empty.
+#[tokio::test]
+async fn a_wake_up_owed_to_a_run_claimed_meanwhile_passes_to_the_next_waiting_run() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (project, key) = app.create_project("capped").await;
+    let project_id: ProjectId = project.parse().expect("project id");
+    let runs = submit_runs(&app, &key, 3).await;
+    let mut db = app.db().await;
+    db.execute(
+        "UPDATE projects SET max_concurrent_runs = 2 WHERE id = $1",
+        &[&project_id],
+    )
+    .await
+    .expect("capped");
+    // In one transaction, so the relay publishes nothing meanwhile: every
+    // message went out (outbox rows in the future), then the first run was
+    // woken again and is claimed before that wake-up is published.
+    let claiming = db.transaction().await.expect("a transaction");
+    claiming
+        .execute(
+            "UPDATE outbox SET available_at = now() + interval '1 hour' WHERE run_id = ANY($1)",
+            &[&runs],
+        )
+        .await
+        .expect("published");
+    claiming
+        .execute(
+            "UPDATE outbox SET available_at = '-infinity' WHERE run_id = $1",
+            &[&runs[0]],
+        )
+        .await
+        .expect("woken again");
+    let taken: RunId = claiming
+        .query_one(
+            "SELECT id FROM stewrd_claim_next($1, 30, $2)",
+            &[&WorkerId::new(), &runs[0]],
+        )
+        .await
+        .expect("the claim")
+        .get(0);
+    assert_eq!(taken, runs[0]);
+    let woken: Vec<RunId> = claiming
+        .query(
+            "SELECT run_id FROM outbox WHERE available_at = '-infinity'",
+            &[],
+        )
+        .await
+        .expect("outbox")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(woken, [runs[1]], "the next waiting run is woken");
+    claiming.rollback().await.expect("rolled back");
+}
+
+/// A claim can take a run whose submit committed while the claim ran (here:
+/// while it waited for a capped project's lock). Its statement's joins, as of
+/// its start, cannot see that run's session; the claim used to fail to read
+/// the run it had taken, which then stayed claimed by nobody until its lease
+/// ran out.
+#[tokio::test]
+async fn a_run_whose_submit_commits_during_its_claim_is_claimed_and_read() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (project, key) = app.create_project("capped").await;
+    let project_id: ProjectId = project.parse().expect("project id");
+    let first_run = submit_runs(&app, &key, 1).await[0];
+    let db = app.db().await;
+    db.execute(
+        "UPDATE projects SET max_concurrent_runs = 2 WHERE id = $1",
+        &[&project_id],
+    )
+    .await
+    .expect("capped");
+    // A submit has begun (a copy of the first run in a session of its own)
+    // and not committed yet.
+    let mut submitter = app.db().await;
+    let submit = submitter.transaction().await.expect("a transaction");
+    let late: RunId = submit
+        .query_one(
+            "WITH s AS (
+                 INSERT INTO sessions
+                 SELECT (jsonb_populate_record(s, jsonb_build_object(
+                     'id', gen_random_uuid(), 'metadata', '{\"k\": \"v\"}'::jsonb))).*
+                 FROM sessions s WHERE id = (SELECT session_id FROM runs WHERE id = $1)
+                 RETURNING id
+             )
+             INSERT INTO runs
+             SELECT (jsonb_populate_record(r, jsonb_build_object(
+                 'id', gen_random_uuid(), 'session_id', (SELECT id FROM s),
+                 'created_at', now(), 'due_at', now()))).*
+             FROM runs r WHERE id = $1
+             RETURNING id",
+            &[&first_run],
+        )
+        .await
+        .expect("the late run")
+        .get(0);
+    // The first claim has taken the first run and holds the project's lock.
+    let mut first = app.db().await;
+    let claiming = first.transaction().await.expect("a transaction");
+    claiming
+        .query_one(
+            "SELECT id FROM stewrd_claim_next($1, 30, $2)",
+            &[&WorkerId::new(), &first_run],
+        )
+        .await
+        .expect("the first claim");
+    let pool = app.pool().get().await.expect("a connection");
+    let worker = WorkerId::new();
+    let second = claim_next(&pool, worker, LEASE, Some(first_run));
+    let commit_while_it_waits = async {
+        wait_for(PATIENCE, || async {
+            let waiting: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'
+                       AND query LIKE '%stewrd_claim_next%'",
+                    &[],
+                )
+                .await
+                .expect("activity")
+                .get(0);
+            (waiting > 0).then_some(())
+        })
+        .await
+        .expect("the second claim waits for the project's lock");
+        submit.commit().await.expect("the submit commits");
+        claiming.commit().await.expect("the first claim commits");
+    };
+    let (second, ()) = tokio::join!(second, commit_while_it_waits);
+    match second.expect("the claim reads the run it took") {
+        Claim::Claimed(run) => {
+            assert_eq!(run.id, late);
+            assert_eq!(
+                run.session_metadata,
+                json!({"k": "v"}),
+                "its session is read"
+            );
+        }
+        other => panic!("the late run must be claimed and read: {other:?}"),
+    }
+    assert_eq!(
+        rows(&app, &[late]).await,
+        [("running".to_owned(), Some(worker), false)]
+    );
+}
+
+/// A value the client cannot convert is a data error: the caller gives up on
+/// the row instead of waiting for an outage to end.
+#[tokio::test]
+async fn a_value_the_client_cannot_convert_is_not_an_outage() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let db = app.db().await;
+    let row = db
+        .query_one("SELECT NULL::int4 AS nothing, 'text' AS word", &[])
+        .await
+        .expect("a row");
+    let refused = [
+        row.try_get::<_, i32>("nothing").expect_err("a null"),
+        row.try_get::<_, i32>("word").expect_err("a wrong type"),
+        row.try_get::<_, i32>("absent").expect_err("no such column"),
+    ];
+    for error in refused {
+        let error = DbError::from(error);
+        assert!(matches!(error, DbError::Query(_)), "{error:?}");
+    }
 }
 
 #[tokio::test]

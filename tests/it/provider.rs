@@ -483,7 +483,7 @@ async fn a_queued_run_cancelled_before_any_worker_sees_it_never_calls_the_provid
 #[tokio::test]
 async fn a_late_result_never_overwrites_cancelled() {
     use stewrd_shared::{
-        db::run::{Finished, RunOutcome, claim_next, finish_run},
+        db::run::{Claim, Finished, RunOutcome, claim_next, finish_run},
         id::{RunId, WorkerId},
         llm::LlmChoice,
         model::{KeySource, Provider},
@@ -505,10 +505,12 @@ async fn a_late_result_never_overwrites_cancelled() {
     // Play a worker: claim the run with the real claim statement.
     let pool = app.pool().get().await.expect("a connection");
     let worker = WorkerId::new();
-    let claimed = claim_next(&pool, worker, Duration::from_secs(30), None)
+    let Claim::Claimed(claimed) = claim_next(&pool, worker, Duration::from_secs(30), None)
         .await
         .expect("claim")
-        .expect("claimed");
+    else {
+        panic!("the queued run is claimed");
+    };
     assert_eq!(claimed.id, run_id, "the only queued run");
     let (status, _) = app
         .call(

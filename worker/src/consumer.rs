@@ -21,8 +21,7 @@ use stewrd_shared::{
     db::{
         DbError,
         run::{
-            Batch, ClaimedRun, Unreadable, claim_batch, claim_next, claim_unreadable,
-            fail_unclaimed_run,
+            Batch, Claim, ClaimedRun, claim_batch, claim_next, claim_unreadable, fail_unclaimed_run,
         },
     },
     id::RunId,
@@ -364,7 +363,7 @@ async fn handle(
     let span = run_span(run_id, header_text(&delivery, "x-request-id").as_deref());
     async move {
         let claimed = match claim(&worker, run_id, &shutdown).await {
-            Ok(claimed) => Ok(claimed),
+            Ok(claimed) => claimed_or_failed(&worker, claimed, run_id).await,
             Err(error) => {
                 tracing::warn!(%error, "a claim failed; claiming again step by step");
                 claim_around_poison(&worker, run_id).await
@@ -411,8 +410,9 @@ async fn work(
     hand_back: CancellationToken,
 ) {
     Span::current().record("run_id", tracing::field::display(run.id));
-    if run.id != woken_by {
-        // The message's own run was given a new message (see `claim_next`).
+    if run.id != woken_by || run.limits.max_concurrent_runs.is_some() {
+        // The message's own run was given a new message, or a capped project's
+        // next run the wake-up this one owed (see `stewrd_claim_next`).
         worker.relay_wake.notify_one();
     }
     // A panic must not strand the run: its lease would be kept by nobody
@@ -432,7 +432,7 @@ async fn claim(
     worker: &Worker,
     hint: RunId,
     shutdown: &CancellationToken,
-) -> Result<Option<ClaimedRun>, DbError> {
+) -> Result<Claim, DbError> {
     let lease = worker.config.worker.lease;
     worker
         .db_patiently(
@@ -460,6 +460,23 @@ async fn claim_many(
         .await
 }
 
+/// The run a claim gave; one it claimed but cannot read is failed first, and
+/// the message claims again (see [`claim_around_poison`]).
+async fn claimed_or_failed(
+    worker: &Worker,
+    claimed: Claim,
+    hint: RunId,
+) -> Result<Option<ClaimedRun>, DbError> {
+    match claimed {
+        Claim::Nothing => Ok(None),
+        Claim::Claimed(run) => Ok(Some(*run)),
+        Claim::Poisoned(poisoned) => {
+            fail_poisoned(worker, poisoned).await?;
+            claim_around_poison(worker, hint).await
+        }
+    }
+}
+
 /// After a claim failed for another reason than an outage: claims and reads in
 /// separate statements, so a run whose row cannot be read is named and failed
 /// (`delivery_limit_exceeded`) instead of failing every claim behind it (the
@@ -474,9 +491,9 @@ async fn claim_around_poison(worker: &Worker, hint: RunId) -> Result<Option<Clai
                 })
                 .await?;
         let poisoned = match claimed {
-            Unreadable::Nothing => return Ok(None),
-            Unreadable::Claimed(run) => return Ok(Some(*run)),
-            Unreadable::Poisoned(run_id) => run_id,
+            Claim::Nothing => return Ok(None),
+            Claim::Claimed(run) => return Ok(Some(*run)),
+            Claim::Poisoned(run_id) => run_id,
         };
         fail_poisoned(worker, poisoned).await?;
     }

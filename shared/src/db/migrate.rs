@@ -65,6 +65,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_mark_woken_places",
         include_str!("../../../migrations/0014_mark_woken_places.sql"),
     ),
+    (
+        "0015_keep_capped_wake_ups",
+        include_str!("../../../migrations/0015_keep_capped_wake_ups.sql"),
+    ),
 ];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.

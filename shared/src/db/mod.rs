@@ -75,6 +75,21 @@ impl DbError {
     }
 }
 
+/// Whether tokio-postgres refused a value or a column on the client side. Its
+/// error kinds are private; their messages are what it exposes (each checked
+/// by `claims::a_value_the_client_cannot_convert_is_not_an_outage`).
+fn is_data_error(error: &tokio_postgres::Error) -> bool {
+    const DATA_ERRORS: [&str; 5] = [
+        "error deserializing column",
+        "error serializing parameter",
+        "invalid column",
+        "expected ",
+        "query returned an unexpected number of rows",
+    ];
+    let message = error.to_string();
+    DATA_ERRORS.iter().any(|prefix| message.starts_with(prefix))
+}
+
 impl From<tokio_postgres::Error> for DbError {
     fn from(error: tokio_postgres::Error) -> Self {
         if error.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) {
@@ -88,8 +103,10 @@ impl From<tokio_postgres::Error> for DbError {
         }
         let connection_lost = error.is_closed()
             || match error.code() {
-                // Not from the server at all: an I/O or protocol failure.
-                None => true,
+                // Not from the server: an I/O or protocol failure, unless the
+                // client refused the data (a value that does not convert, a
+                // column that is not there), which no reconnect mends.
+                None => !is_data_error(&error),
                 Some(code) => {
                     code.code().starts_with("08")
                         || [

@@ -93,16 +93,17 @@ fn claim_select(source: &str) -> String {
 /// there, else the oldest due one; projects at their `max_concurrent_runs` are
 /// passed over (see `stewrd_claim_next`). The claim deletes the run's outbox
 /// row, and makes the hint's due at once when it took another run (the caller
-/// then wakes its relay). `None`: nothing can start now.
+/// then wakes its relay).
 ///
-/// One statement claims and reads; if it fails for another reason than an
-/// outage, see [`claim_unreadable`].
+/// One statement claims and reads. A run it claimed but could not read is read
+/// again on its own (see [`read_claimed`]); if the claim itself fails for
+/// another reason than an outage, see [`claim_unreadable`].
 pub async fn claim_next(
     client: &impl GenericClient,
     worker: WorkerId,
     lease: Duration,
     hint: Option<RunId>,
-) -> Result<Option<ClaimedRun>, DbError> {
+) -> Result<Claim, DbError> {
     let statement = client
         .prepare_cached(&claim_select("stewrd_claim_next($1, $2, $3) c"))
         .await?;
@@ -111,13 +112,16 @@ pub async fn claim_next(
         .await;
     let row = match claimed {
         Ok(Some(row)) => row,
-        Ok(None) => return Ok(None),
+        Ok(None) => return Ok(Claim::Nothing),
         Err(error) => {
             locks_released(client).await;
             return Err(error.into());
         }
     };
-    claimed_run(&row).map(Some)
+    match claimed_run(&row) {
+        Ok(run) => Ok(Claim::Claimed(Box::new(run))),
+        Err(_) => read_claimed(client, worker, row.try_get("id")?).await,
+    }
 }
 
 /// Waits, after a claim failed, until its transaction's row locks are gone.
@@ -176,18 +180,22 @@ pub async fn claim_batch(
         };
         match claimed_run(row) {
             Ok(run) => runs.push(run),
-            Err(_) => unreadable.push(id),
+            Err(_) => match read_claimed(client, worker, id).await? {
+                Claim::Claimed(run) => runs.push(*run),
+                Claim::Nothing => {}
+                Claim::Poisoned(id) => unreadable.push(id),
+            },
         }
     }
     Ok(Batch::Claimed { runs, unreadable })
 }
 
-/// What became of a claim whose reading failed.
+/// What a claim gave.
 #[derive(Debug)]
-pub enum Unreadable {
-    /// Nothing to claim after all.
+pub enum Claim {
+    /// Nothing can start now: no run is due, or every waiting project is at its cap.
     Nothing,
-    /// The claim reads fine now.
+    /// The run claimed, read.
     Claimed(Box<ClaimedRun>),
     /// This run is claimed by the worker but its row cannot be read: it can
     /// never be processed, and the caller fails it.
@@ -203,7 +211,7 @@ pub async fn claim_unreadable(
     worker: WorkerId,
     lease: Duration,
     hint: Option<RunId>,
-) -> Result<Unreadable, DbError> {
+) -> Result<Claim, DbError> {
     let Some(row) = client
         .query_opt(
             "SELECT id FROM stewrd_claim_next($1, $2, $3)",
@@ -211,9 +219,22 @@ pub async fn claim_unreadable(
         )
         .await?
     else {
-        return Ok(Unreadable::Nothing);
+        return Ok(Claim::Nothing);
     };
-    let id: RunId = row.try_get("id")?;
+    read_claimed(client, worker, row.try_get("id")?).await
+}
+
+/// Reads a run `worker` has claimed, in a statement of its own. A claim's joins
+/// read the project and session as of the claim statement's start, but the
+/// claim function takes the run it finds later (after waiting for a capped
+/// project's lock, say): a run submitted meanwhile is claimed while its session
+/// reads as missing. A new statement sees what the claim saw; a row that still
+/// cannot be read is poisoned.
+async fn read_claimed(
+    client: &impl GenericClient,
+    worker: WorkerId,
+    id: RunId,
+) -> Result<Claim, DbError> {
     let read = client
         .query_opt(
             &claim_select("(SELECT * FROM runs WHERE id = $1 AND lease_owner = $2) c"),
@@ -222,13 +243,14 @@ pub async fn claim_unreadable(
         .await;
     match read.map_err(DbError::from) {
         Ok(Some(row)) => match claimed_run(&row) {
-            Ok(run) => Ok(Unreadable::Claimed(Box::new(run))),
+            Ok(run) => Ok(Claim::Claimed(Box::new(run))),
             Err(DbError::Unavailable(why)) => Err(DbError::Unavailable(why)),
-            Err(_) => Ok(Unreadable::Poisoned(id)),
+            Err(_) => Ok(Claim::Poisoned(id)),
         },
-        Ok(None) => Ok(Unreadable::Nothing),
+        // Not ours any more (cancelled meanwhile): nothing to process.
+        Ok(None) => Ok(Claim::Nothing),
         Err(DbError::Unavailable(why)) => Err(DbError::Unavailable(why)),
-        Err(_) => Ok(Unreadable::Poisoned(id)),
+        Err(_) => Ok(Claim::Poisoned(id)),
     }
 }
 

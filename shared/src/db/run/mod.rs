@@ -9,7 +9,7 @@ mod submit;
 
 pub use self::{
     claim::{
-        Batch, ClaimedRun, Unreadable, claim_batch, claim_next, claim_unreadable, extend_leases,
+        Batch, Claim, ClaimedRun, claim_batch, claim_next, claim_unreadable, extend_leases,
         requeue_expired_leases,
     },
     finish::{
