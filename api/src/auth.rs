@@ -147,16 +147,21 @@ impl FromRequestParts<AppState> for ProjectAuth {
         let hash = hash_api_key(token);
         let owner = match state.auth_cache.get(&hash) {
             Some(owner) => owner,
+            // Boxed: axum keeps extractors and handler in one future, as large
+            // as its largest state, which a long-poll holds for its whole wait.
             None => {
-                let ticket = state.auth_cache.ticket();
-                let client = state
-                    .pool
-                    .get()
-                    .await
-                    .map_err(stewrd_shared::db::DbError::from)?;
-                let owner = find_key_owner(&client, &hash).await?.ok_or_else(invalid)?;
-                state.auth_cache.put(ticket, hash, owner.clone());
-                owner
+                Box::pin(async {
+                    let ticket = state.auth_cache.ticket();
+                    let client = state
+                        .pool
+                        .get()
+                        .await
+                        .map_err(stewrd_shared::db::DbError::from)?;
+                    let owner = find_key_owner(&client, &hash).await?.ok_or_else(invalid)?;
+                    state.auth_cache.put(ticket, hash, owner.clone());
+                    Ok::<_, ApiError>(owner)
+                })
+                .await?
             }
         };
         if !api_key_matches(token, &owner.hash) {

@@ -111,12 +111,16 @@ struct Connection {
 }
 
 impl Connection {
+    /// The TLS handshake and the TLS connection are boxed: a task's size is its
+    /// largest state, so inline they made every plain connection's task as
+    /// large as a TLS one (a long-poll client holds its task for minutes).
     async fn run(self, stream: TcpStream, acceptor: Option<TlsAcceptor>) {
         let Some(acceptor) = acceptor else {
             return self.serve(stream).await;
         };
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => self.serve(tls).await,
+        let handshake = Box::pin(acceptor.accept(stream));
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok(tls)) => Box::pin(self.serve(tls)).await,
             Ok(Err(error)) => tracing::debug!(peer = %self.peer, %error, "TLS handshake failed"),
             Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
         }

@@ -234,7 +234,22 @@ fn spawn(
     stdout: Stdio,
 ) -> anyhow::Result<Child> {
     let log = std::fs::File::create(log_path(name, role))?;
-    Ok(Command::new(std::env::current_exe()?)
+    // For profiling runs: `STEWRD_BENCH_WRAP_API` / `STEWRD_BENCH_WRAP_WORKER`
+    // (e.g. `heaptrack -o /tmp/worker`) start that process under a tool. Its
+    // pid is then the tool's: CPU and memory figures of such a run are not
+    // stewrd's.
+    let wrap_var = format!("STEWRD_BENCH_WRAP_{}", args[0].to_uppercase());
+    let wrapper = std::env::var(wrap_var).unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(tool) => {
+            let mut command = Command::new(tool);
+            command.args(words).arg(std::env::current_exe()?);
+            command
+        }
+        None => Command::new(std::env::current_exe()?),
+    };
+    Ok(command
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(stdout)
@@ -245,8 +260,13 @@ fn spawn(
 fn spawn_api(env: &[(String, String)], name: &str) -> anyhow::Result<(Child, String)> {
     let mut child = spawn(env, &["api"], name, "api", Stdio::piped())?;
     let stdout = child.stdout.take().context("api stdout")?;
-    let mut first = String::new();
-    BufReader::new(stdout).read_line(&mut first)?;
+    // The first line naming an address (a profiler may print lines before it).
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("http://"))
+        .unwrap_or_default();
     let base = first
         .trim()
         .rsplit(' ')

@@ -214,6 +214,21 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
         &polled,
         ["", "", "<= 5 (aim <= 2)", "", ""],
     );
+    // The floor under the poll's latency on this host: the same HTTP stack,
+    // router and middleware, the same client and rate, no key check and no
+    // Postgres (`/healthz` answers from memory).
+    let health: Request = {
+        let (http, base) = (http.clone(), fleet.api_base.clone());
+        Arc::new(move |_| {
+            let request = http.get(format!("{base}/healthz"));
+            Box::pin(async move {
+                let response = request.send().await.ok()?;
+                response.status().is_success().then_some(Value::Null)
+            })
+        })
+    };
+    let floor = open_loop(2_000.0, Duration::from_secs(10), health, "healthz @ 2000/s").await;
+    report.latency("floor_healthz_at_2000_per_s", &floor, [""; 5]);
     fleet.stop().await;
     Ok(())
 }

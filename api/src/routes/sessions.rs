@@ -85,7 +85,9 @@ pub(crate) async fn show(
     if wait > 0 {
         wait_until_final(&state, &auth, id, Duration::from_secs(wait)).await?;
     }
-    load(&state, &auth, id).await.map(Json)
+    // Boxed, as the reads in the wait are: a future is as large as its largest
+    // state, and a long-poll holds this one for the whole wait.
+    Box::pin(load(&state, &auth, id)).await.map(Json)
 }
 
 async fn load(state: &AppState, auth: &ProjectAuth, id: SessionId) -> Result<SessionOut, ApiError> {
@@ -227,10 +229,12 @@ async fn wait_until_final(
     let deadline = Instant::now() + wait;
     let mut subscription = state.watch.subscribe(id);
     loop {
-        let status = {
+        // Boxed: only the wait's own state is held while it waits (see `show`).
+        let status = Box::pin(async {
             let client = state.pool.get().await?;
-            get_session_status(&client, auth.project_id, id).await?
-        };
+            get_session_status(&client, auth.project_id, id).await
+        })
+        .await?;
         match status {
             None => return Err(ApiError::not_found("session")),
             // A run waiting for the client's tools answers too: the client must act.
