@@ -106,6 +106,66 @@ async fn agent_runs_send_every_committed_step_in_order_and_resume_exactly() {
     }
 }
 
+/// The retention sweep chooses its batch (5,000 rows) among the events that may
+/// go. Every old session keeps its latest event for ever; a batch chosen among
+/// all old events and filtered after was, once 5,000 such sessions existed,
+/// made of kept events only, and the sweep never dropped anything again.
+#[tokio::test]
+async fn the_retention_sweep_goes_on_past_a_batch_of_kept_events() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    let accepted = app.submit(&key, json!({"message": "old"})).await;
+    let session = accepted["session_id"].as_str().expect("id");
+    app.wait_final(&key, session).await;
+    let run_id: uuid::Uuid = accepted["run_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let db = app.db().await;
+    db.execute(
+        "UPDATE runs SET finished_at = now() - interval '2 hours' WHERE id = $1",
+        &[&run_id],
+    )
+    .await
+    .expect("finished long ago");
+    // More old sessions than a batch, each with only its latest event; then,
+    // stored after them, an old session with an event that may go.
+    db.execute(
+        "INSERT INTO session_events (session_id, seq, run_id, type, created_at)
+         SELECT gen_random_uuid(), 1, $1, 'session.succeeded', now() - interval '2 hours'
+         FROM generate_series(1, 5001)",
+        &[&run_id],
+    )
+    .await
+    .expect("kept events");
+    let later = uuid::Uuid::new_v4();
+    db.execute(
+        "INSERT INTO session_events (session_id, seq, run_id, type, created_at)
+         VALUES ($1, 1, $2, 'session.running', now() - interval '2 hours'),
+                ($1, 2, $2, 'session.succeeded', now() - interval '2 hours')",
+        &[&later, &run_id],
+    )
+    .await
+    .expect("events of the later session");
+    let pool = app.pool().get().await.expect("a connection");
+    let dropped = stewrd_shared::db::event_log::purge(&pool, Duration::from_secs(3600))
+        .await
+        .expect("the sweep");
+    assert_eq!(dropped, 1, "the later session's first event goes");
+    let left: Vec<i64> = db
+        .query(
+            "SELECT seq FROM session_events WHERE session_id = $1 ORDER BY seq",
+            &[&later],
+        )
+        .await
+        .expect("events")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(left, [2], "its latest event stays");
+}
+
 #[tokio::test]
 async fn a_resume_works_through_another_api_process_and_says_410_past_the_retention() {
     let mut app = spawn_app_with(

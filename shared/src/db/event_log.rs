@@ -201,28 +201,35 @@ const PURGE_BATCH: i64 = 5_000;
 /// Drops events (and stream texts) of runs that ended more than `retention`
 /// ago, keeping each session's latest event so its numbering goes on. Returns
 /// how many events went.
+///
+/// A batch is chosen among the rows that may go: chosen among all old rows
+/// and filtered after, the batch could be made only of rows that stay (every
+/// old session keeps one event for ever), and once the first 5,000 old rows
+/// were such, the sweep dropped nothing again.
 pub async fn purge(client: &impl GenericClient, retention: Duration) -> Result<u64, DbError> {
     let seconds = retention.as_secs_f64();
     let events = client
         .execute(
-            "DELETE FROM session_events e USING runs r
-             WHERE e.ctid = ANY (ARRAY (
-                       SELECT ctid FROM session_events
-                       WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))
-               AND r.id = e.run_id AND r.finished_at < now() - make_interval(secs => $1)
-               AND EXISTS (SELECT 1 FROM session_events l
-                           WHERE l.session_id = e.session_id AND l.seq > e.seq)",
+            "DELETE FROM session_events
+             WHERE ctid = ANY (ARRAY (
+                       SELECT e.ctid FROM session_events e JOIN runs r ON r.id = e.run_id
+                       WHERE e.created_at < now() - make_interval(secs => $1)
+                         AND r.finished_at < now() - make_interval(secs => $1)
+                         AND EXISTS (SELECT 1 FROM session_events l
+                                     WHERE l.session_id = e.session_id AND l.seq > e.seq)
+                       LIMIT $2))",
             &[&seconds, &PURGE_BATCH],
         )
         .await?;
     client
         .execute(
-            "DELETE FROM stream_texts t
-             WHERE t.ctid = ANY (ARRAY (
-                       SELECT ctid FROM stream_texts
-                       WHERE updated_at < now() - make_interval(secs => $1) LIMIT $2))
-               AND NOT EXISTS (SELECT 1 FROM session_events e
-                               WHERE e.session_id = t.session_id AND e.seq = t.seq)",
+            "DELETE FROM stream_texts
+             WHERE ctid = ANY (ARRAY (
+                       SELECT t.ctid FROM stream_texts t
+                       WHERE t.updated_at < now() - make_interval(secs => $1)
+                         AND NOT EXISTS (SELECT 1 FROM session_events e
+                                         WHERE e.session_id = t.session_id AND e.seq = t.seq)
+                       LIMIT $2))",
             &[&seconds, &PURGE_BATCH],
         )
         .await?;
