@@ -180,10 +180,14 @@ pub async fn claim_batch(
         };
         match claimed_run(row) {
             Ok(run) => runs.push(run),
-            Err(_) => match read_claimed(client, worker, id).await? {
-                Claim::Claimed(run) => runs.push(*run),
-                Claim::Nothing => {}
-                Claim::Poisoned(id) => unreadable.push(id),
+            Err(_) => match read_claimed(client, worker, id).await {
+                Ok(Claim::Claimed(run)) => runs.push(*run),
+                Ok(Claim::Nothing) => {}
+                Ok(Claim::Poisoned(id)) => unreadable.push(id),
+                // Postgres went away: the runs read so far still start; this
+                // one keeps its lease until the reaper puts it back, as after
+                // a worker's crash.
+                Err(error) => tracing::warn!(%error, run_id = %id, "cannot read a claimed run"),
             },
         }
     }
