@@ -19,6 +19,28 @@
 -- it holds the project's lock claims the project's next queued run instead:
 -- the cap is counted under that lock, so it only fills a place. Uncapped
 -- projects' copies still claim nothing.
+-- One place picks the run a wake-up goes to: a freed place (`free_place`) and a
+-- wake-up passed on by a claim. The oldest due run not already due to be
+-- published; SKIP LOCKED: two wake-ups at once must not pick the same run
+-- (each would see the other's pick only after its commit). A woken row is due
+-- at '-infinity': due for the relay, never "in the future" for another pick.
+CREATE FUNCTION stewrd_wake_next(p_project uuid) RETURNS void LANGUAGE sql AS $$
+    UPDATE outbox SET available_at = '-infinity'
+    WHERE run_id = (SELECT r.id FROM runs r JOIN outbox o ON o.run_id = r.id
+                    WHERE r.project_id = p_project AND r.status = 'queued'
+                      AND r.due_at <= now() AND o.available_at > now()
+                    ORDER BY r.created_at LIMIT 1 FOR UPDATE OF o SKIP LOCKED);
+$$;
+
+CREATE OR REPLACE FUNCTION stewrd_free_place() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM projects WHERE id = NEW.project_id
+               AND max_concurrent_runs IS NOT NULL) THEN
+        PERFORM stewrd_wake_next(NEW.project_id);
+    END IF;
+    RETURN NULL;
+END $$;
+
 CREATE OR REPLACE FUNCTION stewrd_claim_next(p_worker uuid, p_lease float8, p_hint uuid)
 RETURNS SETOF runs LANGUAGE plpgsql ROWS 1 AS $$
 DECLARE
@@ -115,13 +137,8 @@ BEGIN
             DELETE FROM outbox WHERE run_id = claimed.id
             RETURNING available_at <= now() INTO owed;
             IF owed AND candidate.max_concurrent_runs IS NOT NULL THEN
-                -- The wake-up this row owed goes to the next waiting run, as
-                -- `free_place` would give it.
-                UPDATE outbox SET available_at = '-infinity'
-                WHERE run_id = (SELECT r.id FROM runs r JOIN outbox o ON o.run_id = r.id
-                                WHERE r.project_id = claimed.project_id AND r.status = 'queued'
-                                  AND r.due_at <= now() AND o.available_at > now()
-                                ORDER BY r.created_at LIMIT 1 FOR UPDATE OF o SKIP LOCKED);
+                -- The wake-up this row owed goes to the next waiting run.
+                PERFORM stewrd_wake_next(claimed.project_id);
             END IF;
             IF claimed.id IS DISTINCT FROM p_hint AND p_hint IS NOT NULL THEN
                 UPDATE outbox SET available_at = now()

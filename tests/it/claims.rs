@@ -158,6 +158,25 @@ async fn a_batch_is_claimed_one_by_one_when_the_project_is_capped_or_two_project
     assert_eq!(statuses, ["queued", "queued", "queued"], "nothing claimed");
 }
 
+/// Returns once a claim in the test's database waits for a lock (the project's).
+async fn a_claim_waits_for_a_lock(db: &tokio_postgres::Client) {
+    wait_for(PATIENCE, || async {
+        let waiting: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'
+                   AND query LIKE '%stewrd_claim_next%'",
+                &[],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        (waiting > 0).then_some(())
+    })
+    .await
+    .expect("the second claim waits for the project's lock");
+}
+
 /// Two copies of one capped run's message (a freed place can wake a run twice,
 /// see migration 0011) claimed at the same time: the second waits for the
 /// project's lock, finds its run taken, and must fill the free place with the
@@ -195,21 +214,7 @@ async fn a_copy_claimed_while_its_run_was_taken_fills_a_capped_projects_next_pla
     let second = claim_next(&pool, WorkerId::new(), LEASE, Some(runs[0]));
     let commit_once_waited_for = async {
         // The second copy read its run as queued and waits for the lock.
-        wait_for(PATIENCE, || async {
-            let waiting: i64 = db
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity
-                     WHERE datname = current_database() AND wait_event_type = 'Lock'
-                       AND query LIKE '%stewrd_claim_next%'",
-                    &[],
-                )
-                .await
-                .expect("activity")
-                .get(0);
-            (waiting > 0).then_some(())
-        })
-        .await
-        .expect("the second claim waits for the project's lock");
+        a_claim_waits_for_a_lock(&db).await;
         claiming.commit().await.expect("the first claim commits");
     };
     let (second, ()) = tokio::join!(second, commit_once_waited_for);
@@ -342,21 +347,7 @@ async fn a_run_whose_submit_commits_during_its_claim_is_claimed_and_read() {
     let worker = WorkerId::new();
     let second = claim_next(&pool, worker, LEASE, Some(first_run));
     let commit_while_it_waits = async {
-        wait_for(PATIENCE, || async {
-            let waiting: i64 = db
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity
-                     WHERE datname = current_database() AND wait_event_type = 'Lock'
-                       AND query LIKE '%stewrd_claim_next%'",
-                    &[],
-                )
-                .await
-                .expect("activity")
-                .get(0);
-            (waiting > 0).then_some(())
-        })
-        .await
-        .expect("the second claim waits for the project's lock");
+        a_claim_waits_for_a_lock(&db).await;
         submit.commit().await.expect("the submit commits");
         claiming.commit().await.expect("the first claim commits");
     };

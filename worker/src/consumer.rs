@@ -460,44 +460,40 @@ async fn claim_many(
         .await
 }
 
-/// The run a claim gave; one it claimed but cannot read is failed first, and
-/// the message claims again (see [`claim_around_poison`]).
+/// The run a claim gave. A run it claimed but cannot read is failed (no worker
+/// could process it), and the message claims again, in separate statements
+/// (see `claim_unreadable`), so such a run is named and failed instead of
+/// failing every claim behind it; at most three in a row.
 async fn claimed_or_failed(
     worker: &Worker,
-    claimed: Claim,
+    mut claimed: Claim,
     hint: RunId,
 ) -> Result<Option<ClaimedRun>, DbError> {
-    match claimed {
-        Claim::Nothing => Ok(None),
-        Claim::Claimed(run) => Ok(Some(*run)),
-        Claim::Poisoned(poisoned) => {
-            fail_poisoned(worker, poisoned).await?;
-            claim_around_poison(worker, hint).await
-        }
-    }
-}
-
-/// After a claim failed for another reason than an outage: claims and reads in
-/// separate statements, so a run whose row cannot be read is named and failed
-/// (`delivery_limit_exceeded`) instead of failing every claim behind it (the
-/// fair claim would pick it again and again).
-async fn claim_around_poison(worker: &Worker, hint: RunId) -> Result<Option<ClaimedRun>, DbError> {
     let lease = worker.config.worker.lease;
     for _ in 0..3 {
-        let claimed =
+        match claimed {
+            Claim::Nothing => return Ok(None),
+            Claim::Claimed(run) => return Ok(Some(*run)),
+            Claim::Poisoned(poisoned) => fail_poisoned(worker, poisoned).await?,
+        }
+        claimed =
             worker
                 .db(|client| async move {
                     claim_unreadable(&client, worker.id, lease, Some(hint)).await
                 })
                 .await?;
-        let poisoned = match claimed {
-            Claim::Nothing => return Ok(None),
-            Claim::Claimed(run) => return Ok(Some(*run)),
-            Claim::Poisoned(run_id) => run_id,
-        };
-        fail_poisoned(worker, poisoned).await?;
     }
     Ok(None)
+}
+
+/// After a claim failed for another reason than an outage (a row the claim
+/// statement itself cannot read): claims and reads in separate statements.
+async fn claim_around_poison(worker: &Worker, hint: RunId) -> Result<Option<ClaimedRun>, DbError> {
+    let lease = worker.config.worker.lease;
+    let claimed = worker
+        .db(|client| async move { claim_unreadable(&client, worker.id, lease, Some(hint)).await })
+        .await?;
+    claimed_or_failed(worker, claimed, hint).await
 }
 
 fn header_text(delivery: &Delivery, name: &str) -> Option<String> {
