@@ -15,6 +15,15 @@ pub const DEFAULT_MAX_STEPS: i32 = 10;
 pub const MAX_STEPS_LIMIT: i32 = 100;
 /// The largest tool output (a client's or a server tool's) given to the model.
 pub const MAX_TOOL_OUTPUT_BYTES: usize = 64 * 1024;
+/// Tool calls made of one model answer; the model gets an error for each call
+/// beyond it (an answer of 1,500 calls once opened 1,500 connections at once).
+pub const MAX_TOOL_CALLS_PER_ANSWER: usize = 128;
+/// Server tool calls of one run in flight at once; the rest of a step's calls
+/// wait their turn.
+pub const MAX_TOOL_CALLS_IN_FLIGHT: usize = 16;
+/// The longest `Retry-After` a tool's answer is honoured for (longer asks are
+/// cut to it; the wait still counts against the call's time budget).
+pub const MAX_TOOL_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 /// A server tool's timeout unless it sets one, and the longest it may set.
 pub const DEFAULT_TOOL_TIMEOUT_SECS: u32 = 30;
 pub const MAX_TOOL_TIMEOUT_SECS: u32 = 600;

@@ -109,6 +109,9 @@ string_enum!(
         MaxTotalTokensExceeded = "max_total_tokens_exceeded",
         RequiresActionExpired = "requires_action_expired",
         TokenBudgetExhausted = "token_budget_exhausted",
+        /// A step's result holds what Postgres refuses to store (a value out
+        /// of range, say): the run ends rather than make the step again.
+        StepNotStorable = "step_not_storable",
     }
 );
 

@@ -59,21 +59,21 @@ pub async fn submit_outputs(
 }
 
 /// The messages of the stub's `index`th request, as (role, content, tool_call_id).
-fn sent(app: &TestApp, index: usize) -> Vec<Value> {
+pub(crate) fn sent(app: &TestApp, index: usize) -> Vec<Value> {
     app.stub.state.requests()[index].body["messages"]
         .as_array()
         .cloned()
         .unwrap_or_default()
 }
 
-fn roles(messages: &[Value]) -> Vec<String> {
+pub(crate) fn roles(messages: &[Value]) -> Vec<String> {
     messages
         .iter()
         .map(|m| m["role"].as_str().unwrap_or_default().to_owned())
         .collect()
 }
 
-async fn steps(app: &TestApp, key: &str, session: &str, run: &str) -> Vec<Value> {
+pub(crate) async fn steps(app: &TestApp, key: &str, session: &str, run: &str) -> Vec<Value> {
     let (status, body) = app
         .call(
             Method::GET,
@@ -270,7 +270,7 @@ async fn client_tools_pause_the_run_and_their_outputs_resume_it_with_the_calls_p
 }
 
 /// Gives the project a server tool at `url`, and a webhook secret to verify with.
-async fn server_tool(app: &TestApp, key: &str, name: &str, url: &str) -> String {
+pub(crate) async fn server_tool(app: &TestApp, key: &str, name: &str, url: &str) -> String {
     let (status, body) = app
         .call(
             Method::PUT,

@@ -40,6 +40,11 @@ impl Process {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGKILL and waits.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

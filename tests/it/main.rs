@@ -24,5 +24,6 @@ mod requests;
 mod streaming;
 mod tenants;
 mod tls;
+mod tool_answers;
 mod topology;
 mod webhooks;

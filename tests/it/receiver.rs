@@ -25,6 +25,8 @@ pub struct Answer {
     pub headers: Vec<(&'static str, String)>,
     pub delay: Duration,
     pub body: String,
+    /// Bytes sent as they are instead of `body` (a binary or broken answer).
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Answer {
@@ -41,6 +43,15 @@ impl Answer {
         Self {
             status: 200,
             body: body.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// 200 with exactly these bytes.
+    pub fn bytes(body: &[u8]) -> Self {
+        Self {
+            status: 200,
+            raw: Some(body.to_vec()),
             ..Self::default()
         }
     }
@@ -105,13 +116,19 @@ struct Inner {
     default: Mutex<Option<Answer>>,
     received: Mutex<Vec<Received>>,
     dropped: std::sync::atomic::AtomicUsize,
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
 }
 
-/// Counts a request whose client went away before its answer.
+/// Counts a request whose client went away before its answer, and the
+/// requests in flight.
 struct Pending<'a>(&'a Inner, bool);
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if !self.1 {
             self.0
                 .dropped
@@ -157,6 +174,13 @@ impl Receiver {
         self.inner.received.lock().expect("lock").clone()
     }
 
+    /// The most requests in flight at once so far.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Requests whose client hung up before the answer.
     pub fn dropped(&self) -> usize {
         self.inner
@@ -183,6 +207,13 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
     };
     let answered = received.answered.clone();
     inner.received.lock().expect("lock").push(received);
+    let now = inner
+        .in_flight
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    inner
+        .max_in_flight
+        .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
     let mut pending = Pending(&inner, false);
     let answer = inner
         .script
@@ -198,11 +229,11 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         .ok()
         .and_then(|b| b["data"]["tool_call_id"].as_str().map(str::to_owned))
         .unwrap_or_default();
-    let mut response = (
-        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
-        answer.body.replace("$tool_call_id", &call_id),
-    )
-        .into_response();
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut response = match answer.raw {
+        Some(bytes) => (status, bytes).into_response(),
+        None => (status, answer.body.replace("$tool_call_id", &call_id)).into_response(),
+    };
     for (name, value) in answer.headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(name, value);

@@ -59,6 +59,9 @@ pub struct Worker {
     hooks: webhook::WebhookClient,
     /// Streamed text on its way to the API processes' clients.
     deltas: DeltaPublisher,
+    /// Server tool calls in flight here, all runs together
+    /// (`STEWRD_TOOL_CONCURRENCY`).
+    tool_permits: tokio::sync::Semaphore,
 }
 
 /// Why a worker could not start.
@@ -97,6 +100,7 @@ pub async fn run(
         cooldowns: cooldown::Cooldowns::default(),
         hooks: webhook::WebhookClient::new(&config.webhook, config.webhook_allow_private)?,
         deltas,
+        tool_permits: tokio::sync::Semaphore::new(config.worker.tool_concurrency),
         config,
     });
     stewrd_shared::metrics::install();

@@ -118,6 +118,11 @@ pub struct WorkerSettings {
     /// `STEWRD_TOOL_RETRY_SCHEDULE`, default `1s,5s,30s`: waits between the
     /// attempts of a server tool call (4 attempts in all; the last wait repeats).
     pub tool_retry_schedule: Vec<Duration>,
+    /// `STEWRD_TOOL_CONCURRENCY`, default 256: server tool calls in flight at
+    /// once in one worker process, all runs together (each run also makes at
+    /// most `agent::MAX_TOOL_CALLS_IN_FLIGHT` at once), so one answer asking
+    /// for many calls cannot take the descriptors Postgres and RabbitMQ need.
+    pub tool_concurrency: usize,
     /// `STEWRD_EVENT_RETENTION_SECS`, default 86400: how long after a run ends
     /// its events (and streamed text) can be replayed with `Last-Event-ID`.
     pub event_retention: Duration,
@@ -344,6 +349,7 @@ impl Config {
                 requires_action_timeout: env
                     .seconds("STEWRD_REQUIRES_ACTION_TIMEOUT_SECS", 3600)?,
                 tool_retry_schedule: env.schedule("STEWRD_TOOL_RETRY_SCHEDULE", "1s,5s,30s")?,
+                tool_concurrency: env.parse_min("STEWRD_TOOL_CONCURRENCY", 256, 1)?,
                 backlog_sample_every: env.seconds("STEWRD_BACKLOG_SAMPLE_SECS", 15)?,
                 event_retention: env.seconds("STEWRD_EVENT_RETENTION_SECS", 86_400)?,
                 panic_on_input: env.get("STEWRD_FAULT_PANIC_ON_INPUT"),

@@ -14,6 +14,7 @@ pub mod project;
 pub mod ratelimit;
 pub mod run;
 pub mod session;
+pub mod sign_out;
 pub mod step;
 pub mod usage;
 pub mod webhook;
@@ -61,6 +62,33 @@ impl DbError {
         match self {
             Self::Query(error) => error.code(),
             Self::Unavailable(_) | Self::Corrupt { .. } => None,
+        }
+    }
+
+    /// Whether the statement failed for the values it carried (out of range,
+    /// too long for an index, a byte the encoding refuses): the same write
+    /// fails the same way every time, so trying it again never helps.
+    pub fn is_data(&self) -> bool {
+        match self {
+            Self::Query(error) => match error.code() {
+                // 22: data exception; 54: a program limit (index row size).
+                Some(code) => ["22", "54"]
+                    .iter()
+                    .any(|class| code.code().starts_with(class)),
+                None => is_data_error(error),
+            },
+            Self::Unavailable(_) | Self::Corrupt { .. } => false,
+        }
+    }
+
+    /// The server's words for a failed statement (never its detail, which can
+    /// quote the values), for a run's error message.
+    pub fn server_message(&self) -> String {
+        match self {
+            Self::Query(error) => error
+                .as_db_error()
+                .map_or_else(|| error.to_string(), |db| db.message().to_owned()),
+            other => other.to_string(),
         }
     }
 

@@ -13,6 +13,7 @@ use crate::{
     id::{ProjectId, RunId, SessionId},
     model::EventType,
     notify,
+    text::storable,
 };
 
 /// A CTE named `e` that records the event of every run in the CTE `final_runs`
@@ -165,7 +166,9 @@ pub async fn record_attempt(
                 &result.started_at,
                 &event.url,
                 &result.status_code,
-                &result.error,
+                // A receiver's words, made storable: a NUL refused here would
+                // leave the attempt unrecorded and the event sent again at once.
+                &result.error.clone().map(storable),
                 &result.duration_ms,
                 &status,
                 &retry_in,

@@ -13,6 +13,9 @@ use stewrd_shared::{
     text,
 };
 
+/// The longest wait an answer's `Retry-After` is read as (in either form).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
 /// Longest provider message kept in a run's error.
 const MAX_MESSAGE_CHARS: usize = 1_000;
 
@@ -184,12 +187,13 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             && seconds.is_finite()
             && seconds >= 0.0
         {
-            return Some(Duration::from_secs_f64(seconds.min(86_400.0)));
+            return Some(Duration::from_secs_f64(seconds).min(MAX_RETRY_AFTER));
         }
         if let Ok(when) = httpdate::parse_http_date(value) {
             return Some(
                 when.duration_since(SystemTime::now())
-                    .unwrap_or(Duration::ZERO),
+                    .unwrap_or(Duration::ZERO)
+                    .min(MAX_RETRY_AFTER),
             );
         }
     }

@@ -11,6 +11,7 @@ use std::time::Instant;
 use stewrd_shared::{
     agent::{ServerTool, ToolCall},
     db::{
+        DbError,
         limits::exhausted_budget,
         run::{ClaimedRun, RunOutcome, Usage},
         step::{
@@ -273,19 +274,34 @@ impl Loop<'_> {
     async fn commit_model(&self, step: &NewModelStep<'_>) -> Result<bool, Verdict> {
         let lease = self.lease();
         self.worker
-            .db_patiently(Patience::For(COMMIT_PATIENCE), "commit a step", |client| async move {
-                commit_model_step(&client, lease, step).await
-            })
+            .db_patiently(
+                Patience::For(COMMIT_PATIENCE),
+                "commit a step",
+                |client| async move { commit_model_step(&client, lease, step).await },
+            )
             .await
             .inspect(|&written| {
                 if written {
                     self.worker.announcer.changed(self.run.session_id);
                 }
             })
-            .map_err(|error| {
-                tracing::warn!(%error, "cannot commit a model step; the run will resume once its lease expires");
-                Verdict::LeaseLost
-            })
+            .map_err(|error| self.uncommitted(&error, "a model step"))
+    }
+
+    /// After a step's commit failed: a write Postgres refuses for what it
+    /// holds fails the run (made again, the step would be refused again, its
+    /// calls paid and its tools called each time); otherwise the run resumes
+    /// once its lease expires.
+    fn uncommitted(&self, error: &DbError, what: &str) -> Verdict {
+        if error.is_data() {
+            tracing::error!(%error, "cannot store {what}: Postgres refuses it; the run fails");
+            return self.fail(
+                FailureCode::StepNotStorable,
+                format!("{what} could not be stored: {}", error.server_message()),
+            );
+        }
+        tracing::warn!(%error, "cannot commit {what}; the run will resume once its lease expires");
+        Verdict::LeaseLost
     }
 
     async fn commit_tools(&mut self, steps: &[NewToolStep]) -> Result<ToolsCommitted, Verdict> {
@@ -296,14 +312,13 @@ impl Loop<'_> {
             .then_some(self.worker.config.worker.requires_action_timeout);
         let committed = self
             .worker
-            .db_patiently(Patience::For(COMMIT_PATIENCE), "commit tool results", |client| async move {
-                commit_tool_steps(&client, lease, steps, pause).await
-            })
+            .db_patiently(
+                Patience::For(COMMIT_PATIENCE),
+                "commit tool results",
+                |client| async move { commit_tool_steps(&client, lease, steps, pause).await },
+            )
             .await
-            .map_err(|error| {
-                tracing::warn!(%error, "cannot commit tool results; the run will resume once its lease expires");
-                Verdict::LeaseLost
-            })?;
+            .map_err(|error| self.uncommitted(&error, "the tool results"))?;
         if committed == ToolsCommitted::Written {
             self.worker.announcer.changed(self.run.session_id);
         }

@@ -4,10 +4,13 @@
 use std::time::{Duration, Instant};
 
 use stewrd_shared::{
-    db::run::{ClaimedRun, Finished, Requeue, ResultRow, RunOutcome, requeue_run},
+    db::{
+        DbError,
+        run::{ClaimedRun, Finished, Requeue, ResultRow, RunOutcome, requeue_run},
+    },
     llm::LlmChoice,
     metrics as names,
-    model::RunStatus,
+    model::{FailureCode, RunStatus},
 };
 
 use super::{Decision, millis, timing::wake_relay_after};
@@ -38,13 +41,24 @@ pub(super) async fn record(
         decision.key_status,
         decision.last_step,
     );
-    let mut outage = Outage::new(Patience::For(COMMIT_PATIENCE), "store a result");
-    let stored = loop {
-        let stored = worker.results.write(row.clone()).await;
-        if !outage.wait_to_retry(&stored).await {
-            break stored;
-        }
-    };
+    let mut stored = store(worker, &row).await;
+    let unstorable;
+    let mut outcome = outcome;
+    if let Err(error) = &stored
+        && error.is_data()
+    {
+        // Stored again, the same result would be refused again, and the run,
+        // left to its lease, would make its last call again: it fails instead.
+        tracing::error!(%error, "cannot store the result: Postgres refuses it; the run fails");
+        unstorable = RunOutcome::Failed {
+            code: FailureCode::StepNotStorable,
+            message: format!("the result could not be stored: {}", error.server_message()),
+            output: None,
+        };
+        outcome = &unstorable;
+        let row = ResultRow::new(run, worker.id, choice, outcome, decision.key_status, None);
+        stored = store(worker, &row).await;
+    }
     match stored {
         Ok(Finished::Written { webhook }) => {
             log_outcome(outcome, started);
@@ -65,6 +79,17 @@ pub(super) async fn record(
         }
         Err(error) => {
             tracing::error!(%error, "cannot store the result; the run will be run again once its lease expires");
+        }
+    }
+}
+
+/// Writes a result in the next shared commit, riding out a short outage.
+async fn store(worker: &Worker, row: &ResultRow) -> Result<Finished, DbError> {
+    let mut outage = Outage::new(Patience::For(COMMIT_PATIENCE), "store a result");
+    loop {
+        let stored = worker.results.write(row.clone()).await;
+        if !outage.wait_to_retry(&stored).await {
+            return stored;
         }
     }
 }

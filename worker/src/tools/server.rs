@@ -5,13 +5,13 @@
 //! (`STEWRD_TOOL_RETRY_SCHEDULE`, honoring `Retry-After`), 4 attempts in all;
 //! any other answer is final. No redirects; the answer is read up to 64 KiB.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use stewrd_shared::{
-    agent::{MAX_TOOL_OUTPUT_BYTES, ServerTool, ToolCall, error_output},
+    agent::{MAX_TOOL_OUTPUT_BYTES, MAX_TOOL_RETRY_AFTER, ServerTool, ToolCall, error_output},
     db::{DbError, run::ClaimedRun},
 };
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -93,6 +93,8 @@ pub(super) async fn call(
         "name": call.name, "arguments": arguments, "metadata": run.session_metadata,
     });
     let schedule = &worker.config.worker.tool_retry_schedule;
+    let budget = time_budget(tool, schedule);
+    let started = Instant::now();
     let mut last_error = String::new();
     for attempt in 1..=ATTEMPTS {
         let now = OffsetDateTime::now_utc();
@@ -114,12 +116,20 @@ pub(super) async fn call(
         if attempt == ATTEMPTS {
             break;
         }
-        let step = schedule
-            .get(usize::try_from(attempt - 1).unwrap_or(0))
-            .or(schedule.last())
-            .copied()
-            .unwrap_or(Duration::from_secs(1));
-        let wait = retry_after.map_or(step, |asked| asked.max(step));
+        let step = scheduled_wait(schedule, attempt);
+        let wait = retry_after.map_or(step, |asked| asked.min(MAX_TOOL_RETRY_AFTER).max(step));
+        if started.elapsed() + wait > budget {
+            return CallResult {
+                output: error_output(&format!(
+                    "the tool asked to be called again in {} s, past this call's time budget \
+                     of {} s; last: {last_error}",
+                    wait.as_secs(),
+                    budget.as_secs()
+                )),
+                ok: false,
+                attempts: attempt,
+            };
+        }
         tracing::warn!(tool = %tool.name, attempt, error = %last_error, retry_in_ms = wait.as_millis() as u64, "server tool call failed; will retry");
         tokio::time::sleep(wait).await;
     }
@@ -130,6 +140,26 @@ pub(super) async fn call(
         ok: false,
         attempts: ATTEMPTS,
     }
+}
+
+/// How long one call may take, attempts and the waits between them together:
+/// every attempt its timeout, and the schedule's waits. A `Retry-After` asking
+/// for more than what is left ends the call instead of holding a worker's slot.
+fn time_budget(tool: &ServerTool, schedule: &[Duration]) -> Duration {
+    let attempts = u32::try_from(ATTEMPTS).unwrap_or(4);
+    let waits = (1..ATTEMPTS)
+        .map(|attempt| scheduled_wait(schedule, attempt))
+        .sum::<Duration>();
+    Duration::from_secs(u64::from(tool.timeout_secs)) * attempts + waits
+}
+
+/// The schedule's wait after attempt `attempt` (its last step repeats).
+fn scheduled_wait(schedule: &[Duration], attempt: i32) -> Duration {
+    schedule
+        .get(usize::try_from(attempt - 1).unwrap_or(0))
+        .or(schedule.last())
+        .copied()
+        .unwrap_or(Duration::from_secs(1))
 }
 
 enum Attempt {

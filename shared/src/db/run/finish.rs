@@ -12,12 +12,14 @@ use crate::{
     llm::LlmChoice,
     model::{FailureCode, KeySource, KeyStatus, RunStatus},
     notify,
+    text::storable,
 };
 
 /// Token counts reported by the provider.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
 )]
+#[serde(from = "ReportedUsage")]
 pub struct Usage {
     pub prompt_tokens: i32,
     pub completion_tokens: i32,
@@ -27,6 +29,48 @@ pub struct Usage {
     #[serde(default, rename = "cost", skip_serializing)]
     #[schema(ignore)]
     pub cost_usd: Option<f64>,
+}
+
+/// `usage` as a provider wrote it, read leniently: a count that is not a
+/// whole number in `0..=i32::MAX` (a float, a negative, 3e9) is clamped, not
+/// refused. Refusing would fail the whole answer, and the call, paid for,
+/// would be made again.
+#[derive(serde::Deserialize)]
+struct ReportedUsage {
+    #[serde(default)]
+    prompt_tokens: Option<serde_json::Value>,
+    #[serde(default)]
+    completion_tokens: Option<serde_json::Value>,
+    #[serde(default)]
+    total_tokens: Option<serde_json::Value>,
+    #[serde(default)]
+    cost: Option<serde_json::Value>,
+}
+
+/// A reported count as a column can hold it.
+fn count(value: Option<&serde_json::Value>) -> Option<i32> {
+    let number = value?.as_f64()?;
+    // A float-to-int `as` saturates (and NaN, which JSON cannot hold, is 0).
+    Some(number.clamp(0.0, f64::from(i32::MAX)) as i32)
+}
+
+impl From<ReportedUsage> for Usage {
+    fn from(reported: ReportedUsage) -> Self {
+        let prompt_tokens = count(reported.prompt_tokens.as_ref()).unwrap_or(0);
+        let completion_tokens = count(reported.completion_tokens.as_ref()).unwrap_or(0);
+        let total_tokens = count(reported.total_tokens.as_ref())
+            .unwrap_or_else(|| prompt_tokens.saturating_add(completion_tokens));
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens,
+            cost_usd: reported
+                .cost
+                .as_ref()
+                .and_then(serde_json::Value::as_f64)
+                .filter(|cost| cost.is_finite() && *cost >= 0.0),
+        }
+    }
 }
 
 impl Usage {
@@ -173,9 +217,11 @@ impl ResultRow {
             worker,
             attempt: run.attempt,
             status: status.as_str(),
-            output,
+            // Texts from outside (a model, a tool, a provider's error) made
+            // storable here too, whatever produced them.
+            output: output.map(storable),
             code,
-            message,
+            message: message.map(storable),
             usage,
             provider: choice.provider.as_str(),
             model: choice.model.clone(),
