@@ -238,33 +238,32 @@ pub(crate) enum AdminRefusal {
 }
 
 /// Checks a presented admin token (bearer or sign-in form) under the failure
-/// throttle: the one place the admin token is compared.
+/// throttle: the one place the admin token is compared. The right token is
+/// always taken; a wrong one is counted against its client (a project's API
+/// key excepted: sent to an admin route by mistake, it is no guess) and, past
+/// the free tries, refused with a wait.
 pub(crate) fn check_admin_token(
     state: &AppState,
     peer: Option<IpAddr>,
     presented: &str,
 ) -> Result<(), AdminRefusal> {
     let expected = state.config.admin_token.as_ref().ok_or(AdminRefusal::Off)?;
-    if let Some(address) = peer {
+    if secret_token_matches(presented, expected) {
+        if let Some(address) = peer {
+            state.admin_throttle.right(address);
+        }
+        return Ok(());
+    }
+    if let Some(address) = peer
+        && !presented.starts_with(API_KEY_PREFIX)
+    {
         state
             .admin_throttle
-            .check(address)
+            .wrong(address)
             .map_err(AdminRefusal::Wait)?;
+        tracing::warn!(%address, "wrong admin token");
     }
-    let right = secret_token_matches(presented, expected);
-    if let Some(address) = peer {
-        if right {
-            state.admin_throttle.succeeded(address);
-        } else {
-            tracing::warn!(%address, "wrong admin token");
-            state.admin_throttle.failed(address);
-        }
-    }
-    if right {
-        Ok(())
-    } else {
-        Err(AdminRefusal::Wrong)
-    }
+    Err(AdminRefusal::Wrong)
 }
 
 /// Whether a `/metrics` request may read the metrics: always when no

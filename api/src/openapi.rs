@@ -50,8 +50,9 @@ use crate::{routes, state::AppState};
         routes::health::healthz,
         routes::health::readyz,
         routes::health::metrics,
+        crate::dashboard::actions::login,
     ),
-    modifiers(&BearerSchemes),
+    modifiers(&BearerSchemes, &AdminThrottleAnswers),
     tags(
         (name = "sessions", description = "Messages, sessions and their results"),
         (name = "project", description = "The calling project's configuration"),
@@ -86,6 +87,37 @@ impl Modify for BearerSchemes {
         components.add_security_scheme("project_key", bearer("A project API key, `sk-stw_…`"));
         components.add_security_scheme("admin_token", bearer("The operator's STEWRD_ADMIN_TOKEN"));
         components.add_security_scheme("metrics_token", bearer("STEWRD_METRICS_TOKEN, when set"));
+    }
+}
+
+/// Every admin call (and the dashboard's sign-in, which says so itself) may
+/// answer 429 `too_many_attempts` after too many wrong admin tokens from the
+/// caller's address: the answer is written once here rather than on each.
+struct AdminThrottleAnswers;
+
+impl Modify for AdminThrottleAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::ToResponse;
+        let (_, answer) = responses::TooManyAttempts::response();
+        for (path, item) in &mut openapi.paths.paths {
+            if !path.starts_with("/v1/admin") {
+                continue;
+            }
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation
+                    .responses
+                    .responses
+                    .insert("429".to_owned(), answer.clone());
+            }
+        }
     }
 }
 
@@ -129,6 +161,12 @@ pub(crate) mod responses {
     #[derive(utoipa::ToResponse)]
     #[response(headers(("Retry-After" = u32, description = "Seconds to wait")))]
     pub(crate) struct OverLimit(ErrorResponse);
+
+    /// Too many wrong admin tokens from this address (`too_many_attempts`): a
+    /// wrong token waits the Retry-After seconds; the right one is always taken
+    #[derive(utoipa::ToResponse)]
+    #[response(headers(("Retry-After" = u32, description = "Seconds to wait")))]
+    pub(crate) struct TooManyAttempts(ErrorResponse);
 
     /// The database is unavailable; retry after the Retry-After seconds
     #[derive(utoipa::ToResponse)]

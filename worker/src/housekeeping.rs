@@ -8,7 +8,10 @@ use std::{
 };
 
 use stewrd_shared::{
-    db::{action, event_log, idempotency::forget_expired, outbox, webhook},
+    db::{
+        action, event_log, idempotency::forget_expired, outbox, sign_out::forget_expired_sign_outs,
+        webhook,
+    },
     metrics as names,
 };
 use tokio_util::sync::CancellationToken;
@@ -34,6 +37,7 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
         if forgotten_at.elapsed() >= FORGET_EVERY {
             forgotten_at = Instant::now();
             forget_idempotency_keys(&worker).await;
+            forget_sign_outs(&worker).await;
         }
         let retention = worker.config.worker.event_retention;
         if purged_at.elapsed() >= FORGET_EVERY.min(retention) {
@@ -68,6 +72,15 @@ async fn purge_events(worker: &Worker, retention: Duration) {
         Ok(0) => {}
         Ok(n) => tracing::info!(count = n, "events past their retention dropped"),
         Err(error) => tracing::warn!(%error, "cannot drop old events"),
+    }
+}
+
+async fn forget_sign_outs(worker: &Worker) {
+    let Ok(client) = worker.pool.get().await else {
+        return;
+    };
+    if let Err(error) = forget_expired_sign_outs(&client).await {
+        tracing::warn!(%error, "cannot forget expired dashboard sign-outs");
     }
 }
 

@@ -9,6 +9,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use stewrd_shared::{
+    db::sign_out::sign_out,
     id::ProjectId,
     ops::{self, Given, LimitsInput, ProjectName},
 };
@@ -29,7 +30,27 @@ use crate::{
     state::AppState,
 };
 
-pub(super) async fn login(
+/// The dashboard's sign-in form (described for the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "describes the form in the OpenAPI document only")]
+pub(crate) struct SignInForm {
+    /// The admin token (`STEWRD_ADMIN_TOKEN`).
+    token: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/dashboard/login",
+    tag = "admin",
+    summary = "Sign in to the dashboard with the admin token",
+    request_body(content = SignInForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: the session cookie is set and the browser sent to /dashboard"),
+        (status = 401, description = "Not the admin token (the sign-in page again)", content_type = "text/html", body = String),
+        (status = 429, description = "Too many wrong admin tokens from this address: a wrong token waits the Retry-After seconds; the right one is always taken", content_type = "text/html", body = String, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
+pub(crate) async fn login(
     State(state): State<AppState>,
     Peer(peer): Peer,
     request: axum::extract::Request,
@@ -82,7 +103,18 @@ fn redirect_setting_cookie(state: &AppState, to: &str, session: Option<&str>) ->
     with_security_headers(response)
 }
 
-pub(super) async fn logout(State(state): State<AppState>, _form: OperatorForm) -> Response {
+/// Ends the session for good: the cookie is recorded as signed out (a copy of
+/// it would otherwise work until it expires), then cleared in the browser.
+pub(super) async fn logout(State(state): State<AppState>, form: OperatorForm) -> Response {
+    let session = &form.operator.session;
+    let expires_at = login::expires_at(session).unwrap_or_else(time::OffsetDateTime::now_utc);
+    let recorded = async {
+        let client = state.pool.get().await?;
+        sign_out(&client, session, expires_at).await
+    };
+    if let Err(error) = recorded.await {
+        return failure(error);
+    }
     redirect_setting_cookie(&state, "/dashboard/login", None)
 }
 

@@ -1,6 +1,7 @@
 //! Signing in to the dashboard with the admin token. The session cookie is
 //! stateless (`<expiry>.<HMAC>` keyed by the admin token), so it works on every API
-//! process and dies when the token changes. `HttpOnly` keeps it from scripts,
+//! process and dies when the token changes; a sign-out records it in Postgres
+//! (`db::sign_out`), so a copy of it dies too. `HttpOnly` keeps it from scripts,
 //! `SameSite=Strict` from other sites; every form also carries a CSRF token
 //! derived from the cookie, checked on every POST.
 
@@ -58,6 +59,12 @@ pub fn session(headers: &HeaderMap, admin_token: &SecretString) -> Option<String
     let valid = same(signature, &mac(admin_token, "session", expiry))
         && expiry.parse::<u64>().is_ok_and(|expiry| expiry > now());
     valid.then(|| value.to_owned())
+}
+
+/// When a session cookie (as [`session`] returned it) expires.
+pub fn expires_at(session: &str) -> Option<time::OffsetDateTime> {
+    let expiry = session.split_once('.')?.0.parse::<i64>().ok()?;
+    time::OffsetDateTime::from_unix_timestamp(expiry).ok()
 }
 
 /// The CSRF token for forms of this session.

@@ -3,7 +3,7 @@
 //! change goes through the operator actions of `stewrd_shared::ops`, as the admin
 //! API's do, so a rule holds the same in both.
 
-mod actions;
+pub(crate) mod actions;
 mod html;
 mod live;
 mod login;
@@ -20,7 +20,7 @@ use axum::{
     routing::{get, post},
 };
 use secrecy::SecretString;
-use stewrd_shared::id::ProjectId;
+use stewrd_shared::{db::sign_out::is_signed_out, id::ProjectId};
 use time::OffsetDateTime;
 
 use self::html::{notice, page, with_security_headers};
@@ -88,13 +88,21 @@ impl FromRequestParts<AppState> for Operator {
         let Some(admin_token) = state.config.admin_token.clone() else {
             return Err(dashboard_off());
         };
-        match login::session(&parts.headers, &admin_token) {
-            Some(session) => Ok(Self {
+        let Some(session) = login::session(&parts.headers, &admin_token) else {
+            return Err(Redirect::to("/dashboard/login").into_response());
+        };
+        let signed_out = async {
+            let client = state.pool.get().await?;
+            is_signed_out(&client, &session).await
+        };
+        match signed_out.await {
+            Ok(false) => Ok(Self {
                 csrf: login::csrf_token(&admin_token, &session),
                 admin_token,
                 session,
             }),
-            None => Err(Redirect::to("/dashboard/login").into_response()),
+            Ok(true) => Err(Redirect::to("/dashboard/login").into_response()),
+            Err(error) => Err(failure(error)),
         }
     }
 }

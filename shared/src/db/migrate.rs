@@ -69,6 +69,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0015_keep_capped_wake_ups",
         include_str!("../../../migrations/0015_keep_capped_wake_ups.sql"),
     ),
+    (
+        "0016_add_dashboard_sign_outs",
+        include_str!("../../../migrations/0016_add_dashboard_sign_outs.sql"),
+    ),
 ];
 
 /// Any fixed number: the advisory lock that serializes concurrent migrators.
