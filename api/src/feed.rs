@@ -303,11 +303,7 @@ impl Feed {
             match row.kind {
                 LogKind::Stream => {}
                 LogKind::Status(status) => {
-                    if let Some(mut view) =
-                        SessionOut::from_record(&record, Detail::WithoutMessages)
-                    {
-                        // The session as it is now, at the status of its event.
-                        view.status = status;
+                    if let Some(view) = SessionOut::at_status(&record, row.run_id, status) {
                         self.push(row.seq, &format!("session.{status}"), &view);
                     }
                 }
@@ -372,9 +368,13 @@ impl Feed {
         if end <= stream.sent || from > stream.sent {
             return;
         }
-        let Some(new) = text.get(stream.sent - from..) else {
-            return;
-        };
+        // A forged `Last-Event-ID` can put `sent` inside a character: start at
+        // that character, or the stream would stall there for good.
+        let mut start = stream.sent - from;
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let new = &text[start..];
         let data = json!({"run_id": stream.run_id, "step": stream.step, "text": new});
         stream.sent = end;
         let event = Event::default()

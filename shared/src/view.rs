@@ -163,6 +163,44 @@ impl SessionOut {
     }
 }
 
+impl SessionOut {
+    /// The session as it stood at a status event of run `run_id` (without
+    /// messages), for events replayed later: runs after it left out, that run
+    /// at `status`, and while `status` is not final what only came later (its
+    /// output, error, usage, end, and a pause that has been answered since)
+    /// left out too. A client rebuilding state from replayed events never sees
+    /// a finished answer in a `session.running`.
+    pub fn at_status(record: &SessionRecord, run_id: RunId, status: RunStatus) -> Option<Self> {
+        let end = record.runs.iter().position(|run| run.id == run_id)?;
+        let still = record.runs.len() == end + 1 && record.runs[end].status == status;
+        if still {
+            return Self::from_record(record, Detail::WithoutMessages);
+        }
+        let mut runs = record.runs[..=end].to_vec();
+        if let Some(run) = runs.last_mut() {
+            run.status = status;
+            if !status.is_final() {
+                run.output = None;
+                run.error_code = None;
+                run.error_message = None;
+                run.usage = None;
+                run.finished_at = None;
+            }
+        }
+        let past = SessionRecord {
+            id: record.id,
+            metadata: record.metadata.clone(),
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            runs,
+            steps: Vec::new(),
+        };
+        let mut view = Self::from_record(&past, Detail::WithoutMessages)?;
+        view.required_action = None;
+        Some(view)
+    }
+}
+
 /// Each run contributes its user message, then its answer once there is one:
 /// for an agent run every committed step (assistant messages with their tool
 /// calls, and one tool message per answered call), else the output.

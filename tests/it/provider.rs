@@ -566,3 +566,65 @@ async fn an_answer_holding_a_nul_is_stored_once_with_a_replacement_character() {
         "the provider was called once"
     );
 }
+
+#[tokio::test]
+async fn a_429_for_one_model_does_not_pause_another_model_on_the_same_key() {
+    let app = spawn_app_with(fast_retries()).await;
+    let (_, key) = app.create_project("acme").await;
+    app.stub
+        .state
+        .push([Reply::error(429, "rate_limit_exceeded", "slow down").header("retry-after", "120")]);
+    app.submit(&key, json!({"message": "busy", "model": "busy-model"}))
+        .await;
+    wait_for(PATIENCE, || async {
+        (!app.stub.state.requests().is_empty()).then_some(())
+    })
+    .await
+    .expect("the first call");
+    // Another model on the same (default) key goes at once; the paused model
+    // would wait out its two minutes.
+    let calm = app
+        .submit(&key, json!({"message": "calm", "model": "calm-model"}))
+        .await;
+    let calm = app
+        .wait_final(&key, calm["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(calm["status"], "succeeded", "{calm}");
+    // A key out of credit pauses every model on it.
+    app.stub
+        .state
+        .push([Reply::error(402, "insufficient_credits", "top up").header("retry-after", "2")]);
+    let before = app.stub.state.requests().len();
+    let broke = app
+        .submit(&key, json!({"message": "pay", "model": "calm-model"}))
+        .await;
+    wait_for(PATIENCE, || async {
+        (app.stub.state.requests().len() > before).then_some(())
+    })
+    .await
+    .expect("the 402");
+    let refused_at = app.stub.state.requests()[before].at_ms;
+    let other = app
+        .submit(&key, json!({"message": "other", "model": "other-model"}))
+        .await;
+    let other = app
+        .wait_final(&key, other["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(other["status"], "succeeded", "{other}");
+    let called_at = app
+        .stub
+        .state
+        .requests()
+        .iter()
+        .filter(|r| r.body["model"] == "other-model")
+        .map(|r| r.at_ms)
+        .next()
+        .expect("the other model's call");
+    assert!(
+        called_at >= refused_at + 1_800,
+        "another model called {} ms after the key ran out of credit",
+        called_at - refused_at
+    );
+    app.wait_final(&key, broke["session_id"].as_str().expect("id"))
+        .await;
+}

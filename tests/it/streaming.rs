@@ -304,11 +304,10 @@ async fn streamed_answers_arrive_as_deltas_that_join_to_the_stored_output() {
         assert_eq!(seen.last().map(|e| e.0.as_str()), Some("session.succeeded"));
         let request = app.stub.state.requests().pop().expect("a call");
         assert_eq!(request.body["stream"], true);
-        if provider == "openai" {
-            assert_eq!(request.body["stream_options"]["include_usage"], true);
-        } else {
-            assert!(request.body.get("stream_options").is_none());
-        }
+        assert_eq!(
+            request.body["stream_options"]["include_usage"], true,
+            "{provider}: usage is asked of every provider"
+        );
     }
     // Without `stream`, no delta: the same run, one answer.
     let plain = app.submit(&key, json!({"message": LONG})).await;
@@ -596,4 +595,86 @@ async fn a_streamed_agent_run_streams_each_model_call_and_sends_every_step() {
         by_step.get(&(run, 0)).is_none_or(String::is_empty),
         "the tool-calling answer has no text"
     );
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_without_usage_is_counted_from_its_text() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    set_provider(&app, &key, "openrouter").await;
+    let mut reply = Reply::streamed(&["Hello ", "wörld"], Duration::ZERO, 4);
+    if let Some(body) = reply.body.as_mut().and_then(Value::as_object_mut) {
+        body.remove("usage");
+    }
+    app.stub.state.push([reply]);
+    let accepted = app
+        .submit(&key, json!({"message": "hi", "stream": true}))
+        .await;
+    let done = app
+        .wait_final(&key, accepted["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    // "Hello wörld" is 12 bytes: 3 tokens at 4 bytes a token.
+    assert_eq!(done["usage"]["completion_tokens"], 3, "{done}");
+    assert!(done["usage"]["prompt_tokens"].as_i64() > Some(0), "{done}");
+    let request = app.stub.state.requests().pop().expect("a call");
+    assert_eq!(request.body["stream_options"]["include_usage"], true);
+}
+
+#[tokio::test]
+async fn a_forged_last_event_id_inside_a_character_resumes_at_that_character() {
+    use stewrd_shared::db::event_log::{event_id, parse_event_id};
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    app.stub.state.set_streaming(0, Duration::from_millis(5));
+    let accepted = app
+        .submit(&key, json!({"message": "été à Noël", "stream": true}))
+        .await;
+    let session = accepted["session_id"].as_str().expect("id").to_owned();
+    let seen = tokio::time::timeout(PATIENCE, collect(stream_events(&app, &key, &session, None)))
+        .await
+        .expect("the stream ends");
+    let output = app.wait_final(&key, &session).await["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    let delta = seen.iter().find(|e| e.0 == "run.delta").expect("a delta");
+    let (seq, _) = parse_event_id(&delta.1).expect("our id");
+    // "Echo: été…": byte 7 is the middle of the first "é".
+    assert!(!output.is_char_boundary(7));
+    let forged = event_id(seq, 7);
+    let rest = tokio::time::timeout(
+        PATIENCE,
+        collect(stream_events(&app, &key, &session, Some(&forged))),
+    )
+    .await
+    .expect("the resumed stream ends: it does not stall");
+    assert_eq!(joined(&rest), output[6..], "from the whole character on");
+}
+
+#[tokio::test]
+async fn a_replayed_running_event_shows_the_session_as_it_was_then() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    let accepted = app.submit(&key, json!({"message": "hello"})).await;
+    let session = accepted["session_id"].as_str().expect("id").to_owned();
+    let done = app.wait_final(&key, &session).await;
+    assert_eq!(done["status"], "succeeded");
+    let all = replay(&app, &key, &session).await;
+    let running = all
+        .iter()
+        .find(|e| e.0 == "session.running")
+        .expect("a running event");
+    let data = &running.2;
+    assert_eq!(data["status"], "running", "{data}");
+    assert_eq!(
+        data["output"],
+        Value::Null,
+        "no finished answer in a running event: {data}"
+    );
+    assert_eq!(data["usage"], Value::Null, "{data}");
+    assert_eq!(data["runs"][0]["status"], "running", "{data}");
+    assert_eq!(data["runs"][0]["finished_at"], Value::Null, "{data}");
+    let succeeded = all.last().expect("the last event");
+    assert_eq!(succeeded.2["output"], done["output"]);
 }

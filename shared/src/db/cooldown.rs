@@ -1,6 +1,7 @@
-//! Shared cool-downs: when a provider answers 429 for a key, every worker pauses
-//! calls with that key until the reset time. Rows are keyed by a fingerprint of
-//! the key, never the key.
+//! Shared cool-downs: when a provider answers 429 for a model on a key, every
+//! worker pauses calls of that model with that key until the reset time (and
+//! when it says the key itself is out of credit, every call with the key).
+//! Rows are keyed by a fingerprint of the key (or of key and model), never the key.
 
 use std::time::Duration;
 
@@ -15,6 +16,21 @@ pub fn fingerprint(key: &SecretString) -> [u8; 16] {
     let digest = Sha256::new()
         .chain_update(b"stewrd key fingerprint v1\0")
         .chain_update(key.expose_secret().as_bytes())
+        .finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// Identifies a key's use for one model: providers (OpenAI, OpenRouter,
+/// LiteLLM) rate-limit per model, and one key usually serves many, so a 429
+/// from one model pauses that model on that key only.
+pub fn model_fingerprint(key: &SecretString, model: &str) -> [u8; 16] {
+    let digest = Sha256::new()
+        .chain_update(b"stewrd key and model fingerprint v1\0")
+        .chain_update(key.expose_secret().as_bytes())
+        .chain_update(b"\0")
+        .chain_update(model.as_bytes())
         .finalize();
     let mut out = [0u8; 16];
     out.copy_from_slice(&digest[..16]);

@@ -12,7 +12,7 @@ use stewrd_shared::{
         step::{StepRow, steps_of_runs},
     },
     llm::LlmChoice,
-    model::{Provider, RunStatus, StepStatus, StepType},
+    model::{RunStatus, StepStatus, StepType},
 };
 
 use crate::{
@@ -140,8 +140,13 @@ pub(super) fn request(
         tools,
         response_format: run.agent.response_format.clone(),
         stream: run.agent.stream,
-        // OpenRouter reports usage at the end of every stream unasked.
-        stream_options: (run.agent.stream && choice.provider == Provider::OpenAi)
+        // Asked of every provider: OpenAI sends a stream's usage only when
+        // asked, and an OpenAI-compatible server may follow it; OpenRouter
+        // takes the option too. A stream that still ends without usage is
+        // counted from its text (`model::counted`).
+        stream_options: run
+            .agent
+            .stream
             .then(|| serde_json::json!({"include_usage": true})),
     }
 }

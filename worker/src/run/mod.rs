@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use secrecy::ExposeSecret;
 use stewrd_shared::{
     db::{
-        cooldown::fingerprint,
+        cooldown::{fingerprint, model_fingerprint},
         run::{ClaimedRun, Requeue, RunOutcome},
     },
     llm::{LlmChoice, choose_llm},
@@ -199,10 +199,12 @@ async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Verdic
         }
     };
     let key_id = fingerprint(&key);
+    let model_key_id = model_fingerprint(&key, &choice.model);
     let context = CallContext {
         choice,
         key: &key,
         key_id: &key_id,
+        model_key_id: &model_key_id,
         first: true,
         claimed,
         attempts,

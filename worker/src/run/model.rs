@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use stewrd_shared::{
-    db::run::{ClaimedRun, Requeue},
+    db::run::{ClaimedRun, Requeue, Usage},
     llm::LlmChoice,
     metrics as names,
     model::{FailureCode, KeyStatus},
@@ -26,7 +26,11 @@ use crate::{
 pub(super) struct CallContext<'a> {
     pub choice: &'a LlmChoice,
     pub key: &'a SecretString,
+    /// The key's own cool-down (paused when the provider says the key is out
+    /// of credit).
     pub key_id: &'a [u8; 16],
+    /// The key's cool-down for this model (paused on a rate limit).
+    pub model_key_id: &'a [u8; 16],
     /// The claim's first call may use the rate-limit slot it was requeued with.
     pub first: bool,
     /// When the run was claimed (its deadline counts from the claim's view).
@@ -94,7 +98,7 @@ pub(super) async fn call(
             )
             .into());
         }
-        Ok(Ok(completion)) => return Ok(completion),
+        Ok(Ok(completion)) => return Ok(counted(completion, request)),
         Ok(Err(error)) => error,
     };
     let settings = &worker.config.worker;
@@ -112,8 +116,14 @@ pub(super) async fn call(
         settings.retry_base,
         settings.retry_max,
     );
-    if error.code == FailureCode::ProviderRateLimited {
-        share_cooldown(worker, context.key_id, delay).await;
+    match error.code {
+        FailureCode::ProviderRateLimited => {
+            share_cooldown(worker, context.model_key_id, delay).await;
+        }
+        FailureCode::ProviderInsufficientCredits => {
+            share_cooldown(worker, context.key_id, delay).await;
+        }
+        _ => {}
     }
     let attempts_left = context.attempts < i32::try_from(settings.max_attempts).unwrap_or(i32::MAX);
     if !(attempts_left && delay.as_secs_f64() < seconds_left) {
@@ -135,9 +145,44 @@ pub(super) async fn call(
     }))
 }
 
-/// The key's shared cool-down (after a 429 any worker saw).
+/// A completion with usage: when the provider reported none (a stream that
+/// ended without its usage chunk), it is counted from the text, one token for
+/// every 4 bytes (UTF-8) of the request and of the answer: over rather than
+/// under for most text, so budgets stay enforced.
+fn counted(mut completion: Completion, request: &ChatRequest) -> Completion {
+    if completion.usage.is_some() {
+        return completion;
+    }
+    let tokens = |bytes: usize| i32::try_from(bytes.div_ceil(4)).unwrap_or(i32::MAX);
+    let prompt = serde_json::to_vec(&(&request.messages, &request.tools)).map_or(0, |v| v.len());
+    let answer = completion.content.as_ref().map_or(0, String::len)
+        + completion
+            .tool_calls
+            .as_ref()
+            .map_or(0, |calls| calls.to_string().len());
+    let (prompt_tokens, completion_tokens) = (tokens(prompt), tokens(answer));
+    tracing::warn!(
+        prompt_tokens,
+        completion_tokens,
+        "the provider reported no usage; counted from the text"
+    );
+    completion.usage = Some(Usage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: prompt_tokens.saturating_add(completion_tokens),
+        cost_usd: None,
+    });
+    completion
+}
+
+/// The key's shared cool-downs (after a 429 any worker saw): the key's own,
+/// and the key's for this model.
 async fn wait_for_key(worker: &Worker, context: &CallContext<'_>) -> Result<(), Verdict> {
-    let Some(wait) = worker.cooldowns.paused_for(context.key_id) else {
+    let paused = [context.key_id, context.model_key_id]
+        .into_iter()
+        .filter_map(|id| worker.cooldowns.paused_for(id))
+        .max();
+    let Some(wait) = paused else {
         return Ok(());
     };
     metrics::counter!(names::RATE_LIMIT_WAITS, "reason" => "key_cooldown").increment(1);
