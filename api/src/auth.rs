@@ -22,10 +22,9 @@ use stewrd_shared::{
     db::{
         api_key::{KeyOwner, find_key_owner},
         limits::Admission,
-        project::ProjectLlm,
     },
-    id::ProjectId,
-    token::{API_KEY_PREFIX, api_key_matches, hash_api_key, secret_token_matches},
+    domain::{id::ProjectId, llm::ProjectLlm},
+    secrets::token::{API_KEY_PREFIX, api_key_matches, hash_api_key, secret_token_matches},
 };
 
 use crate::{error::ApiError, state::AppState};
@@ -281,7 +280,7 @@ pub fn metrics_allowed(headers: &HeaderMap, token: Option<&SecretString>) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stewrd_shared::id::ApiKeyId;
+    use stewrd_shared::domain::id::ApiKeyId;
 
     fn owner(project_id: ProjectId) -> KeyOwner {
         KeyOwner {

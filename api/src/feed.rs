@@ -18,7 +18,7 @@ use stewrd_shared::{
         },
         session::{SessionRecord, get_session},
     },
-    id::{ProjectId, RunId, SessionId},
+    domain::id::{ProjectId, RunId, SessionId},
     queue::deltas::{Delta, DeltaSubscription, Received},
     view::{Detail, SessionOut, StepOut},
 };

@@ -5,8 +5,8 @@
 
 use futures_util::future::BoxFuture;
 use stewrd_shared::{
-    notify::{self, Notification},
-    tls::postgres::DatabaseTls,
+    db::notify::{self, Notification},
+    runtime::tls::postgres::DatabaseTls,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +37,7 @@ pub async fn listen(
         Some(Notification::Project(project_id)) => auth.forget_project(project_id),
         _ => {}
     };
-    stewrd_shared::listen::listen(
+    stewrd_shared::db::listen::listen(
         config,
         tls,
         &[notify::SESSION, notify::AUTH],

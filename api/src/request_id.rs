@@ -10,7 +10,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use stewrd_shared::metrics as names;
+use stewrd_shared::runtime::metrics as names;
 use tracing::Instrument;
 
 /// The header carrying the id, both ways.

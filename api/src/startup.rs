@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use axum::{Router, extract::DefaultBodyLimit, middleware};
 use stewrd_shared::{
-    config::Config,
-    crypto::MasterKeyRing,
     db::{Pool, coalesce::Coalescer},
     queue::{Topology, deltas::DeltaHub, relay::Relay},
+    runtime::config::Config,
+    secrets::crypto::MasterKeyRing,
 };
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -67,7 +67,7 @@ pub async fn serve(
         watch: SessionWatch::default(),
         auth_cache: AuthCache::default(),
         admin_throttle: AdminThrottle::default(),
-        metrics: stewrd_shared::metrics::install(),
+        metrics: stewrd_shared::runtime::metrics::install(),
         stopping: shutdown.clone(),
         pool,
         config: config.clone(),

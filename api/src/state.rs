@@ -3,10 +3,10 @@
 use std::sync::{Arc, atomic::AtomicBool};
 
 use stewrd_shared::{
-    config::Config,
-    crypto::MasterKeyRing,
     db::{Pool, coalesce::Coalescer, run::NewRun},
     queue::{deltas::DeltaHub, relay::FastLane},
+    runtime::config::Config,
+    secrets::crypto::MasterKeyRing,
 };
 
 use tokio_util::sync::CancellationToken;
@@ -35,7 +35,7 @@ pub struct AppState {
     /// Recent wrong admin tokens, by client address.
     pub admin_throttle: AdminThrottle,
     /// This process's metrics, for `/metrics`.
-    pub metrics: stewrd_shared::metrics::PrometheusHandle,
+    pub metrics: stewrd_shared::runtime::metrics::PrometheusHandle,
     /// Cancelled when the process stops: long-polls answer and event streams end.
     pub stopping: CancellationToken,
 }

@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use stewrd_shared::{id::SessionId, metrics as names};
+use stewrd_shared::{domain::id::SessionId, runtime::metrics as names};
 use tokio::sync::watch;
 
 type Senders = HashMap<SessionId, watch::Sender<u64>>;

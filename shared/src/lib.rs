@@ -1,28 +1,24 @@
-//! What the API and the worker share: configuration, ids and domain types, the
-//! Postgres pool and tables, crypto, the queue topology and the outbox relay.
+//! What the API and the worker share, by layer, each using only those below it:
+//!
+//! - `domain`: the vocabulary (ids, statuses, tools, usage, the provider
+//!   choice), with no store, configuration or I/O;
+//! - `runtime`: how a process runs (configuration, TLS, telemetry, metrics,
+//!   retries, shutdown, the SSRF guard);
+//! - `secrets`: encryption under the master keys, API keys, webhook
+//!   signatures, redaction;
+//! - `db`: the store (Postgres: the pool, migrations, one module per table),
+//!   which makes no secrets and runs no use case;
+//! - `queue`: RabbitMQ (topology, the outbox relay, live text);
+//! - `view`: what clients see of the store's rows;
+//! - `ops`: the operator's actions (creating projects and keys, rotating the
+//!   master key), shared by the admin API, the dashboard and the CLI.
 //!
 //! No HTTP server and no consumer loop live here; those belong to `api` and `worker`.
 
-pub mod agent;
-pub mod config;
-pub mod crypto;
 pub mod db;
-pub mod id;
-pub mod listen;
-pub mod llm;
-pub mod metrics;
-pub mod model;
-pub mod notify;
+pub mod domain;
 pub mod ops;
 pub mod queue;
-pub mod redact;
-pub mod retry;
-pub mod rotation;
-pub mod shutdown;
-pub mod ssrf;
-pub mod telemetry;
-pub mod text;
-pub mod tls;
-pub mod token;
+pub mod runtime;
+pub mod secrets;
 pub mod view;
-pub mod webhook;

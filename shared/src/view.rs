@@ -7,14 +7,15 @@ use time::OffsetDateTime;
 use serde_json::{Value, json};
 
 use crate::{
-    agent::ToolCall,
-    db::{
-        run::{RunRecord, Usage},
-        session::SessionRecord,
-        step::StepRow,
+    db::{run::RunRecord, session::SessionRecord, step::StepRow, webhook::DeliveryRow},
+    domain::{
+        agent::ToolCall,
+        id::{RunId, SessionId},
+        model::{
+            EventType, Executor, FailureCode, KeySource, Provider, RunStatus, StepStatus, StepType,
+        },
+        usage::Usage,
     },
-    id::{RunId, SessionId},
-    model::{Executor, FailureCode, KeySource, Provider, RunStatus, StepStatus, StepType},
 };
 
 /// A session.
@@ -357,5 +358,38 @@ impl StepOut {
                 }
             })
             .collect()
+    }
+}
+
+/// One delivery attempt as `GET /v1/sessions/{id}/deliveries` shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct DeliveryOut {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub attempt: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub attempted_at: OffsetDateTime,
+    pub url: String,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub duration_ms: i32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+}
+
+impl From<DeliveryRow> for DeliveryOut {
+    fn from(row: DeliveryRow) -> Self {
+        Self {
+            event_id: row.event_id,
+            kind: row.kind,
+            attempt: row.attempt,
+            attempted_at: row.attempted_at,
+            url: row.url,
+            status_code: row.status_code,
+            error: row.error,
+            duration_ms: row.duration_ms,
+            next_attempt_at: row.next_attempt_at,
+        }
     }
 }

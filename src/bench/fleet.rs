@@ -11,7 +11,9 @@ use std::{
 
 use anyhow::{Context, bail};
 use secrecy::ExposeSecret;
-use stewrd_shared::{config::DEFAULT_DATABASE_URL, crypto::MasterKeyRing, queue::Topology};
+use stewrd_shared::{
+    queue::Topology, runtime::config::DEFAULT_DATABASE_URL, secrets::crypto::MasterKeyRing,
+};
 use tokio::net::TcpListener;
 
 use crate::stub::Stub;
@@ -48,7 +50,7 @@ fn database_url_for(name: &str) -> anyhow::Result<String> {
 
 /// Connects to `url` as stewrd would, TLS settings included.
 async fn open(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (config, tls) = stewrd_shared::tls::postgres::parse(url, None)?;
+    let (config, tls) = stewrd_shared::runtime::tls::postgres::parse(url, None)?;
     let (client, connection) = config.connect(tls.connector()).await?;
     tokio::spawn(connection);
     Ok(client)
@@ -68,7 +70,7 @@ impl Fleet {
         let name = bench_name();
         let database_url = database_url_for(&name)?;
         let amqp_url = std::env::var("AMQP_URL")
-            .unwrap_or_else(|_| stewrd_shared::config::DEFAULT_AMQP_URL.to_owned());
+            .unwrap_or_else(|_| stewrd_shared::runtime::config::DEFAULT_AMQP_URL.to_owned());
         let stub = Stub::start(TcpListener::bind("127.0.0.1:0").await?, stub_delay, false).await?;
         let admin_token = uuid::Uuid::new_v4().simple().to_string();
         let master = MasterKeyRing::generate_entry("bench");
@@ -201,7 +203,7 @@ impl Fleet {
                 ))
                 .await;
         }
-        if let Ok(broker) = stewrd_shared::queue::Broker::at(&self.amqp_url)
+        if let Ok(broker) = stewrd_shared::runtime::broker::Broker::at(&self.amqp_url)
             && let Ok(connection) = broker.connect("stewrd-bench").await
         {
             if let Ok(channel) = connection.create_channel().await {

@@ -77,7 +77,7 @@ pub async fn rabbitmq_round_trip(
     queue: &str,
     messages: u64,
 ) -> anyhow::Result<(f64, f64)> {
-    let connection = stewrd_shared::queue::Broker::at(amqp_url)?
+    let connection = stewrd_shared::runtime::broker::Broker::at(amqp_url)?
         .connect("stewrd-bench-raw")
         .await?;
     let setup = connection.create_channel().await?;

@@ -6,9 +6,9 @@ use anyhow::{Context, anyhow};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use stewrd_shared::{
-    config::Config,
-    id::{ApiKeyId, ProjectId},
+    domain::id::{ApiKeyId, ProjectId},
     ops::{self, OpsError, ProjectName},
+    runtime::config::Config,
 };
 
 use super::{DevKey, connect_db, master_keys};

@@ -7,7 +7,7 @@ use std::{path::Path, sync::Arc};
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use stewrd_shared::{config::Config, crypto::MasterKeyRing};
+use stewrd_shared::{runtime::config::Config, secrets::crypto::MasterKeyRing};
 use zeroize::Zeroizing;
 
 /// Where the development master key lives, relative to the working directory.

@@ -9,10 +9,9 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, bail};
 use stewrd_shared::{
-    config::Config,
     db::{self, Pool, migrate::pending_migrations},
-    rotation::rotate_secrets,
-    telemetry,
+    ops::rotation::rotate_secrets,
+    runtime::{config::Config, telemetry},
 };
 use tokio::net::TcpListener;
 
@@ -21,7 +20,7 @@ use crate::{cli::Command, stub::Stub};
 
 /// Runs one subcommand.
 pub async fn run(command: Command) -> anyhow::Result<()> {
-    stewrd_shared::tls::install_crypto_provider();
+    stewrd_shared::runtime::tls::install_crypto_provider();
     match command {
         Command::StubProvider { listen, delay_ms } => return stub_provider(listen, delay_ms).await,
         Command::Bench {
@@ -157,7 +156,7 @@ async fn stub_provider(listen: SocketAddr, delay_ms: u64) -> anyhow::Result<()> 
         .with_context(|| format!("cannot listen on {listen} (check --listen)"))?;
     let stub = Stub::start(listener, Duration::from_millis(delay_ms), true).await?;
     println!("stub provider listening on {}", stub.base_url());
-    let shutdown = stewrd_shared::shutdown::on_signal();
+    let shutdown = stewrd_shared::runtime::shutdown::on_signal();
     tokio::select! {
         _ = shutdown.cancelled() => {}
         _ = stub.stopped() => {}

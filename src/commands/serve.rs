@@ -4,7 +4,10 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use secrecy::SecretString;
-use stewrd_shared::{config::Config, db, shutdown};
+use stewrd_shared::{
+    db,
+    runtime::{config::Config, shutdown},
+};
 use tokio::net::TcpListener;
 
 use super::{DevKey, bind, check_broker, connect_db};
@@ -89,7 +92,7 @@ async fn serve_metrics(address: std::net::SocketAddr, config: &Config) -> anyhow
         .await
         .with_context(|| format!("cannot listen on {address} (check STEWRD_METRICS_LISTEN)"))?;
     let app = stewrd_api::metrics_only(
-        stewrd_shared::metrics::install(),
+        stewrd_shared::runtime::metrics::install(),
         config.metrics_token.clone(),
     );
     tracing::info!(%address, "worker metrics listening");

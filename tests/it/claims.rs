@@ -9,7 +9,7 @@ use stewrd_shared::{
         DbError,
         run::{Batch, Claim, claim_batch, claim_next},
     },
-    id::{ProjectId, RunId, WorkerId},
+    domain::id::{ProjectId, RunId, WorkerId},
 };
 
 use crate::{

@@ -250,7 +250,7 @@ async fn dev_runs_everything_in_one_process_with_the_stub_when_no_key_is_set() {
         announced.is_some(),
         "dev must say loudly that it uses the stub"
     );
-    stewrd_shared::tls::install_crypto_provider();
+    stewrd_shared::runtime::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     let created: Value = http
         .post(format!("{base}/v1/admin/projects"))

@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 use serde_json::json;
-use stewrd_shared::id::RunId;
+use stewrd_shared::domain::id::RunId;
 
 use crate::{
     helpers::{Options, PATIENCE, TestApp, spawn_app_with, wait_for},

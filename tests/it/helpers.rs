@@ -170,7 +170,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
-    stewrd_shared::tls::install_crypto_provider();
+    stewrd_shared::runtime::tls::install_crypto_provider();
     let name = unique_name();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind stub");
     let stub = Stub::start(listener, options.stub_delay, true)
@@ -596,7 +596,7 @@ impl TestApp {
     /// A pool on the test's database, for calling stewrd's own queries directly.
     pub fn pool(&self) -> stewrd_shared::db::Pool {
         let url = self.db_url.clone();
-        let config = stewrd_shared::config::Config::from_lookup(|name| {
+        let config = stewrd_shared::runtime::config::Config::from_lookup(|name| {
             (name == "DATABASE_URL").then(|| url.clone())
         })
         .expect("config");

@@ -484,9 +484,11 @@ async fn a_queued_run_cancelled_before_any_worker_sees_it_never_calls_the_provid
 async fn a_late_result_never_overwrites_cancelled() {
     use stewrd_shared::{
         db::run::{Claim, Finished, RunOutcome, claim_next, finish_run},
-        id::{RunId, WorkerId},
-        llm::LlmChoice,
-        model::{KeySource, Provider},
+        domain::{
+            id::{RunId, WorkerId},
+            llm::LlmChoice,
+            model::{KeySource, Provider},
+        },
     };
     let app = spawn_app_with(Options {
         workers: 0,

@@ -313,7 +313,10 @@ async fn secret_rotation_signs_with_both_secrets_for_a_while() {
         request.verifies_with(&old),
         "the previous secret keeps working during the overlap"
     );
-    assert!(!request.verifies_with(&stewrd_shared::webhook::SECRET_PREFIX.replace("_", "_AAAA")));
+    assert!(
+        !request
+            .verifies_with(&stewrd_shared::secrets::signature::SECRET_PREFIX.replace("_", "_AAAA"))
+    );
     // The secret is never shown again.
     let (_, project) = app.call(Method::GET, "/v1/project", Some(&key), None).await;
     assert!(!project.to_string().contains(&new[6..]));

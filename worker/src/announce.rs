@@ -4,7 +4,10 @@
 //! one notification per batch after the fact does not. A worker dying between a
 //! commit and its announcement only means a long-poll answers at its deadline.
 
-use stewrd_shared::{db::Pool, id::SessionId, model::RunStatus, notify};
+use stewrd_shared::{
+    db::{Pool, notify},
+    domain::{id::SessionId, model::RunStatus},
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use stewrd_shared::id::RunId;
+use stewrd_shared::domain::id::RunId;
 use tokio_util::sync::CancellationToken;
 
 /// The runs in flight in this process, by id.

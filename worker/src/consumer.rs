@@ -24,11 +24,12 @@ use stewrd_shared::{
             Batch, Claim, ClaimedRun, claim_batch, claim_next, claim_unreadable, fail_unclaimed_run,
         },
     },
-    id::RunId,
-    metrics as names,
-    model::FailureCode,
+    domain::{id::RunId, model::FailureCode},
     queue::{self, JobMessage},
-    retry::{backoff, pause},
+    runtime::{
+        metrics as names,
+        retry::{backoff, pause},
+    },
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use stewrd_shared::{
-    db::cooldown,
+use stewrd_shared::db::{
+    cooldown,
     notify::{self, Notification},
 };
 use tokio_util::sync::CancellationToken;
@@ -47,7 +47,7 @@ pub(crate) async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) {
         Some(Notification::WebhookDue) => worker.webhook_wake.notify_one(),
         _ => {}
     };
-    stewrd_shared::listen::listen(
+    stewrd_shared::db::listen::listen(
         worker.config.database.clone(),
         worker.config.database_tls.clone(),
         &[notify::CANCEL, notify::COOLDOWN, notify::WEBHOOK],

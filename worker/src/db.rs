@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use stewrd_shared::{
     db::{Client, DbError},
-    retry::{backoff, pause},
+    runtime::retry::{backoff, pause},
 };
 use tokio_util::sync::CancellationToken;
 

@@ -12,9 +12,9 @@ use lapin::{
 };
 use stewrd_shared::{
     db::{DbError, run::fail_unclaimed_run},
-    model::FailureCode,
+    domain::model::FailureCode,
     queue::{self, JobMessage},
-    retry::{backoff, pause},
+    runtime::retry::{backoff, pause},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -87,7 +87,7 @@ async fn settle(worker: &Worker, delivery: &Delivery, shutdown: &CancellationTok
     match verdict {
         Ok(true) => {
             metrics::counter!(
-                stewrd_shared::metrics::RUNS_FINISHED,
+                stewrd_shared::runtime::metrics::RUNS_FINISHED,
                 "status" => "failed",
                 "code" => code.as_str()
             )

@@ -12,7 +12,7 @@ use stewrd_shared::{
         action, event_log, idempotency::forget_expired, outbox, sign_out::forget_expired_sign_outs,
         webhook,
     },
-    metrics as names,
+    runtime::metrics as names,
 };
 use tokio_util::sync::CancellationToken;
 

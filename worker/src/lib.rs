@@ -21,11 +21,11 @@ mod webhook;
 use std::sync::Arc;
 
 use stewrd_shared::{
-    config::Config,
-    crypto::MasterKeyRing,
     db::{Pool, coalesce::Coalescer, run::ResultRow},
-    id::WorkerId,
+    domain::id::WorkerId,
     queue::{Topology, deltas::DeltaPublisher, relay::Relay},
+    runtime::config::Config,
+    secrets::crypto::MasterKeyRing,
 };
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -103,7 +103,7 @@ pub async fn run(
         tool_permits: tokio::sync::Semaphore::new(config.worker.tool_concurrency),
         config,
     });
-    stewrd_shared::metrics::install();
+    stewrd_shared::runtime::metrics::install();
     tracing::info!(
         worker_id = %worker.id,
         concurrency = worker.config.worker.concurrency,

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use stewrd_shared::{
     db::{action::expire_paused_runs, run::requeue_expired_leases},
-    metrics as names,
+    runtime::metrics as names,
 };
 use tokio_util::sync::CancellationToken;
 

@@ -10,7 +10,7 @@ use axum::{
 };
 use stewrd_shared::{
     db::sign_out::sign_out,
-    id::ProjectId,
+    domain::id::ProjectId,
     ops::{self, Given, LimitsInput, ProjectName},
 };
 

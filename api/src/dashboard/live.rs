@@ -7,7 +7,7 @@ use axum::{
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
-use stewrd_shared::{db::session::session_project, id::SessionId};
+use stewrd_shared::{db::session::session_project, domain::id::SessionId};
 
 use super::{Operator, failure};
 use crate::{

@@ -20,7 +20,7 @@ use axum::{
     routing::{get, post},
 };
 use secrecy::SecretString;
-use stewrd_shared::{db::sign_out::is_signed_out, id::ProjectId};
+use stewrd_shared::{db::sign_out::is_signed_out, domain::id::ProjectId};
 use time::OffsetDateTime;
 
 use self::html::{notice, page, with_security_headers};

@@ -16,8 +16,10 @@ use stewrd_shared::{
         usage::usage_report,
         webhook::list_deliveries,
     },
-    id::{ProjectId, SessionId},
-    model::{Provider, RunStatus, StepType},
+    domain::{
+        id::{ProjectId, SessionId},
+        model::{Provider, RunStatus, StepType},
+    },
     view::{Detail, SessionOut},
 };
 

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use stewrd_shared::db::{limits::Limits, usage::UsageLine};
+use stewrd_shared::{db::usage::UsageLine, domain::limits::Limits};
 use time::{Date, Duration};
 
 use super::html::esc;

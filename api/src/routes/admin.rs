@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use stewrd_shared::{
     db::project::list_projects,
-    id::{ApiKeyId, ProjectId},
+    domain::id::{ApiKeyId, ProjectId},
     ops::{self, ProjectName, RateLimit},
 };
 use time::OffsetDateTime;

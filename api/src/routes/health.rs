@@ -11,7 +11,7 @@ use axum::{
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use stewrd_shared::metrics::PrometheusHandle;
+use stewrd_shared::runtime::metrics::PrometheusHandle;
 
 use crate::{auth::metrics_allowed, error::ApiError, state::AppState};
 

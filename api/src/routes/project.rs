@@ -10,14 +10,14 @@ use axum::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use stewrd_shared::{
-    config::DefaultLlm,
-    db::{
+    db::project::{ProjectRow, get_project},
+    domain::{
+        id::ProjectId,
         limits::Limits,
-        project::{ProjectRow, get_project},
+        model::{KeyStatus, Provider},
     },
-    id::ProjectId,
-    model::{KeyStatus, Provider},
     ops::{self, LlmSettings, WebhookUrl},
+    runtime::config::DefaultLlm,
 };
 use time::OffsetDateTime;
 

@@ -12,12 +12,11 @@ use stewrd_shared::{
     db::{
         run::{CancelOutcome, cancel_session},
         session::{get_session, get_session_status, list_sessions},
-        webhook::{DeliveryRow, list_deliveries, retry_latest_event},
+        webhook::{list_deliveries, retry_latest_event},
     },
-    id::SessionId,
-    metrics as names,
-    model::RunStatus,
-    view::{Detail, SessionOut},
+    domain::{id::SessionId, model::RunStatus},
+    runtime::metrics as names,
+    view::{DeliveryOut, Detail, SessionOut},
 };
 use tokio::time::Instant;
 
@@ -113,7 +112,7 @@ async fn ensure_session(
 /// Delivery attempts.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct DeliveryList {
-    data: Vec<DeliveryRow>,
+    data: Vec<DeliveryOut>,
 }
 
 /// Every webhook delivery attempt for the session's events, oldest first.
@@ -134,7 +133,11 @@ pub(crate) async fn deliveries(
     let id = session_id(&id)?;
     let client = state.pool.get().await?;
     ensure_session(&client, &auth, id).await?;
-    let data = list_deliveries(&client, auth.project_id, id).await?;
+    let data = list_deliveries(&client, auth.project_id, id)
+        .await?
+        .into_iter()
+        .map(DeliveryOut::from)
+        .collect();
     Ok(Json(DeliveryList { data }))
 }
 

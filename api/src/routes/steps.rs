@@ -9,13 +9,12 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use stewrd_shared::{
-    agent::MAX_TOOL_OUTPUT_BYTES,
-    db::outbox::{DueMessage, retry_after},
     db::{
         action::{OutputsError, ToolOutput, submit_tool_outputs},
+        outbox::{DueMessage, retry_after},
         session::get_session,
     },
-    id::RunId,
+    domain::{agent::MAX_TOOL_OUTPUT_BYTES, id::RunId},
     queue::relay::UNCLAIMED_REPUBLISH,
     view::{Detail, SessionOut, StepOut},
 };

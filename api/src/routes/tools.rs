@@ -9,9 +9,8 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use stewrd_shared::{
-    agent::ServerTool,
     db::project::get_project,
-    id::ProjectId,
+    domain::{agent::ServerTool, id::ProjectId},
     ops::{self, ServerTools},
 };
 

@@ -11,7 +11,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use stewrd_shared::{
     db::usage::{GroupBy, UsageLine, usage_report},
-    id::ProjectId,
+    domain::id::ProjectId,
     ops::{self, Given, LimitsInput},
 };
 use time::{

@@ -6,9 +6,11 @@ use std::{sync::LazyLock, time::Duration};
 
 use super::{Client, DbError, GenericClient, webhook::EVENT_FOR_STATUS_CHANGE};
 use crate::{
-    id::{ProjectId, RunId, SessionId},
-    model::RunStatus,
-    notify,
+    db::notify,
+    domain::{
+        id::{ProjectId, RunId, SessionId},
+        model::RunStatus,
+    },
 };
 
 /// One output the client sends for a pending tool call.

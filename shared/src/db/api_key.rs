@@ -5,11 +5,14 @@ use time::OffsetDateTime;
 use super::{
     DbError, GenericClient,
     limits::{ADMISSION_COLUMNS, Admission},
-    project::ProjectLlm,
+    project::project_llm,
 };
 use crate::{
-    id::{ApiKeyId, ProjectId},
-    token::NewApiKey,
+    domain::{
+        id::{ApiKeyId, ProjectId},
+        llm::ProjectLlm,
+    },
+    secrets::token::NewApiKey,
 };
 
 /// Who a valid key belongs to, and what the submit path needs of the project.
@@ -81,7 +84,7 @@ pub async fn find_key_owner(
         key_id: row.try_get("id")?,
         project_id: row.try_get("project_id")?,
         hash: row.try_get("hash")?,
-        llm: ProjectLlm::from_row(&row)?,
+        llm: project_llm(&row)?,
         admission: Admission::from_row(&row)?,
     }))
 }

@@ -119,7 +119,8 @@ async fn commit<W: Write>(pool: &Pool, batch: Vec<(W, Answer<W>)>) {
     if items.len() > 1 {
         match W::many(&mut client, &items).await {
             Ok(outputs) => {
-                metrics::counter!(crate::metrics::COMMITS, "write" => W::LABEL).increment(1);
+                metrics::counter!(crate::runtime::metrics::COMMITS, "write" => W::LABEL)
+                    .increment(1);
                 for (answer, output) in answers.into_iter().zip(outputs) {
                     let _ = answer.send(Ok(output));
                 }
@@ -134,7 +135,7 @@ async fn commit<W: Write>(pool: &Pool, batch: Vec<(W, Answer<W>)>) {
     for (item, answer) in items.iter().zip(answers) {
         let written = item.one(&client).await;
         if written.is_ok() {
-            metrics::counter!(crate::metrics::COMMITS, "write" => W::LABEL).increment(1);
+            metrics::counter!(crate::runtime::metrics::COMMITS, "write" => W::LABEL).increment(1);
         }
         let _ = answer.send(written);
     }

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::{DbError, GenericClient};
-use crate::notify;
+use crate::db::notify;
 
 /// Identifies a key without revealing it (16 bytes of a domain-separated SHA-256).
 pub fn fingerprint(key: &SecretString) -> [u8; 16] {

@@ -7,7 +7,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use super::{DbError, GenericClient, step::Lease};
-use crate::{
+use crate::domain::{
     id::{RunId, SessionId},
     model::RunStatus,
 };

@@ -3,7 +3,7 @@
 //! transaction-scoped advisory lock, so a key is either fresh, replayed, or busy.
 
 use super::{DbError, GenericClient};
-use crate::id::ProjectId;
+use crate::domain::id::ProjectId;
 
 /// What a key says about a request.
 #[derive(Debug)]

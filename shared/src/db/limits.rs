@@ -5,37 +5,21 @@
 use tokio_postgres::Row;
 
 use super::{DbError, GenericClient};
-use crate::{id::ProjectId, model::Budget};
+use crate::domain::{id::ProjectId, limits::Limits, model::Budget};
 
-/// A project's limits; `None` is no limit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct Limits {
-    pub requests_per_minute: Option<i32>,
-    pub max_concurrent_runs: Option<i32>,
-    pub max_queued_runs: Option<i32>,
-    pub tokens_per_day: Option<i64>,
-    pub tokens_per_month: Option<i64>,
-}
-
-/// The columns `Limits::from_row` reads.
+/// The columns [`limits`] reads.
 pub const LIMIT_COLUMNS: &str =
     "rate_limit_rpm, max_concurrent_runs, max_queued_runs, tokens_per_day, tokens_per_month";
 
-impl Limits {
-    pub fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
-        Ok(Self {
-            requests_per_minute: row.try_get("rate_limit_rpm")?,
-            max_concurrent_runs: row.try_get("max_concurrent_runs")?,
-            max_queued_runs: row.try_get("max_queued_runs")?,
-            tokens_per_day: row.try_get("tokens_per_day")?,
-            tokens_per_month: row.try_get("tokens_per_month")?,
-        })
-    }
-
-    /// Whether a token budget of the project's own is set.
-    pub fn has_budget(&self) -> bool {
-        self.tokens_per_day.is_some() || self.tokens_per_month.is_some()
-    }
+/// Reads a project's limits from the columns of [`LIMIT_COLUMNS`].
+pub fn limits(row: &Row) -> Result<Limits, tokio_postgres::Error> {
+    Ok(Limits {
+        requests_per_minute: row.try_get("rate_limit_rpm")?,
+        max_concurrent_runs: row.try_get("max_concurrent_runs")?,
+        max_queued_runs: row.try_get("max_queued_runs")?,
+        tokens_per_day: row.try_get("tokens_per_day")?,
+        tokens_per_month: row.try_get("tokens_per_month")?,
+    })
 }
 
 /// What a submit must check before storing a run, read with the API key.

@@ -5,7 +5,7 @@
 use tokio_postgres::{Client, error::SqlState};
 
 use super::DbError;
-use crate::tls::postgres::DatabaseTls;
+use crate::runtime::tls::postgres::DatabaseTls;
 
 /// Every migration, in order. The name is recorded in `schema_migrations`.
 const MIGRATIONS: &[(&str, &str)] = &[

@@ -8,7 +8,9 @@ pub mod cooldown;
 pub mod event_log;
 pub mod idempotency;
 pub mod limits;
+pub mod listen;
 pub mod migrate;
+pub mod notify;
 pub mod outbox;
 pub mod project;
 pub mod ratelimit;
@@ -33,7 +35,7 @@ use deadpool_postgres::{
 };
 use tokio_postgres::error::SqlState;
 
-use crate::config::Config;
+use crate::runtime::config::Config;
 
 /// How long a request waits for a pooled connection, or a new connection for
 /// Postgres, before the caller is told the database is unavailable.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{DbError, GenericClient};
-use crate::id::RunId;
+use crate::domain::id::RunId;
 
 /// A message due to be published.
 #[derive(Clone, Debug)]

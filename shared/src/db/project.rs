@@ -2,18 +2,16 @@
 
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
-use super::{DbError, GenericClient, Pool, api_key::insert_api_key, limits::Limits};
-use crate::{
+use super::{DbError, GenericClient, limits::limits};
+use crate::domain::{
     agent::ServerTool,
-    crypto::{MasterKeyRing, SecretField},
     id::ProjectId,
+    limits::Limits,
+    llm::ProjectLlm,
     model::{KeyStatus, Provider},
-    token::{NewApiKey, generate_api_key},
-    webhook::generate_secret,
 };
 
 /// A project as the API shows it (never with a secret).
@@ -31,19 +29,6 @@ pub struct ProjectRow {
     pub created_at: OffsetDateTime,
 }
 
-/// A project's own provider configuration.
-#[derive(Clone, Debug, Default)]
-pub struct ProjectLlm {
-    /// The provider the project chose, if any.
-    pub provider: Option<Provider>,
-    /// The model the project chose, if any.
-    pub model: Option<String>,
-    /// Whether the project stored a key of its own.
-    pub has_key: bool,
-    /// What the provider's answers said about that key.
-    pub key_status: Option<KeyStatus>,
-}
-
 const COLUMNS: &str = "id, name, llm_provider, llm_model, key_status, webhook_url, \
                        rate_limit_rpm, max_concurrent_runs, max_queued_runs, tokens_per_day, \
                        tokens_per_month, created_at, llm_api_key IS NOT NULL AS has_key, \
@@ -54,10 +39,10 @@ impl ProjectRow {
         Ok(Self {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
-            llm: ProjectLlm::from_row(row)?,
+            llm: project_llm(row)?,
             webhook_url: row.try_get("webhook_url")?,
             has_webhook_secret: row.try_get("has_webhook_secret")?,
-            limits: Limits::from_row(row)?,
+            limits: limits(row)?,
             // Written only by `set_server_tools` from checked tools.
             server_tools: serde_json::from_value(row.try_get("server_tools")?).unwrap_or_default(),
             created_at: row.try_get("created_at")?,
@@ -65,18 +50,17 @@ impl ProjectRow {
     }
 }
 
-impl ProjectLlm {
-    /// Reads `llm_provider`, `llm_model`, `key_status` and `has_key` from a row.
-    pub fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
-        let provider: Option<String> = row.try_get("llm_provider")?;
-        let key_status: String = row.try_get("key_status")?;
-        Ok(Self {
-            provider: provider.as_deref().and_then(Provider::parse),
-            model: row.try_get("llm_model")?,
-            has_key: row.try_get("has_key")?,
-            key_status: KeyStatus::parse(&key_status),
-        })
-    }
+/// Reads a project's provider choice: `llm_provider`, `llm_model`,
+/// `key_status` and `has_key` of a row.
+pub fn project_llm(row: &Row) -> Result<ProjectLlm, tokio_postgres::Error> {
+    let provider: Option<String> = row.try_get("llm_provider")?;
+    let key_status: String = row.try_get("key_status")?;
+    Ok(ProjectLlm {
+        provider: provider.as_deref().and_then(Provider::parse),
+        model: row.try_get("llm_model")?,
+        has_key: row.try_get("has_key")?,
+        key_status: KeyStatus::parse(&key_status),
+    })
 }
 
 /// Replaces a project's server tools.
@@ -291,27 +275,4 @@ pub async fn set_limits(
     row.map(|row| ProjectRow::from_row(&row))
         .transpose()
         .map_err(Into::into)
-}
-
-/// Creates a project, its webhook signing secret and its first API key in one
-/// transaction.
-pub async fn create_project_with_key(
-    pool: &Pool,
-    name: &str,
-    keys: &MasterKeyRing,
-) -> Result<(ProjectRow, NewApiKey), DbError> {
-    let id = ProjectId::new();
-    let secret = generate_secret();
-    let encrypted = keys.encrypt(
-        secret.expose_secret().as_bytes(),
-        id,
-        SecretField::WebhookSecret,
-    );
-    let mut client = pool.get().await?;
-    let transaction = client.transaction().await?;
-    let project = insert_project(&transaction, id, name, &encrypted).await?;
-    let key = generate_api_key();
-    insert_api_key(&transaction, project.id, &key).await?;
-    transaction.commit().await?;
-    Ok((project, key))
 }

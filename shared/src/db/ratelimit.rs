@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::{DbError, GenericClient};
-use crate::id::ProjectId;
+use crate::domain::id::ProjectId;
 
 /// The spacing and burst tolerance of a limit of `rpm` requests per minute.
 pub fn gcra(rpm: u32, burst: u32) -> (f64, f64) {

@@ -8,7 +8,7 @@ use super::{
     run::{RUN_RECORD_COLUMNS, RunRecord},
     step::{StepRow, steps_of_runs},
 };
-use crate::{
+use crate::domain::{
     id::{ProjectId, RunId, SessionId},
     model::RunStatus,
 };

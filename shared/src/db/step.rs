@@ -9,8 +9,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
-use super::{DbError, GenericClient, parse_column, parse_optional_column, run::Usage};
-use crate::{
+use super::{DbError, GenericClient, parse_column, parse_optional_column};
+use crate::domain::usage::Usage;
+use crate::domain::{
     id::{RunId, WorkerId},
     model::{Executor, StepStatus, StepType},
 };

@@ -4,7 +4,7 @@
 use time::Date;
 
 use super::{DbError, GenericClient};
-use crate::id::ProjectId;
+use crate::domain::id::ProjectId;
 
 /// How a usage report is grouped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,10 +10,12 @@ use uuid::Uuid;
 
 use super::{DbError, GenericClient, parse_column};
 use crate::{
-    id::{ProjectId, RunId, SessionId},
-    model::EventType,
-    notify,
-    text::storable,
+    db::notify,
+    domain::{
+        id::{ProjectId, RunId, SessionId},
+        model::EventType,
+        text::storable,
+    },
 };
 
 /// A CTE named `e` that records the event of every run in the CTE `final_runs`
@@ -178,20 +180,17 @@ pub async fn record_attempt(
     Ok(())
 }
 
-/// One delivery attempt as `GET /v1/sessions/{id}/deliveries` shows it.
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+/// One delivery attempt (shown by `view::DeliveryOut`).
+#[derive(Clone, Debug)]
 pub struct DeliveryRow {
     pub event_id: String,
-    #[serde(rename = "type")]
     pub kind: EventType,
     pub attempt: i32,
-    #[serde(with = "time::serde::rfc3339")]
     pub attempted_at: OffsetDateTime,
     pub url: String,
     pub status_code: Option<i32>,
     pub error: Option<String>,
     pub duration_ms: i32,
-    #[serde(with = "time::serde::rfc3339::option")]
     pub next_attempt_at: Option<OffsetDateTime>,
 }
 

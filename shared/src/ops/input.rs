@@ -5,8 +5,10 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::OpsError;
+use crate::domain::limits::Limits;
 use crate::{
-    agent::ServerTool, db::limits::Limits, model::Provider, ssrf::check_webhook_url, text,
+    domain::{agent::ServerTool, model::Provider, text},
+    runtime::ssrf::check_webhook_url,
 };
 
 /// The longest project name and model name.

@@ -5,6 +5,7 @@
 //! dashboard's page, the CLI's JSON, an API process evicting its key cache.
 
 pub mod input;
+pub mod rotation;
 
 use std::time::Duration;
 
@@ -14,15 +15,17 @@ pub use self::input::{
     Given, LimitsInput, LlmSettings, ProjectName, RateLimit, ServerTools, WebhookUrl,
 };
 use crate::{
-    crypto::{MasterKeyRing, SecretField},
     db::{
         DbError, GenericClient, Pool,
         api_key::{self, ApiKeyRow},
         project::{self, ProjectRow},
     },
-    id::{ApiKeyId, ProjectId},
-    token::{NewApiKey, generate_api_key},
-    webhook::generate_secret,
+    domain::id::{ApiKeyId, ProjectId},
+    secrets::{
+        crypto::{MasterKeyRing, SecretField},
+        signature::generate_secret,
+        token::{NewApiKey, generate_api_key},
+    },
 };
 
 /// How long a replaced webhook secret keeps signing alongside the new one, so
@@ -61,9 +64,21 @@ pub async fn create_project(
     keys: &MasterKeyRing,
     name: &ProjectName,
 ) -> Result<(ProjectRow, NewApiKey), OpsError> {
-    let created = project::create_project_with_key(pool, name.as_str(), keys).await?;
-    tracing::info!(project_id = %created.0.id, "project created");
-    Ok(created)
+    let id = ProjectId::new();
+    let secret = generate_secret();
+    let encrypted = keys.encrypt(
+        secret.expose_secret().as_bytes(),
+        id,
+        SecretField::WebhookSecret,
+    );
+    let mut client = pool.get().await.map_err(DbError::from)?;
+    let transaction = client.transaction().await.map_err(DbError::from)?;
+    let project = project::insert_project(&transaction, id, name.as_str(), &encrypted).await?;
+    let key = generate_api_key();
+    api_key::insert_api_key(&transaction, project.id, &key).await?;
+    transaction.commit().await.map_err(DbError::from)?;
+    tracing::info!(project_id = %project.id, "project created");
+    Ok((project, key))
 }
 
 /// Issues another API key for a project (shown once).

@@ -27,8 +27,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Broker, Topology};
-use crate::id::{RunId, SessionId};
+use super::Topology;
+use crate::domain::id::{RunId, SessionId};
+use crate::runtime::broker::Broker;
 
 /// Deltas waiting to be published before new ones are dropped.
 const PUBLISH_BACKLOG: usize = 65_536;

@@ -1,20 +1,16 @@
-//! RabbitMQ: the connection, the topology (declared in one place), the job
+//! RabbitMQ (reached through `runtime::broker`): the topology (declared in one place), the job
 //! message, and the outbox relay that publishes it. Messages carry only a run
 //! id; the worker reloads everything from Postgres, so a message may be lost,
 //! duplicated or late without harm.
 
-mod broker;
 pub mod deltas;
 pub mod relay;
 mod topology;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::{
-    broker::Broker,
-    topology::{DELIVERY_LIMIT, Topology, declare_topology},
-};
-use crate::id::RunId;
+pub use self::topology::{DELIVERY_LIMIT, Topology, declare_topology};
+use crate::domain::id::RunId;
 
 /// The body of a job message. Versioned so that old and new workers can share a
 /// queue during a rolling upgrade.

@@ -34,8 +34,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     db::{DbError, Pool, outbox},
-    queue::{self, Broker, JobMessage, Topology},
-    retry::{backoff, pause},
+    queue::{self, JobMessage, Topology},
+    runtime::{
+        broker::Broker,
+        retry::{backoff, pause},
+    },
 };
 
 /// Rows taken per round; a full round is followed at once by the next.
@@ -82,7 +85,7 @@ pub struct Relay {
     fast_tx: mpsc::Sender<outbox::DueMessage>,
     fast_rx: mpsc::Receiver<outbox::DueMessage>,
     /// Fast-lane runs confirmed by the broker, by when, waiting to be settled.
-    settling: VecDeque<(Instant, Vec<crate::id::RunId>)>,
+    settling: VecDeque<(Instant, Vec<crate::domain::id::RunId>)>,
 }
 
 /// Hands committed runs to the relay for an immediate publish.
@@ -293,7 +296,7 @@ async fn publish_all(
     channel: &Channel,
     topology: &Topology,
     due: &[outbox::DueMessage],
-) -> (Vec<crate::id::RunId>, Option<String>) {
+) -> (Vec<crate::domain::id::RunId>, Option<String>) {
     let routing_key = topology.jobs_queue();
     let mut pending = Vec::with_capacity(due.len());
     let mut failed = Vec::new();

@@ -7,10 +7,12 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use stewrd_shared::{
-    config::parse_duration,
-    model::{FailureCode, KeyStatus},
-    redact::redact,
-    text,
+    domain::{
+        model::{FailureCode, KeyStatus},
+        text,
+    },
+    runtime::config::parse_duration,
+    secrets::redact::redact,
 };
 
 /// The longest wait an answer's `Retry-After` is read as (in either form).

@@ -12,10 +12,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use stewrd_shared::{
-    config::{ProviderUrls, WorkerSettings},
-    db::run::Usage,
-    model::Provider,
-    text::{storable, storable_json},
+    domain::{
+        model::Provider,
+        text::{storable, storable_json},
+        usage::Usage,
+    },
+    runtime::config::{ProviderUrls, WorkerSettings},
 };
 
 /// Largest provider answer read; beyond it the call fails rather than eat memory.
@@ -207,7 +209,7 @@ fn headers(provider: Provider, key: &SecretString) -> Result<HeaderMap, Provider
     let mut auth =
         HeaderValue::try_from(format!("Bearer {}", key.expose_secret())).map_err(|_| {
             ProviderError {
-                key_verdict: Some(stewrd_shared::model::KeyStatus::Invalid),
+                key_verdict: Some(stewrd_shared::domain::model::KeyStatus::Invalid),
                 ..ProviderError::unreachable("the provider key is not a valid HTTP header value")
             }
         })?;

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use stewrd_shared::{db::run::Usage, text::storable};
+use stewrd_shared::domain::{text::storable, usage::Usage};
 
 use super::{Completion, MAX_BODY_BYTES, ProviderError, transport_error};
 

@@ -8,19 +8,22 @@
 
 use std::time::Instant;
 
+use stewrd_shared::domain::usage::Usage;
 use stewrd_shared::{
-    agent::{ServerTool, ToolCall},
     db::{
         DbError,
         limits::exhausted_budget,
-        run::{ClaimedRun, RunOutcome, Usage},
+        run::{ClaimedRun, RunOutcome},
         step::{
             Lease, NewModelStep, NewToolStep, StepRow, ToolsCommitted, commit_model_step,
             commit_tool_steps,
         },
     },
-    metrics as names,
-    model::{FailureCode, KeySource, StepStatus, StepType},
+    domain::{
+        agent::{ServerTool, ToolCall},
+        model::{FailureCode, KeySource, StepStatus, StepType},
+    },
+    runtime::metrics as names,
 };
 use time::OffsetDateTime;
 

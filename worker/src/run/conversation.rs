@@ -5,14 +5,16 @@
 
 use serde_json::Value;
 use stewrd_shared::{
-    agent::ServerTool,
     db::{
         DbError,
         run::{ClaimedRun, EarlierRun, earlier_runs},
         step::{StepRow, steps_of_runs},
     },
-    llm::LlmChoice,
-    model::{RunStatus, StepStatus, StepType},
+    domain::{
+        agent::ServerTool,
+        llm::LlmChoice,
+        model::{RunStatus, StepStatus, StepType},
+    },
 };
 
 use crate::{
@@ -162,7 +164,7 @@ mod tests {
         system: Option<&str>,
     ) -> EarlierRun {
         EarlierRun {
-            id: stewrd_shared::id::RunId::new(),
+            id: stewrd_shared::domain::id::RunId::new(),
             step_count: 0,
             input: input.into(),
             output: output.map(Into::into),

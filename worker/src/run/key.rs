@@ -2,10 +2,12 @@
 
 use secrecy::SecretString;
 use stewrd_shared::{
-    crypto::SecretField,
     db::run::ClaimedRun,
-    llm::LlmChoice,
-    model::{FailureCode, KeySource, KeyStatus},
+    domain::{
+        llm::LlmChoice,
+        model::{FailureCode, KeySource, KeyStatus},
+    },
+    secrets::crypto::SecretField,
 };
 
 use super::{Decision, Verdict, failed};

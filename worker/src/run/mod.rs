@@ -23,9 +23,11 @@ use stewrd_shared::{
         cooldown::{fingerprint, model_fingerprint},
         run::{ClaimedRun, Requeue, RunOutcome},
     },
-    llm::{LlmChoice, choose_llm},
-    metrics as names,
-    model::{FailureCode, KeyStatus, RunStatus},
+    domain::{
+        llm::{LlmChoice, choose_llm},
+        model::{FailureCode, KeyStatus, RunStatus},
+    },
+    runtime::metrics as names,
 };
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -114,7 +116,8 @@ pub async fn process(worker: &Worker, run: &ClaimedRun, hand_back: &Cancellation
     let choice = choose_llm(
         &run.project_llm,
         run.requested_model.as_deref(),
-        &worker.config.default_llm,
+        worker.config.default_llm.provider,
+        &worker.config.default_llm.model,
     );
     let started = Instant::now();
     let verdict = tokio::select! {

@@ -5,11 +5,14 @@
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
+use stewrd_shared::domain::usage::Usage;
 use stewrd_shared::{
-    db::run::{ClaimedRun, Requeue, Usage},
-    llm::LlmChoice,
-    metrics as names,
-    model::{FailureCode, KeyStatus},
+    db::run::{ClaimedRun, Requeue},
+    domain::{
+        llm::LlmChoice,
+        model::{FailureCode, KeyStatus},
+    },
+    runtime::metrics as names,
 };
 
 use super::{

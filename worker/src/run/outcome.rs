@@ -8,9 +8,11 @@ use stewrd_shared::{
         DbError,
         run::{ClaimedRun, Finished, Requeue, ResultRow, RunOutcome, requeue_run},
     },
-    llm::LlmChoice,
-    metrics as names,
-    model::{FailureCode, RunStatus},
+    domain::{
+        llm::LlmChoice,
+        model::{FailureCode, RunStatus},
+    },
+    runtime::metrics as names,
 };
 
 use super::{Decision, millis, timing::wake_relay_after};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use stewrd_shared::{
     db::{Pool, event_log, run::ClaimedRun, step::Lease},
-    id::{RunId, SessionId},
+    domain::id::{RunId, SessionId},
     queue::deltas::{Delta, DeltaPublisher},
 };
 use tokio::task::JoinHandle;

@@ -15,13 +15,15 @@ use std::time::Instant;
 use futures_util::future::join_all;
 use serde_json::Value;
 use stewrd_shared::{
-    agent::{
-        MAX_TOOL_CALLS_IN_FLIGHT, MAX_TOOL_CALLS_PER_ANSWER, ServerTool, ToolCall, error_output,
-    },
     db::{run::ClaimedRun, step::NewToolStep},
-    metrics as names,
-    model::{Executor, StepStatus},
-    text::storable,
+    domain::{
+        agent::{
+            MAX_TOOL_CALLS_IN_FLIGHT, MAX_TOOL_CALLS_PER_ANSWER, ServerTool, ToolCall, error_output,
+        },
+        model::{Executor, StepStatus},
+        text::storable,
+    },
+    runtime::metrics as names,
 };
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;

@@ -11,8 +11,10 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use stewrd_shared::{
-    agent::{MAX_TOOL_OUTPUT_BYTES, MAX_TOOL_RETRY_AFTER, ServerTool, ToolCall, error_output},
     db::{DbError, run::ClaimedRun},
+    domain::agent::{
+        MAX_TOOL_OUTPUT_BYTES, MAX_TOOL_RETRY_AFTER, ServerTool, ToolCall, error_output,
+    },
 };
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::sync::OnceCell;

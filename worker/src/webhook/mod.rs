@@ -11,8 +11,6 @@ use std::{sync::Arc, time::Duration};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use stewrd_shared::{
-    config::WebhookSettings,
-    crypto::SecretField,
     db::{
         DbError, GenericClient,
         project::{ensure_webhook_secret, webhook_secrets},
@@ -22,9 +20,13 @@ use stewrd_shared::{
             take_due_events,
         },
     },
-    id::ProjectId,
+    domain::id::ProjectId,
+    runtime::config::WebhookSettings,
+    secrets::{
+        crypto::SecretField,
+        signature::{generate_secret, sign},
+    },
     view::{Detail, SessionOut},
-    webhook::{generate_secret, sign},
 };
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
@@ -157,7 +159,7 @@ async fn attempt(worker: &Worker, client: &WebhookClient, event: &DueEvent) -> R
         EventFate::Stopped => "stopped",
         EventFate::Failed => "failed",
     };
-    metrics::counter!(stewrd_shared::metrics::WEBHOOK_DELIVERIES, "outcome" => outcome)
+    metrics::counter!(stewrd_shared::runtime::metrics::WEBHOOK_DELIVERIES, "outcome" => outcome)
         .increment(1);
     match fate {
         EventFate::Delivered => tracing::info!(status = result.status_code, "webhook delivered"),

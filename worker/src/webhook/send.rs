@@ -13,7 +13,7 @@ use reqwest::{
     dns::{Addrs, Name, Resolve, Resolving},
     header::{CONTENT_TYPE, HeaderMap, HeaderValue},
 };
-use stewrd_shared::{config::WebhookSettings, ssrf};
+use stewrd_shared::runtime::{config::WebhookSettings, ssrf};
 
 use crate::provider::retry_after;
 

@@ -8,9 +8,11 @@ use stewrd_shared::{
         GenericClient,
         limits::{exhausted_budget, queue_is_full},
     },
-    llm::LlmChoice,
-    metrics as names,
-    model::{Budget, KeySource},
+    domain::{
+        llm::LlmChoice,
+        model::{Budget, KeySource},
+    },
+    runtime::metrics as names,
 };
 use time::OffsetDateTime;
 

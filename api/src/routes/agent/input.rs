@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use stewrd_shared::{
-    agent::{
-        DEFAULT_MAX_STEPS, MAX_CLIENT_TOOLS, MAX_STEPS_LIMIT, ServerTool, TOOL_NAME_PATTERN,
-        ToolRefusal, check_client_tools, check_response_format, check_tool_choice,
-    },
     db::run::AgentSettings,
-    id::SessionId,
-    text,
+    domain::{
+        agent::{
+            DEFAULT_MAX_STEPS, MAX_CLIENT_TOOLS, MAX_STEPS_LIMIT, ServerTool, TOOL_NAME_PATTERN,
+            ToolRefusal, check_client_tools, check_response_format, check_tool_choice,
+        },
+        id::SessionId,
+        text,
+    },
 };
 use utoipa::openapi::{RefOr, schema::Schema};
 

@@ -26,11 +26,13 @@ use stewrd_shared::{
         project::get_project,
         run::{InsertRunError, NewRun, SessionTarget, insert_run},
     },
-    id::{RunId, SessionId},
-    llm::choose_llm,
-    metrics as names,
-    model::RunStatus,
+    domain::{
+        id::{RunId, SessionId},
+        llm::choose_llm,
+        model::RunStatus,
+    },
     queue::relay::UNCLAIMED_REPUBLISH,
+    runtime::metrics as names,
 };
 use time::OffsetDateTime;
 
@@ -106,7 +108,13 @@ pub(crate) async fn create(
             (id, SessionTarget::New { id, metadata })
         }
     };
-    let choice = choose_llm(&auth.llm, body.model.as_deref(), &state.config.default_llm);
+    let default = &state.config.default_llm;
+    let choice = choose_llm(
+        &auth.llm,
+        body.model.as_deref(),
+        default.provider,
+        &default.model,
+    );
     let fast = state.relay.open();
     let run = NewRun {
         id: RunId::new(),

@@ -3,13 +3,18 @@
 
 use std::time::Duration;
 
-use super::{AgentSettings, Usage};
+use super::AgentSettings;
 use crate::db::{
     DbError, GenericClient,
-    limits::{LIMIT_COLUMNS, Limits},
-    project::ProjectLlm,
+    limits::{LIMIT_COLUMNS, limits},
+    project::project_llm,
 };
-use crate::id::{ProjectId, RunId, SessionId, WorkerId};
+use crate::domain::usage::Usage;
+use crate::domain::{
+    id::{ProjectId, RunId, SessionId, WorkerId},
+    limits::Limits,
+    llm::ProjectLlm,
+};
 
 /// A run a worker has claimed: everything needed to make the call.
 #[derive(Clone, Debug)]
@@ -280,9 +285,9 @@ fn claimed_run(row: &tokio_postgres::Row) -> Result<ClaimedRun, DbError> {
         temperature: row.try_get("temperature")?,
         request_id: row.try_get("request_id")?,
         seconds_left: row.try_get("seconds_left")?,
-        project_llm: ProjectLlm::from_row(row)?,
+        project_llm: project_llm(row)?,
         encrypted_key: row.try_get("llm_api_key")?,
-        limits: Limits::from_row(row)?,
+        limits: limits(row)?,
         slot_in: row.try_get("slot_in")?,
         age_secs: row.try_get("age_secs")?,
         agent: AgentSettings {

@@ -13,7 +13,7 @@ pub use self::{
         requeue_expired_leases,
     },
     finish::{
-        CancelOutcome, Finished, Requeue, ResultRow, RunOutcome, Usage, cancel_session,
+        CancelOutcome, Finished, Requeue, ResultRow, RunOutcome, cancel_session,
         fail_unclaimed_run, finish_run, requeue_run,
     },
     record::{EarlierRun, RUN_RECORD_COLUMNS, RunRecord, earlier_runs},

@@ -3,9 +3,9 @@
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
-use super::Usage;
 use crate::db::{DbError, GenericClient, parse_column, parse_optional_column};
-use crate::{
+use crate::domain::usage::Usage;
+use crate::domain::{
     id::{RunId, SessionId},
     model::{FailureCode, KeySource, Provider, RunStatus},
 };

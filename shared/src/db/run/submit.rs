@@ -5,7 +5,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::db::{DbError, GenericClient, coalesce};
-use crate::{
+use crate::domain::{
     id::{ProjectId, RunId, SessionId},
     llm::LlmChoice,
 };

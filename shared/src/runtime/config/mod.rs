@@ -10,26 +10,12 @@ mod env;
 
 use self::env::Env;
 pub use self::env::parse_duration;
-use crate::{crypto::MasterKeyRing, model::Provider, queue::Broker, tls::postgres::DatabaseTls};
-
-/// A setting that could not be used; the message names the variable to fix.
-#[derive(Debug, thiserror::Error)]
-#[error("{name}: {reason}")]
-pub struct ConfigError {
-    /// The environment variable at fault.
-    pub name: &'static str,
-    /// What is wrong with it, never its (possibly secret) value.
-    pub reason: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(name: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            name,
-            reason: reason.into(),
-        }
-    }
-}
+pub use super::setting::ConfigError;
+use crate::{
+    domain::model::Provider,
+    runtime::{broker::Broker, tls::postgres::DatabaseTls},
+    secrets::crypto::MasterKeyRing,
+};
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,7 +219,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         let database_url = env.string("DATABASE_URL", DEFAULT_DATABASE_URL);
-        let (mut database, database_tls) = crate::tls::postgres::parse(
+        let (mut database, database_tls) = crate::runtime::tls::postgres::parse(
             &database_url,
             env.get("STEWRD_DATABASE_CA_FILE").as_deref(),
         )?;
@@ -263,7 +249,9 @@ impl Config {
         let listen = env.parse("STEWRD_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
         let listen_tls = match (env.get("STEWRD_TLS_CERT"), env.get("STEWRD_TLS_KEY")) {
             (None, None) => None,
-            (Some(cert), Some(key)) => Some(crate::tls::server::server_config(&cert, &key)?),
+            (Some(cert), Some(key)) => {
+                Some(crate::runtime::tls::server::server_config(&cert, &key)?)
+            }
             (Some(_), None) => {
                 return Err(ConfigError::new(
                     "STEWRD_TLS_KEY",

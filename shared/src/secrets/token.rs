@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::id::ApiKeyId;
+use crate::domain::id::ApiKeyId;
 
 /// Every project API key starts with this.
 pub const API_KEY_PREFIX: &str = "sk-stw_";

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::{
+use crate::domain::{
     id::{ProjectId, RunId, SessionId},
     model::RunStatus,
 };

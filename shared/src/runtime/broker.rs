@@ -8,7 +8,7 @@ use lapin::{
     uri::{AMQPScheme, AMQPUri},
 };
 
-use crate::tls::PemError;
+use crate::runtime::tls::PemError;
 
 /// The largest frame stewrd asks for unless `AMQP_URL` sets `frame_max`. lapin
 /// keeps 32 frames of send and of receive buffer per connection, so RabbitMQ's
@@ -84,7 +84,7 @@ impl Broker {
                 path: path.to_owned(),
                 source,
             })?;
-            crate::tls::parse_certificates(pem.as_bytes(), path)?;
+            crate::runtime::tls::parse_certificates(pem.as_bytes(), path)?;
             self.ca_pem = Some(Arc::from(pem));
         }
         Ok(self)

@@ -17,7 +17,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use crate::id::ProjectId;
+use crate::domain::id::ProjectId;
 
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;

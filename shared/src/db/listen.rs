@@ -12,8 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     db::read_only,
-    retry::{backoff, pause},
-    tls::postgres::DatabaseTls,
+    runtime::{
+        retry::{backoff, pause},
+        tls::postgres::DatabaseTls,
+    },
 };
 
 /// How often the listener asks whether its server was seen read-only.

@@ -2,11 +2,20 @@
 //! show the expected choice) and in the worker (to make the call), so the two
 //! never disagree unless the project's configuration changed in between.
 
-use crate::{
-    config::DefaultLlm,
-    db::project::ProjectLlm,
-    model::{KeySource, Provider},
-};
+use crate::domain::model::{KeySource, KeyStatus, Provider};
+
+/// A project's own provider configuration.
+#[derive(Clone, Debug, Default)]
+pub struct ProjectLlm {
+    /// The provider the project chose, if any.
+    pub provider: Option<Provider>,
+    /// The model the project chose, if any.
+    pub model: Option<String>,
+    /// Whether the project stored a key of its own.
+    pub has_key: bool,
+    /// What the provider's answers said about that key.
+    pub key_status: Option<KeyStatus>,
+}
 
 /// The provider, model and key owner for one run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,17 +27,20 @@ pub struct LlmChoice {
 
 /// A project with a key of its own is always served with it (never silently with
 /// the default key); a project without one uses the operator's default.
+/// `default_provider` and `default_model` are the operator's
+/// (`STEWRD_DEFAULT_PROVIDER`, `STEWRD_DEFAULT_MODEL`).
 pub fn choose_llm(
     project: &ProjectLlm,
     requested_model: Option<&str>,
-    default: &DefaultLlm,
+    default_provider: Provider,
+    default_model: &str,
 ) -> LlmChoice {
     match project.provider {
         Some(provider) if project.has_key => LlmChoice {
             provider,
             model: requested_model
                 .or(project.model.as_deref())
-                .unwrap_or(&default.model)
+                .unwrap_or(default_model)
                 .to_owned(),
             key_source: KeySource::Project,
         },
@@ -37,12 +49,12 @@ pub fn choose_llm(
             let project_model = project
                 .model
                 .as_deref()
-                .filter(|_| project.provider == Some(default.provider));
+                .filter(|_| project.provider == Some(default_provider));
             LlmChoice {
-                provider: default.provider,
+                provider: default_provider,
                 model: requested_model
                     .or(project_model)
-                    .unwrap_or(&default.model)
+                    .unwrap_or(default_model)
                     .to_owned(),
                 key_source: KeySource::Default,
             }
@@ -54,13 +66,8 @@ pub fn choose_llm(
 mod tests {
     use super::*;
 
-    fn default_llm() -> DefaultLlm {
-        DefaultLlm {
-            provider: Provider::OpenAi,
-            model: "gpt-4o-mini".into(),
-            api_key: None,
-            tokens_per_day: None,
-        }
+    fn choose(project: &ProjectLlm, requested: Option<&str>) -> LlmChoice {
+        choose_llm(project, requested, Provider::OpenAi, "gpt-4o-mini")
     }
 
     #[test]
@@ -71,17 +78,17 @@ mod tests {
             has_key: true,
             key_status: None,
         };
-        let choice = choose_llm(&project, None, &default_llm());
+        let choice = choose(&project, None);
         assert_eq!(choice.provider, Provider::OpenRouter);
         assert_eq!(choice.model, "openai/gpt-4o");
         assert_eq!(choice.key_source, KeySource::Project);
-        let choice = choose_llm(&project, Some("x/y"), &default_llm());
+        let choice = choose(&project, Some("x/y"));
         assert_eq!(choice.model, "x/y");
     }
 
     #[test]
     fn a_project_without_a_key_uses_the_default() {
-        let choice = choose_llm(&ProjectLlm::default(), None, &default_llm());
+        let choice = choose(&ProjectLlm::default(), None);
         assert_eq!(choice.provider, Provider::OpenAi);
         assert_eq!(choice.model, "gpt-4o-mini");
         assert_eq!(choice.key_source, KeySource::Default);
@@ -95,7 +102,7 @@ mod tests {
             has_key: false,
             key_status: None,
         };
-        let choice = choose_llm(&project, None, &default_llm());
+        let choice = choose(&project, None);
         assert_eq!(choice.model, "gpt-4o-mini");
         assert_eq!(choice.key_source, KeySource::Default);
     }

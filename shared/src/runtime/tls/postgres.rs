@@ -13,7 +13,7 @@ use tokio_postgres::config::{Host, SslMode as Negotiated};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::verify::Lenient;
-use crate::config::ConfigError;
+use crate::runtime::setting::ConfigError;
 
 /// libpq's `sslmode`, as stewrd honours it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

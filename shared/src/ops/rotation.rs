@@ -4,9 +4,9 @@
 //! concurrently (already under the active key) is never overwritten.
 
 use crate::{
-    crypto::{CryptoError, MasterKeyRing, SecretField},
     db::{DbError, Pool},
-    id::ProjectId,
+    domain::id::ProjectId,
+    secrets::crypto::{CryptoError, MasterKeyRing, SecretField},
 };
 
 /// Rows read per batch.

@@ -8,7 +8,7 @@ use rustls::{
     pki_types::{PrivateKeyDer, pem::PemObject},
 };
 
-use crate::config::ConfigError;
+use crate::runtime::setting::ConfigError;
 
 /// Builds the listener's TLS settings from a PEM certificate chain (leaf first)
 /// and its PEM private key. HTTP/1.1 only, as the API serves.

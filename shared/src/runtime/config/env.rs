@@ -6,7 +6,7 @@ use std::{str::FromStr, time::Duration};
 use secrecy::SecretString;
 
 use super::ConfigError;
-use crate::model::Provider;
+use crate::domain::model::Provider;
 
 /// Typed access to one lookup function; empty values count as unset.
 pub(super) struct Env<'a>(pub(super) &'a dyn Fn(&str) -> Option<String>);

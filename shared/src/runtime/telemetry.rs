@@ -4,7 +4,7 @@
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-use crate::config::LogFormat;
+use crate::runtime::config::LogFormat;
 
 /// What is logged when `RUST_LOG` is unset: our own crates at info, chatty
 /// libraries at warn.
