@@ -9,7 +9,10 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, bail};
 use stewrd_shared::{
-    db::{self, Pool, migrate::pending_migrations},
+    db::{
+        self, Pool,
+        migrate::{MigrateReport, SchemaError, pending_migrations},
+    },
     ops::rotation::rotate_secrets,
     runtime::{config::Config, telemetry},
 };
@@ -82,19 +85,34 @@ async fn rotate_master_key(config: &mut Config) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let report = db::migrate::migrate(&config.database, &config.database_tls)
-        .await
-        .with_context(|| db_hint(config, "cannot migrate the database"))?;
-    if report.applied.is_empty() {
+    let report = apply_migrations(config).await?;
+    if report.applied.is_empty() && report.functions.is_empty() {
         println!("database is up to date");
-    } else {
+    }
+    if !report.applied.is_empty() {
         println!(
             "applied {} migration(s): {}",
             report.applied.len(),
             report.applied.join(", ")
         );
     }
+    if !report.functions.is_empty() {
+        println!(
+            "applied {} stored function(s): {}",
+            report.functions.len(),
+            report.functions.join(", ")
+        );
+    }
     Ok(())
+}
+
+/// Brings the schema up to date (`stewrd migrate`, and `stewrd dev` first).
+pub(crate) async fn apply_migrations(config: &Config) -> anyhow::Result<MigrateReport> {
+    match db::migrate::migrate(&config.database, &config.database_tls).await {
+        // Not a connection problem: no hint about DATABASE_URL.
+        Err(edited @ SchemaError::Edited(_)) => Err(edited.into()),
+        migrated => migrated.with_context(|| db_hint(config, "cannot migrate the database")),
+    }
 }
 
 /// Connects to Postgres and checks the schema is current.

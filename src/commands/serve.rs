@@ -4,10 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use secrecy::SecretString;
-use stewrd_shared::{
-    db,
-    runtime::{config::Config, shutdown},
-};
+use stewrd_shared::runtime::{config::Config, shutdown};
 use tokio::net::TcpListener;
 
 use super::{DevKey, bind, check_broker, connect_db};
@@ -39,9 +36,7 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
 /// Migrate, then API and worker in one process; with no default key, a stub
 /// provider stands in for OpenAI and OpenRouter.
 pub async fn dev(mut config: Config) -> anyhow::Result<()> {
-    db::migrate::migrate(&config.database, &config.database_tls)
-        .await
-        .with_context(|| super::db_hint(&config, "cannot migrate the database"))?;
+    super::apply_migrations(&config).await?;
     let keys = super::master_keys(&mut config, DevKey::CreateIfMissing)?;
     let _stub = match config.default_llm.api_key {
         Some(_) => None,

@@ -45,6 +45,11 @@ async fn migrate_creates_the_database_and_is_safe_to_run_concurrently_and_twice(
         .get(0);
     let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
         .expect("migrations dir")
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".sql"))
+        })
         .count() as i64;
     assert_eq!(applied, files, "every migration applied exactly once");
     drop(db);

@@ -21,6 +21,7 @@ mod path;
 mod provider;
 mod receiver;
 mod requests;
+mod schema;
 mod streaming;
 mod tenants;
 mod tls;
