@@ -7,12 +7,18 @@ use time::OffsetDateTime;
 use serde_json::{Value, json};
 
 use crate::{
-    db::{run::RunRecord, session::SessionRecord, step::StepRow, webhook::DeliveryRow},
+    db::{
+        run::RunRecord,
+        session::SessionRecord,
+        step::{StepKind, StepRow, ToolState},
+        webhook::DeliveryRow,
+    },
     domain::{
         agent::ToolCall,
         id::{RunId, SessionId},
         model::{
-            EventType, Executor, FailureCode, KeySource, Provider, RunStatus, StepStatus, StepType,
+            EventType, Executor, FailureCode, KeySource, Provider, Role, RunStatus, StepStatus,
+            StepType, Wait,
         },
         usage::Usage,
     },
@@ -61,8 +67,7 @@ pub struct ErrorOut {
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageOut {
     /// `user`, `assistant` or `tool`.
-    #[schema(value_type = String)]
-    pub role: &'static str,
+    pub role: Role,
     /// `null` for an assistant message that only calls tools.
     pub content: Option<String>,
     /// The tool calls of an assistant message.
@@ -77,7 +82,7 @@ pub struct MessageOut {
 }
 
 impl MessageOut {
-    fn new(role: &'static str, content: Option<String>, at: OffsetDateTime) -> Self {
+    fn new(role: Role, content: Option<String>, at: OffsetDateTime) -> Self {
         Self {
             role,
             content,
@@ -209,63 +214,68 @@ fn messages(runs: &[RunRecord], steps: &[StepRow]) -> Vec<MessageOut> {
     let mut messages = Vec::with_capacity(runs.len() * 2 + steps.len());
     for run in runs {
         messages.push(MessageOut::new(
-            "user",
+            Role::User,
             Some(run.input.clone()),
             run.created_at,
         ));
         if run.step_count == 0 {
             if let Some(output) = &run.output {
                 let at = run.finished_at.unwrap_or(run.created_at);
-                messages.push(MessageOut::new("assistant", Some(output.clone()), at));
+                messages.push(MessageOut::new(Role::Assistant, Some(output.clone()), at));
             }
             continue;
         }
         for step in steps.iter().filter(|s| s.run_id == run.id) {
             let at = step.finished_at.unwrap_or(step.started_at);
-            match step.kind {
-                StepType::ModelCall => messages.push(MessageOut {
-                    tool_calls: step
+            match &step.kind {
+                StepKind::Model(answer) => messages.push(MessageOut {
+                    tool_calls: answer
                         .tool_calls
                         .clone()
                         .filter(|c| c.as_array().is_some_and(|a| !a.is_empty())),
-                    ..MessageOut::new("assistant", step.content.clone(), at)
+                    ..MessageOut::new(Role::Assistant, answer.content.clone(), at)
                 }),
-                StepType::ToolCall if step.status != StepStatus::Pending => {
-                    messages.push(MessageOut {
-                        tool_call_id: step.tool_call_id.clone(),
-                        ..MessageOut::new("tool", step.output.clone(), at)
-                    });
+                StepKind::Tool(tool) => {
+                    if let Some(output) = tool.state.output() {
+                        messages.push(MessageOut {
+                            tool_call_id: Some(tool.call.id.clone()),
+                            ..MessageOut::new(Role::Tool, Some(output.to_owned()), at)
+                        });
+                    }
                 }
-                StepType::ToolCall => {}
             }
         }
     }
     messages
 }
 
-/// `{"type": "submit_tool_outputs", …}` while `run` waits for the client's tools.
+/// While `run` waits for a person: what to answer (`submit_tool_outputs` for
+/// the client's tools), the calls waiting, and until when.
 fn required_action(run: &RunRecord, steps: &[StepRow]) -> Option<Value> {
     if run.status != RunStatus::RequiresAction {
         return None;
     }
-    let calls: Vec<Value> = steps
+    let waiting: Vec<(Wait, &ToolCall)> = steps
         .iter()
-        .filter(|s| s.run_id == run.id && s.status == StepStatus::Pending)
-        .map(|s| {
-            ToolCall {
-                id: s.tool_call_id.clone().unwrap_or_default(),
-                name: s.name.clone().unwrap_or_default(),
-                arguments: s.arguments.clone().unwrap_or_default(),
-            }
-            .to_json()
+        .filter(|s| s.run_id == run.id)
+        .filter_map(StepRow::tool)
+        .filter_map(|tool| match tool.state {
+            ToolState::Awaiting(wait) => Some((wait, &tool.call)),
+            ToolState::Done { .. } => None,
         })
+        .collect();
+    let wait = waiting.first().map_or(Wait::Client, |(wait, _)| *wait);
+    let calls: Vec<Value> = waiting
+        .iter()
+        .filter(|(w, _)| *w == wait)
+        .map(|(_, call)| call.to_json())
         .collect();
     let expires_at = run.action_expires_at.and_then(|at| {
         at.format(&time::format_description::well_known::Rfc3339)
             .ok()
     });
     Some(
-        json!({"type": "submit_tool_outputs", "run_id": run.id, "expires_at": expires_at,
+        json!({"type": wait.action(), "run_id": run.id, "expires_at": expires_at,
                 "tool_calls": calls}),
     )
 }
@@ -337,27 +347,49 @@ impl StepOut {
         steps
             .iter()
             .filter(|s| s.run_id == run.id)
-            .map(|s| {
-                let tool = s.kind == StepType::ToolCall;
-                Self {
-                    index: s.index,
-                    kind: s.kind,
-                    status: s.status,
-                    model: s.model.clone(),
-                    content: s.content.clone(),
-                    usage: s.usage,
-                    tool_calls: s.tool_calls.clone(),
-                    tool_call_id: s.tool_call_id.clone(),
-                    name: s.name.clone(),
-                    arguments: s.arguments.clone(),
-                    executor: s.executor,
-                    output: s.output.clone(),
-                    attempts: tool.then_some(s.attempts),
-                    started_at: s.started_at,
-                    finished_at: s.finished_at,
-                }
-            })
+            .map(Self::of_step)
             .collect()
+    }
+
+    /// One committed step.
+    pub fn of_step(step: &StepRow) -> Self {
+        let common = Self {
+            index: step.index,
+            kind: StepType::ModelCall,
+            status: StepStatus::Succeeded,
+            model: None,
+            content: None,
+            usage: None,
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
+            arguments: None,
+            executor: None,
+            output: None,
+            attempts: None,
+            started_at: step.started_at,
+            finished_at: step.finished_at,
+        };
+        match &step.kind {
+            StepKind::Model(answer) => Self {
+                model: Some(answer.model.clone()),
+                content: answer.content.clone(),
+                usage: answer.usage,
+                tool_calls: answer.tool_calls.clone(),
+                ..common
+            },
+            StepKind::Tool(tool) => Self {
+                kind: StepType::ToolCall,
+                status: tool.state.status(),
+                tool_call_id: Some(tool.call.id.clone()),
+                name: Some(tool.call.name.clone()),
+                arguments: Some(tool.call.arguments.clone()),
+                executor: Some(tool.executor),
+                output: tool.state.output().map(str::to_owned),
+                attempts: Some(tool.attempts),
+                ..common
+            },
+        }
     }
 }
 

@@ -1240,3 +1240,37 @@ async fn server_tool_urls_are_refused_on_private_addresses_when_set_and_when_cal
     );
     assert!(canary.received().is_empty(), "the canary was reached");
 }
+
+#[tokio::test]
+async fn tools_that_cannot_be_read_fail_the_run_instead_of_offering_none() {
+    let mut app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let tool = json!({"type": "function", "function": {"name": "get_weather",
+                      "parameters": {"type": "object"}}});
+    let accepted = app
+        .submit(&key, json!({"message": "weather?", "tools": [tool]}))
+        .await;
+    let run = accepted["run_id"].as_str().expect("run").to_owned();
+    // A stored value no worker can read (not one the API would ever write).
+    app.db()
+        .await
+        .execute(
+            "UPDATE runs SET tools = '{\"type\": \"function\"}' WHERE id::text = $1",
+            &[&run],
+        )
+        .await
+        .expect("corrupt the tools");
+    app.add_worker();
+    let done = app
+        .wait_final(&key, accepted["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        app.stub.state.requests().is_empty(),
+        "the model was never called without the run's tools"
+    );
+}

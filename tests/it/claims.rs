@@ -356,7 +356,7 @@ async fn a_run_whose_submit_commits_during_its_claim_is_claimed_and_read() {
         Claim::Claimed(run) => {
             assert_eq!(run.id, late);
             assert_eq!(
-                run.session_metadata,
+                run.request.session_metadata,
                 json!({"k": "v"}),
                 "its session is read"
             );

@@ -411,7 +411,7 @@ async fn work(
     hand_back: CancellationToken,
 ) {
     Span::current().record("run_id", tracing::field::display(run.id));
-    if run.id != woken_by || run.limits.max_concurrent_runs.is_some() {
+    if run.id != woken_by || run.project.limits.max_concurrent_runs.is_some() {
         // The message's own run was given a new message, or a capped project's
         // next run the wake-up this one owed (see `stewrd_claim_next`).
         worker.relay_wake.notify_one();

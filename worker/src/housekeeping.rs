@@ -9,7 +9,7 @@ use std::{
 
 use stewrd_shared::{
     db::{
-        action, event_log, idempotency::forget_expired, outbox, sign_out::forget_expired_sign_outs,
+        event_log, idempotency::forget_expired, outbox, sign_out::forget_expired_sign_outs, wait,
         webhook,
     },
     runtime::metrics as names,
@@ -59,7 +59,7 @@ async fn sample_backlogs(worker: &Worker) {
     if let Ok(pending) = webhook::pending_events(&client).await {
         metrics::gauge!(names::WEBHOOK_BACKLOG).set(pending as f64);
     }
-    if let Ok(paused) = action::count_paused(&client).await {
+    if let Ok(paused) = wait::count_paused(&client).await {
         metrics::gauge!(names::RUNS_AWAITING_OUTPUTS).set(paused as f64);
     }
 }

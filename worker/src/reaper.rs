@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use stewrd_shared::{
-    db::{action::expire_paused_runs, run::requeue_expired_leases},
+    db::{run::requeue_expired_leases, wait::expire_paused_runs},
     runtime::metrics as names,
 };
 use tokio_util::sync::CancellationToken;

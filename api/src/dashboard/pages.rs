@@ -18,9 +18,9 @@ use stewrd_shared::{
     },
     domain::{
         id::{ProjectId, SessionId},
-        model::{Provider, RunStatus, StepType},
+        model::{Provider, RunStatus},
     },
-    view::{Detail, SessionOut},
+    view::{Detail, SessionOut, StepOut},
 };
 
 use super::{
@@ -444,17 +444,15 @@ const SHOWN_OUTPUT_CHARS: usize = 200;
 fn steps_table(steps: &[StepRow]) -> String {
     if steps
         .iter()
-        .all(|s| s.kind == StepType::ModelCall && s.tool_calls.is_none())
+        .all(|s| s.model().is_some_and(|m| m.tool_calls.is_none()))
     {
         return String::new();
     }
     let rows: String = steps
         .iter()
-        .map(|step| {
-            let what = match step.kind {
-                StepType::ModelCall => step.model.clone().unwrap_or_default(),
-                StepType::ToolCall => step.name.clone().unwrap_or_default(),
-            };
+        .map(|row| {
+            let step = StepOut::of_step(row);
+            let what = step.model.or(step.name).unwrap_or_default();
             let output: String = step
                 .output
                 .as_deref()
@@ -464,13 +462,13 @@ fn steps_table(steps: &[StepRow]) -> String {
                 .collect();
             format!(
                 r#"<tr><td class="mono">{run}</td><td>{index}</td><td>{kind}</td><td class="mono">{what}</td><td>{executor}</td><td>{status}</td><td>{attempts}</td><td>{tokens}</td><td>{output}</td></tr>"#,
-                run = step.run_id,
+                run = row.run_id,
                 index = step.index,
                 kind = step.kind.as_str(),
                 what = esc(&what),
                 executor = step.executor.map_or("–", |e| e.as_str()),
                 status = pill(step.status.as_str()),
-                attempts = step.attempts,
+                attempts = step.attempts.unwrap_or(0),
                 tokens = step
                     .usage
                     .map_or_else(|| "–".into(), |u| u.total_tokens.to_string()),

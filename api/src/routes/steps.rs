@@ -10,11 +10,11 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use stewrd_shared::{
     db::{
-        action::{OutputsError, ToolOutput, submit_tool_outputs},
         outbox::{DueMessage, retry_after},
         session::get_session,
+        wait::{Answer, ResumeError, resume},
     },
-    domain::{agent::MAX_TOOL_OUTPUT_BYTES, id::RunId},
+    domain::{agent::MAX_TOOL_OUTPUT_BYTES, id::RunId, model::Wait},
     queue::relay::UNCLAIMED_REPUBLISH,
     view::{Detail, SessionOut, StepOut},
 };
@@ -130,10 +130,10 @@ pub(crate) async fn tool_outputs(
             format!("a tool output is at most {MAX_TOOL_OUTPUT_BYTES} bytes"),
         ));
     }
-    let outputs: Vec<ToolOutput> = body
+    let answers: Vec<Answer> = body
         .tool_outputs
         .into_iter()
-        .map(|o| ToolOutput {
+        .map(|o| Answer {
             tool_call_id: o.tool_call_id,
             output: o.output,
         })
@@ -145,27 +145,28 @@ pub(crate) async fn tool_outputs(
         std::time::Duration::ZERO
     };
     let mut client = state.pool.get().await?;
-    let run_id = submit_tool_outputs(
+    let run_id = resume(
         &mut client,
         auth.project_id,
         id,
-        &outputs,
+        Wait::Client,
+        &answers,
         state.config.worker.run_deadline,
         delay,
     )
     .await
     .map_err(|error| match error {
-        OutputsError::SessionNotFound => ApiError::not_found("session"),
-        OutputsError::NotWaiting(status) => ApiError::conflict(
+        ResumeError::SessionNotFound => ApiError::not_found("session"),
+        ResumeError::NotWaiting(status) => ApiError::conflict(
             "session_not_waiting",
             format!(
                 "the session is {status}: only a session in requires_action takes tool outputs"
             ),
         ),
-        OutputsError::Mismatch(message) => {
+        ResumeError::Mismatch(message) => {
             ApiError::invalid("invalid_value", "tool_outputs", message)
         }
-        OutputsError::Db(error) => error.into(),
+        ResumeError::Db(error) => error.into(),
     })?;
     let message = DueMessage {
         run_id,

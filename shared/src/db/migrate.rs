@@ -96,6 +96,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0016_add_dashboard_sign_outs",
         include_str!("../../../migrations/0016_add_dashboard_sign_outs.sql"),
     ),
+    (
+        "0017_add_step_waits",
+        include_str!("../../../migrations/0017_add_step_waits.sql"),
+    ),
 ];
 
 /// Every stored function, by name: its body's only definition. Applied in

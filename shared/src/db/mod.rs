@@ -1,7 +1,6 @@
 //! Postgres access: the pool, error classification, migrations, and one module
 //! per table with its SQL beside the code that uses it.
 
-pub mod action;
 pub mod api_key;
 pub mod coalesce;
 pub mod cooldown;
@@ -19,6 +18,7 @@ pub mod session;
 pub mod sign_out;
 pub mod step;
 pub mod usage;
+pub mod wait;
 pub mod webhook;
 
 use std::{

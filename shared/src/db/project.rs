@@ -35,7 +35,7 @@ const COLUMNS: &str = "id, name, llm_provider, llm_model, key_status, webhook_ur
                        webhook_secret IS NOT NULL AS has_webhook_secret, server_tools";
 
 impl ProjectRow {
-    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+    fn from_row(row: &Row) -> Result<Self, DbError> {
         Ok(Self {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
@@ -43,8 +43,13 @@ impl ProjectRow {
             webhook_url: row.try_get("webhook_url")?,
             has_webhook_secret: row.try_get("has_webhook_secret")?,
             limits: limits(row)?,
-            // Written only by `set_server_tools` from checked tools.
-            server_tools: serde_json::from_value(row.try_get("server_tools")?).unwrap_or_default(),
+            // Written only by `set_server_tools` from checked tools: a value
+            // that does not read back is corrupt, never "no tools".
+            server_tools: serde_json::from_value(row.try_get("server_tools")?).map_err(|_| {
+                DbError::Corrupt {
+                    column: "server_tools",
+                }
+            })?,
             created_at: row.try_get("created_at")?,
         })
     }

@@ -10,64 +10,166 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 
 use super::{DbError, GenericClient, parse_column, parse_optional_column};
-use crate::domain::usage::Usage;
 use crate::domain::{
+    agent::ToolCall,
     id::{RunId, WorkerId},
-    model::{Executor, StepStatus, StepType},
+    model::{Executor, Outcome, StepStatus, StepType, Wait},
+    usage::Usage,
 };
 
-/// A committed step.
+/// A committed step: a model call or a tool call, in a run's order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepRow {
     pub run_id: RunId,
     pub index: i32,
-    pub kind: StepType,
-    pub status: StepStatus,
-    pub model: Option<String>,
-    /// A model call's text (`None` when it only called tools).
-    pub content: Option<String>,
-    /// A model call's `tool_calls`, exactly as the provider wrote them.
-    pub tool_calls: Option<Value>,
-    pub usage: Option<Usage>,
-    pub tool_call_id: Option<String>,
-    pub name: Option<String>,
-    pub arguments: Option<String>,
-    pub executor: Option<Executor>,
-    pub output: Option<String>,
-    pub attempts: i32,
     pub started_at: OffsetDateTime,
     pub finished_at: Option<OffsetDateTime>,
+    pub kind: StepKind,
+}
+
+/// What a step is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepKind {
+    /// A model answer (one that asked for tools, or an agent run's last).
+    Model(ModelStep),
+    /// One tool call the model asked for, and where it stands.
+    Tool(ToolStep),
+}
+
+/// A model answer, as it came.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelStep {
+    pub model: String,
+    /// Its text (`None` when it only called tools).
+    pub content: Option<String>,
+    /// Its `tool_calls`, exactly as the provider wrote them.
+    pub tool_calls: Option<Value>,
+    pub usage: Option<Usage>,
+}
+
+/// One tool call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolStep {
+    pub call: ToolCall,
+    pub executor: Executor,
+    pub state: ToolState,
+    pub attempts: i32,
+}
+
+/// Where a tool call stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ToolState {
+    /// Waiting for a person (the run is paused until every wait is answered).
+    Awaiting(Wait),
+    /// Answered: the output the model gets.
+    Done { outcome: Outcome, output: String },
+}
+
+impl ToolState {
+    /// The step's `status` as stored and shown.
+    pub fn status(&self) -> StepStatus {
+        match self {
+            Self::Awaiting(_) => StepStatus::Pending,
+            Self::Done {
+                outcome: Outcome::Succeeded,
+                ..
+            } => StepStatus::Succeeded,
+            Self::Done {
+                outcome: Outcome::Failed,
+                ..
+            } => StepStatus::Failed,
+        }
+    }
+
+    /// The output, once answered.
+    pub fn output(&self) -> Option<&str> {
+        match self {
+            Self::Awaiting(_) => None,
+            Self::Done { output, .. } => Some(output),
+        }
+    }
+}
+
+impl StepRow {
+    /// The model answer, if this is one.
+    pub fn model(&self) -> Option<&ModelStep> {
+        match &self.kind {
+            StepKind::Model(step) => Some(step),
+            StepKind::Tool(_) => None,
+        }
+    }
+
+    /// The tool call, if this is one.
+    pub fn tool(&self) -> Option<&ToolStep> {
+        match &self.kind {
+            StepKind::Tool(step) => Some(step),
+            StepKind::Model(_) => None,
+        }
+    }
+
+    fn from_row(row: &Row) -> Result<Self, DbError> {
+        let kind = match parse_column(row, "type", StepType::parse)? {
+            StepType::ModelCall => StepKind::Model(ModelStep {
+                model: row
+                    .try_get::<_, Option<String>>("model")?
+                    .ok_or(DbError::Corrupt { column: "model" })?,
+                content: row.try_get("content")?,
+                tool_calls: row.try_get("tool_calls")?,
+                usage: Usage::from_parts(
+                    row.try_get("prompt_tokens")?,
+                    row.try_get("completion_tokens")?,
+                    row.try_get("total_tokens")?,
+                ),
+            }),
+            StepType::ToolCall => StepKind::Tool(tool_step(row)?),
+        };
+        Ok(Self {
+            run_id: row.try_get("run_id")?,
+            index: row.try_get("index")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+            kind,
+        })
+    }
+}
+
+fn tool_step(row: &Row) -> Result<ToolStep, DbError> {
+    let text = |column: &'static str| -> Result<String, DbError> {
+        row.try_get::<_, Option<String>>(column)?
+            .ok_or(DbError::Corrupt { column })
+    };
+    let state = match parse_column(row, "status", StepStatus::parse)? {
+        StepStatus::Pending => ToolState::Awaiting(
+            parse_optional_column(row, "waits_for", Wait::parse)?.ok_or(DbError::Corrupt {
+                column: "waits_for",
+            })?,
+        ),
+        status => ToolState::Done {
+            outcome: if status == StepStatus::Succeeded {
+                Outcome::Succeeded
+            } else {
+                Outcome::Failed
+            },
+            output: row
+                .try_get::<_, Option<String>>("output")?
+                .unwrap_or_default(),
+        },
+    };
+    Ok(ToolStep {
+        call: ToolCall {
+            id: text("tool_call_id")?,
+            name: text("name")?,
+            arguments: text("arguments")?,
+        },
+        executor: parse_column(row, "executor", Executor::parse)?,
+        state,
+        attempts: row.try_get("attempts")?,
+    })
 }
 
 const STEP_COLUMNS: &str = "run_id, index, type, status, model, content, tool_calls, \
      prompt_tokens, completion_tokens, total_tokens, tool_call_id, name, arguments, executor, \
-     output, attempts, started_at, finished_at";
-
-impl StepRow {
-    fn from_row(row: &Row) -> Result<Self, DbError> {
-        let prompt: Option<i32> = row.try_get("prompt_tokens")?;
-        let completion: Option<i32> = row.try_get("completion_tokens")?;
-        let total: Option<i32> = row.try_get("total_tokens")?;
-        Ok(Self {
-            run_id: row.try_get("run_id")?,
-            index: row.try_get("index")?,
-            kind: parse_column(row, "type", StepType::parse)?,
-            status: parse_column(row, "status", StepStatus::parse)?,
-            model: row.try_get("model")?,
-            content: row.try_get("content")?,
-            tool_calls: row.try_get("tool_calls")?,
-            usage: Usage::from_parts(prompt, completion, total),
-            tool_call_id: row.try_get("tool_call_id")?,
-            name: row.try_get("name")?,
-            arguments: row.try_get("arguments")?,
-            executor: parse_optional_column(row, "executor", Executor::parse)?,
-            output: row.try_get("output")?,
-            attempts: row.try_get("attempts")?,
-            started_at: row.try_get("started_at")?,
-            finished_at: row.try_get("finished_at")?,
-        })
-    }
-}
+     output, waits_for, attempts, started_at, finished_at";
 
 /// The committed steps of `runs`, by run (in the order given) and index.
 pub async fn steps_of_runs(
@@ -111,17 +213,13 @@ pub struct NewModelStep<'a> {
     pub started_at: OffsetDateTime,
 }
 
-/// A tool result (or, for a client tool, the pending call) to commit.
+/// A tool call's step to commit: answered, or waiting for a person.
 #[derive(Clone, Debug)]
 pub struct NewToolStep {
     pub index: i32,
-    pub tool_call_id: String,
-    pub name: String,
-    pub arguments: String,
+    pub call: ToolCall,
     pub executor: Executor,
-    /// `Pending` for a client call awaiting its output.
-    pub status: StepStatus,
-    pub output: Option<String>,
+    pub state: ToolState,
     pub attempts: i32,
     pub started_at: OffsetDateTime,
 }
@@ -186,15 +284,20 @@ pub enum ToolsCommitted {
     Paused { webhook: bool },
 }
 
-/// Commits a step's tool results in one statement; with `pause`, also the
-/// client's pending calls, and the run moves to `requires_action` (its lease
-/// released: no worker holds a paused run) until `pause` has passed.
+/// Commits a step's tool calls in one statement. When any waits for a
+/// person, the run moves to `requires_action` (its lease released: no worker
+/// holds a paused run) until `wait_timeout` has passed: the one place a wait
+/// is written.
 pub async fn commit_tool_steps(
     client: &impl GenericClient,
     lease: Lease,
     steps: &[NewToolStep],
-    pause: Option<Duration>,
+    wait_timeout: Duration,
 ) -> Result<ToolsCommitted, DbError> {
+    let pause = steps
+        .iter()
+        .any(|s| matches!(s.state, ToolState::Awaiting(_)))
+        .then_some(wait_timeout);
     let statement = client
         .prepare_cached(&format!(
             "WITH u AS (
@@ -211,13 +314,14 @@ pub async fn commit_tool_steps(
              steps AS (
                  INSERT INTO run_steps (run_id, index, type, status, tool_call_id, name,
                                         arguments, executor, output, attempts, started_at,
-                                        finished_at)
+                                        finished_at, waits_for)
                  SELECT f.id, x.i, 'tool_call', x.s, x.c, x.n, x.a, x.e, x.o, x.t, x.b,
-                        CASE WHEN x.s = 'pending' THEN NULL ELSE now() END
+                        CASE WHEN x.s = 'pending' THEN NULL ELSE now() END, x.w
                  FROM u f,
                       unnest($6::int[], $7::text[], $8::text[], $9::text[], $10::text[],
-                             $11::text[], $12::text[], $13::int[], $14::timestamptz[])
-                          AS x(i, s, c, n, a, e, o, t, b)
+                             $11::text[], $12::text[], $13::int[], $14::timestamptz[],
+                             $15::text[])
+                          AS x(i, s, c, n, a, e, o, t, b, w)
              ),
              {events}
              SELECT (SELECT count(*) FROM e) AS events FROM u",
@@ -235,14 +339,24 @@ pub async fn commit_tool_steps(
                 &i32::try_from(steps.len()).unwrap_or(i32::MAX),
                 &pause.map(|p| p.as_secs_f64()),
                 &steps.iter().map(|s| s.index).collect::<Vec<_>>(),
-                &column(|s| s.status.as_str().to_owned()),
-                &column(|s| s.tool_call_id.clone()),
-                &column(|s| s.name.clone()),
-                &column(|s| s.arguments.clone()),
+                &column(|s| s.state.status().as_str().to_owned()),
+                &column(|s| s.call.id.clone()),
+                &column(|s| s.call.name.clone()),
+                &column(|s| s.call.arguments.clone()),
                 &column(|s| s.executor.as_str().to_owned()),
-                &steps.iter().map(|s| s.output.clone()).collect::<Vec<_>>(),
+                &steps
+                    .iter()
+                    .map(|s| s.state.output().map(str::to_owned))
+                    .collect::<Vec<_>>(),
                 &steps.iter().map(|s| s.attempts).collect::<Vec<_>>(),
                 &steps.iter().map(|s| s.started_at).collect::<Vec<_>>(),
+                &steps
+                    .iter()
+                    .map(|s| match s.state {
+                        ToolState::Awaiting(wait) => Some(wait.as_str()),
+                        ToolState::Done { .. } => None,
+                    })
+                    .collect::<Vec<_>>(),
             ],
         )
         .await?;

@@ -54,20 +54,55 @@ pub fn valid_tool_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// One of the client's own tools: offered to the model as the client wrote
+/// it, and answered by the client (`tool_outputs`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientTool {
+    pub name: String,
+    /// The definition as given (OpenAI's function-tool format).
+    pub definition: Value,
+}
+
+impl ClientTool {
+    /// A run's stored `tools` (definitions checked at submit), or `None` when
+    /// it is not an array of named functions: a stored run no worker can read.
+    pub fn decode_all(stored: Option<&Value>) -> Option<Vec<ClientTool>> {
+        let Some(stored) = stored else {
+            return Some(Vec::new());
+        };
+        stored
+            .as_array()?
+            .iter()
+            .map(|definition| {
+                let name = definition.get("function")?.get("name")?.as_str()?;
+                Some(ClientTool {
+                    name: name.to_owned(),
+                    definition: definition.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The definitions to store (`None` for none).
+    pub fn encode_all(tools: &[ClientTool]) -> Option<Value> {
+        (!tools.is_empty())
+            .then(|| Value::Array(tools.iter().map(|t| t.definition.clone()).collect()))
+    }
+}
+
 /// Checks the client's `tools` (OpenAI's function-tool format): at most 64,
 /// names valid and unique, none a server tool's, `parameters` an object.
-/// Returns the names.
 pub fn check_client_tools(
     tools: &[Value],
     server_names: &[&str],
-) -> Result<Vec<String>, ToolRefusal> {
+) -> Result<Vec<ClientTool>, ToolRefusal> {
     if tools.len() > MAX_CLIENT_TOOLS {
         return Err(refuse(
             "tools",
             format!("`tools` holds at most {MAX_CLIENT_TOOLS} tools"),
         ));
     }
-    let mut names: Vec<String> = Vec::with_capacity(tools.len());
+    let mut checked: Vec<ClientTool> = Vec::with_capacity(tools.len());
     for (i, tool) in tools.iter().enumerate() {
         let param = format!("tools[{i}]");
         if tool.get("type").and_then(Value::as_str) != Some("function") {
@@ -92,7 +127,7 @@ pub fn check_client_tools(
                 "a tool name must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'",
             ));
         }
-        if names.iter().any(|n| n == name) {
+        if checked.iter().any(|t| t.name == name) {
             return Err(refuse(
                 format!("{param}.function.name"),
                 format!("the tool name `{name}` is given twice"),
@@ -116,9 +151,12 @@ pub fn check_client_tools(
                 "`parameters` must be a JSON Schema object",
             ));
         }
-        names.push(name.to_owned());
+        checked.push(ClientTool {
+            name: name.to_owned(),
+            definition: tool.clone(),
+        });
     }
-    Ok(names)
+    Ok(checked)
 }
 
 /// Checks `tool_choice`: `auto`, `none`, `required`, or one of the offered
@@ -297,10 +335,13 @@ mod tests {
 
     #[test]
     fn client_tools_are_checked_where_stewrd_relies_on_them() {
-        assert_eq!(
-            check_client_tools(&[tool("get_weather"), tool("a-b_9")], &[]).ok(),
-            Some(vec!["get_weather".to_owned(), "a-b_9".to_owned()])
-        );
+        let checked = check_client_tools(&[tool("get_weather"), tool("a-b_9")], &[]);
+        let names: Vec<String> = checked
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["get_weather", "a-b_9"]);
         let param = |tools: &[Value], server: &[&str]| {
             check_client_tools(tools, server).err().map(|e| e.param)
         };

@@ -203,6 +203,44 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// What a paused run waits for: a tool call a person must answer. One
+    /// state of a step (`pending`, with this wait), written, shown, expired,
+    /// cancelled and resumed the same way whatever the wait.
+    Wait {
+        /// The client's own tool: its output (`submit_tool_outputs`).
+        Client = "client",
+    }
+);
+
+impl Wait {
+    /// The `required_action.type` a session shows while runs wait for this.
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::Client => "submit_tool_outputs",
+        }
+    }
+}
+
+string_enum!(
+    /// How a tool call ended: its output is the result, or an error the model
+    /// is told about.
+    Outcome {
+        Succeeded = "succeeded",
+        Failed = "failed",
+    }
+);
+
+string_enum!(
+    /// Who speaks a message of a conversation (OpenAI's chat roles).
+    Role {
+        System = "system",
+        User = "user",
+        Assistant = "assistant",
+        Tool = "tool",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

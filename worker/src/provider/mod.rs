@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use stewrd_shared::{
     domain::{
-        model::Provider,
+        model::{Provider, Role},
         text::{storable, storable_json},
         usage::Usage,
     },
@@ -29,7 +29,7 @@ const OPENROUTER_TITLE: &str = "stewrd";
 /// One chat message on the wire.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ChatMessage {
-    pub role: &'static str,
+    pub role: Role,
     /// `null` for an assistant message that only calls tools.
     pub content: Option<String>,
     /// An assistant message's tool calls, exactly as the provider wrote them.
@@ -42,7 +42,7 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     /// A plain message (`system`, `user` or `assistant`).
-    pub fn new(role: &'static str, content: &str) -> Self {
+    pub fn new(role: Role, content: &str) -> Self {
         Self {
             role,
             content: Some(content.to_owned()),
@@ -54,7 +54,7 @@ impl ChatMessage {
     /// The assistant's answer as it came: its text, and its tool calls if any.
     pub fn assistant(content: Option<&str>, tool_calls: Option<&Value>) -> Self {
         Self {
-            role: "assistant",
+            role: Role::Assistant,
             content: content.map(str::to_owned),
             tool_calls: tool_calls.cloned(),
             tool_call_id: None,
@@ -64,7 +64,7 @@ impl ChatMessage {
     /// A tool's result for one call.
     pub fn tool(tool_call_id: &str, output: &str) -> Self {
         Self {
-            role: "tool",
+            role: Role::Tool,
             content: Some(output.to_owned()),
             tool_calls: None,
             tool_call_id: Some(tool_call_id.to_owned()),

@@ -1,27 +1,28 @@
 //! The loop of a run: call the model; if it asks for tools, commit its answer,
-//! run the server tools and commit their results (pausing for the client's
-//! tools); then call the model again; until it answers without tools or a bound
-//! stops it. A plain run (no tool offered) is the same loop, ending at its
-//! first answer. Every step is committed before the next begins, so a run
-//! resumed after a crash starts at its first missing step and never pays for a
-//! committed model call again.
+//! have the toolbox answer the calls and commit their results (pausing while
+//! any waits for a person); then call the model again; until it answers
+//! without tools or a bound stops it. A plain run (no tool offered) is the same
+//! loop, ending at its first answer. Every step is committed before the next
+//! begins, so a run resumed after a crash starts at its first missing step and
+//! never pays for a committed model call again. The loop never asks what kind
+//! a tool is: that is the toolbox's (`crate::tools`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use stewrd_shared::domain::usage::Usage;
 use stewrd_shared::{
     db::{
         DbError,
         limits::exhausted_budget,
         run::{ClaimedRun, RunOutcome},
         step::{
-            Lease, NewModelStep, NewToolStep, StepRow, ToolsCommitted, commit_model_step,
-            commit_tool_steps,
+            Lease, ModelStep, NewModelStep, NewToolStep, StepKind, StepRow, ToolStep,
+            ToolsCommitted, commit_model_step, commit_tool_steps,
         },
     },
     domain::{
-        agent::{ServerTool, ToolCall},
-        model::{FailureCode, KeySource, StepStatus, StepType},
+        agent::ToolCall,
+        model::{FailureCode, KeySource},
+        usage::Usage,
     },
     runtime::metrics as names,
 };
@@ -32,149 +33,194 @@ use super::{
     conversation::{self, History},
     model::{self, CallContext, KEY_WORKS},
 };
-use crate::{Worker, db::Patience, tools};
+use crate::{Worker, db::Patience, provider::Completion, tools::Toolbox};
 
 /// How long a step's commit waits out a Postgres outage.
-const COMMIT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+const COMMIT_PATIENCE: Duration = Duration::from_secs(60);
 
 /// One claim's progress through its run.
 pub(super) struct Loop<'a> {
-    pub worker: &'a Worker,
-    pub run: &'a ClaimedRun,
-    pub context: CallContext<'a>,
-    pub history: History,
+    worker: &'a Worker,
+    run: &'a ClaimedRun,
+    context: CallContext<'a>,
+    history: History,
+    toolbox: Toolbox,
+    /// Tokens used by the run's committed steps.
+    usage: Usage,
 }
 
-impl Loop<'_> {
+/// Whether the loop goes on after a turn.
+enum Turn {
+    Next,
+    Stop(Verdict),
+}
+
+impl From<Verdict> for Turn {
+    fn from(verdict: Verdict) -> Self {
+        Self::Stop(verdict)
+    }
+}
+
+impl<'a> Loop<'a> {
+    pub(super) fn new(
+        worker: &'a Worker,
+        run: &'a ClaimedRun,
+        context: CallContext<'a>,
+        history: History,
+    ) -> Self {
+        Self {
+            worker,
+            run,
+            context,
+            history,
+            toolbox: Toolbox::load(run),
+            usage: run.progress.usage_so_far.unwrap_or_default(),
+        }
+    }
+
     pub(super) async fn run(mut self) -> Verdict {
-        let server_tools: Vec<ServerTool> =
-            serde_json::from_value(self.run.server_tools.clone()).unwrap_or_default();
-        let client_tools: Vec<String> = self
-            .run
-            .agent
-            .tools
-            .as_ref()
-            .map(|tools| {
-                tools
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let agent = self.run.is_agent();
-        let signing = tools::Signing::default();
-        let mut usage = self.run.usage_so_far.unwrap_or_default();
         loop {
-            let unanswered = self.unanswered_calls();
-            if !unanswered.is_empty() {
-                if let Some(limit) = self.run.agent.max_total_tokens
-                    && usage.total_tokens > limit
-                {
-                    return self.fail(
-                        FailureCode::MaxTotalTokensExceeded,
-                        format!(
-                            "the run used {} tokens, more than its max_total_tokens of {limit}",
-                            usage.total_tokens
-                        ),
-                    );
-                }
-                let steps = tools::run_calls(
-                    self.worker,
-                    self.run,
-                    &unanswered,
-                    &server_tools,
-                    &client_tools,
-                    self.next_index(),
-                    &signing,
-                )
-                .await;
-                match self.commit_tools(&steps).await {
-                    Ok(ToolsCommitted::Written) => continue,
-                    Ok(ToolsCommitted::Paused { webhook }) => return Verdict::Paused { webhook },
-                    Ok(ToolsCommitted::LeaseLost) => return Verdict::LeaseLost,
-                    Err(verdict) => return verdict,
-                }
-            }
-            let model_calls = self.model_calls();
-            if model_calls >= self.run.agent.max_steps {
-                return self.fail(
-                    FailureCode::MaxStepsExceeded,
-                    format!("the model was called {model_calls} times (max_steps) and still asked for tools"),
-                );
-            }
-            if let Some(verdict) = self.over_budget().await {
+            let calls = self.unanswered_calls();
+            let turn = if calls.is_empty() {
+                self.ask_model().await
+            } else {
+                self.answer(&calls).await
+            };
+            if let Turn::Stop(verdict) = turn {
                 return verdict;
             }
-            let request =
-                conversation::request(self.run, self.context.choice, &self.history, &server_tools);
-            let started_at = OffsetDateTime::now_utc();
-            let call_started = Instant::now();
-            let step = self.next_index();
-            let completion =
-                match model::call(self.worker, self.run, &request, &self.context, step).await {
-                    Ok(completion) => completion,
-                    Err(verdict) => return self.keep_text(verdict),
-                };
-            self.context.first = false;
-            metrics::histogram!(names::STEP_DURATION, "type" => "model_call")
-                .record(call_started.elapsed().as_secs_f64());
-            count_tokens(completion.usage);
-            let index = self.next_index();
-            let tool_calls = completion.tool_calls.clone().filter(|_| agent);
-            let Some(tool_calls) = tool_calls else {
-                metrics::counter!(names::STEPS, "type" => "model_call", "outcome" => "succeeded")
-                    .increment(1);
-                return Verdict::Finish(Decision {
-                    outcome: RunOutcome::Succeeded {
-                        output: completion.content.unwrap_or_default(),
-                        usage: completion.usage,
-                    },
-                    key_status: KEY_WORKS,
-                    last_step: agent.then_some((index, started_at)),
-                });
-            };
-            let step = NewModelStep {
-                index,
-                model: &self.context.choice.model,
-                content: completion.content.as_deref(),
-                tool_calls: Some(&tool_calls),
-                usage: completion.usage,
-                started_at,
-            };
-            match self.commit_model(&step).await {
-                Ok(true) => {}
-                Ok(false) => return Verdict::LeaseLost,
-                Err(verdict) => return verdict,
-            }
-            if let Some(call) = completion.usage {
-                usage.prompt_tokens += call.prompt_tokens;
-                usage.completion_tokens += call.completion_tokens;
-                usage.total_tokens += call.total_tokens;
-                usage.cost_usd = match (usage.cost_usd, call.cost_usd) {
-                    (Some(sum), Some(cost)) => Some(sum + cost),
-                    (sum, cost) => sum.or(cost),
-                };
-            }
-            self.history.steps.push(model_row(self.run, &step));
         }
+    }
+
+    /// The toolbox answers the calls of the last model answer; their steps
+    /// commit (pausing the run while any waits).
+    async fn answer(&mut self, calls: &[ToolCall]) -> Turn {
+        if let Some(limit) = self.run.request.agent.max_total_tokens
+            && self.usage.total_tokens > limit
+        {
+            return self
+                .fail(
+                    FailureCode::MaxTotalTokensExceeded,
+                    format!(
+                        "the run used {} tokens, more than its max_total_tokens of {limit}",
+                        self.usage.total_tokens
+                    ),
+                )
+                .into();
+        }
+        let steps = self
+            .toolbox
+            .answer(self.worker, self.run, calls, self.next_index())
+            .await;
+        match self.commit_tools(&steps).await {
+            Ok(ToolsCommitted::Written) => Turn::Next,
+            Ok(ToolsCommitted::Paused { webhook }) => Verdict::Paused { webhook }.into(),
+            Ok(ToolsCommitted::LeaseLost) => Verdict::LeaseLost.into(),
+            Err(verdict) => verdict.into(),
+        }
+    }
+
+    /// Calls the model: an answer without tool calls ends the run, one with
+    /// tool calls is committed as a step.
+    async fn ask_model(&mut self) -> Turn {
+        let model_calls = self.model_calls();
+        if model_calls >= self.run.request.agent.max_steps {
+            return self.fail(
+                FailureCode::MaxStepsExceeded,
+                format!("the model was called {model_calls} times (max_steps) and still asked for tools"),
+            ).into();
+        }
+        if let Some(verdict) = self.over_budget().await {
+            return verdict.into();
+        }
+        let request = conversation::request(
+            self.run,
+            self.context.choice,
+            &self.history,
+            self.toolbox.offered(),
+        );
+        let started_at = OffsetDateTime::now_utc();
+        let call_started = Instant::now();
+        let index = self.next_index();
+        let completion =
+            match model::call(self.worker, self.run, &request, &self.context, index).await {
+                Ok(completion) => completion,
+                Err(verdict) => return self.keep_text(verdict).into(),
+            };
+        self.context.first = false;
+        metrics::histogram!(names::STEP_DURATION, "type" => "model_call")
+            .record(call_started.elapsed().as_secs_f64());
+        count_tokens(completion.usage);
+        match completion
+            .tool_calls
+            .as_ref()
+            .filter(|_| !self.toolbox.is_empty())
+        {
+            Some(tool_calls) => {
+                self.keep_answer(&completion, tool_calls, index, started_at)
+                    .await
+            }
+            None => self.finish(completion, index, started_at).into(),
+        }
+    }
+
+    /// The last answer: the run succeeds with it (an agent run keeps it as
+    /// its last step).
+    fn finish(&self, completion: Completion, index: i32, started_at: OffsetDateTime) -> Verdict {
+        metrics::counter!(names::STEPS, "type" => "model_call", "outcome" => "succeeded")
+            .increment(1);
+        Verdict::Finish(Decision {
+            outcome: RunOutcome::Succeeded {
+                output: completion.content.unwrap_or_default(),
+                usage: completion.usage,
+            },
+            key_status: KEY_WORKS,
+            last_step: (!self.toolbox.is_empty()).then_some((index, started_at)),
+        })
+    }
+
+    /// An answer that asks for tools: committed before any tool is called.
+    async fn keep_answer(
+        &mut self,
+        completion: &Completion,
+        tool_calls: &serde_json::Value,
+        index: i32,
+        started_at: OffsetDateTime,
+    ) -> Turn {
+        let step = NewModelStep {
+            index,
+            model: &self.context.choice.model,
+            content: completion.content.as_deref(),
+            tool_calls: Some(tool_calls),
+            usage: completion.usage,
+            started_at,
+        };
+        match self.commit_model(&step).await {
+            Ok(true) => {}
+            Ok(false) => return Verdict::LeaseLost.into(),
+            Err(verdict) => return verdict.into(),
+        }
+        if let Some(call) = completion.usage {
+            add_usage(&mut self.usage, call);
+        }
+        self.history.steps.push(model_row(self.run, &step));
+        Turn::Next
     }
 
     /// The calls of the last model answer that have no committed result yet.
     fn unanswered_calls(&self) -> Vec<ToolCall> {
         let steps = &self.history.steps;
-        let Some(last_model) = steps.iter().rposition(|s| s.kind == StepType::ModelCall) else {
+        let Some(last_model) = steps.iter().rposition(|s| s.model().is_some()) else {
             return Vec::new();
         };
         let answered: Vec<&str> = steps[last_model..]
             .iter()
-            .filter(|s| s.kind == StepType::ToolCall)
-            .filter_map(|s| s.tool_call_id.as_deref())
+            .filter_map(StepRow::tool)
+            .map(|tool| tool.call.id.as_str())
             .collect();
         steps[last_model]
-            .tool_calls
-            .as_ref()
+            .model()
+            .and_then(|answer| answer.tool_calls.as_ref())
             .map(ToolCall::all_in)
             .unwrap_or_default()
             .into_iter()
@@ -191,7 +237,7 @@ impl Loop<'_> {
             .history
             .steps
             .iter()
-            .filter(|s| s.kind == StepType::ModelCall)
+            .filter(|s| s.model().is_some())
             .count();
         i32::try_from(calls).unwrap_or(i32::MAX)
     }
@@ -202,8 +248,8 @@ impl Loop<'_> {
             .steps
             .iter()
             .rev()
-            .find(|s| s.kind == StepType::ModelCall)
-            .and_then(|s| s.content.clone())
+            .find_map(StepRow::model)
+            .and_then(|answer| answer.content.clone())
     }
 
     /// Before each model call (the first of a claim included): a project whose
@@ -217,7 +263,7 @@ impl Loop<'_> {
             .default_llm
             .tokens_per_day
             .filter(|_| self.context.choice.key_source == KeySource::Default);
-        if !self.run.limits.has_budget() && default_cap.is_none() {
+        if !self.run.project.limits.has_budget() && default_cap.is_none() {
             return None;
         }
         let project_id = self.run.project_id;
@@ -270,7 +316,7 @@ impl Loop<'_> {
         Lease {
             run_id: self.run.id,
             worker: self.worker.id,
-            attempt: self.run.attempt,
+            attempt: self.run.lease.attempt,
         }
     }
 
@@ -309,17 +355,12 @@ impl Loop<'_> {
 
     async fn commit_tools(&mut self, steps: &[NewToolStep]) -> Result<ToolsCommitted, Verdict> {
         let lease = self.lease();
-        let pause = steps
-            .iter()
-            .any(|s| s.status == StepStatus::Pending)
-            .then_some(self.worker.config.worker.requires_action_timeout);
+        let wait_timeout = self.worker.config.worker.requires_action_timeout;
         let committed = self
             .worker
-            .db_patiently(
-                Patience::For(COMMIT_PATIENCE),
-                "commit tool results",
-                |client| async move { commit_tool_steps(&client, lease, steps, pause).await },
-            )
+            .db_patiently(Patience::For(COMMIT_PATIENCE), "commit tool results", |client| async move {
+                commit_tool_steps(&client, lease, steps, wait_timeout).await
+            })
             .await
             .map_err(|error| self.uncommitted(&error, "the tool results"))?;
         if committed == ToolsCommitted::Written {
@@ -327,11 +368,7 @@ impl Loop<'_> {
         }
         if committed != ToolsCommitted::LeaseLost {
             for step in steps {
-                let outcome = match step.status {
-                    StepStatus::Pending => "pending",
-                    StepStatus::Succeeded => "succeeded",
-                    StepStatus::Failed => "failed",
-                };
+                let outcome = step.state.status().as_str();
                 metrics::counter!(names::STEPS, "type" => "tool_call", "outcome" => outcome)
                     .increment(1);
                 self.history.steps.push(tool_row(self.run, step));
@@ -341,7 +378,16 @@ impl Loop<'_> {
     }
 }
 
-/// The row a committed model answer is, as a later read would find it.
+fn add_usage(sum: &mut Usage, call: Usage) {
+    sum.prompt_tokens += call.prompt_tokens;
+    sum.completion_tokens += call.completion_tokens;
+    sum.total_tokens += call.total_tokens;
+    sum.cost_usd = match (sum.cost_usd, call.cost_usd) {
+        (Some(sum), Some(cost)) => Some(sum + cost),
+        (sum, cost) => sum.or(cost),
+    };
+}
+
 /// The provider's reported tokens, in totals (never per project: cardinality).
 fn count_tokens(usage: Option<Usage>) {
     if let Some(usage) = usage {
@@ -352,45 +398,35 @@ fn count_tokens(usage: Option<Usage>) {
     }
 }
 
+/// The row a committed model answer is, as a later read would find it.
 fn model_row(run: &ClaimedRun, step: &NewModelStep<'_>) -> StepRow {
     metrics::counter!(names::STEPS, "type" => "model_call", "outcome" => "succeeded").increment(1);
     StepRow {
         run_id: run.id,
         index: step.index,
-        kind: StepType::ModelCall,
-        status: StepStatus::Succeeded,
-        model: Some(step.model.to_owned()),
-        content: step.content.map(str::to_owned),
-        tool_calls: step.tool_calls.cloned(),
-        usage: step.usage,
-        tool_call_id: None,
-        name: None,
-        arguments: None,
-        executor: None,
-        output: None,
-        attempts: 0,
         started_at: step.started_at,
         finished_at: Some(OffsetDateTime::now_utc()),
+        kind: StepKind::Model(ModelStep {
+            model: step.model.to_owned(),
+            content: step.content.map(str::to_owned),
+            tool_calls: step.tool_calls.cloned(),
+            usage: step.usage,
+        }),
     }
 }
 
+/// The row a committed tool step is, as a later read would find it.
 fn tool_row(run: &ClaimedRun, step: &NewToolStep) -> StepRow {
     StepRow {
         run_id: run.id,
         index: step.index,
-        kind: StepType::ToolCall,
-        status: step.status,
-        model: None,
-        content: None,
-        tool_calls: None,
-        usage: None::<Usage>,
-        tool_call_id: Some(step.tool_call_id.clone()),
-        name: Some(step.name.clone()),
-        arguments: Some(step.arguments.clone()),
-        executor: Some(step.executor),
-        output: step.output.clone(),
-        attempts: step.attempts,
         started_at: step.started_at,
         finished_at: Some(OffsetDateTime::now_utc()),
+        kind: StepKind::Tool(ToolStep {
+            call: step.call.clone(),
+            executor: step.executor,
+            state: step.state.clone(),
+            attempts: step.attempts,
+        }),
     }
 }

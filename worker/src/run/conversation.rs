@@ -8,12 +8,11 @@ use stewrd_shared::{
     db::{
         DbError,
         run::{ClaimedRun, EarlierRun, earlier_runs},
-        step::{StepRow, steps_of_runs},
+        step::{StepKind, StepRow, steps_of_runs},
     },
     domain::{
-        agent::ServerTool,
         llm::LlmChoice,
-        model::{RunStatus, StepStatus, StepType},
+        model::{Role, RunStatus},
     },
 };
 
@@ -43,7 +42,7 @@ pub(super) async fn load(worker: &Worker, run: &ClaimedRun) -> Result<History, D
         .filter(|e| e.status == RunStatus::Succeeded && e.step_count > 0)
         .map(|e| e.id)
         .collect();
-    if run.step_count > 0 {
+    if run.progress.step_count > 0 {
         with_steps.push(run.id);
     }
     let steps = if with_steps.is_empty() {
@@ -56,7 +55,12 @@ pub(super) async fn load(worker: &Worker, run: &ClaimedRun) -> Result<History, D
     let (own, earlier_steps): (Vec<_>, Vec<_>) =
         steps.into_iter().partition(|s| s.run_id == run.id);
     Ok(History {
-        base: build_messages(&earlier, &earlier_steps, run.system.as_deref(), &run.input),
+        base: build_messages(
+            &earlier,
+            &earlier_steps,
+            run.request.system.as_deref(),
+            &run.request.input,
+        ),
         steps: own,
     })
 }
@@ -73,14 +77,14 @@ fn build_messages(
     let system = system.or_else(|| earlier.iter().rev().find_map(|run| run.system.as_deref()));
     let mut messages = Vec::with_capacity(earlier.len() * 2 + steps.len() + 2);
     if let Some(system) = system {
-        messages.push(ChatMessage::new("system", system));
+        messages.push(ChatMessage::new(Role::System, system));
     }
     for run in earlier {
         if run.status != RunStatus::Succeeded {
             continue;
         }
         if run.step_count > 0 {
-            messages.push(ChatMessage::new("user", &run.input));
+            messages.push(ChatMessage::new(Role::User, &run.input));
             let own: Vec<StepRow> = steps
                 .iter()
                 .filter(|s| s.run_id == run.id)
@@ -88,11 +92,11 @@ fn build_messages(
                 .collect();
             messages.extend(step_messages(&own));
         } else if let Some(output) = &run.output {
-            messages.push(ChatMessage::new("user", &run.input));
-            messages.push(ChatMessage::new("assistant", output));
+            messages.push(ChatMessage::new(Role::User, &run.input));
+            messages.push(ChatMessage::new(Role::Assistant, output));
         }
     }
-    messages.push(ChatMessage::new("user", input));
+    messages.push(ChatMessage::new(Role::User, input));
     messages
 }
 
@@ -101,53 +105,44 @@ fn build_messages(
 pub(super) fn step_messages(steps: &[StepRow]) -> Vec<ChatMessage> {
     steps
         .iter()
-        .filter_map(|step| match step.kind {
-            StepType::ModelCall => Some(ChatMessage::assistant(
-                step.content.as_deref(),
-                step.tool_calls.as_ref(),
+        .filter_map(|step| match &step.kind {
+            StepKind::Model(answer) => Some(ChatMessage::assistant(
+                answer.content.as_deref(),
+                answer.tool_calls.as_ref(),
             )),
-            StepType::ToolCall if step.status != StepStatus::Pending => Some(ChatMessage::tool(
-                step.tool_call_id.as_deref().unwrap_or_default(),
-                step.output.as_deref().unwrap_or_default(),
-            )),
-            StepType::ToolCall => None,
+            StepKind::Tool(tool) => tool
+                .state
+                .output()
+                .map(|output| ChatMessage::tool(&tool.call.id, output)),
         })
         .collect()
 }
 
 /// The next model call's request: the history, the steps so far, and every
-/// tool offered (the client's, then the project's server tools).
+/// tool offered (`tools`, the toolbox's definitions).
 pub(super) fn request(
     run: &ClaimedRun,
     choice: &LlmChoice,
     history: &History,
-    server_tools: &[ServerTool],
+    tools: Vec<Value>,
 ) -> ChatRequest {
     let mut messages = history.base.clone();
     messages.extend(step_messages(&history.steps));
-    let mut tools: Vec<Value> = run
-        .agent
-        .tools
-        .as_ref()
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    tools.extend(server_tools.iter().map(ServerTool::as_function));
+    let agent = &run.request.agent;
     ChatRequest {
         model: choice.model.clone(),
         messages,
-        max_tokens: run.max_tokens,
-        temperature: run.temperature,
-        tool_choice: run.agent.tool_choice.clone().filter(|_| !tools.is_empty()),
+        max_tokens: run.request.max_tokens,
+        temperature: run.request.temperature,
+        tool_choice: agent.tool_choice.clone().filter(|_| !tools.is_empty()),
         tools,
-        response_format: run.agent.response_format.clone(),
-        stream: run.agent.stream,
+        response_format: agent.response_format.clone(),
+        stream: agent.stream,
         // Asked of every provider: OpenAI sends a stream's usage only when
         // asked, and an OpenAI-compatible server may follow it; OpenRouter
         // takes the option too. A stream that still ends without usage is
         // counted from its text (`model::counted`).
-        stream_options: run
-            .agent
+        stream_options: agent
             .stream
             .then(|| serde_json::json!({"include_usage": true})),
     }
@@ -181,7 +176,7 @@ mod tests {
             earlier("again", Some("yes"), RunStatus::Succeeded, None),
         ];
         let messages = build_messages(&history, &[], None, "now");
-        let roles: Vec<_> = messages.iter().map(|m| m.role).collect();
+        let roles: Vec<_> = messages.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(
             roles,
             ["system", "user", "assistant", "user", "assistant", "user"]
@@ -205,6 +200,9 @@ mod tests {
         )];
         let messages = build_messages(&history, &[], Some("new"), "now");
         assert_eq!(messages[0].content.as_deref(), Some("new"));
-        assert_eq!(messages.iter().filter(|m| m.role == "system").count(), 1);
+        assert_eq!(
+            messages.iter().filter(|m| m.role == Role::System).count(),
+            1
+        );
     }
 }

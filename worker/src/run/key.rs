@@ -31,7 +31,7 @@ pub(super) fn provider_key(
     match choice.key_source {
         KeySource::Default => worker.config.default_llm.api_key.clone().ok_or_else(no_key),
         KeySource::Project => {
-            let stored = run.encrypted_key.as_deref().ok_or_else(no_key)?;
+            let stored = run.project.encrypted_key.as_deref().ok_or_else(no_key)?;
             worker
                 .master_keys
                 .decrypt_text(stored, run.project_id, SecretField::ProviderKey)

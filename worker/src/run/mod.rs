@@ -103,19 +103,19 @@ impl Drop for InFlight {
 pub async fn process(worker: &Worker, run: &ClaimedRun, hand_back: &CancellationToken) {
     let span = Span::current();
     span.record("session_id", tracing::field::display(run.session_id));
-    span.record("attempt", run.attempt);
+    span.record("attempt", run.lease.attempt);
     let registration = worker.cancellations.register(run.id);
     metrics::counter!(names::RUNS_STARTED).increment(1);
-    if run.attempt == 1 {
-        metrics::histogram!(names::QUEUE_WAIT).record(run.age_secs.max(0.0));
+    if run.lease.attempt == 1 {
+        metrics::histogram!(names::QUEUE_WAIT).record(run.lease.age_secs.max(0.0));
     }
     let _in_flight = InFlight::enter();
     worker
         .announcer
         .announce(run.session_id, RunStatus::Running);
     let choice = choose_llm(
-        &run.project_llm,
-        run.requested_model.as_deref(),
+        &run.project.llm,
+        run.request.requested_model.as_deref(),
         worker.config.default_llm.provider,
         &worker.config.default_llm.model,
     );
@@ -144,7 +144,7 @@ pub async fn process(worker: &Worker, run: &ClaimedRun, hand_back: &Cancellation
             tracing::warn!("step dropped: the run was cancelled or taken over meanwhile");
         }
     }
-    if run.limits.max_concurrent_runs.is_some() {
+    if run.project.limits.max_concurrent_runs.is_some() {
         // Its place is free: the database made the project's next run due
         // (trigger `free_place`); publish it now rather than at the relay's poll.
         worker.relay_wake.notify_one();
@@ -157,7 +157,12 @@ pub async fn process(worker: &Worker, run: &ClaimedRun, hand_back: &Cancellation
 pub async fn recover_from_panic(worker: &Worker, run: &ClaimedRun) {
     let settings = &worker.config.worker;
     let requeue = Requeue {
-        delay: retry_delay(run.attempt, None, settings.retry_base, settings.retry_max),
+        delay: retry_delay(
+            run.lease.attempt,
+            None,
+            settings.retry_base,
+            settings.retry_max,
+        ),
         counts_as_attempt: true,
         rate_slot: None,
     };
@@ -179,7 +184,7 @@ async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Verdic
         )
         .into();
     }
-    if run.seconds_left <= 0.0 {
+    if run.lease.seconds_left <= 0.0 {
         return failed(
             FailureCode::ProviderTimeout,
             "the run's deadline passed before it could finish",
@@ -190,7 +195,7 @@ async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Verdic
         Ok(key) => key,
         Err(verdict) => return verdict,
     };
-    if worker.config.worker.panic_on_input.as_deref() == Some(run.input.as_str()) {
+    if worker.config.worker.panic_on_input.as_deref() == Some(run.request.input.as_str()) {
         // Fault injection for tests; the text holds the key as the real bug did.
         panic!("injected fault with key {}", key.expose_secret());
     }
@@ -212,14 +217,7 @@ async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Verdic
         claimed,
         attempts,
     };
-    agent::Loop {
-        worker,
-        run,
-        context,
-        history,
-    }
-    .run()
-    .await
+    agent::Loop::new(worker, run, context, history).run().await
 }
 
 fn failed(code: FailureCode, message: impl Into<String>) -> RunOutcome {

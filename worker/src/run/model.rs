@@ -53,7 +53,7 @@ pub(super) async fn call(
 ) -> Result<Completion, Verdict> {
     wait_for_key(worker, context).await?;
     wait_for_slot(worker, run, context).await?;
-    let seconds_left = run.seconds_left - context.claimed.elapsed().as_secs_f64();
+    let seconds_left = run.lease.seconds_left - context.claimed.elapsed().as_secs_f64();
     if seconds_left <= 0.0 {
         return Err(failed(
             FailureCode::ProviderTimeout,
@@ -62,7 +62,7 @@ pub(super) async fn call(
         .into());
     }
     let choice = context.choice;
-    let mut sink = if run.agent.stream {
+    let mut sink = if run.request.agent.stream {
         Some(StreamSink::open(worker, run, step).await?)
     } else {
         None
@@ -207,7 +207,7 @@ async fn wait_for_slot(
     let Some(rpm) = rate_limit(worker, run) else {
         return Ok(());
     };
-    let reserved = run.slot_in.filter(|_| context.first);
+    let reserved = run.lease.slot_in.filter(|_| context.first);
     let wait = match reserved {
         Some(seconds) => Duration::from_secs_f64(seconds.max(0.0)),
         None => reserve(worker, run, rpm).await.map_err(|error| {

@@ -51,7 +51,7 @@ impl StreamSink {
         let lease = Lease {
             run_id: run.id,
             worker: worker.id,
-            attempt: run.attempt,
+            attempt: run.lease.attempt,
         };
         let opened = worker
             .db(|client| async move { event_log::open_stream(&client, lease).await })

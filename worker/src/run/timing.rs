@@ -38,7 +38,8 @@ pub(super) async fn wait_or_defer(wait: Duration, rate_slot: Option<Duration>) -
 }
 
 pub(super) fn rate_limit(worker: &Worker, run: &ClaimedRun) -> Option<u32> {
-    run.limits
+    run.project
+        .limits
         .requests_per_minute
         .and_then(|rpm| u32::try_from(rpm).ok())
         .or(worker.config.worker.default_rate_limit_rpm)

@@ -1,26 +1,39 @@
-//! The tool calls of one model answer. Server tools (the project's) run here,
-//! concurrently (at most `MAX_TOOL_CALLS_IN_FLIGHT` of a run and
-//! `STEWRD_TOOL_CONCURRENCY` of the worker at once; past
-//! `MAX_TOOL_CALLS_PER_ANSWER` calls of one answer, the model gets an error
-//! for each instead); client tools become pending calls the client answers through
-//! `tool_outputs`; a call that cannot run (an unknown tool, arguments that are not
-//! a JSON object) is answered at once with `{"error": …}`, so the model can go on.
+//! The one place that knows kinds of tool. A run's [`Toolbox`] is made once per
+//! claim from what the claim decoded (the client's tools and the project's
+//! server tools); it offers their definitions to the conversation and answers
+//! the calls of one model answer with one `match` on the kind. The run loop,
+//! the conversation, the step store and the API see only definitions offered
+//! and [`Answer`]s given: an output, or a wait for a person.
+//!
+//! How to add a kind: a file here holding what a call of it does (as
+//! `server.rs` does for HTTP tools), a variant of [`Kind`] (with the
+//! `Executor` its steps show), the arm that calls it in [`Toolbox::answer_one`],
+//! and where its tools come from in [`Toolbox::load`].
+//!
+//! Bounds: at most `MAX_TOOL_CALLS_PER_ANSWER` calls of one answer are made
+//! (past it, the model gets an error for each), at most
+//! `MAX_TOOL_CALLS_IN_FLIGHT` of a run and `STEWRD_TOOL_CONCURRENCY` of the
+//! worker at once. A call that cannot run (an unknown tool, arguments that are
+//! not a JSON object) is answered at once with `{"error": …}`, so the model
+//! can go on.
 
 mod server;
-
-pub(crate) use server::Signing;
 
 use std::time::Instant;
 
 use futures_util::future::join_all;
 use serde_json::Value;
 use stewrd_shared::{
-    db::{run::ClaimedRun, step::NewToolStep},
+    db::{
+        run::ClaimedRun,
+        step::{NewToolStep, ToolState},
+    },
     domain::{
         agent::{
-            MAX_TOOL_CALLS_IN_FLIGHT, MAX_TOOL_CALLS_PER_ANSWER, ServerTool, ToolCall, error_output,
+            ClientTool, MAX_TOOL_CALLS_IN_FLIGHT, MAX_TOOL_CALLS_PER_ANSWER, ServerTool, ToolCall,
+            error_output,
         },
-        model::{Executor, StepStatus},
+        model::{Executor, Outcome, Wait},
         text::storable,
     },
     runtime::metrics as names,
@@ -28,90 +41,197 @@ use stewrd_shared::{
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
+use self::server::Signing;
 use crate::Worker;
 
-/// The steps of `calls`, numbered from `first_index`, in the order the model made
-/// them. Server tools have run when this returns; client calls are pending.
-pub(crate) async fn run_calls(
-    worker: &Worker,
-    run: &ClaimedRun,
-    calls: &[ToolCall],
-    server_tools: &[ServerTool],
-    client_tools: &[String],
-    first_index: i32,
-    signing: &Signing,
-) -> Vec<NewToolStep> {
-    let in_flight = &Semaphore::new(MAX_TOOL_CALLS_IN_FLIGHT);
-    let steps =
-        calls
+/// What a call gave.
+pub(crate) enum Answer {
+    /// The output the model gets, how the call ended, and the attempts made.
+    Output {
+        text: String,
+        outcome: Outcome,
+        attempts: i32,
+    },
+    /// Nothing yet: the call waits for a person, and the run pauses.
+    Await(Wait),
+}
+
+impl Answer {
+    /// An error the model gets at once, no attempt made.
+    fn refused(message: &str) -> Self {
+        Self::Output {
+            text: error_output(message),
+            outcome: Outcome::Failed,
+            attempts: 0,
+        }
+    }
+}
+
+/// The kinds of tool; the one `match` on them is in [`Toolbox::answer_one`].
+enum Kind {
+    /// The client's own: answered by the client through `tool_outputs`.
+    Client,
+    /// A project's server tool: a signed POST to its URL.
+    Http(ServerTool),
+}
+
+impl Kind {
+    /// Who its steps say ran it.
+    fn executor(&self) -> Executor {
+        match self {
+            Self::Client => Executor::Client,
+            Self::Http(_) => Executor::Server,
+        }
+    }
+}
+
+/// One tool offered to the model.
+struct Tool {
+    name: String,
+    /// Its definition as the model is offered it.
+    offered: Value,
+    kind: Kind,
+}
+
+/// A run's tools, for one claim.
+pub(crate) struct Toolbox {
+    tools: Vec<Tool>,
+    /// Server tool calls are signed with the project's secrets, decrypted at
+    /// the first one.
+    signing: Signing,
+}
+
+impl Toolbox {
+    /// The run's tools: the client's, then the project's server tools.
+    pub(crate) fn load(run: &ClaimedRun) -> Self {
+        let client = run
+            .request
+            .agent
+            .tools
             .iter()
-            .zip(first_index..)
-            .enumerate()
-            .map(|(position, (call, index))| async move {
+            .map(|tool: &ClientTool| Tool {
+                name: tool.name.clone(),
+                offered: tool.definition.clone(),
+                kind: Kind::Client,
+            });
+        let server = run.project.tools.iter().map(|tool| Tool {
+            name: tool.name.clone(),
+            offered: tool.as_function(),
+            kind: Kind::Http(tool.clone()),
+        });
+        Self {
+            tools: client.chain(server).collect(),
+            signing: Signing::default(),
+        }
+    }
+
+    /// Whether the model is offered any tool (an agent run, whose steps are rows).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+
+    /// The definitions the model is offered, in order.
+    pub(crate) fn offered(&self) -> Vec<Value> {
+        self.tools.iter().map(|t| t.offered.clone()).collect()
+    }
+
+    /// The steps of `calls`, numbered from `first_index`, in the order the
+    /// model made them: made (at once, in parallel within the bounds) or
+    /// waiting for a person.
+    pub(crate) async fn answer(
+        &self,
+        worker: &Worker,
+        run: &ClaimedRun,
+        calls: &[ToolCall],
+        first_index: i32,
+    ) -> Vec<NewToolStep> {
+        let in_flight = &Semaphore::new(MAX_TOOL_CALLS_IN_FLIGHT);
+        let steps = calls.iter().zip(first_index..).enumerate().map(
+            |(position, (call, index))| async move {
                 let started_at = OffsetDateTime::now_utc();
-                let step = |executor, status, output: Option<String>, attempts| NewToolStep {
-                    index,
-                    tool_call_id: call.id.clone(),
-                    name: call.name.clone(),
-                    arguments: call.arguments.clone(),
-                    executor,
-                    status,
-                    // Storable before anything holds it: a NUL would fail the
-                    // commit (and the calls be made again), and the history the
-                    // run goes on with must be what a resumed run reads back.
-                    output: output.map(storable),
-                    attempts,
-                    started_at,
-                };
-                let Some(arguments) = parse_arguments(&call.arguments) else {
-                    let output = error_output("the arguments are not a JSON object");
-                    let executor = executor_of(call, client_tools);
-                    return step(executor, StepStatus::Failed, Some(output), 0);
-                };
-                if client_tools.contains(&call.name) {
-                    return step(Executor::Client, StepStatus::Pending, None, 0);
-                }
-                let Some(tool) = server_tools.iter().find(|t| t.name == call.name) else {
-                    let output = error_output(&format!("there is no tool named `{}`", call.name));
-                    return step(Executor::Server, StepStatus::Failed, Some(output), 0);
-                };
-                if position >= MAX_TOOL_CALLS_PER_ANSWER {
-                    let output = error_output(&format!(
-                        "this answer asked for {} tool calls; at most {MAX_TOOL_CALLS_PER_ANSWER} \
-                     are made per answer, and this one was not",
+                let tool = self.tools.iter().find(|t| t.name == call.name);
+                let answer = if position >= MAX_TOOL_CALLS_PER_ANSWER {
+                    Answer::refused(&format!(
+                        "this answer asked for {} tool calls; at most \
+                         {MAX_TOOL_CALLS_PER_ANSWER} are made per answer, and this one was not",
                         calls.len()
-                    ));
-                    return step(Executor::Server, StepStatus::Failed, Some(output), 0);
-                }
-                // The run's turn, then the worker's: permits are only ever taken
-                // in this order, and held for the call alone.
-                // (Neither semaphore is ever closed: acquiring cannot fail.)
+                    ))
+                } else {
+                    self.answer_one(worker, run, tool, call, in_flight).await
+                };
+                step(index, call, tool, answer, started_at)
+            },
+        );
+        join_all(steps).await
+    }
+
+    /// One call: refused, made, or waiting.
+    async fn answer_one(
+        &self,
+        worker: &Worker,
+        run: &ClaimedRun,
+        tool: Option<&Tool>,
+        call: &ToolCall,
+        in_flight: &Semaphore,
+    ) -> Answer {
+        let Some(arguments) = parse_arguments(&call.arguments) else {
+            return Answer::refused("the arguments are not a JSON object");
+        };
+        let Some(tool) = tool else {
+            return Answer::refused(&format!("there is no tool named `{}`", call.name));
+        };
+        match &tool.kind {
+            Kind::Client => Answer::Await(Wait::Client),
+            Kind::Http(server_tool) => {
+                // The run's turn, then the worker's: permits are only ever
+                // taken in this order, and held for the call alone. (Neither
+                // semaphore is ever closed: acquiring cannot fail.)
                 let _run_turn = in_flight.acquire().await;
                 let _worker_turn = worker.tool_permits.acquire().await;
                 let timer = Instant::now();
-                let result = server::call(worker, run, tool, call, arguments, signing).await;
+                let answer =
+                    server::call(worker, run, server_tool, call, arguments, &self.signing).await;
                 metrics::histogram!(names::STEP_DURATION, "type" => "tool_call")
                     .record(timer.elapsed().as_secs_f64());
-                let status = if result.ok {
-                    StepStatus::Succeeded
-                } else {
-                    StepStatus::Failed
-                };
-                step(
-                    Executor::Server,
-                    status,
-                    Some(result.output),
-                    result.attempts,
-                )
-            });
-    join_all(steps).await
+                answer
+            }
+        }
+    }
 }
 
-fn executor_of(call: &ToolCall, client_tools: &[String]) -> Executor {
-    if client_tools.contains(&call.name) {
-        Executor::Client
-    } else {
-        Executor::Server
+/// The step a call's answer makes. Its output is made storable before
+/// anything holds it: a NUL would fail the commit (and the calls be made
+/// again), and the history the run goes on with must be what a resumed run
+/// reads back.
+fn step(
+    index: i32,
+    call: &ToolCall,
+    tool: Option<&Tool>,
+    answer: Answer,
+    started_at: OffsetDateTime,
+) -> NewToolStep {
+    let (state, attempts) = match answer {
+        Answer::Output {
+            text,
+            outcome,
+            attempts,
+        } => (
+            ToolState::Done {
+                outcome,
+                output: storable(text),
+            },
+            attempts,
+        ),
+        Answer::Await(wait) => (ToolState::Awaiting(wait), 0),
+    };
+    NewToolStep {
+        index,
+        call: call.clone(),
+        // An unknown tool's call is told apart from a client's: stewrd answered it.
+        executor: tool.map_or(Executor::Server, |t| t.kind.executor()),
+        state,
+        attempts,
+        started_at,
     }
 }
 

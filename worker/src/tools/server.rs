@@ -12,13 +12,15 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use stewrd_shared::{
     db::{DbError, run::ClaimedRun},
-    domain::agent::{
-        MAX_TOOL_OUTPUT_BYTES, MAX_TOOL_RETRY_AFTER, ServerTool, ToolCall, error_output,
+    domain::{
+        agent::{MAX_TOOL_OUTPUT_BYTES, MAX_TOOL_RETRY_AFTER, ServerTool, ToolCall, error_output},
+        model::Outcome,
     },
 };
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::sync::OnceCell;
 
+use super::Answer;
 use crate::{
     Worker,
     webhook::{WebhookClient, send, sign_with, signing_secrets},
@@ -27,17 +29,10 @@ use crate::{
 /// Attempts of one call, the first included.
 const ATTEMPTS: i32 = 4;
 
-/// What a call gave the model.
-pub(super) struct CallResult {
-    pub output: String,
-    pub ok: bool,
-    pub attempts: i32,
-}
-
 /// The project's signing secrets, read and decrypted once per claim, at its
 /// first server tool call (not once per call: a step costs no extra query).
 #[derive(Default)]
-pub(crate) struct Signing {
+pub(super) struct Signing {
     secrets: OnceCell<Vec<SecretString>>,
 }
 
@@ -81,7 +76,7 @@ pub(super) async fn call(
     call: &ToolCall,
     arguments: Value,
     signing: &Signing,
-) -> CallResult {
+) -> Answer {
     let target = Target {
         worker,
         run,
@@ -92,7 +87,7 @@ pub(super) async fn call(
     };
     let data = json!({
         "session_id": run.session_id, "run_id": run.id, "tool_call_id": call.id,
-        "name": call.name, "arguments": arguments, "metadata": run.session_metadata,
+        "name": call.name, "arguments": arguments, "metadata": run.request.session_metadata,
     });
     let schedule = &worker.config.worker.tool_retry_schedule;
     let budget = time_budget(tool, schedule);
@@ -104,10 +99,11 @@ pub(super) async fn call(
             .to_string();
         let attempted = attempt_once(&target, now, body).await;
         let retry_after = match attempted {
-            Attempt::Done(result) => {
-                return CallResult {
+            Attempt::Done { text, outcome } => {
+                return Answer::Output {
+                    text,
+                    outcome,
                     attempts: attempt,
-                    ..result
                 };
             }
             Attempt::Retry { error, after } => {
@@ -121,25 +117,25 @@ pub(super) async fn call(
         let step = scheduled_wait(schedule, attempt);
         let wait = retry_after.map_or(step, |asked| asked.min(MAX_TOOL_RETRY_AFTER).max(step));
         if started.elapsed() + wait > budget {
-            return CallResult {
-                output: error_output(&format!(
+            return Answer::Output {
+                text: error_output(&format!(
                     "the tool asked to be called again in {} s, past this call's time budget \
                      of {} s; last: {last_error}",
                     wait.as_secs(),
                     budget.as_secs()
                 )),
-                ok: false,
+                outcome: Outcome::Failed,
                 attempts: attempt,
             };
         }
         tracing::warn!(tool = %tool.name, attempt, error = %last_error, retry_in_ms = wait.as_millis() as u64, "server tool call failed; will retry");
         tokio::time::sleep(wait).await;
     }
-    CallResult {
-        output: error_output(&format!(
+    Answer::Output {
+        text: error_output(&format!(
             "the tool failed {ATTEMPTS} times; last: {last_error}"
         )),
-        ok: false,
+        outcome: Outcome::Failed,
         attempts: ATTEMPTS,
     }
 }
@@ -165,7 +161,8 @@ fn scheduled_wait(schedule: &[Duration], attempt: i32) -> Duration {
 }
 
 enum Attempt {
-    Done(CallResult),
+    /// A final answer: the output and how the call ended.
+    Done { text: String, outcome: Outcome },
     Retry {
         error: String,
         after: Option<Duration>,
@@ -208,31 +205,28 @@ async fn attempt_once(target: &Target<'_>, now: OffsetDateTime, body: String) ->
         Ok(answer) if (200..300).contains(&answer.status) => {
             let mut output = answer.body;
             output.truncate(MAX_TOOL_OUTPUT_BYTES);
-            Attempt::Done(CallResult {
-                output: String::from_utf8_lossy(&output).into_owned(),
-                ok: true,
-                attempts: 0,
-            })
+            Attempt::Done {
+                text: String::from_utf8_lossy(&output).into_owned(),
+                outcome: Outcome::Succeeded,
+            }
         }
         Ok(answer) if answer.status == 429 || answer.status >= 500 => {
             let error = format!("HTTP {}: {}", answer.status, answer.snippet());
             retry(&error, answer.retry_after)
         }
-        Ok(answer) => Attempt::Done(CallResult {
-            output: error_output(&format!(
+        Ok(answer) => Attempt::Done {
+            text: error_output(&format!(
                 "the tool answered HTTP {}: {}",
                 answer.status,
                 answer.snippet()
             )),
-            ok: false,
-            attempts: 0,
-        }),
+            outcome: Outcome::Failed,
+        },
         // The SSRF guard's refusal will not change on another try.
-        Err(failure) if failure.refused => Attempt::Done(CallResult {
-            output: error_output(&failure.error),
-            ok: false,
-            attempts: 0,
-        }),
+        Err(failure) if failure.refused => Attempt::Done {
+            text: error_output(&failure.error),
+            outcome: Outcome::Failed,
+        },
         Err(failure) => retry(&failure.error, None),
     }
 }

@@ -221,14 +221,14 @@ pub(super) fn agent_settings(
     server_tools: &[ServerTool],
 ) -> Result<AgentSettings, ApiError> {
     let server_names: Vec<&str> = server_tools.iter().map(|t| t.name.as_str()).collect();
-    let client_names = match &body.tools {
+    let client_tools = match &body.tools {
         Some(tools) => check_client_tools(tools, &server_names).map_err(refused)?,
         None => Vec::new(),
     };
     if let Some(choice) = &body.tool_choice {
-        let offered: Vec<&str> = client_names
+        let offered: Vec<&str> = client_tools
             .iter()
-            .map(String::as_str)
+            .map(|t| t.name.as_str())
             .chain(server_names.iter().copied())
             .collect();
         check_tool_choice(choice, &offered).map_err(refused)?;
@@ -261,11 +261,7 @@ pub(super) fn agent_settings(
         }
     };
     Ok(AgentSettings {
-        tools: body
-            .tools
-            .clone()
-            .filter(|tools| !tools.is_empty())
-            .map(Value::Array),
+        tools: client_tools,
         tool_choice: body.tool_choice.clone(),
         response_format: body.response_format.clone(),
         max_steps,

@@ -11,43 +11,59 @@ use crate::db::{
 };
 use crate::domain::usage::Usage;
 use crate::domain::{
+    agent::{ClientTool, ServerTool},
     id::{ProjectId, RunId, SessionId, WorkerId},
     limits::Limits,
     llm::ProjectLlm,
 };
+use serde_json::Value;
 
-/// A run a worker has claimed: everything needed to make the call.
+/// A run a worker has claimed: everything needed to make the call, read in
+/// the claim's statement: the lease it holds, what the client asked, where
+/// the run stands, and the project as it was at the claim.
 #[derive(Clone, Debug)]
 pub struct ClaimedRun {
     pub id: RunId,
     pub session_id: SessionId,
     pub project_id: ProjectId,
     pub turn: i32,
+    pub lease: ClaimLease,
+    pub request: RunRequest,
+    pub progress: Progress,
+    pub project: ProjectSnapshot,
+}
+
+/// The claim itself: which attempt holds the run, and its clocks.
+#[derive(Clone, Copy, Debug)]
+pub struct ClaimLease {
     /// This claim's attempt number; with the worker id, the lease's identity.
     pub attempt: i32,
+    /// Time left before the run's deadline (negative when past it).
+    pub seconds_left: f64,
+    /// Seconds until the call slot this run already reserved (negative: passed).
+    pub slot_in: Option<f64>,
+    /// Seconds since the run was submitted.
+    pub age_secs: f64,
+}
+
+/// What the client asked for with its message.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
     pub input: String,
     pub system: Option<String>,
     pub requested_model: Option<String>,
     pub max_tokens: Option<i32>,
     pub temperature: Option<f64>,
     pub request_id: Option<String>,
-    /// Time left before the run's deadline (negative when past it).
-    pub seconds_left: f64,
-    pub project_llm: ProjectLlm,
-    /// The project's encrypted provider key, decrypted only at the call.
-    pub encrypted_key: Option<Vec<u8>>,
-    /// The project's rate limit, caps and budgets.
-    pub limits: Limits,
-    /// Seconds until the call slot this run already reserved (negative: passed).
-    pub slot_in: Option<f64>,
-    /// Seconds since the run was submitted.
-    pub age_secs: f64,
     /// The client's tools and the loop's bounds.
     pub agent: AgentSettings,
-    /// The project's server tools (a JSON array of `agent::ServerTool`).
-    pub server_tools: serde_json::Value,
     /// The session's metadata, sent with every server tool call.
     pub session_metadata: serde_json::Value,
+}
+
+/// How far the run got before this claim.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
     /// Committed steps: more than 0 means the run resumes.
     pub step_count: i32,
     /// The attempt at which a step last committed: attempts since then count
@@ -58,16 +74,22 @@ pub struct ClaimedRun {
     pub usage_so_far: Option<Usage>,
 }
 
+/// The project as it stood when the run was claimed.
+#[derive(Clone, Debug)]
+pub struct ProjectSnapshot {
+    pub llm: ProjectLlm,
+    /// The project's encrypted provider key, decrypted only at the call.
+    pub encrypted_key: Option<Vec<u8>>,
+    /// The project's rate limit, caps and budgets.
+    pub limits: Limits,
+    /// The project's server tools.
+    pub tools: Vec<ServerTool>,
+}
+
 impl ClaimedRun {
     /// Claims since the run last made progress (this one included).
     pub fn attempts_since_progress(&self) -> i32 {
-        self.attempt - self.progress_attempt
-    }
-
-    /// Whether the model is offered any tool: the run keeps its steps as rows.
-    pub fn is_agent(&self) -> bool {
-        let has = |value: &serde_json::Value| value.as_array().is_some_and(|a| !a.is_empty());
-        self.agent.tools.as_ref().is_some_and(has) || has(&self.server_tools)
+        self.lease.attempt - self.progress.progress_attempt
     }
 }
 
@@ -263,6 +285,9 @@ async fn read_claimed(
     }
 }
 
+/// Reads a claimed run. Its tools are decoded here, once: a stored value no
+/// worker can read makes the run unreadable (and failed), never a run
+/// silently offered no tools.
 fn claimed_run(row: &tokio_postgres::Row) -> Result<ClaimedRun, DbError> {
     let mut usage_so_far = Usage::from_parts(
         row.try_get("prompt_tokens")?,
@@ -272,37 +297,51 @@ fn claimed_run(row: &tokio_postgres::Row) -> Result<ClaimedRun, DbError> {
     if let Some(usage) = usage_so_far.as_mut() {
         usage.cost_usd = row.try_get("cost_usd")?;
     }
+    let client_tools = ClientTool::decode_all(row.try_get::<_, Option<Value>>("tools")?.as_ref())
+        .ok_or(DbError::Corrupt { column: "tools" })?;
+    let server_tools: Vec<ServerTool> = serde_json::from_value(row.try_get("server_tools")?)
+        .map_err(|_| DbError::Corrupt {
+            column: "server_tools",
+        })?;
     Ok(ClaimedRun {
         id: row.try_get("id")?,
         session_id: row.try_get("session_id")?,
         project_id: row.try_get("project_id")?,
         turn: row.try_get("turn")?,
-        attempt: row.try_get("attempts")?,
-        input: row.try_get("input")?,
-        system: row.try_get("system")?,
-        requested_model: row.try_get("requested_model")?,
-        max_tokens: row.try_get("max_tokens")?,
-        temperature: row.try_get("temperature")?,
-        request_id: row.try_get("request_id")?,
-        seconds_left: row.try_get("seconds_left")?,
-        project_llm: project_llm(row)?,
-        encrypted_key: row.try_get("llm_api_key")?,
-        limits: limits(row)?,
-        slot_in: row.try_get("slot_in")?,
-        age_secs: row.try_get("age_secs")?,
-        agent: AgentSettings {
-            tools: row.try_get("tools")?,
-            tool_choice: row.try_get("tool_choice")?,
-            response_format: row.try_get("response_format")?,
-            max_steps: row.try_get("max_steps")?,
-            max_total_tokens: row.try_get("max_total_tokens")?,
-            stream: row.try_get("stream")?,
+        lease: ClaimLease {
+            attempt: row.try_get("attempts")?,
+            seconds_left: row.try_get("seconds_left")?,
+            slot_in: row.try_get("slot_in")?,
+            age_secs: row.try_get("age_secs")?,
         },
-        server_tools: row.try_get("server_tools")?,
-        session_metadata: row.try_get("session_metadata")?,
-        step_count: row.try_get("step_count")?,
-        progress_attempt: row.try_get("progress_attempt")?,
-        usage_so_far,
+        request: RunRequest {
+            input: row.try_get("input")?,
+            system: row.try_get("system")?,
+            requested_model: row.try_get("requested_model")?,
+            max_tokens: row.try_get("max_tokens")?,
+            temperature: row.try_get("temperature")?,
+            request_id: row.try_get("request_id")?,
+            agent: AgentSettings {
+                tools: client_tools,
+                tool_choice: row.try_get("tool_choice")?,
+                response_format: row.try_get("response_format")?,
+                max_steps: row.try_get("max_steps")?,
+                max_total_tokens: row.try_get("max_total_tokens")?,
+                stream: row.try_get("stream")?,
+            },
+            session_metadata: row.try_get("session_metadata")?,
+        },
+        progress: Progress {
+            step_count: row.try_get("step_count")?,
+            progress_attempt: row.try_get("progress_attempt")?,
+            usage_so_far,
+        },
+        project: ProjectSnapshot {
+            llm: project_llm(row)?,
+            encrypted_key: row.try_get("llm_api_key")?,
+            limits: limits(row)?,
+            tools: server_tools,
+        },
     })
 }
 

@@ -116,10 +116,10 @@ impl ResultRow {
         last_step: Option<(i32, OffsetDateTime)>,
     ) -> Self {
         let used_own_key = (choice.key_source == KeySource::Project)
-            .then(|| run.encrypted_key.clone())
+            .then(|| run.project.encrypted_key.clone())
             .flatten();
         let learnt = learnt
-            .filter(|status| used_own_key.is_some() && run.project_llm.key_status != Some(*status))
+            .filter(|status| used_own_key.is_some() && run.project.llm.key_status != Some(*status))
             .map(KeyStatus::as_str);
         let (status, output, code, message, usage) = match outcome {
             RunOutcome::Succeeded { output, usage } => (
@@ -144,7 +144,7 @@ impl ResultRow {
         Self {
             run_id: run.id,
             worker,
-            attempt: run.attempt,
+            attempt: run.lease.attempt,
             status: status.as_str(),
             // Texts from outside (a model, a tool, a provider's error) made
             // storable here too, whatever produced them.
@@ -322,7 +322,7 @@ pub async fn requeue_run(
             &[
                 &run.id,
                 &worker,
-                &run.attempt,
+                &run.lease.attempt,
                 &uncounted,
                 &requeue.rate_slot.map(|slot| slot.as_secs_f64()),
                 &requeue.delay.as_secs_f64(),

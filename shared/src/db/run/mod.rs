@@ -9,8 +9,8 @@ mod submit;
 
 pub use self::{
     claim::{
-        Batch, Claim, ClaimedRun, claim_batch, claim_next, claim_unreadable, extend_leases,
-        requeue_expired_leases,
+        Batch, Claim, ClaimLease, ClaimedRun, Progress, ProjectSnapshot, RunRequest, claim_batch,
+        claim_next, claim_unreadable, extend_leases, requeue_expired_leases,
     },
     finish::{
         CancelOutcome, Finished, Requeue, ResultRow, RunOutcome, cancel_session,

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use crate::db::{DbError, GenericClient, coalesce};
 use crate::domain::{
+    agent::ClientTool,
     id::{ProjectId, RunId, SessionId},
     llm::LlmChoice,
 };
@@ -13,8 +14,8 @@ use crate::domain::{
 /// What makes a run an agent run, as the client asked (checked by the API).
 #[derive(Clone, Debug, Default)]
 pub struct AgentSettings {
-    /// The client's tools, in OpenAI's function-tool format.
-    pub tools: Option<serde_json::Value>,
+    /// The client's tools (stored as the definitions it gave).
+    pub tools: Vec<ClientTool>,
     pub tool_choice: Option<serde_json::Value>,
     pub response_format: Option<serde_json::Value>,
     /// Model calls at most.
@@ -155,7 +156,7 @@ async fn insert(
                 &run.choice.key_source.as_str(),
                 &run.deadline.as_secs_f64(),
                 &run.publish_delay.as_secs_f64(),
-                &run.agent.tools,
+                &ClientTool::encode_all(&run.agent.tools),
                 &run.agent.tool_choice,
                 &run.agent.response_format,
                 &run.agent.max_steps,

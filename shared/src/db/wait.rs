@@ -1,6 +1,8 @@
-//! Runs paused in `requires_action`: the client's outputs resume them (the same
-//! path as a submit: the run `queued` with its outbox row, in one transaction),
-//! and the expiry sweep fails those nobody answered.
+//! Runs paused for a person (`requires_action`), one way whatever they wait
+//! for: the wait is written with its steps (`step::commit_tool_steps`), shown
+//! by `view`, cancelled with the session (`run::cancel_session`), expired here
+//! when nobody answered, and resumed here by the answers (the same path as a
+//! submit: the run `queued` with its outbox row, in one transaction).
 
 use std::{sync::LazyLock, time::Duration};
 
@@ -9,43 +11,45 @@ use crate::{
     db::notify,
     domain::{
         id::{ProjectId, RunId, SessionId},
-        model::RunStatus,
+        model::{RunStatus, Wait},
     },
 };
 
-/// One output the client sends for a pending tool call.
+/// The answer to one waiting tool call: its output.
 #[derive(Clone, Debug)]
-pub struct ToolOutput {
+pub struct Answer {
     pub tool_call_id: String,
     pub output: String,
 }
 
-/// Why the outputs were not taken.
+/// Why the answers were not taken.
 #[derive(Debug, thiserror::Error)]
-pub enum OutputsError {
+pub enum ResumeError {
     #[error("no such session")]
     SessionNotFound,
-    /// The session's latest run is not waiting for outputs (its status).
+    /// The session's latest run is not paused (its status).
     #[error("the session is {0}, not requires_action")]
     NotWaiting(RunStatus),
-    /// The outputs do not answer every pending call exactly once.
+    /// The answers do not answer every waiting call exactly once.
     #[error("{0}")]
     Mismatch(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
 
-/// Answers every pending call of the session's paused run and queues the run
-/// again (due after `publish_delay`: the caller publishes it itself when it can),
-/// with a fresh deadline. All or nothing, in one transaction.
-pub async fn submit_tool_outputs(
+/// Answers every call of the session's paused run that waits for `wait`, and
+/// queues the run again (due after `publish_delay`: the caller publishes it
+/// itself when it can), with a fresh deadline. All or nothing, in one
+/// transaction.
+pub async fn resume(
     client: &mut Client,
     project_id: ProjectId,
     session_id: SessionId,
-    outputs: &[ToolOutput],
+    wait: Wait,
+    answers: &[Answer],
     deadline: Duration,
     publish_delay: Duration,
-) -> Result<RunId, OutputsError> {
+) -> Result<RunId, ResumeError> {
     let transaction = client.transaction().await.map_err(DbError::from)?;
     let run = transaction
         .query_opt(
@@ -55,17 +59,17 @@ pub async fn submit_tool_outputs(
         )
         .await
         .map_err(DbError::from)?
-        .ok_or(OutputsError::SessionNotFound)?;
+        .ok_or(ResumeError::SessionNotFound)?;
     let run_id: RunId = run.try_get("id").map_err(DbError::from)?;
     let status = super::parse_column(&run, "status", RunStatus::parse)?;
     if status != RunStatus::RequiresAction {
-        return Err(OutputsError::NotWaiting(status));
+        return Err(ResumeError::NotWaiting(status));
     }
     let pending: Vec<String> = transaction
         .query(
             "SELECT tool_call_id FROM run_steps
-             WHERE run_id = $1 AND status = 'pending' ORDER BY index",
-            &[&run_id],
+             WHERE run_id = $1 AND status = 'pending' AND waits_for = $2 ORDER BY index",
+            &[&run_id, &wait.as_str()],
         )
         .await
         .map_err(DbError::from)?
@@ -73,9 +77,9 @@ pub async fn submit_tool_outputs(
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()
         .map_err(DbError::from)?;
-    check_answers(&pending, outputs)?;
-    let ids: Vec<&str> = outputs.iter().map(|o| o.tool_call_id.as_str()).collect();
-    let texts: Vec<&str> = outputs.iter().map(|o| o.output.as_str()).collect();
+    check_answers(&pending, answers)?;
+    let ids: Vec<&str> = answers.iter().map(|o| o.tool_call_id.as_str()).collect();
+    let texts: Vec<&str> = answers.iter().map(|o| o.output.as_str()).collect();
     transaction
         .execute(
             "UPDATE run_steps s SET status = 'succeeded', output = x.o, finished_at = now()
@@ -113,16 +117,16 @@ pub async fn submit_tool_outputs(
 }
 
 /// Every pending call answered exactly once, nothing else.
-fn check_answers(pending: &[String], outputs: &[ToolOutput]) -> Result<(), OutputsError> {
+fn check_answers(pending: &[String], outputs: &[Answer]) -> Result<(), ResumeError> {
     for (i, output) in outputs.iter().enumerate() {
         let id = &output.tool_call_id;
         if outputs[..i].iter().any(|o| &o.tool_call_id == id) {
-            return Err(OutputsError::Mismatch(format!(
+            return Err(ResumeError::Mismatch(format!(
                 "`tool_outputs` answers `{id}` twice"
             )));
         }
         if !pending.contains(id) {
-            return Err(OutputsError::Mismatch(format!(
+            return Err(ResumeError::Mismatch(format!(
                 "`{id}` is not a pending tool call of this run"
             )));
         }
@@ -131,7 +135,7 @@ fn check_answers(pending: &[String], outputs: &[ToolOutput]) -> Result<(), Outpu
         .iter()
         .find(|id| !outputs.iter().any(|o| &o.tool_call_id == *id))
     {
-        return Err(OutputsError::Mismatch(format!(
+        return Err(ResumeError::Mismatch(format!(
             "`tool_outputs` must answer every pending call in one request; `{missing}` is missing"
         )));
     }
@@ -175,7 +179,7 @@ pub async fn expire_paused_runs(
         .collect()
 }
 
-/// Runs paused for their client's tool outputs, in every project.
+/// Runs paused for a person, in every project.
 pub async fn count_paused(client: &impl GenericClient) -> Result<i64, DbError> {
     Ok(client
         .query_one(
@@ -190,9 +194,9 @@ pub async fn count_paused(client: &impl GenericClient) -> Result<i64, DbError> {
 mod tests {
     use super::*;
 
-    fn outputs(ids: &[&str]) -> Vec<ToolOutput> {
+    fn outputs(ids: &[&str]) -> Vec<Answer> {
         ids.iter()
-            .map(|id| ToolOutput {
+            .map(|id| Answer {
                 tool_call_id: (*id).to_owned(),
                 output: "x".to_owned(),
             })
