@@ -17,9 +17,8 @@
 -- A project at its `max_concurrent_runs` is passed over; its count is taken
 -- again under a per-project lock (each statement in here sees what committed
 -- before it), so the cap holds exactly across workers, and only capped projects
--- pay for the lock. A capped project's spare claims the project's next run (it
--- woke a freed place), and a claimed run whose wake-up was still owed passes it
--- on (`stewrd_wake_next`), so no freed place stays empty.
+-- pay for the lock. A message passed over is acked all the same: its project's
+-- free places are marked, and filled by room messages (`stewrd_claim_room`).
 --
 -- On a read-only server (a demoted primary, a standby) it refuses with 25006
 -- before anything else, so the worker reconnects to the writable host instead
@@ -33,13 +32,11 @@ RETURNS SETOF runs LANGUAGE plpgsql ROWS 1 AS $$
 DECLARE
     hint_project uuid;
     hint_status text;
-    hint_capped boolean;
     waiting uuid[];
     candidate record;
     running_now bigint;
     picked uuid;
     claimed runs;
-    owed boolean;
 BEGIN
     IF current_setting('transaction_read_only') = 'on' THEN
         RAISE EXCEPTION 'cannot claim runs on a read-only server'
@@ -50,19 +47,9 @@ BEGIN
     -- of queued runs, which a plan cached while the queue was short keeps using
     -- once it holds thousands (measured: 4,500 buffers a claim instead of 30).
     IF p_hint IS NOT NULL THEN
-        SELECT r.project_id, r.status, p.max_concurrent_runs IS NOT NULL
-        INTO hint_project, hint_status, hint_capped
-        FROM runs r LEFT JOIN projects p ON p.id = r.project_id WHERE r.id = p_hint;
+        SELECT project_id, status INTO hint_project, hint_status FROM runs WHERE id = p_hint;
         IF hint_status IS DISTINCT FROM 'queued' THEN
-            IF NOT coalesce(hint_capped, false) THEN
-                RETURN; -- a spare message
-            END IF;
-            -- A capped project's spare is what woke a freed place: two places
-            -- freed together can wake the same run (the relay pushes a
-            -- published row's time back, so the second `free_place` sees it
-            -- waiting again). It claims as a message without a run would.
-            p_hint := NULL;
-            hint_project := NULL;
+            RETURN; -- a spare message
         END IF;
     END IF;
     WITH RECURSIVE ready(project_id) AS (
@@ -97,16 +84,7 @@ BEGIN
             -- Its run, or nothing (another claim holds it, or took it meanwhile).
             SELECT id, status INTO picked, hint_status FROM runs
             WHERE id = p_hint AND due_at <= now() FOR UPDATE SKIP LOCKED;
-            IF picked IS NOT NULL AND hint_status <> 'queued'
-               AND candidate.max_concurrent_runs IS NOT NULL THEN
-                -- Claimed by another copy while this one waited for the
-                -- project's lock: this copy is the spare, and fills the place.
-                SELECT id INTO picked FROM runs
-                WHERE project_id = candidate.project_id AND status = 'queued'
-                  AND due_at <= now()
-                ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED;
-                CONTINUE WHEN picked IS NULL;
-            ELSIF picked IS NULL OR hint_status <> 'queued' THEN
+            IF picked IS NULL OR hint_status <> 'queued' THEN
                 RETURN;
             END IF;
         ELSE
@@ -121,12 +99,7 @@ BEGIN
         WHERE id = picked
         RETURNING * INTO claimed;
         IF FOUND THEN
-            DELETE FROM outbox WHERE run_id = claimed.id
-            RETURNING available_at <= now() INTO owed;
-            IF owed AND candidate.max_concurrent_runs IS NOT NULL THEN
-                -- The wake-up this row owed goes to the next waiting run.
-                PERFORM stewrd_wake_next(claimed.project_id);
-            END IF;
+            DELETE FROM outbox WHERE run_id = claimed.id;
             IF claimed.id IS DISTINCT FROM p_hint AND p_hint IS NOT NULL THEN
                 UPDATE outbox SET available_at = now()
                 WHERE run_id = p_hint AND available_at > now();

@@ -7,7 +7,7 @@ use serde_json::json;
 use stewrd_shared::{
     db::{
         DbError,
-        run::{Batch, Claim, claim_batch, claim_next},
+        run::{Batch, Claim, claim_batch, claim_next, claim_room},
     },
     domain::id::{ProjectId, RunId, WorkerId},
 };
@@ -177,118 +177,134 @@ async fn a_claim_waits_for_a_lock(db: &tokio_postgres::Client) {
     .expect("the second claim waits for the project's lock");
 }
 
-/// Two copies of one capped run's message (a freed place can wake a run twice,
-/// see migration 0011) claimed at the same time: the second waits for the
-/// project's lock, finds its run taken, and must fill the free place with the
-/// project's next run, or that place stays empty until another run ends.
-#[tokio::test]
-async fn a_copy_claimed_while_its_run_was_taken_fills_a_capped_projects_next_place() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
-    let (project, key) = app.create_project("capped").await;
-    let project_id: ProjectId = project.parse().expect("project id");
-    let runs = submit_runs(&app, &key, 2).await;
-    let db = app.db().await;
-    db.execute(
-        "UPDATE projects SET max_concurrent_runs = 2 WHERE id = $1",
-        &[&project_id],
+/// The project's free-place mark, if any: its generation and whether it is due.
+async fn mark_of(db: &tokio_postgres::Client, project: ProjectId) -> Option<(i64, bool)> {
+    db.query_opt(
+        "SELECT generation, available_at <= now() FROM free_places WHERE project_id = $1",
+        &[&project],
     )
     .await
-    .expect("capped");
-    // The first copy's claim has taken the run and holds the project's lock.
-    let mut first = app.db().await;
-    let claiming = first.transaction().await.expect("a transaction");
-    let taken: RunId = claiming
-        .query_one(
-            "SELECT id FROM stewrd_claim_next($1, 30, $2)",
-            &[&WorkerId::new(), &runs[0]],
-        )
-        .await
-        .expect("the first claim")
-        .get(0);
-    assert_eq!(taken, runs[0]);
-    let pool = app.pool().get().await.expect("a connection");
-    let second = claim_next(&pool, WorkerId::new(), LEASE, Some(runs[0]));
-    let commit_once_waited_for = async {
-        // The second copy read its run as queued and waits for the lock.
-        a_claim_waits_for_a_lock(&db).await;
-        claiming.commit().await.expect("the first claim commits");
-    };
-    let (second, ()) = tokio::join!(second, commit_once_waited_for);
-    match second.expect("claim") {
-        Claim::Claimed(run) => assert_eq!(run.id, runs[1], "the copy claims the next run"),
-        other => panic!("the copy must fill the free place: {other:?}"),
-    }
+    .expect("free_places")
+    .map(|row| (row.get(0), row.get(1)))
 }
 
-/// Two places freed together can both wake one run, when the relay has
-/// published the first wake-up and pushed the run's outbox row back before the
-/// second looked (see migration 0011). If that run is claimed before the second
-/// wake-up is published, the wake-up must pass to the project's next waiting
-/// run, not go with the claimed run's outbox row: that place would stay empty.
+/// A capped project with `queued` runs (workers off), capped at `cap`.
+async fn capped_project(app: &TestApp, queued: usize, cap: i32) -> (ProjectId, Vec<RunId>) {
+    let (project, key) = app.create_project("capped").await;
+    let project: ProjectId = project.parse().expect("project id");
+    let runs = submit_runs(app, &key, queued).await;
+    app.db()
+        .await
+        .execute(
+            "UPDATE projects SET max_concurrent_runs = $2 WHERE id = $1",
+            &[&project, &cap],
+        )
+        .await
+        .expect("capped");
+    (project, runs)
+}
+
+/// Level-triggered wake-ups: a room claim fills a free place and leaves the
+/// mark due for the next; the claim that finds the project full (or without
+/// work) deletes it.
 #[tokio::test]
-async fn a_wake_up_owed_to_a_run_claimed_meanwhile_passes_to_the_next_waiting_run() {
+async fn room_claims_fill_free_places_until_one_finds_the_project_full() {
     let app = spawn_app_with(Options {
         workers: 0,
         ..Options::default()
     })
     .await;
-    let (project, key) = app.create_project("capped").await;
-    let project_id: ProjectId = project.parse().expect("project id");
-    let runs = submit_runs(&app, &key, 3).await;
-    let mut db = app.db().await;
-    db.execute(
-        "UPDATE projects SET max_concurrent_runs = 2 WHERE id = $1",
-        &[&project_id],
-    )
-    .await
-    .expect("capped");
-    // In one transaction, so the relay publishes nothing meanwhile: every
-    // message went out (outbox rows in the future), then the first run was
-    // woken again and is claimed before that wake-up is published.
-    let claiming = db.transaction().await.expect("a transaction");
-    claiming
-        .execute(
-            "UPDATE outbox SET available_at = now() + interval '1 hour' WHERE run_id = ANY($1)",
-            &[&runs],
-        )
+    let (project, runs) = capped_project(&app, 3, 2).await;
+    let db = app.db().await;
+    db.execute("SELECT stewrd_mark_free_place($1)", &[&project])
         .await
-        .expect("published");
-    claiming
+        .expect("marked");
+    let pool = app.pool().get().await.expect("a connection");
+    for expected in &runs[..2] {
+        match claim_room(&pool, WorkerId::new(), LEASE, project).await {
+            Ok(Claim::Claimed(run)) => assert_eq!(run.id, *expected, "the oldest first"),
+            other => panic!("a free place is filled: {other:?}"),
+        }
+        let (_, due) = mark_of(&db, project).await.expect("the mark stays");
+        assert!(due, "due again: there may be more room");
+    }
+    assert!(matches!(
+        claim_room(&pool, WorkerId::new(), LEASE, project).await,
+        Ok(Claim::Nothing)
+    ));
+    assert_eq!(mark_of(&db, project).await, None, "full: the mark goes");
+    assert!(matches!(
+        claim_room(&pool, WorkerId::new(), LEASE, project).await,
+        Ok(Claim::Nothing)
+    ));
+}
+
+/// A place freed while a room claim found the project full keeps its mark:
+/// the claim deletes only the generation it read.
+#[tokio::test]
+async fn a_place_freed_while_a_room_claim_finds_no_room_keeps_its_mark() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (project, runs) = capped_project(&app, 2, 1).await;
+    let pool = app.pool().get().await.expect("a connection");
+    let db = app.db().await;
+    db.execute("SELECT stewrd_mark_free_place($1)", &[&project])
+        .await
+        .expect("marked");
+    let Ok(Claim::Claimed(running)) = claim_room(&pool, WorkerId::new(), LEASE, project).await
+    else {
+        panic!("the first place is filled");
+    };
+    assert_eq!(running.id, runs[0]);
+    // The running run finishes, in a transaction not yet committed: its
+    // trigger has bumped the mark's generation.
+    let mut finishing = app.db().await;
+    let finish = finishing.transaction().await.expect("a transaction");
+    finish
         .execute(
-            "UPDATE outbox SET available_at = '-infinity' WHERE run_id = $1",
+            "UPDATE runs SET status = 'succeeded', finished_at = now() WHERE id = $1",
             &[&runs[0]],
         )
         .await
-        .expect("woken again");
-    let taken: RunId = claiming
-        .query_one(
-            "SELECT id FROM stewrd_claim_next($1, 30, $2)",
-            &[&WorkerId::new(), &runs[0]],
-        )
+        .expect("finished");
+    // A room claim meanwhile sees the place taken, and would delete the mark.
+    let claim = claim_room(&pool, WorkerId::new(), LEASE, project);
+    let commit_while_it_waits = async {
+        wait_for(PATIENCE, || async {
+            let waiting: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'
+                       AND query LIKE '%stewrd_claim_room%'",
+                    &[],
+                )
+                .await
+                .expect("activity")
+                .get(0);
+            (waiting > 0).then_some(())
+        })
         .await
-        .expect("the claim")
-        .get(0);
-    assert_eq!(taken, runs[0]);
-    let woken: Vec<RunId> = claiming
-        .query(
-            "SELECT run_id FROM outbox WHERE available_at = '-infinity'",
-            &[],
-        )
+        .expect("the room claim waits for the mark's row");
+        finish.commit().await.expect("the run finishes");
+    };
+    let (claimed, ()) = tokio::join!(claim, commit_while_it_waits);
+    assert!(matches!(claimed, Ok(Claim::Nothing)), "{claimed:?}");
+    let (_, due) = mark_of(&db, project)
         .await
-        .expect("outbox")
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    assert_eq!(woken, [runs[1]], "the next waiting run is woken");
-    claiming.rollback().await.expect("rolled back");
+        .expect("the mark of the place freed meanwhile survives");
+    assert!(due);
+    match claim_room(&pool, WorkerId::new(), LEASE, project).await {
+        Ok(Claim::Claimed(run)) => assert_eq!(run.id, runs[1], "the freed place is filled"),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// A claim can take a run whose submit committed while the claim ran (here:
-/// while it waited for a capped project's lock). Its statement's joins, as of
+/// while it waited for a capped project's lock, then took the project's
+/// oldest queued run). Its statement's joins, as of
 /// its start, cannot see that run's session; the claim used to fail to read
 /// the run it had taken, which then stayed claimed by nobody until its lease
 /// ran out.
@@ -345,7 +361,9 @@ async fn a_run_whose_submit_commits_during_its_claim_is_claimed_and_read() {
         .expect("the first claim");
     let pool = app.pool().get().await.expect("a connection");
     let worker = WorkerId::new();
-    let second = claim_next(&pool, worker, LEASE, Some(first_run));
+    // A claim for no run in particular waits for the project's lock, then
+    // takes the project's oldest queued run: the late one.
+    let second = claim_next(&pool, worker, LEASE, None);
     let commit_while_it_waits = async {
         a_claim_waits_for_a_lock(&db).await;
         submit.commit().await.expect("the submit commits");

@@ -7,6 +7,29 @@ use std::process::Output;
 
 use crate::helpers::{cleanup, connect_db, database_url, stewrd, unique_name};
 
+/// Runs `stewrd <command>` on the database, expecting it to stop at once; one
+/// that starts instead is killed after a while, so the test fails, not hangs.
+fn refused(name: &str, command: &str) -> Output {
+    let mut child = stewrd()
+        .arg(command)
+        .env("DATABASE_URL", database_url(name))
+        .env("STEWRD_MASTER_KEYS", crate::helpers::MASTER_KEYS)
+        .env("STEWRD_LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawned");
+    let deadline = std::time::Instant::now() + crate::helpers::PATIENCE;
+    while child.try_wait().expect("status").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`stewrd {command}` started on a database it should refuse");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
 fn migrate(name: &str) -> Output {
     stewrd()
         .arg("migrate")
@@ -128,18 +151,14 @@ async fn an_edited_migration_stops_every_command_and_a_changed_function_is_appli
     // A stored function that drifted (or whose file changed) is defined
     // again from its file by the next migrate, and commands wait for it.
     db.batch_execute(
-        "CREATE OR REPLACE FUNCTION stewrd_wake_next(p_project uuid) RETURNS void
+        "CREATE OR REPLACE FUNCTION stewrd_mark_free_place(p_project uuid) RETURNS void
          LANGUAGE sql AS $$ SELECT $$;
-         UPDATE schema_functions SET checksum = 'an older body' WHERE name = 'stewrd_wake_next'",
+         UPDATE schema_functions SET checksum = 'an older body'
+         WHERE name = 'stewrd_mark_free_place'",
     )
     .await
     .expect("drift");
-    let api = stewrd()
-        .arg("api")
-        .env("DATABASE_URL", database_url(&name))
-        .env("STEWRD_MASTER_KEYS", crate::helpers::MASTER_KEYS)
-        .output()
-        .expect("ran");
+    let api = refused(&name, "api");
     assert!(!api.status.success());
     assert!(
         String::from_utf8_lossy(&api.stderr).contains("stewrd migrate"),
@@ -149,13 +168,13 @@ async fn an_edited_migration_stops_every_command_and_a_changed_function_is_appli
     assert!(output.status.success(), "{output:?}");
     let body: String = db
         .query_one(
-            "SELECT pg_get_functiondef('stewrd_wake_next'::regproc)",
+            "SELECT pg_get_functiondef('stewrd_mark_free_place'::regproc)",
             &[],
         )
         .await
         .expect("defined")
         .get(0);
-    assert!(body.contains("'-infinity'"), "{body}");
+    assert!(body.contains("free_place_generation"), "{body}");
     // An applied migration whose file changed: every command stops, naming it.
     db.execute(
         "UPDATE schema_migrations SET checksum = 'edited' WHERE name = '0008_add_agent_runs'",
@@ -163,14 +182,10 @@ async fn an_edited_migration_stops_every_command_and_a_changed_function_is_appli
     )
     .await
     .expect("edit");
-    for args in [&["migrate"][..], &["api"][..]] {
-        let output = stewrd()
-            .args(args)
-            .env("DATABASE_URL", database_url(&name))
-            .env("STEWRD_MASTER_KEYS", crate::helpers::MASTER_KEYS)
-            .output()
-            .expect("ran");
+    for command in ["migrate", "api"] {
+        let output = refused(&name, command);
         let stderr = String::from_utf8_lossy(&output.stderr);
+        let args = [command];
         assert!(!output.status.success(), "{args:?}");
         assert!(
             stderr.contains("0008_add_agent_runs") && stderr.contains("edited"),

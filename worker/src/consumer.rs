@@ -21,10 +21,14 @@ use stewrd_shared::{
     db::{
         DbError,
         run::{
-            Batch, Claim, ClaimedRun, claim_batch, claim_next, claim_unreadable, fail_unclaimed_run,
+            Batch, Claim, ClaimedRun, claim_batch, claim_next, claim_room, claim_unreadable,
+            fail_unclaimed_run,
         },
     },
-    domain::{id::RunId, model::FailureCode},
+    domain::{
+        id::{ProjectId, RunId},
+        model::FailureCode,
+    },
     queue::{self, JobMessage},
     runtime::{
         metrics as names,
@@ -215,8 +219,22 @@ async fn handle_batch(
     let mut claimer = Some(claimer);
     let mut messages = Vec::with_capacity(batch.len());
     for (delivery, permit) in batch {
-        if let Some(run_id) = read_message(&delivery).await {
-            messages.push((delivery, permit, run_id));
+        match read_message(&delivery).await {
+            Some(Wake::Run(run_id)) => messages.push((delivery, permit, run_id)),
+            Some(room @ Wake::Room(_)) => {
+                // A free place: claimed on its own, under the project's lock.
+                let handled = handle(
+                    worker.clone(),
+                    (delivery, permit),
+                    room,
+                    claimer.take(),
+                    jobs.clone(),
+                    shutdown.clone(),
+                    hand_back.clone(),
+                );
+                jobs.spawn(handled);
+            }
+            None => {}
         }
     }
     if messages.len() > 1 {
@@ -233,10 +251,9 @@ async fn handle_batch(
             Err(error) => tracing::warn!(%error, "a batched claim failed; claiming one by one"),
         }
     }
-    // Claims after a batch that could not be set-based run side by side, as
-    // before, except copies of one message: claimed at once, the second would
-    // find its run locked by the first and claim nothing, where after it, it
-    // is the spare that wakes a capped project's next run (`stewrd_claim_next`).
+    // Claims after a batch that could not be set-based run side by side,
+    // except copies of one message, one after the other: claimed at once, the
+    // second would only find its run locked by the first.
     let mut copies: HashMap<RunId, Vec<Taken>> = HashMap::new();
     for (delivery, permit, run_id) in messages {
         copies.entry(run_id).or_default().push((delivery, permit));
@@ -252,7 +269,7 @@ async fn handle_batch(
                 let handled = handle(
                     worker.clone(),
                     copy,
-                    run_id,
+                    Wake::Run(run_id),
                     claimer.take(),
                     tracker.clone(),
                     shutdown.clone(),
@@ -264,10 +281,20 @@ async fn handle_batch(
     }
 }
 
-/// The run a job message names; an unreadable message is dead-lettered.
-async fn read_message(delivery: &Delivery) -> Option<RunId> {
+/// What a job message wakes a worker for.
+#[derive(Clone, Copy, Debug)]
+enum Wake {
+    /// A run was queued: this one, or whichever is fairest next.
+    Run(RunId),
+    /// A capped project may have a free place.
+    Room(ProjectId),
+}
+
+/// What a job message wakes for; an unreadable message is dead-lettered.
+async fn read_message(delivery: &Delivery) -> Option<Wake> {
     match JobMessage::from_bytes(&delivery.data) {
-        Ok(JobMessage::Run { run_id }) => Some(run_id),
+        Ok(JobMessage::Run { run_id }) => Some(Wake::Run(run_id)),
+        Ok(JobMessage::Room { project_id }) => Some(Wake::Room(project_id)),
         Err(error) => {
             tracing::warn!(%error, "unreadable job message; dead-lettering it");
             let reject = BasicNackOptions {
@@ -304,8 +331,12 @@ async fn start_claimed(
             continue;
         };
         metrics::counter!(names::CLAIMS, "statement" => "batch").increment(1);
-        let span = run_span(run_id, header_text(&delivery, "x-request-id").as_deref());
-        jobs.spawn(work(worker.clone(), run, run_id, permit, hand_back.clone()).instrument(span));
+        let span = run_span(
+            Wake::Run(run_id),
+            header_text(&delivery, "x-request-id").as_deref(),
+        );
+        let woken = Wake::Run(run_id);
+        jobs.spawn(work(worker.clone(), run, woken, permit, hand_back.clone()).instrument(span));
     }
 }
 
@@ -338,14 +369,14 @@ async fn fail_poisoned(worker: &Worker, poisoned: RunId) -> Result<(), DbError> 
     Ok(())
 }
 
-fn run_span(woken_by: RunId, request_id: Option<&str>) -> Span {
+fn run_span(woken_by: Wake, request_id: Option<&str>) -> Span {
     tracing::info_span!(
         "run",
         run_id = Empty,
         session_id = Empty,
         attempt = Empty,
         // The message names a run, but a claim takes whichever is fairest next.
-        woken_by = %woken_by,
+        woken_by = ?woken_by,
         request_id = request_id.unwrap_or("-"),
     )
 }
@@ -355,19 +386,19 @@ fn run_span(woken_by: RunId, request_id: Option<&str>) -> Span {
 async fn handle(
     worker: Arc<Worker>,
     (delivery, permit): Taken,
-    run_id: RunId,
+    wake: Wake,
     claimer: Option<OwnedSemaphorePermit>,
     jobs: TaskTracker,
     shutdown: CancellationToken,
     hand_back: CancellationToken,
 ) {
-    let span = run_span(run_id, header_text(&delivery, "x-request-id").as_deref());
+    let span = run_span(wake, header_text(&delivery, "x-request-id").as_deref());
     async move {
-        let claimed = match claim(&worker, run_id, &shutdown).await {
-            Ok(claimed) => claimed_or_failed(&worker, claimed, run_id).await,
+        let claimed = match claim(&worker, wake, &shutdown).await {
+            Ok(claimed) => claimed_or_failed(&worker, claimed, wake).await,
             Err(error) => {
                 tracing::warn!(%error, "a claim failed; claiming again step by step");
-                claim_around_poison(&worker, run_id).await
+                claim_around_poison(&worker, wake).await
             }
         };
         drop(claimer);
@@ -396,7 +427,7 @@ async fn handle(
         };
         metrics::counter!(names::CLAIMS, "statement" => "single").increment(1);
         // Its own task: the caller may have more claims to make.
-        jobs.spawn(work(worker, run, run_id, permit, hand_back).instrument(Span::current()));
+        jobs.spawn(work(worker, run, wake, permit, hand_back).instrument(Span::current()));
     }
     .instrument(span)
     .await;
@@ -406,14 +437,18 @@ async fn handle(
 async fn work(
     worker: Arc<Worker>,
     run: ClaimedRun,
-    woken_by: RunId,
+    woken_by: Wake,
     _permit: OwnedSemaphorePermit,
     hand_back: CancellationToken,
 ) {
     Span::current().record("run_id", tracing::field::display(run.id));
-    if run.id != woken_by || run.project.limits.max_concurrent_runs.is_some() {
-        // The message's own run was given a new message, or a capped project's
-        // next run the wake-up this one owed (see `stewrd_claim_next`).
+    let relay_has_work = match woken_by {
+        // The message's own run was given a new message.
+        Wake::Run(run_id) => run.id != run_id,
+        // The project's mark is due again, for its next free place.
+        Wake::Room(_) => true,
+    };
+    if relay_has_work {
         worker.relay_wake.notify_one();
     }
     // A panic must not strand the run: its lease would be kept by nobody
@@ -431,7 +466,7 @@ async fn work(
 /// permit busy the consumer takes no more).
 async fn claim(
     worker: &Worker,
-    hint: RunId,
+    wake: Wake,
     shutdown: &CancellationToken,
 ) -> Result<Claim, DbError> {
     let lease = worker.config.worker.lease;
@@ -439,7 +474,12 @@ async fn claim(
         .db_patiently(
             Patience::UntilStopped(shutdown),
             "claim a run",
-            |client| async move { claim_next(&client, worker.id, lease, Some(hint)).await },
+            |client| async move {
+                match wake {
+                    Wake::Run(hint) => claim_next(&client, worker.id, lease, Some(hint)).await,
+                    Wake::Room(project) => claim_room(&client, worker.id, lease, project).await,
+                }
+            },
         )
         .await
 }
@@ -468,7 +508,7 @@ async fn claim_many(
 async fn claimed_or_failed(
     worker: &Worker,
     mut claimed: Claim,
-    hint: RunId,
+    wake: Wake,
 ) -> Result<Option<ClaimedRun>, DbError> {
     let lease = worker.config.worker.lease;
     for _ in 0..3 {
@@ -477,6 +517,11 @@ async fn claimed_or_failed(
             Claim::Claimed(run) => return Ok(Some(*run)),
             Claim::Poisoned(poisoned) => fail_poisoned(worker, poisoned).await?,
         }
+        let Wake::Run(hint) = wake else {
+            // The mark stays due: the next room message claims the next run.
+            worker.relay_wake.notify_one();
+            return Ok(None);
+        };
         claimed =
             worker
                 .db(|client| async move {
@@ -489,12 +534,16 @@ async fn claimed_or_failed(
 
 /// After a claim failed for another reason than an outage (a row the claim
 /// statement itself cannot read): claims and reads in separate statements.
-async fn claim_around_poison(worker: &Worker, hint: RunId) -> Result<Option<ClaimedRun>, DbError> {
+async fn claim_around_poison(worker: &Worker, wake: Wake) -> Result<Option<ClaimedRun>, DbError> {
     let lease = worker.config.worker.lease;
+    // A room's claim reads its run in a statement of its own already.
+    let Wake::Run(hint) = wake else {
+        return Ok(None);
+    };
     let claimed = worker
         .db(|client| async move { claim_unreadable(&client, worker.id, lease, Some(hint)).await })
         .await?;
-    claimed_or_failed(worker, claimed, hint).await
+    claimed_or_failed(worker, claimed, wake).await
 }
 
 fn header_text(delivery: &Delivery, name: &str) -> Option<String> {

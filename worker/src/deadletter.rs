@@ -68,12 +68,17 @@ async fn consume_connection(worker: &Worker, shutdown: &CancellationToken) -> la
 /// Fails the message's run, waiting out a Postgres outage. False when it could
 /// not be settled yet.
 async fn settle(worker: &Worker, delivery: &Delivery, shutdown: &CancellationToken) -> bool {
-    let Ok(JobMessage::Run { run_id }) = JobMessage::from_bytes(&delivery.data) else {
-        tracing::error!(
-            bytes = delivery.data.len(),
-            "dropping an unreadable dead-lettered message"
-        );
-        return true;
+    let run_id = match JobMessage::from_bytes(&delivery.data) {
+        Ok(JobMessage::Run { run_id }) => run_id,
+        // A room message names no run: its mark is republished anyway.
+        Ok(JobMessage::Room { .. }) => return true,
+        Err(_) => {
+            tracing::error!(
+                bytes = delivery.data.len(),
+                "dropping an unreadable dead-lettered message"
+            );
+            return true;
+        }
     };
     let message = "the job message was delivered too many times without being processed";
     let code = FailureCode::DeliveryLimitExceeded;

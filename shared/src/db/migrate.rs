@@ -100,6 +100,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_add_step_waits",
         include_str!("../../../migrations/0017_add_step_waits.sql"),
     ),
+    (
+        "0018_add_free_places",
+        include_str!("../../../migrations/0018_add_free_places.sql"),
+    ),
 ];
 
 /// Every stored function, by name: its body's only definition. Applied in
@@ -113,9 +117,10 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("stewrd_open_stream"),
     function!("stewrd_count_usage"),
     function!("stewrd_exhausted_budget"),
-    function!("stewrd_wake_next"),
+    function!("stewrd_mark_free_place"),
     function!("stewrd_free_place"),
     function!("stewrd_claim_next"),
+    function!("stewrd_claim_room"),
     function!("stewrd_claim_batch"),
 ];
 

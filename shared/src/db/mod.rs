@@ -11,6 +11,7 @@ pub mod listen;
 pub mod migrate;
 pub mod notify;
 pub mod outbox;
+pub mod place;
 pub mod project;
 pub mod ratelimit;
 pub mod run;

@@ -54,12 +54,11 @@ pub async fn take_due(
 /// published a second time: each such duplicate cost a publish, a delivery and
 /// a claim that found nothing (13,000 of them for 20,000 jobs in a throughput
 /// run). Rows already claimed are gone; rows made due meanwhile (a failed
-/// publish, a freed place) or already republished are left alone, and so are
-/// the rows of capped projects, whose waiting runs keep the short window as
-/// their wake-up of last resort. Only a run never claimed (`started_at` unset)
-/// still has the row the fast lane published: a run claimed and put back within
-/// those 2 s (a rate-limit wait) has a new row with its own due time, which
-/// must stay.
+/// publish) or already republished are left alone. (Capped projects' waiting
+/// runs are woken by their project's free-place mark, `place`, not by their
+/// rows.) Only a run never claimed (`started_at` unset) still has the row the
+/// fast lane published: a run claimed and put back within those 2 s (a
+/// rate-limit wait) has a new row with its own due time, which must stay.
 ///
 /// [`UNCLAIMED_REPUBLISH`]: crate::queue::relay::UNCLAIMED_REPUBLISH
 pub async fn settle(
@@ -71,10 +70,9 @@ pub async fn settle(
         .prepare_cached(
             "UPDATE outbox o SET available_at = now() + make_interval(secs => $2),
                                  publishes = 1
-             FROM runs r LEFT JOIN projects p ON p.id = r.project_id
+             FROM runs r
              WHERE o.run_id = ANY($1) AND o.publishes = 0 AND o.available_at > now()
-               AND r.id = o.run_id AND r.started_at IS NULL
-               AND p.max_concurrent_runs IS NULL",
+               AND r.id = o.run_id AND r.started_at IS NULL",
         )
         .await?;
     Ok(client

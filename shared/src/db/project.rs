@@ -79,9 +79,7 @@ pub async fn set_server_tools(
     );
     let tools = serde_json::to_value(tools).unwrap_or_default();
     let row = client.query_opt(&sql, &[&id, &tools]).await?;
-    row.map(|row| ProjectRow::from_row(&row))
-        .transpose()
-        .map_err(Into::into)
+    row.map(|row| ProjectRow::from_row(&row)).transpose()
 }
 
 /// Inserts a project with its (encrypted) webhook signing secret.
@@ -97,7 +95,7 @@ pub async fn insert_project(
     let row = client
         .query_one(&sql, &[&id, &name, &encrypted_webhook_secret])
         .await?;
-    Ok(ProjectRow::from_row(&row)?)
+    ProjectRow::from_row(&row)
 }
 
 /// Sets (or clears) a project's webhook URL.
@@ -110,9 +108,7 @@ pub async fn set_webhook_url(
         "UPDATE projects SET webhook_url = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     );
     let row = client.query_opt(&sql, &[&id, &url]).await?;
-    row.map(|row| ProjectRow::from_row(&row))
-        .transpose()
-        .map_err(Into::into)
+    row.map(|row| ProjectRow::from_row(&row)).transpose()
 }
 
 /// Replaces a project's webhook secret; the old one keeps signing for `overlap`
@@ -192,10 +188,7 @@ pub async fn get_project(
 pub async fn list_projects(client: &impl GenericClient) -> Result<Vec<ProjectRow>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM projects ORDER BY id DESC");
     let rows = client.query(&sql, &[]).await?;
-    Ok(rows
-        .iter()
-        .map(ProjectRow::from_row)
-        .collect::<Result<_, _>>()?)
+    rows.iter().map(ProjectRow::from_row).collect()
 }
 
 /// Sets a project's provider and model, and its key when `encrypted_key` is
@@ -217,9 +210,7 @@ pub async fn set_project_llm(
     let row = client
         .query_opt(&sql, &[&id, &provider.as_str(), &model, &encrypted_key])
         .await?;
-    row.map(|row| ProjectRow::from_row(&row))
-        .transpose()
-        .map_err(Into::into)
+    row.map(|row| ProjectRow::from_row(&row)).transpose()
 }
 
 /// Forgets a project's provider configuration and key: the default applies again.
@@ -233,9 +224,7 @@ pub async fn clear_project_llm(
          WHERE id = $1 RETURNING {COLUMNS}"
     );
     let row = client.query_opt(&sql, &[&id]).await?;
-    row.map(|row| ProjectRow::from_row(&row))
-        .transpose()
-        .map_err(Into::into)
+    row.map(|row| ProjectRow::from_row(&row)).transpose()
 }
 
 /// Sets (or, with `None`, removes) a project's own requests-per-minute limit.
@@ -248,21 +237,26 @@ pub async fn set_rate_limit(
         "UPDATE projects SET rate_limit_rpm = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     );
     let row = client.query_opt(&sql, &[&id, &rpm]).await?;
-    row.map(|row| ProjectRow::from_row(&row))
-        .transpose()
-        .map_err(Into::into)
+    row.map(|row| ProjectRow::from_row(&row)).transpose()
 }
 
-/// Replaces all of a project's limits at once (`None`: no limit).
+/// Replaces all of a project's limits at once (`None`: no limit). A cap
+/// raised or lifted may leave free places: the project is marked (`place`)
+/// in the same statement, so its waiting runs are claimed.
 pub async fn set_limits(
     client: &impl GenericClient,
     id: ProjectId,
     limits: &Limits,
 ) -> Result<Option<ProjectRow>, DbError> {
     let sql = format!(
-        "UPDATE projects SET rate_limit_rpm = $2, max_concurrent_runs = $3, max_queued_runs = $4,
-                             tokens_per_day = $5, tokens_per_month = $6, updated_at = now()
-         WHERE id = $1 RETURNING {COLUMNS}"
+        "WITH u AS (
+             UPDATE projects SET rate_limit_rpm = $2, max_concurrent_runs = $3,
+                                 max_queued_runs = $4, tokens_per_day = $5,
+                                 tokens_per_month = $6, updated_at = now()
+             WHERE id = $1 RETURNING {COLUMNS}
+         ),
+         m AS (SELECT stewrd_mark_free_place(id) FROM u)
+         SELECT u.*, (SELECT count(*) FROM m) AS marked FROM u"
     );
     let row = client
         .query_opt(
@@ -277,7 +271,5 @@ pub async fn set_limits(
             ],
         )
         .await?;
-    row.map(|row| ProjectRow::from_row(&row))
-        .transpose()
-        .map_err(Into::into)
+    row.map(|row| ProjectRow::from_row(&row)).transpose()
 }

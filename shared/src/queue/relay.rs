@@ -33,7 +33,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    db::{DbError, Pool, outbox},
+    db::{DbError, Pool, outbox, place},
+    domain::id::RunId,
     queue::{self, JobMessage, Topology},
     runtime::{
         broker::Broker,
@@ -228,7 +229,7 @@ impl Relay {
                 Err(_) => break,
             }
         }
-        let (failed, broker_error) = publish_all(channel, &self.topology, &due).await;
+        let (failed, broker_error) = publish_runs(channel, &self.topology, &due).await;
         let confirmed: Vec<_> = due
             .iter()
             .map(|message| message.run_id)
@@ -269,43 +270,77 @@ impl Relay {
         Ok(())
     }
 
-    /// A slow-path round: take due rows, publish them all, wait for all confirms at once.
+    /// A slow-path round: take due rows and due free-place marks, publish them
+    /// all, wait for all confirms at once.
     async fn publish_due(&self, channel: &Channel) -> Result<usize, RelayError> {
         let client = self.pool.get().await.map_err(DbError::from)?;
         let due = outbox::take_due(&client, BATCH, self.republish_after).await?;
-        if due.is_empty() {
+        let rooms = place::take_due(&client, BATCH).await?;
+        if due.is_empty() && rooms.is_empty() {
             return Ok(0);
         }
-        let (failed, broker_error) = publish_all(channel, &self.topology, &due).await;
+        let (failed, mut broker_error) = publish_runs(channel, &self.topology, &due).await;
         if !failed.is_empty() {
             outbox::retry_after(&client, &failed, PUBLISH_RETRY).await?;
         }
+        let messages: Vec<_> = rooms
+            .iter()
+            .map(|&project_id| (JobMessage::Room { project_id }, None))
+            .collect();
+        let (failed, error) = publish_all(channel, &self.topology, &messages).await;
+        if !failed.is_empty() {
+            let projects: Vec<_> = failed.iter().map(|&i| rooms[i]).collect();
+            place::retry_after(&client, &projects, PUBLISH_RETRY).await?;
+        }
+        broker_error = broker_error.or(error);
         match broker_error {
             Some(error) => Err(RelayError::Broker(error)),
             None => {
-                tracing::debug!(published = due.len(), "relay published");
-                Ok(due.len())
+                tracing::debug!(
+                    published = due.len(),
+                    rooms = rooms.len(),
+                    "relay published"
+                );
+                Ok(due.len().max(rooms.len()))
             }
         }
     }
 }
 
-/// Publishes every message and waits for all their confirms at once. Returns the
-/// run ids that were not cleanly confirmed, and the broker error if any.
-async fn publish_all(
+/// Publishes the messages of runs (see [`publish_all`]); returns the run ids
+/// not cleanly confirmed.
+async fn publish_runs(
     channel: &Channel,
     topology: &Topology,
     due: &[outbox::DueMessage],
-) -> (Vec<crate::domain::id::RunId>, Option<String>) {
+) -> (Vec<RunId>, Option<String>) {
+    let messages: Vec<_> = due
+        .iter()
+        .map(|message| {
+            let body = JobMessage::Run {
+                run_id: message.run_id,
+            };
+            (body, message.request_id.as_deref())
+        })
+        .collect();
+    let (failed, error) = publish_all(channel, topology, &messages).await;
+    (failed.iter().map(|&i| due[i].run_id).collect(), error)
+}
+
+/// Publishes every message (with the id of the request behind it, if any) and
+/// waits for all their confirms at once. Returns the positions of those not
+/// cleanly confirmed, and the broker error if any.
+async fn publish_all(
+    channel: &Channel,
+    topology: &Topology,
+    messages: &[(JobMessage, Option<&str>)],
+) -> (Vec<usize>, Option<String>) {
     let routing_key = topology.jobs_queue();
-    let mut pending = Vec::with_capacity(due.len());
+    let mut pending = Vec::with_capacity(messages.len());
     let mut failed = Vec::new();
     let mut broker_error = None;
-    for message in due {
-        let body = JobMessage::Run {
-            run_id: message.run_id,
-        }
-        .to_bytes();
+    for (position, (message, request_id)) in messages.iter().enumerate() {
+        let body = message.to_bytes();
         let published = channel
             .basic_publish(
                 "".into(),
@@ -316,13 +351,13 @@ async fn publish_all(
                     ..BasicPublishOptions::default()
                 },
                 &body,
-                properties(message),
+                properties(message, *request_id),
             )
             .await;
         match published {
-            Ok(confirm) => pending.push((message.run_id, confirm)),
+            Ok(confirm) => pending.push((position, confirm)),
             Err(error) => {
-                failed.push(message.run_id);
+                failed.push(position);
                 broker_error = Some(error.to_string());
             }
         }
@@ -330,22 +365,22 @@ async fn publish_all(
     let confirmed = join_all(
         pending
             .into_iter()
-            .map(|(run_id, confirm)| async move { (run_id, confirm.await) }),
+            .map(|(position, confirm)| async move { (position, confirm.await) }),
     )
     .await;
-    for (run_id, confirmation) in confirmed {
+    for (position, confirmation) in confirmed {
         match confirmation {
             Ok(Confirmation::Ack(None)) => {}
             Ok(Confirmation::Ack(Some(_))) => {
-                failed.push(run_id);
+                failed.push(position);
                 broker_error = Some("message returned as unroutable".to_owned());
             }
             Ok(other) => {
-                failed.push(run_id);
+                failed.push(position);
                 broker_error = Some(format!("publish not confirmed: {other:?}"));
             }
             Err(error) => {
-                failed.push(run_id);
+                failed.push(position);
                 broker_error = Some(error.to_string());
             }
         }
@@ -353,17 +388,17 @@ async fn publish_all(
     (failed, broker_error)
 }
 
-fn properties(message: &outbox::DueMessage) -> BasicProperties {
+fn properties(message: &JobMessage, request_id: Option<&str>) -> BasicProperties {
     let mut headers = FieldTable::default();
-    if let Some(request_id) = &message.request_id {
+    if let Some(request_id) = request_id {
         headers.insert(
             "x-request-id".into(),
-            AMQPValue::LongString(LongString::from(request_id.as_str())),
+            AMQPValue::LongString(LongString::from(request_id)),
         );
     }
     BasicProperties::default()
         .with_delivery_mode(2) // persistent
         .with_content_type("application/json".into())
-        .with_message_id(message.run_id.to_string().as_str().into())
+        .with_message_id(message.id().as_str().into())
         .with_headers(headers)
 }

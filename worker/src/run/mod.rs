@@ -145,8 +145,8 @@ pub async fn process(worker: &Worker, run: &ClaimedRun, hand_back: &Cancellation
         }
     }
     if run.project.limits.max_concurrent_runs.is_some() {
-        // Its place is free: the database made the project's next run due
-        // (trigger `free_place`); publish it now rather than at the relay's poll.
+        // Its place is free: the database marked the project (trigger
+        // `free_place`); publish the room message now, not at the relay's poll.
         worker.relay_wake.notify_one();
     }
 }

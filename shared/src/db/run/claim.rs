@@ -151,6 +151,29 @@ pub async fn claim_next(
     }
 }
 
+/// Claims for a room message: `project`'s oldest due run, if it has a free
+/// place (see `stewrd_claim_room`; the mark is due again after a claim, and
+/// gone when the claim found no room or no work). Claimed in one statement and
+/// read in another, like [`claim_unreadable`]: room claims are few, and a run
+/// no claim can read is then named and failed, not met by every room message.
+pub async fn claim_room(
+    client: &impl GenericClient,
+    worker: WorkerId,
+    lease: Duration,
+    project: ProjectId,
+) -> Result<Claim, DbError> {
+    let statement = client
+        .prepare_cached("SELECT id FROM stewrd_claim_room($1, $2, $3)")
+        .await?;
+    match client
+        .query_opt(&statement, &[&worker, &lease.as_secs_f64(), &project])
+        .await?
+    {
+        Some(row) => read_claimed(client, worker, row.try_get("id")?).await,
+        None => Ok(Claim::Nothing),
+    }
+}
+
 /// Waits, after a claim failed, until its transaction's row locks are gone.
 /// Postgres sends a statement's error before it aborts the transaction, so a
 /// claim on another connection right after could still find the runs locked,

@@ -10,7 +10,7 @@ mod submit;
 pub use self::{
     claim::{
         Batch, Claim, ClaimLease, ClaimedRun, Progress, ProjectSnapshot, RunRequest, claim_batch,
-        claim_next, claim_unreadable, extend_leases, requeue_expired_leases,
+        claim_next, claim_room, claim_unreadable, extend_leases, requeue_expired_leases,
     },
     finish::{
         CancelOutcome, Finished, Requeue, ResultRow, RunOutcome, cancel_session,
