@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::{Router, extract::DefaultBodyLimit, middleware};
 use stewrd_shared::{
     db::{Pool, coalesce::Coalescer},
+    files::Files,
     queue::{Topology, deltas::DeltaHub, relay::Relay},
     runtime::config::Config,
     secrets::crypto::MasterKeyRing,
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::project::router())
         .merge(routes::admin::router())
         .merge(routes::usage::router())
+        .merge(routes::files::router(state.config.files.max_bytes))
         .merge(routes::health::router())
         .merge(crate::dashboard::router())
         .merge(crate::openapi::router())
@@ -69,6 +71,13 @@ pub async fn serve(
         admin_throttle: AdminThrottle::default(),
         metrics: stewrd_shared::runtime::metrics::install(),
         stopping: shutdown.clone(),
+        files: match config.files.store {
+            Some(_) => Some(
+                Files::new(pool.clone(), master_keys.clone(), config.files.clone())
+                    .map_err(std::io::Error::other)?,
+            ),
+            None => None,
+        },
         pool,
         config: config.clone(),
         master_keys,

@@ -4,6 +4,7 @@ use std::sync::{Arc, atomic::AtomicBool};
 
 use stewrd_shared::{
     db::{Pool, coalesce::Coalescer, run::NewRun},
+    files::Files,
     queue::{deltas::DeltaHub, relay::FastLane},
     runtime::config::Config,
     secrets::crypto::MasterKeyRing,
@@ -38,4 +39,6 @@ pub struct AppState {
     pub metrics: stewrd_shared::runtime::metrics::PrometheusHandle,
     /// Cancelled when the process stops: long-polls answer and event streams end.
     pub stopping: CancellationToken,
+    /// Files, when a store is set (`STEWRD_FILE_STORE`).
+    pub files: Option<Files>,
 }

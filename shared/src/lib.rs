@@ -8,6 +8,8 @@
 //!   signatures, redaction;
 //! - `db`: the store (Postgres: the pool, migrations, one module per table),
 //!   which makes no secrets and runs no use case;
+//! - `files`: files' bytes, sealed, in the object store (the local disk or
+//!   S3), with their rows;
 //! - `queue`: RabbitMQ (topology, the outbox relay, live text);
 //! - `view`: what clients see of the store's rows;
 //! - `ops`: the operator's actions (creating projects and keys, rotating the
@@ -17,6 +19,7 @@
 
 pub mod db;
 pub mod domain;
+pub mod files;
 pub mod ops;
 pub mod queue;
 pub mod runtime;

@@ -15,6 +15,7 @@ use crate::{
     },
     domain::{
         agent::ToolCall,
+        file::FileId,
         id::{RunId, SessionId},
         model::{
             EventType, Executor, FailureCode, KeySource, Provider, Role, RunStatus, StepStatus,
@@ -77,8 +78,19 @@ pub struct MessageOut {
     /// The call a tool message answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// The files a user message carries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<FileRefOut>>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// A file a message carries.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct FileRefOut {
+    pub id: FileId,
+    pub filename: String,
+    pub content_type: String,
 }
 
 impl MessageOut {
@@ -88,6 +100,7 @@ impl MessageOut {
             content,
             tool_calls: None,
             tool_call_id: None,
+            files: None,
             created_at: at,
         }
     }
@@ -134,7 +147,7 @@ impl SessionOut {
             .into_iter()
             .flatten()
             .fold(record.updated_at, OffsetDateTime::max);
-        let messages = (detail == Detail::Full).then(|| messages(&record.runs, &record.steps));
+        let messages = (detail == Detail::Full).then(|| messages(record));
         let runs = (detail != Detail::Summary).then(|| {
             record
                 .runs
@@ -200,6 +213,7 @@ impl SessionOut {
             updated_at: record.updated_at,
             runs,
             steps: Vec::new(),
+            files: Vec::new(),
         };
         let mut view = Self::from_record(&past, Detail::WithoutMessages)?;
         view.required_action = None;
@@ -210,14 +224,24 @@ impl SessionOut {
 /// Each run contributes its user message, then its answer once there is one:
 /// for an agent run every committed step (assistant messages with their tool
 /// calls, and one tool message per answered call), else the output.
-fn messages(runs: &[RunRecord], steps: &[StepRow]) -> Vec<MessageOut> {
+fn messages(record: &SessionRecord) -> Vec<MessageOut> {
+    let (runs, steps) = (&record.runs, &record.steps);
     let mut messages = Vec::with_capacity(runs.len() * 2 + steps.len());
     for run in runs {
-        messages.push(MessageOut::new(
-            Role::User,
-            Some(run.input.clone()),
-            run.created_at,
-        ));
+        let files: Vec<FileRefOut> = run
+            .files
+            .iter()
+            .filter_map(|id| record.files.iter().find(|f| f.id == *id))
+            .map(|file| FileRefOut {
+                id: file.id,
+                filename: file.filename.clone(),
+                content_type: file.content_type.clone(),
+            })
+            .collect();
+        messages.push(MessageOut {
+            files: (!files.is_empty()).then_some(files),
+            ..MessageOut::new(Role::User, Some(run.input.clone()), run.created_at)
+        });
         if run.step_count == 0 {
             if let Some(output) = &run.output {
                 let at = run.finished_at.unwrap_or(run.created_at);

@@ -4,7 +4,15 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use secrecy::SecretString;
-use stewrd_shared::runtime::{config::Config, shutdown};
+use stewrd_shared::runtime::{
+    config::{Config, StoreUrl},
+    shutdown,
+};
+
+/// Where `stewrd dev` keeps files unless `STEWRD_FILE_STORE` says otherwise.
+const DEV_FILES: &str = ".stewrd/files";
+/// Where `stewrd dev`'s stub provider listens (its demo tools are there too).
+const DEV_STUB: &str = "127.0.0.1:8089";
 use tokio::net::TcpListener;
 
 use super::{DevKey, bind, check_broker, connect_db};
@@ -42,6 +50,18 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
         Some(_) => None,
         None => Some(start_stub(&mut config).await?),
     };
+    if config.files.store.is_none() {
+        // Files on the local disk, beside the development master key.
+        config.files.store = Some(StoreUrl::Local(DEV_FILES.into()));
+    }
+    if std::env::var_os("STEWRD_WEBHOOK_ALLOW_PRIVATE").is_none() {
+        // A development machine's tools, webhooks and pages are on loopback.
+        config.webhook_allow_private = true;
+        tracing::warn!(
+            "stewrd dev: webhooks, tools and fetches may reach private addresses \
+             (set STEWRD_WEBHOOK_ALLOW_PRIVATE=false to refuse them)"
+        );
+    }
     let config = Arc::new(config);
     let pool = connect_db(&config).await?;
     check_broker(&config).await?;
@@ -64,9 +84,13 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
 }
 
 async fn start_stub(config: &mut Config) -> anyhow::Result<Stub> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .context("cannot start the stub provider")?;
+    // A fixed port when free (README walk-throughs name its demo tool).
+    let listener = match TcpListener::bind(DEV_STUB).await {
+        Ok(listener) => listener,
+        Err(_) => TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .context("cannot start the stub provider")?,
+    };
     let stub = Stub::start(listener, Duration::ZERO, false).await?;
     config.providers.openai = stub.base_url();
     config.providers.openrouter = format!("http://{}/api/v1", stub.address);

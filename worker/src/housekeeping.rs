@@ -1,6 +1,7 @@
 //! Slow chores of every worker: counting the outbox and webhook backlogs and the
-//! paused runs for the metrics, forgetting idempotency keys older than 24 hours,
-//! and dropping events past their retention.
+//! paused runs for the metrics, removing the bytes of deleted files and of
+//! uploads cut off, forgetting idempotency keys older than 24 hours, and
+//! dropping events past their retention.
 
 use std::{
     sync::Arc,
@@ -9,8 +10,8 @@ use std::{
 
 use stewrd_shared::{
     db::{
-        event_log, idempotency::forget_expired, outbox, sign_out::forget_expired_sign_outs, wait,
-        webhook,
+        event_log, file, idempotency::forget_expired, outbox, sign_out::forget_expired_sign_outs,
+        wait, webhook,
     },
     runtime::metrics as names,
 };
@@ -34,6 +35,7 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
         }
         sample_backlogs(&worker).await;
+        clean_files(&worker).await;
         if forgotten_at.elapsed() >= FORGET_EVERY {
             forgotten_at = Instant::now();
             forget_idempotency_keys(&worker).await;
@@ -72,6 +74,32 @@ async fn purge_events(worker: &Worker, retention: Duration) {
         Ok(0) => {}
         Ok(n) => tracing::info!(count = n, "events past their retention dropped"),
         Err(error) => tracing::warn!(%error, "cannot drop old events"),
+    }
+}
+
+/// Removes the bytes of deleted files and of uploads cut off (by their
+/// client, or a crash) for longer than `STEWRD_FILE_ABANDON_SECS`, then their rows.
+async fn clean_files(worker: &Worker) {
+    let Some(files) = &worker.files else { return };
+    let Ok(client) = worker.pool.get().await else {
+        return;
+    };
+    let stale = worker.config.files.abandon_after;
+    let leftovers = match file::leftovers(&client, stale, 100).await {
+        Ok(leftovers) => leftovers,
+        Err(error) => {
+            tracing::warn!(%error, "cannot list files to clean up");
+            return;
+        }
+    };
+    drop(client);
+    for leftover in &leftovers {
+        match files.clean(leftover).await {
+            Ok(()) => tracing::debug!(file_id = %leftover.id, "file's bytes removed"),
+            Err(error) => {
+                tracing::warn!(%error, file_id = %leftover.id, "cannot remove a file's bytes yet")
+            }
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use stewrd_shared::{
     db::{Pool, coalesce::Coalescer, run::ResultRow},
     domain::id::WorkerId,
+    files::Files,
     queue::{Topology, deltas::DeltaPublisher, relay::Relay},
     runtime::config::Config,
     secrets::crypto::MasterKeyRing,
@@ -62,6 +63,8 @@ pub struct Worker {
     /// Server tool calls in flight here, all runs together
     /// (`STEWRD_TOOL_CONCURRENCY`).
     tool_permits: tokio::sync::Semaphore,
+    /// Files (inputs sent to models, artifacts tools make), when a store is set.
+    files: Option<Files>,
 }
 
 /// Why a worker could not start.
@@ -69,6 +72,8 @@ pub struct Worker {
 pub enum StartError {
     #[error("cannot build the provider HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Files(#[from] stewrd_shared::files::store::StoreError),
 }
 
 /// Runs a worker until `shutdown`, then drains: in-flight runs get
@@ -86,7 +91,16 @@ pub async fn run(
     let results = Coalescer::start(pool.clone(), background.clone());
     let (deltas, publish_deltas) =
         DeltaPublisher::new(config.broker.clone(), topology.clone(), background.clone());
+    let files = match config.files.store {
+        Some(_) => Some(Files::new(
+            pool.clone(),
+            master_keys.clone(),
+            config.files.clone(),
+        )?),
+        None => None,
+    };
     let worker = Arc::new(Worker {
+        files,
         id: WorkerId::new(),
         provider: ProviderClient::new(config.providers.clone(), &config.worker)?,
         relay_wake: relay.waker(),

@@ -60,6 +60,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/dashboard/sessions/{id}", get(pages::session))
         .route("/dashboard/sessions/{id}/events", get(live::events))
+        .route("/dashboard/files/{id}/content", get(pages::file_content))
 }
 
 /// A signed-in operator, with the CSRF token for this session's forms.

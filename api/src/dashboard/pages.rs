@@ -10,6 +10,7 @@ use stewrd_shared::{
     db::{
         DbError,
         api_key::{ApiKeyRow, list_api_keys},
+        file::{FileFilter, FileRow, get_any_file, list_files, stored_bytes},
         project::{get_project, list_projects},
         session::{SessionRecord, get_session, list_sessions, session_counts, session_project},
         step::StepRow,
@@ -17,6 +18,7 @@ use stewrd_shared::{
         webhook::list_deliveries,
     },
     domain::{
+        file::FileId,
         id::{ProjectId, SessionId},
         model::{Provider, RunStatus},
     },
@@ -151,9 +153,10 @@ pub(super) async fn project_page(
         let sessions = list_sessions(&client, id, None, None, 25).await?;
         let chart = UsageQuery::last_days(CHART_DAYS);
         let usage = usage_report(&client, id, chart.from, chart.to, chart.group_by).await?;
-        Ok::<_, DbError>(Some((project, keys, sessions, (usage, chart.to))))
+        let stored = stored_bytes(&client, id).await?;
+        Ok::<_, DbError>(Some((project, keys, sessions, (usage, chart.to, stored))))
     };
-    let (project, keys, sessions, (usage, today)) = match loaded.await {
+    let (project, keys, sessions, (usage, today, stored)) = match loaded.await {
         Ok(Some(loaded)) => loaded,
         Ok(None) => return failure(ApiError::not_found("project")),
         Err(error) => return failure(error),
@@ -163,16 +166,32 @@ pub(super) async fn project_page(
     let csrf = csrf_field(&operator.csrf);
     let body = format!(
         r#"{banner}<p><a href="/dashboard">← Projects</a></p><h1>{name}</h1>
-{llm}{webhook}{limits}{usage}{keys}{sessions}"#,
+{llm}{webhook}{limits}{usage}{storage}{keys}{sessions}"#,
         name = esc(&view.name),
         llm = llm_card(&view, has_choice, &csrf),
         webhook = webhook_card(&view, &csrf),
         limits = limits_card(&view, &csrf),
         usage = usage_card(&usage, today, &view.limits),
+        storage = storage_card(stored, state.config.files.quota_bytes),
         keys = keys_card(view.id, &keys, &csrf),
         sessions = sessions_card(&sessions),
     );
     page(&view.name, Some(&operator.csrf), &body)
+}
+
+/// The bytes the project's files hold, against its quota.
+fn storage_card(stored: i64, quota: u64) -> String {
+    let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
+    let share = if quota == 0 {
+        0.0
+    } else {
+        stored as f64 / quota as f64 * 100.0
+    };
+    format!(
+        r#"<div class="card"><h2>Files</h2><p id="storage">{used:.1} MiB of {quota:.0} MiB stored ({share:.0}%)</p></div>"#,
+        used = mib(stored as f64),
+        quota = mib(quota as f64),
+    )
 }
 
 fn llm_card(view: &ProjectOut, has_choice: bool, csrf: &str) -> String {
@@ -334,9 +353,14 @@ pub(super) async fn session(
             return Ok(None);
         };
         let deliveries = list_deliveries(&client, project_id, session_id).await?;
-        Ok::<_, DbError>(Some((project_id, record, deliveries)))
+        let filter = FileFilter {
+            purpose: None,
+            session: Some(session_id),
+        };
+        let files = list_files(&client, project_id, filter, None, 100).await?;
+        Ok::<_, DbError>(Some((project_id, record, (deliveries, files))))
     };
-    let (project_id, record, deliveries) = match loaded.await {
+    let (project_id, record, (deliveries, files)) = match loaded.await {
         Ok(Some(loaded)) => loaded,
         Ok(None) => return failure(ApiError::not_found("session")),
         Err(error) => return failure(error),
@@ -418,9 +442,10 @@ pub(super) async fn session(
 <div class="card"><div class="grid"><div>Status</div><div id="session-status">{status}</div><div>Provider</div><div>{provider} · {model}</div><div>Key</div><div>{key_source}</div></div></div>
 <div class="card"><h2>Messages</h2>{messages}</div>{live}
 <div class="card"><h2>Runs</h2><table><tr><th>Run</th><th>Status</th><th>Attempts</th><th>Tokens</th><th>Error</th></tr>{runs}</table></div>
-{steps}
+{steps}{files}
 <div class="card"><h2>Webhook deliveries</h2><table><tr><th>Time</th><th>Event</th><th>URL</th><th>Status</th><th>Error</th><th>Next try</th></tr>{attempts}</table></div>"#,
         id = view.id,
+        files = files_card(&files),
         live = if view.status.is_final() {
             String::new()
         } else {
@@ -435,6 +460,31 @@ pub(super) async fn session(
         key_source = view.key_source,
     );
     page("Session", Some(&operator.csrf), &body)
+}
+
+/// The session's files (inputs of its messages, and artifacts), each with a
+/// download link.
+fn files_card(files: &[FileRow]) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    let rows: String = files
+        .iter()
+        .map(|file| {
+            format!(
+                r#"<tr><td><a href="/dashboard/files/{id}/content">{name}</a></td><td>{purpose}</td><td>{kind}</td><td>{bytes}</td><td>{at}</td></tr>"#,
+                id = file.id,
+                name = esc(&file.filename),
+                purpose = file.purpose.as_str(),
+                kind = esc(&file.content_type),
+                bytes = file.bytes,
+                at = date(file.created_at),
+            )
+        })
+        .collect();
+    format!(
+        r#"<div class="card"><h2>Files</h2><table><tr><th>File</th><th>Purpose</th><th>Type</th><th>Bytes</th><th>Created</th></tr>{rows}</table></div>"#
+    )
 }
 
 /// Longest tool output shown in the steps table.
@@ -479,4 +529,31 @@ fn steps_table(steps: &[StepRow]) -> String {
     format!(
         r#"<div class="card"><h2>Steps</h2><table><tr><th>Run</th><th>#</th><th>Type</th><th>Model or tool</th><th>Executor</th><th>Status</th><th>Attempts</th><th>Tokens</th><th>Output</th></tr>{rows}</table></div>"#
     )
+}
+
+/// A file's bytes, for the operator (any project's).
+pub(super) async fn file_content(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let Ok(id) = id.parse::<FileId>() else {
+        return failure(ApiError::not_found("file"));
+    };
+    let Some(files) = &state.files else {
+        return failure(ApiError::not_found("file"));
+    };
+    let found = async {
+        let client = state.pool.get().await?;
+        get_any_file(&client, id).await
+    };
+    let row = match found.await {
+        Ok(Some(row)) => row,
+        Ok(None) => return failure(ApiError::not_found("file")),
+        Err(error) => return failure(error),
+    };
+    crate::routes::files::download(files, &row, &headers)
+        .await
+        .unwrap_or_else(failure)
 }

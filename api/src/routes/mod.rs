@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod agent;
 pub mod events;
+pub mod files;
 pub mod health;
 pub mod project;
 pub mod sessions;

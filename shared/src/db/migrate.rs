@@ -104,6 +104,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0018_add_free_places",
         include_str!("../../../migrations/0018_add_free_places.sql"),
     ),
+    (
+        "0019_add_files",
+        include_str!("../../../migrations/0019_add_files.sql"),
+    ),
 ];
 
 /// Every stored function, by name: its body's only definition. Applied in

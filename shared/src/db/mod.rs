@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod coalesce;
 pub mod cooldown;
 pub mod event_log;
+pub mod file;
 pub mod idempotency;
 pub mod limits;
 pub mod listen;

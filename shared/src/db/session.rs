@@ -5,10 +5,12 @@ use tokio_postgres::Row;
 
 use super::{
     DbError, GenericClient,
+    file::{AttachedFile, attached_files},
     run::{RUN_RECORD_COLUMNS, RunRecord},
     step::{StepRow, steps_of_runs},
 };
 use crate::domain::{
+    file::FileId,
     id::{ProjectId, RunId, SessionId},
     model::RunStatus,
 };
@@ -24,6 +26,8 @@ pub struct SessionRecord {
     pub runs: Vec<RunRecord>,
     /// The committed steps of its agent runs, by run and index.
     pub steps: Vec<StepRow>,
+    /// The files attached to its messages.
+    pub files: Vec<AttachedFile>,
 }
 
 impl SessionRecord {
@@ -35,6 +39,7 @@ impl SessionRecord {
     fn from_row(row: &Row, runs: Vec<RunRecord>) -> Result<Self, DbError> {
         Ok(Self {
             steps: Vec::new(),
+            files: Vec::new(),
             id: row.try_get("session_id")?,
             metadata: row.try_get("metadata")?,
             created_at: row.try_get("session_created_at")?,
@@ -75,8 +80,11 @@ pub async fn get_session(
         .map(|run| run.id)
         .collect();
     let steps = steps_of_runs(client, &agent_runs).await?;
+    let attached: Vec<FileId> = runs.iter().flat_map(|run| run.files.clone()).collect();
+    let files = attached_files(client, &attached).await?;
     let mut record = SessionRecord::from_row(first, runs)?;
     record.steps = steps;
+    record.files = files;
     Ok(Some(record))
 }
 

@@ -12,6 +12,7 @@ use tokio_postgres::Row;
 use super::{DbError, GenericClient, parse_column, parse_optional_column};
 use crate::domain::{
     agent::ToolCall,
+    file::FileId,
     id::{RunId, WorkerId},
     model::{Executor, Outcome, StepStatus, StepType, Wait},
     usage::Usage,
@@ -54,6 +55,8 @@ pub struct ToolStep {
     pub executor: Executor,
     pub state: ToolState,
     pub attempts: i32,
+    /// The files the call made (artifacts).
+    pub files: Vec<FileId>,
 }
 
 /// Where a tool call stands.
@@ -164,12 +167,15 @@ fn tool_step(row: &Row) -> Result<ToolStep, DbError> {
         executor: parse_column(row, "executor", Executor::parse)?,
         state,
         attempts: row.try_get("attempts")?,
+        files: row
+            .try_get::<_, Option<Vec<FileId>>>("files")?
+            .unwrap_or_default(),
     })
 }
 
 const STEP_COLUMNS: &str = "run_id, index, type, status, model, content, tool_calls, \
      prompt_tokens, completion_tokens, total_tokens, tool_call_id, name, arguments, executor, \
-     output, waits_for, attempts, started_at, finished_at";
+     output, waits_for, attempts, files, started_at, finished_at";
 
 /// The committed steps of `runs`, by run (in the order given) and index.
 pub async fn steps_of_runs(
@@ -221,6 +227,8 @@ pub struct NewToolStep {
     pub executor: Executor,
     pub state: ToolState,
     pub attempts: i32,
+    /// The files the call made (artifacts).
+    pub files: Vec<FileId>,
     pub started_at: OffsetDateTime,
 }
 
@@ -314,14 +322,15 @@ pub async fn commit_tool_steps(
              steps AS (
                  INSERT INTO run_steps (run_id, index, type, status, tool_call_id, name,
                                         arguments, executor, output, attempts, started_at,
-                                        finished_at, waits_for)
+                                        finished_at, waits_for, files)
                  SELECT f.id, x.i, 'tool_call', x.s, x.c, x.n, x.a, x.e, x.o, x.t, x.b,
-                        CASE WHEN x.s = 'pending' THEN NULL ELSE now() END, x.w
+                        CASE WHEN x.s = 'pending' THEN NULL ELSE now() END, x.w,
+                        nullif(string_to_array(x.fs, ','), '{{}}')::uuid[]
                  FROM u f,
                       unnest($6::int[], $7::text[], $8::text[], $9::text[], $10::text[],
                              $11::text[], $12::text[], $13::int[], $14::timestamptz[],
-                             $15::text[])
-                          AS x(i, s, c, n, a, e, o, t, b, w)
+                             $15::text[], $16::text[])
+                          AS x(i, s, c, n, a, e, o, t, b, w, fs)
              ),
              {events}
              SELECT (SELECT count(*) FROM e) AS events FROM u",
@@ -355,6 +364,17 @@ pub async fn commit_tool_steps(
                     .map(|s| match s.state {
                         ToolState::Awaiting(wait) => Some(wait.as_str()),
                         ToolState::Done { .. } => None,
+                    })
+                    .collect::<Vec<_>>(),
+                // Each step's files as one text (arrays of arrays do not unnest by row).
+                &steps
+                    .iter()
+                    .map(|s| {
+                        s.files
+                            .iter()
+                            .map(|f| f.0.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
                     })
                     .collect::<Vec<_>>(),
             ],

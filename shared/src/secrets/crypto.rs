@@ -31,6 +31,8 @@ pub enum SecretField {
     ProviderKey,
     /// A project's webhook signing secret.
     WebhookSecret,
+    /// The data key of one of a project's files.
+    FileKey,
 }
 
 impl SecretField {
@@ -38,6 +40,7 @@ impl SecretField {
         match self {
             Self::ProviderKey => b"provider_key",
             Self::WebhookSecret => b"webhook_secret",
+            Self::FileKey => b"file_key",
         }
     }
 }

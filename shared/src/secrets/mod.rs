@@ -4,5 +4,6 @@
 
 pub mod crypto;
 pub mod redact;
+pub mod seal;
 pub mod signature;
 pub mod token;

@@ -31,7 +31,7 @@ const OPENROUTER_TITLE: &str = "stewrd";
 pub struct ChatMessage {
     pub role: Role,
     /// `null` for an assistant message that only calls tools.
-    pub content: Option<String>,
+    pub content: Option<Content>,
     /// An assistant message's tool calls, exactly as the provider wrote them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Value>,
@@ -45,7 +45,7 @@ impl ChatMessage {
     pub fn new(role: Role, content: &str) -> Self {
         Self {
             role,
-            content: Some(content.to_owned()),
+            content: Some(Content::Text(content.to_owned())),
             tool_calls: None,
             tool_call_id: None,
         }
@@ -55,9 +55,27 @@ impl ChatMessage {
     pub fn assistant(content: Option<&str>, tool_calls: Option<&Value>) -> Self {
         Self {
             role: Role::Assistant,
-            content: content.map(str::to_owned),
+            content: content.map(|text| Content::Text(text.to_owned())),
             tool_calls: tool_calls.cloned(),
             tool_call_id: None,
+        }
+    }
+
+    /// A user message of parts (its text, then the files it carries).
+    pub fn user_parts(parts: Vec<Part>) -> Self {
+        Self {
+            role: Role::User,
+            content: Some(Content::Parts(parts)),
+            tool_calls: None,
+            tool_call_id: None,
+        }
+    }
+
+    /// The text of a message of text alone.
+    pub fn text(&self) -> Option<&str> {
+        match &self.content {
+            Some(Content::Text(text)) => Some(text),
+            _ => None,
         }
     }
 
@@ -65,11 +83,48 @@ impl ChatMessage {
     pub fn tool(tool_call_id: &str, output: &str) -> Self {
         Self {
             role: Role::Tool,
-            content: Some(output.to_owned()),
+            content: Some(Content::Text(output.to_owned())),
             tool_calls: None,
             tool_call_id: Some(tool_call_id.to_owned()),
         }
     }
+}
+
+/// A message's content: text, or parts (text, images, files), in the
+/// chat-completions shapes OpenAI and OpenRouter both take.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+/// One part of a message's content.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Part {
+    Text {
+        text: String,
+    },
+    /// An image, as a `data:` URL of its bytes.
+    ImageUrl {
+        image_url: ImageUrl,
+    },
+    /// A PDF, as a `data:` URL of its bytes.
+    File {
+        file: FileData,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ImageUrl {
+    pub url: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FileData {
+    pub filename: String,
+    pub file_data: String,
 }
 
 /// A chat-completions request. Tools, tool choice and response format go to

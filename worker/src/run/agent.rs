@@ -113,10 +113,29 @@ impl<'a> Loop<'a> {
             .answer(self.worker, self.run, calls, self.next_index())
             .await;
         match self.commit_tools(&steps).await {
-            Ok(ToolsCommitted::Written) => Turn::Next,
+            Ok(ToolsCommitted::Written) => self.show_made_files(&steps).await,
             Ok(ToolsCommitted::Paused { webhook }) => Verdict::Paused { webhook }.into(),
             Ok(ToolsCommitted::LeaseLost) => Verdict::LeaseLost.into(),
             Err(verdict) => verdict.into(),
+        }
+    }
+
+    /// The images the tools just made, read for the next model call (as a
+    /// resumed run would read them).
+    async fn show_made_files(&mut self, steps: &[NewToolStep]) -> Turn {
+        let made: Vec<_> = steps.iter().flat_map(|s| s.files.iter().copied()).collect();
+        let project = self.run.project_id;
+        match self
+            .history
+            .files
+            .learn(self.worker, project, made, true)
+            .await
+        {
+            Ok(()) => Turn::Next,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read a tool's artifact; the run resumes later");
+                Verdict::HandBack.into()
+            }
         }
     }
 
@@ -427,6 +446,7 @@ fn tool_row(run: &ClaimedRun, step: &NewToolStep) -> StepRow {
             executor: step.executor,
             state: step.state.clone(),
             attempts: step.attempts,
+            files: step.files.clone(),
         }),
     }
 }

@@ -3,14 +3,20 @@
 //! then its own message and its own committed steps. Rebuilt from committed rows
 //! only, so a resumed run sends exactly what an uninterrupted one would.
 
+use std::collections::HashMap;
+
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use serde_json::Value;
 use stewrd_shared::{
     db::{
         DbError,
+        file::files_by_id,
         run::{ClaimedRun, EarlierRun, earlier_runs},
         step::{StepKind, StepRow, steps_of_runs},
     },
     domain::{
+        file::{FileId, Shown, shown_as},
+        id::ProjectId,
         llm::LlmChoice,
         model::{Role, RunStatus},
     },
@@ -18,18 +24,101 @@ use stewrd_shared::{
 
 use crate::{
     Worker,
-    provider::{ChatMessage, ChatRequest},
+    provider::{ChatMessage, ChatRequest, FileData, ImageUrl, Part},
 };
 
-/// What the run starts from: the messages before its own steps, and its steps.
+/// What the run starts from: the messages before its own steps, its steps,
+/// and what the files the conversation holds are shown as.
 pub(super) struct History {
     pub base: Vec<ChatMessage>,
     pub steps: Vec<StepRow>,
+    pub files: FileParts,
+}
+
+/// The parts files are shown as: a message's attached files, and the images
+/// tools made (artifacts). Read once per claim, and as steps make more.
+#[derive(Default)]
+pub(super) struct FileParts(HashMap<FileId, Part>);
+
+/// Why the history could not be read (the run is handed back, and read again
+/// on its next claim).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum LoadError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot read a file of the conversation: {0}")]
+    Files(String),
+}
+
+impl FileParts {
+    /// Reads the files `ids` name (the ready ones of `project`) and keeps
+    /// their parts; `images_only` for artifacts (only images are shown).
+    pub(super) async fn learn(
+        &mut self,
+        worker: &Worker,
+        project: ProjectId,
+        ids: Vec<FileId>,
+        images_only: bool,
+    ) -> Result<(), LoadError> {
+        let ids: Vec<FileId> = ids
+            .into_iter()
+            .filter(|id| !self.0.contains_key(id))
+            .collect();
+        let Some(files) = worker.files.as_ref().filter(|_| !ids.is_empty()) else {
+            return Ok(());
+        };
+        let rows = worker
+            .db(|client| async move { files_by_id(&client, project, &ids).await })
+            .await?;
+        for row in rows {
+            let Some(kind) = shown_as(&row.content_type) else {
+                continue;
+            };
+            if images_only && kind != Shown::Image {
+                continue;
+            }
+            let bytes = files
+                .read_all(&row)
+                .await
+                .map_err(|e| LoadError::Files(e.to_string()))?;
+            self.0
+                .insert(row.id, part(kind, &row.content_type, &row.filename, &bytes));
+        }
+        Ok(())
+    }
+
+    /// A file's part; one no longer stored says so.
+    fn of(&self, id: FileId) -> Part {
+        self.0.get(&id).cloned().unwrap_or_else(|| Part::Text {
+            text: format!("[file {id} is no longer available]"),
+        })
+    }
+}
+
+/// How the model is given a file: images as `image_url` and PDFs as `file`
+/// parts (data URLs of the exact bytes), text as its text.
+fn part(kind: Shown, content_type: &str, filename: &str, bytes: &[u8]) -> Part {
+    let data_url = || format!("data:{content_type};base64,{}", BASE64.encode(bytes));
+    match kind {
+        Shown::Image => Part::ImageUrl {
+            image_url: ImageUrl { url: data_url() },
+        },
+        Shown::Pdf => Part::File {
+            file: FileData {
+                filename: filename.to_owned(),
+                file_data: data_url(),
+            },
+        },
+        Shown::Text => Part::Text {
+            text: String::from_utf8_lossy(bytes).into_owned(),
+        },
+    }
 }
 
 /// Loads the session's answered exchanges and this run's committed steps (one
-/// query each, and none for a first message with no steps).
-pub(super) async fn load(worker: &Worker, run: &ClaimedRun) -> Result<History, DbError> {
+/// query each, and none for a first message with no steps), and the files
+/// they hold.
+pub(super) async fn load(worker: &Worker, run: &ClaimedRun) -> Result<History, LoadError> {
     let earlier = if run.turn > 1 {
         worker
             .db(|client| async move { earlier_runs(&client, run.session_id, run.turn).await })
@@ -37,9 +126,13 @@ pub(super) async fn load(worker: &Worker, run: &ClaimedRun) -> Result<History, D
     } else {
         Vec::new()
     };
-    let mut with_steps: Vec<_> = earlier
+    let answered: Vec<&EarlierRun> = earlier
         .iter()
-        .filter(|e| e.status == RunStatus::Succeeded && e.step_count > 0)
+        .filter(|e| e.status == RunStatus::Succeeded)
+        .collect();
+    let mut with_steps: Vec<_> = answered
+        .iter()
+        .filter(|e| e.step_count > 0)
         .map(|e| e.id)
         .collect();
     if run.progress.step_count > 0 {
@@ -52,17 +145,48 @@ pub(super) async fn load(worker: &Worker, run: &ClaimedRun) -> Result<History, D
             .db(|client| async move { steps_of_runs(&client, &with_steps).await })
             .await?
     };
+    let mut files = FileParts::default();
+    let attached: Vec<FileId> = answered
+        .iter()
+        .flat_map(|e| e.files.iter().copied())
+        .chain(run.request.files.iter().copied())
+        .collect();
+    files.learn(worker, run.project_id, attached, false).await?;
+    let made: Vec<FileId> = steps.iter().flat_map(step_files).collect();
+    files.learn(worker, run.project_id, made, true).await?;
     let (own, earlier_steps): (Vec<_>, Vec<_>) =
         steps.into_iter().partition(|s| s.run_id == run.id);
+    let base = build_messages(
+        &earlier,
+        &earlier_steps,
+        run.request.system.as_deref(),
+        user_message(&run.request.input, &run.request.files, &files),
+        &files,
+    );
     Ok(History {
-        base: build_messages(
-            &earlier,
-            &earlier_steps,
-            run.request.system.as_deref(),
-            &run.request.input,
-        ),
+        base,
         steps: own,
+        files,
     })
+}
+
+/// The files a step made.
+pub(super) fn step_files(step: &StepRow) -> Vec<FileId> {
+    step.tool()
+        .map(|tool| tool.files.clone())
+        .unwrap_or_default()
+}
+
+/// A user message: its text, then the files it carries, in order.
+fn user_message(input: &str, attached: &[FileId], files: &FileParts) -> ChatMessage {
+    if attached.is_empty() {
+        return ChatMessage::new(Role::User, input);
+    }
+    let mut parts = vec![Part::Text {
+        text: input.to_owned(),
+    }];
+    parts.extend(attached.iter().map(|id| files.of(*id)));
+    ChatMessage::user_parts(parts)
 }
 
 /// Only answered exchanges enter the history: a failed or cancelled message is
@@ -72,7 +196,8 @@ fn build_messages(
     earlier: &[EarlierRun],
     steps: &[StepRow],
     system: Option<&str>,
-    input: &str,
+    input: ChatMessage,
+    files: &FileParts,
 ) -> Vec<ChatMessage> {
     let system = system.or_else(|| earlier.iter().rev().find_map(|run| run.system.as_deref()));
     let mut messages = Vec::with_capacity(earlier.len() * 2 + steps.len() + 2);
@@ -84,38 +209,54 @@ fn build_messages(
             continue;
         }
         if run.step_count > 0 {
-            messages.push(ChatMessage::new(Role::User, &run.input));
+            messages.push(user_message(&run.input, &run.files, files));
             let own: Vec<StepRow> = steps
                 .iter()
                 .filter(|s| s.run_id == run.id)
                 .cloned()
                 .collect();
-            messages.extend(step_messages(&own));
+            messages.extend(step_messages(&own, files));
         } else if let Some(output) = &run.output {
-            messages.push(ChatMessage::new(Role::User, &run.input));
+            messages.push(user_message(&run.input, &run.files, files));
             messages.push(ChatMessage::new(Role::Assistant, output));
         }
     }
-    messages.push(ChatMessage::new(Role::User, input));
+    messages.push(input);
     messages
 }
 
 /// Committed steps as messages: each model answer as it came (with its tool
-/// calls), then one tool message per answered call, in the order they were made.
-pub(super) fn step_messages(steps: &[StepRow]) -> Vec<ChatMessage> {
-    steps
-        .iter()
-        .filter_map(|step| match &step.kind {
-            StepKind::Model(answer) => Some(ChatMessage::assistant(
-                answer.content.as_deref(),
-                answer.tool_calls.as_ref(),
-            )),
-            StepKind::Tool(tool) => tool
-                .state
-                .output()
-                .map(|output| ChatMessage::tool(&tool.call.id, output)),
-        })
-        .collect()
+/// calls), then one tool message per answered call, in the order they were
+/// made, and after a step's tool messages the images its tools made, in one
+/// user message (a tool message carries text only).
+pub(super) fn step_messages(steps: &[StepRow], files: &FileParts) -> Vec<ChatMessage> {
+    let mut messages = Vec::with_capacity(steps.len());
+    let mut images = Vec::new();
+    for step in steps {
+        match &step.kind {
+            StepKind::Model(answer) => {
+                flush_images(&mut messages, &mut images);
+                messages.push(ChatMessage::assistant(
+                    answer.content.as_deref(),
+                    answer.tool_calls.as_ref(),
+                ));
+            }
+            StepKind::Tool(tool) => {
+                if let Some(output) = tool.state.output() {
+                    messages.push(ChatMessage::tool(&tool.call.id, output));
+                    images.extend(tool.files.iter().filter_map(|id| files.0.get(id).cloned()));
+                }
+            }
+        }
+    }
+    flush_images(&mut messages, &mut images);
+    messages
+}
+
+fn flush_images(messages: &mut Vec<ChatMessage>, images: &mut Vec<Part>) {
+    if !images.is_empty() {
+        messages.push(ChatMessage::user_parts(std::mem::take(images)));
+    }
 }
 
 /// The next model call's request: the history, the steps so far, and every
@@ -127,7 +268,7 @@ pub(super) fn request(
     tools: Vec<Value>,
 ) -> ChatRequest {
     let mut messages = history.base.clone();
-    messages.extend(step_messages(&history.steps));
+    messages.extend(step_messages(&history.steps, &history.files));
     let agent = &run.request.agent;
     ChatRequest {
         model: choice.model.clone(),
@@ -165,6 +306,7 @@ mod tests {
             output: output.map(Into::into),
             system: system.map(Into::into),
             status,
+            files: Vec::new(),
         }
     }
 
@@ -175,19 +317,16 @@ mod tests {
             earlier("lost", None, RunStatus::Failed, None),
             earlier("again", Some("yes"), RunStatus::Succeeded, None),
         ];
-        let messages = build_messages(&history, &[], None, "now");
+        let now = ChatMessage::new(Role::User, "now");
+        let messages = build_messages(&history, &[], None, now, &FileParts::default());
         let roles: Vec<_> = messages.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(
             roles,
             ["system", "user", "assistant", "user", "assistant", "user"]
         );
-        assert_eq!(messages[0].content.as_deref(), Some("be brief"));
-        assert_eq!(messages[5].content.as_deref(), Some("now"));
-        assert!(
-            messages
-                .iter()
-                .all(|m| m.content.as_deref() != Some("lost"))
-        );
+        assert_eq!(messages[0].text(), Some("be brief"));
+        assert_eq!(messages[5].text(), Some("now"));
+        assert!(messages.iter().all(|m| m.text() != Some("lost")));
     }
 
     #[test]
@@ -198,8 +337,9 @@ mod tests {
             RunStatus::Succeeded,
             Some("old"),
         )];
-        let messages = build_messages(&history, &[], Some("new"), "now");
-        assert_eq!(messages[0].content.as_deref(), Some("new"));
+        let now = ChatMessage::new(Role::User, "now");
+        let messages = build_messages(&history, &[], Some("new"), now, &FileParts::default());
+        assert_eq!(messages[0].text(), Some("new"));
         assert_eq!(
             messages.iter().filter(|m| m.role == Role::System).count(),
             1

@@ -202,8 +202,17 @@ async fn decide(worker: &Worker, run: &ClaimedRun, choice: &LlmChoice) -> Verdic
     let history = match conversation::load(worker, run).await {
         Ok(history) => history,
         Err(error) => {
-            tracing::warn!(%error, "cannot load the session history");
-            return Verdict::HandBack;
+            // Back later, with a backoff and the attempt counted: an outage
+            // passes, and a history that never reads ends at the attempt limit
+            // instead of being claimed again and again.
+            let settings = &worker.config.worker;
+            let delay = retry_delay(attempts, None, settings.retry_base, settings.retry_max);
+            tracing::warn!(%error, retry_in_ms = millis(delay), "cannot load the session history");
+            return Verdict::Requeue(Requeue {
+                delay,
+                counts_as_attempt: true,
+                rate_slot: None,
+            });
         }
     };
     let key_id = fingerprint(&key);

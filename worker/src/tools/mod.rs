@@ -17,6 +17,7 @@
 //! not a JSON object) is answered at once with `{"error": …}`, so the model
 //! can go on.
 
+pub(crate) mod artifact;
 mod server;
 
 use std::time::Instant;
@@ -33,6 +34,7 @@ use stewrd_shared::{
             ClientTool, MAX_TOOL_CALLS_IN_FLIGHT, MAX_TOOL_CALLS_PER_ANSWER, ServerTool, ToolCall,
             error_output,
         },
+        file::FileId,
         model::{Executor, Outcome, Wait},
         text::storable,
     },
@@ -46,11 +48,13 @@ use crate::Worker;
 
 /// What a call gave.
 pub(crate) enum Answer {
-    /// The output the model gets, how the call ended, and the attempts made.
+    /// The output the model gets, how the call ended, the attempts made, and
+    /// the files it made (artifacts: an image among them is shown to the model).
     Output {
         text: String,
         outcome: Outcome,
         attempts: i32,
+        files: Vec<FileId>,
     },
     /// Nothing yet: the call waits for a person, and the run pauses.
     Await(Wait),
@@ -63,6 +67,7 @@ impl Answer {
             text: error_output(message),
             outcome: Outcome::Failed,
             attempts: 0,
+            files: Vec::new(),
         }
     }
 }
@@ -210,19 +215,21 @@ fn step(
     answer: Answer,
     started_at: OffsetDateTime,
 ) -> NewToolStep {
-    let (state, attempts) = match answer {
+    let (state, attempts, files) = match answer {
         Answer::Output {
             text,
             outcome,
             attempts,
+            files,
         } => (
             ToolState::Done {
                 outcome,
                 output: storable(text),
             },
             attempts,
+            files,
         ),
-        Answer::Await(wait) => (ToolState::Awaiting(wait), 0),
+        Answer::Await(wait) => (ToolState::Awaiting(wait), 0, Vec::new()),
     };
     NewToolStep {
         index,
@@ -231,6 +238,7 @@ fn step(
         executor: tool.map_or(Executor::Server, |t| t.kind.executor()),
         state,
         attempts,
+        files,
         started_at,
     }
 }

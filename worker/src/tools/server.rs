@@ -20,7 +20,7 @@ use stewrd_shared::{
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::sync::OnceCell;
 
-use super::Answer;
+use super::{Answer, artifact};
 use crate::{
     Worker,
     webhook::{WebhookClient, send, sign_with, signing_secrets},
@@ -104,6 +104,28 @@ pub(super) async fn call(
                     text,
                     outcome,
                     attempts: attempt,
+                    files: Vec::new(),
+                };
+            }
+            Attempt::Answered(answer) => {
+                let given = artifact::given(
+                    worker,
+                    run,
+                    call,
+                    &tool.name,
+                    artifact::Answer {
+                        body: &answer.body,
+                        content_type: answer.content_type.as_deref(),
+                        filename: answer.filename.as_deref(),
+                        cut: answer.cut,
+                    },
+                )
+                .await;
+                return Answer::Output {
+                    text: given.output,
+                    outcome: Outcome::Succeeded,
+                    attempts: attempt,
+                    files: given.files,
                 };
             }
             Attempt::Retry { error, after } => {
@@ -126,6 +148,7 @@ pub(super) async fn call(
                 )),
                 outcome: Outcome::Failed,
                 attempts: attempt,
+                files: Vec::new(),
             };
         }
         tracing::warn!(tool = %tool.name, attempt, error = %last_error, retry_in_ms = wait.as_millis() as u64, "server tool call failed; will retry");
@@ -137,6 +160,7 @@ pub(super) async fn call(
         )),
         outcome: Outcome::Failed,
         attempts: ATTEMPTS,
+        files: Vec::new(),
     }
 }
 
@@ -163,6 +187,8 @@ fn scheduled_wait(schedule: &[Duration], attempt: i32) -> Duration {
 enum Attempt {
     /// A final answer: the output and how the call ended.
     Done { text: String, outcome: Outcome },
+    /// A 2xx answer: its body becomes the model's output (or a file).
+    Answered(send::Answer),
     Retry {
         error: String,
         after: Option<Duration>,
@@ -199,17 +225,16 @@ async fn attempt_once(target: &Target<'_>, now: OffsetDateTime, body: String) ->
             body,
             idempotency_key: Some(idempotency_key),
             timeout: Some(Duration::from_secs(u64::from(tool.timeout_secs))),
+            // The whole answer when it may become a file, else what the model gets.
+            max_body: if worker.files.is_some() {
+                usize::try_from(worker.config.files.max_bytes).unwrap_or(usize::MAX)
+            } else {
+                MAX_TOOL_OUTPUT_BYTES
+            },
         })
         .await;
     match sent {
-        Ok(answer) if (200..300).contains(&answer.status) => {
-            let mut output = answer.body;
-            output.truncate(MAX_TOOL_OUTPUT_BYTES);
-            Attempt::Done {
-                text: String::from_utf8_lossy(&output).into_owned(),
-                outcome: Outcome::Succeeded,
-            }
-        }
+        Ok(answer) if (200..300).contains(&answer.status) => Attempt::Answered(answer),
         Ok(answer) if answer.status == 429 || answer.status >= 500 => {
             let error = format!("HTTP {}: {}", answer.status, answer.snippet());
             retry(&error, answer.retry_after)

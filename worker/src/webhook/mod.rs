@@ -148,6 +148,7 @@ async fn attempt(worker: &Worker, client: &WebhookClient, event: &DueEvent) -> R
             body,
             idempotency_key: None,
             timeout: None,
+            max_body: send::MAX_RESPONSE_BYTES,
         })
         .await;
     let (result, fate) = judge(&worker.config.webhook, event, sent, started_at);

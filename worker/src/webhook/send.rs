@@ -11,14 +11,14 @@ use std::{
 
 use reqwest::{
     dns::{Addrs, Name, Resolve, Resolving},
-    header::{CONTENT_TYPE, HeaderMap, HeaderValue},
+    header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderMap, HeaderValue},
 };
 use stewrd_shared::runtime::{config::WebhookSettings, ssrf};
 
 use crate::provider::retry_after;
 
-/// Response bytes read before the rest is ignored.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Response bytes of a webhook receiver read before the rest is ignored.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Characters of a failing response body kept in the delivery log.
 const SNIPPET_CHARS: usize = 200;
 
@@ -35,14 +35,22 @@ pub struct Signed<'a> {
     pub idempotency_key: Option<&'a str>,
     /// This attempt's limit, when not the webhook default.
     pub timeout: Option<Duration>,
+    /// Response bytes read at most (the rest is ignored and `Answer::cut` set).
+    pub max_body: usize,
 }
 
 /// What an attempt got back.
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<Duration>,
-    /// The body, read up to 64 KiB.
+    /// `Content-Type`, as the receiver said.
+    pub content_type: Option<String>,
+    /// The file name of `Content-Disposition`, if the receiver gave one.
+    pub filename: Option<String>,
+    /// The body, read up to the request's `max_body`.
     pub body: Vec<u8>,
+    /// The body went on past `max_body`.
+    pub cut: bool,
     pub elapsed: Duration,
 }
 
@@ -125,6 +133,7 @@ impl WebhookClient {
             body,
             idempotency_key,
             timeout,
+            max_body,
         } = request;
         let started = Instant::now();
         let fail = |error: String| Failure {
@@ -159,18 +168,32 @@ impl WebhookClient {
         })?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header(CONTENT_TYPE);
+        let filename = header(CONTENT_DISPOSITION).and_then(|d| disposition_filename(&d));
         let mut read = Vec::new();
-        while read.len() < MAX_RESPONSE_BYTES {
-            match response.chunk().await {
-                Ok(Some(chunk)) => read.extend_from_slice(&chunk),
-                Ok(None) | Err(_) => break,
+        let mut cut = false;
+        while let Ok(Some(chunk)) = response.chunk().await {
+            read.extend_from_slice(&chunk);
+            if read.len() > max_body {
+                cut = true;
+                break;
             }
         }
-        read.truncate(MAX_RESPONSE_BYTES);
+        read.truncate(max_body);
         Ok(Answer {
             status,
             retry_after,
+            content_type,
+            filename,
             body: read,
+            cut,
             elapsed: started.elapsed(),
         })
     }
@@ -184,6 +207,16 @@ impl Answer {
             .take(SNIPPET_CHARS)
             .collect()
     }
+}
+
+/// The `filename="…"` of a `Content-Disposition` value, if any.
+fn disposition_filename(value: &str) -> Option<String> {
+    value.split(';').find_map(|part| {
+        let part = part.trim();
+        let name = part.strip_prefix("filename=")?;
+        let name = name.trim_matches('"').trim();
+        (!name.is_empty()).then(|| name.to_owned())
+    })
 }
 
 /// The resolver's refusal, wherever it sits in the error's causes.

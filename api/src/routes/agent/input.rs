@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use stewrd_shared::{
     db::run::AgentSettings,
+    domain::file::FileId,
     domain::{
         agent::{
             DEFAULT_MAX_STEPS, MAX_CLIENT_TOOLS, MAX_STEPS_LIMIT, ServerTool, TOOL_NAME_PATTERN,
@@ -83,6 +84,10 @@ pub struct CreateAgentIn {
     /// as `run.delta` events while the model writes it.
     #[serde(default)]
     pub(super) stream: bool,
+    /// Files attached to this message (at most 10; images, PDFs and text).
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    pub(super) files: Option<Vec<FileId>>,
 }
 
 /// `metadata`: what `validate_metadata` accepts, for generated clients and fuzzers.

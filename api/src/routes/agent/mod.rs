@@ -21,12 +21,14 @@ use sha2::{Digest, Sha256};
 use stewrd_shared::{
     db::{
         DbError,
+        file::files_by_id,
         idempotency::{KeyState, check_key, remember},
         outbox::{DueMessage, retry_after},
         project::get_project,
         run::{InsertRunError, NewRun, SessionTarget, insert_run},
     },
     domain::{
+        file::{FileId, shown_as},
         id::{RunId, SessionId},
         llm::choose_llm,
         model::RunStatus,
@@ -65,6 +67,49 @@ pub struct AgentOut {
     created_at: OffsetDateTime,
 }
 
+/// Files a message may carry at most.
+const MAX_FILES: usize = 10;
+
+/// The files attached to a message: each a ready file of the project, of a
+/// kind a model reads (images, PDFs, text), none twice.
+async fn attached_files(
+    state: &AppState,
+    auth: &ProjectAuth,
+    ids: Option<&[FileId]>,
+) -> Result<Vec<FileId>, ApiError> {
+    let Some(ids) = ids.filter(|ids| !ids.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let refuse = |message: String| ApiError::invalid("invalid_value", "files", message);
+    if ids.len() > MAX_FILES {
+        return Err(refuse(format!(
+            "a message carries at most {MAX_FILES} files"
+        )));
+    }
+    if let Some(twice) = ids
+        .iter()
+        .enumerate()
+        .find(|(i, id)| ids[..*i].contains(id))
+    {
+        return Err(refuse(format!("`{}` is attached twice", twice.1)));
+    }
+    let client = state.pool.get().await?;
+    let rows = files_by_id(&client, auth.project_id, ids).await?;
+    if let Some(missing) = ids.iter().find(|id| !rows.iter().any(|row| row.id == **id)) {
+        return Err(refuse(format!("there is no file `{missing}`")));
+    }
+    if let Some(odd) = rows
+        .iter()
+        .find(|row| shown_as(&row.content_type).is_none())
+    {
+        return Err(refuse(format!(
+            "`{}` is {}: a message carries images, PDFs and text files only",
+            odd.id, odd.content_type
+        )));
+    }
+    Ok(ids.to_vec())
+}
+
 #[utoipa::path(
     post,
     path = "/v1/agent",
@@ -95,6 +140,7 @@ pub(crate) async fn create(
         Vec::new()
     };
     let agent = agent_settings(&body, &server_tools)?;
+    let files = attached_files(&state, &auth, body.files.as_deref()).await?;
     let webhook_url = match body.webhook_url.as_deref() {
         None => None,
         Some(text) => Some(checked_webhook_url(&state, "webhook_url", text).await?),
@@ -130,6 +176,7 @@ pub(crate) async fn create(
         request_id: Some(request_id.0.clone()),
         choice: choice.clone(),
         agent,
+        files,
         deadline: state.config.worker.run_deadline,
         publish_delay: if fast {
             UNCLAIMED_REPUBLISH

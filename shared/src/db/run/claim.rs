@@ -12,6 +12,7 @@ use crate::db::{
 use crate::domain::usage::Usage;
 use crate::domain::{
     agent::{ClientTool, ServerTool},
+    file::FileId,
     id::{ProjectId, RunId, SessionId, WorkerId},
     limits::Limits,
     llm::ProjectLlm,
@@ -59,6 +60,8 @@ pub struct RunRequest {
     pub agent: AgentSettings,
     /// The session's metadata, sent with every server tool call.
     pub session_metadata: serde_json::Value,
+    /// Files attached to the message.
+    pub files: Vec<FileId>,
 }
 
 /// How far the run got before this claim.
@@ -102,7 +105,7 @@ fn claim_select(source: &str) -> String {
         "SELECT c.id, c.session_id, c.project_id, c.turn, c.attempts, c.input, c.system,
                 c.requested_model, c.max_tokens, c.temperature, c.request_id,
                 c.tools, c.tool_choice, c.response_format, c.max_steps, c.max_total_tokens,
-                c.stream, c.step_count, c.progress_attempt, c.prompt_tokens,
+                c.stream, c.step_count, c.progress_attempt, c.prompt_tokens, c.files,
                 c.completion_tokens, c.total_tokens, c.cost_usd,
                 extract(epoch FROM c.deadline - now())::float8 AS seconds_left,
                 extract(epoch FROM c.rate_slot - now())::float8 AS slot_in,
@@ -353,6 +356,9 @@ fn claimed_run(row: &tokio_postgres::Row) -> Result<ClaimedRun, DbError> {
                 stream: row.try_get("stream")?,
             },
             session_metadata: row.try_get("session_metadata")?,
+            files: row
+                .try_get::<_, Option<Vec<FileId>>>("files")?
+                .unwrap_or_default(),
         },
         progress: Progress {
             step_count: row.try_get("step_count")?,

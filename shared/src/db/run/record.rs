@@ -6,6 +6,7 @@ use tokio_postgres::Row;
 use crate::db::{DbError, GenericClient, parse_column, parse_optional_column};
 use crate::domain::usage::Usage;
 use crate::domain::{
+    file::FileId,
     id::{RunId, SessionId},
     model::{FailureCode, KeySource, Provider, RunStatus},
 };
@@ -20,6 +21,8 @@ pub struct EarlierRun {
     pub output: Option<String>,
     pub system: Option<String>,
     pub status: RunStatus,
+    /// Files attached to its message.
+    pub files: Vec<FileId>,
 }
 
 /// The session's runs before `turn`, oldest first.
@@ -30,7 +33,7 @@ pub async fn earlier_runs(
 ) -> Result<Vec<EarlierRun>, DbError> {
     let statement = client
         .prepare_cached(
-            "SELECT id, step_count, input, output, system, status FROM runs
+            "SELECT id, step_count, input, output, system, status, files FROM runs
              WHERE session_id = $1 AND turn < $2 ORDER BY turn",
         )
         .await?;
@@ -46,6 +49,9 @@ pub async fn earlier_runs(
                 output: row.try_get("output")?,
                 system: row.try_get("system")?,
                 status: parse_column(row, "status", RunStatus::parse)?,
+                files: row
+                    .try_get::<_, Option<Vec<FileId>>>("files")?
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -73,13 +79,15 @@ pub struct RunRecord {
     pub created_at: OffsetDateTime,
     pub started_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
+    /// Files attached to its message.
+    pub files: Vec<FileId>,
 }
 
 /// The run columns [`RunRecord::from_row`] reads, qualified by alias `r`.
 pub const RUN_RECORD_COLUMNS: &str = "r.id AS run_id, r.turn, r.status, r.input, r.output, \
      r.provider, r.model, r.key_source, r.attempts, r.error_code, r.error_message, \
      r.prompt_tokens, r.completion_tokens, r.total_tokens, r.created_at AS run_created_at, \
-     r.started_at, r.finished_at, r.step_count, r.action_expires_at";
+     r.started_at, r.finished_at, r.step_count, r.action_expires_at, r.files";
 
 impl RunRecord {
     /// Reads the columns of [`RUN_RECORD_COLUMNS`].
@@ -105,6 +113,9 @@ impl RunRecord {
             created_at: row.try_get("run_created_at")?,
             started_at: row.try_get("started_at")?,
             finished_at: row.try_get("finished_at")?,
+            files: row
+                .try_get::<_, Option<Vec<FileId>>>("files")?
+                .unwrap_or_default(),
         })
     }
 }

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use crate::db::{DbError, GenericClient, coalesce};
 use crate::domain::{
     agent::ClientTool,
+    file::FileId,
     id::{ProjectId, RunId, SessionId},
     llm::LlmChoice,
 };
@@ -55,6 +56,8 @@ pub struct NewRun {
     pub choice: LlmChoice,
     /// The agent settings: the client's tools and how the loop is bounded.
     pub agent: AgentSettings,
+    /// Files attached to the message (checked by the API).
+    pub files: Vec<FileId>,
     pub deadline: Duration,
     /// When the run's outbox row falls due: now for the relay to publish it, or
     /// after the republish window when the API publishes it itself (fast lane).
@@ -80,9 +83,10 @@ const INSERT_RUN_TAIL: &str = "
                           requested_model, max_tokens, temperature, webhook_url, request_id,
                           provider, model, key_source, deadline,
                           tools, tool_choice, response_format, max_steps, max_total_tokens,
-                          stream)
+                          stream, files)
         SELECT $3, s.id, $2, s.run_count, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-               now() + make_interval(secs => $15), $17, $18, $19, $20, $21, $22
+               now() + make_interval(secs => $15), $17, $18, $19, $20, $21, $22,
+               CASE WHEN cardinality($23::uuid[]) > 0 THEN $23 END
         FROM s
         RETURNING id, created_at
     ),
@@ -162,6 +166,7 @@ async fn insert(
                 &run.agent.max_steps,
                 &run.agent.max_total_tokens,
                 &run.agent.stream,
+                &run.files,
             ],
         )
         .await?;

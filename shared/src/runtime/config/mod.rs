@@ -150,6 +150,60 @@ pub struct WebhookSettings {
     pub timeout: Duration,
 }
 
+/// Where a file store is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `file://<dir>`: a directory on the local disk.
+    Local(std::path::PathBuf),
+    /// `s3://bucket/prefix`.
+    S3 { bucket: String, prefix: String },
+}
+
+impl StoreUrl {
+    /// Reads `file://<dir>` or `s3://bucket[/prefix]`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(dir) = text.strip_prefix("file://") {
+            if dir.is_empty() {
+                return Err("a file:// store needs a directory".into());
+            }
+            return Ok(Self::Local(dir.into()));
+        }
+        if let Some(rest) = text.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err("an s3:// store needs a bucket".into());
+            }
+            return Ok(Self::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+            });
+        }
+        Err("must be file:///dir or s3://bucket/prefix".into())
+    }
+}
+
+/// Files: where their sealed bytes live, and how much a project may keep.
+#[derive(Clone, Debug)]
+pub struct FileSettings {
+    /// `STEWRD_FILE_STORE`: `file:///abs/dir` or `s3://bucket/prefix`; `stewrd
+    /// dev` defaults to `file://.stewrd/files`; none elsewhere: files are off.
+    pub store: Option<StoreUrl>,
+    /// `STEWRD_S3_ENDPOINT`, default AWS: an S3-compatible server (path-style).
+    pub s3_endpoint: Option<String>,
+    /// `STEWRD_S3_REGION`, default `AWS_DEFAULT_REGION` or `us-east-1`.
+    pub s3_region: Option<String>,
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, default none (the
+    /// store's other credential sources, as `object_store` reads them).
+    pub s3_credentials: Option<(String, SecretString)>,
+    /// `STEWRD_FILE_MAX_BYTES`, default 33554432 (32 MiB): one file.
+    pub max_bytes: u64,
+    /// `STEWRD_FILE_QUOTA_BYTES`, default 1073741824 (1 GiB): a project's files together.
+    pub quota_bytes: u64,
+    /// `STEWRD_FILE_ABANDON_SECS`, default 3600: an upload not finished this
+    /// long after it began was cut off, and housekeeping removes its bytes.
+    pub abandon_after: Duration,
+}
+
 /// Every setting of every command.
 #[derive(Clone)]
 pub struct Config {
@@ -191,6 +245,8 @@ pub struct Config {
     pub webhook_allow_private: bool,
     /// Webhook delivery.
     pub webhook: WebhookSettings,
+    /// `STEWRD_FILE_*`, `STEWRD_S3_*`.
+    pub files: FileSettings,
     /// `STEWRD_PUBLIC_URL`, default `http://` (or `https://`) + `STEWRD_LISTEN`: how clients reach
     /// the API (links in webhook payloads).
     pub public_url: String,
@@ -347,6 +403,23 @@ impl Config {
                 schedule: env.schedule("STEWRD_WEBHOOK_SCHEDULE", "5s,30s,2m,10m,30m,1h,3h")?,
                 window: env.seconds("STEWRD_WEBHOOK_WINDOW_SECS", 86_400)?,
                 timeout: env.seconds("STEWRD_WEBHOOK_TIMEOUT_SECS", 15)?,
+            },
+            files: FileSettings {
+                store: env
+                    .get("STEWRD_FILE_STORE")
+                    .map(|text| {
+                        StoreUrl::parse(&text)
+                            .map_err(|why| ConfigError::new("STEWRD_FILE_STORE", why))
+                    })
+                    .transpose()?,
+                s3_endpoint: env.get("STEWRD_S3_ENDPOINT"),
+                s3_region: env.get("STEWRD_S3_REGION"),
+                s3_credentials: env
+                    .get("AWS_ACCESS_KEY_ID")
+                    .zip(env.secret("AWS_SECRET_ACCESS_KEY")),
+                max_bytes: env.parse_min("STEWRD_FILE_MAX_BYTES", 32 << 20, 1)?,
+                quota_bytes: env.parse_min("STEWRD_FILE_QUOTA_BYTES", 1 << 30, 1)?,
+                abandon_after: env.seconds("STEWRD_FILE_ABANDON_SECS", 3600)?,
             },
             log_format: match env.string("STEWRD_LOG_FORMAT", "pretty").as_str() {
                 "pretty" => LogFormat::Pretty,
