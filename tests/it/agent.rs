@@ -432,10 +432,21 @@ async fn server_tool_failures_are_retried_or_given_to_the_model_as_errors() {
         "{result}"
     );
 
-    // A big answer is cut to 64 KiB.
+    // A big answer is cut to 64 KiB (and kept whole as a file).
     tools.script([Answer::ok(&"x".repeat(100 * 1024))]);
     let result = run("ok").await;
-    assert_eq!(result["content"].as_str().map(str::len), Some(64 * 1024));
+    let content = result["content"].as_str().unwrap_or_default();
+    assert!(
+        content.starts_with(&"x".repeat(64 * 1024)),
+        "{}",
+        content.len()
+    );
+    assert!(
+        !content[64 * 1024..].contains('x'),
+        "{}",
+        &content[64 * 1024..]
+    );
+    assert!(content.contains("file_"), "{}", &content[64 * 1024..]);
 
     // Arguments that are not a JSON object, and a tool that does not exist: no call.
     let before = tools.received().len();

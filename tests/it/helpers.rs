@@ -150,6 +150,11 @@ pub struct TestApp {
     retired_logs: String,
 }
 
+/// Where a test's files are kept on the local disk.
+pub fn local_files(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join("stewrd-test-files").join(name)
+}
+
 /// A unique lowercase name for a test's database and queue prefix.
 pub fn unique_name() -> String {
     format!("t_{}", uuid::Uuid::new_v4().simple())
@@ -194,6 +199,12 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             format!("http://{}/api/v1", stub.address),
         ),
         ("STEWRD_WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
+        // Files on the local disk, a folder per test (`files.rs` also runs
+        // the file tests against SeaweedFS).
+        (
+            "STEWRD_FILE_STORE",
+            format!("file://{}", local_files(&name).display()),
+        ),
         // Tests run side by side with several processes each; Postgres allows 100
         // connections in all.
         ("STEWRD_DB_POOL_SIZE", "4".to_owned()),
@@ -686,8 +697,10 @@ pub async fn connect_db(url: &str) -> tokio_postgres::Client {
     client
 }
 
-/// Drops a test's database and queues (on a thread of its own: Drop cannot await).
+/// Drops a test's database, queues and files (on a thread of its own: Drop
+/// cannot await).
 pub fn cleanup(name: &str) {
+    let _ = std::fs::remove_dir_all(local_files(name));
     let name = name.to_owned();
     let _ = std::thread::spawn(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -744,4 +757,29 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Signs in to the dashboard with the admin token; returns the session
+/// cookie (`name=value`) and a client that does not follow redirects.
+pub async fn operator_cookie(app: &TestApp) -> (reqwest::Client, String) {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let signed_in = browser
+        .post(format!("{}/dashboard/login", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={ADMIN_TOKEN}"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .expect("text")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    (browser, cookie)
 }

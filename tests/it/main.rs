@@ -11,6 +11,7 @@ mod commits;
 mod dashboard;
 mod doors;
 mod faults;
+mod files;
 mod hardening;
 mod helpers;
 mod infra;

@@ -48,8 +48,9 @@ async fn a_tool_answer_postgres_cannot_hold_is_stored_cleaned_and_the_tool_is_ca
     let (_, key) = app.create_project("acme").await;
     let (text, binary) = (Receiver::start().await, Receiver::start().await);
     server_tools(&app, &key, &[("nul", &text.url()), ("gzip", &binary.url())]).await;
-    text.script([Answer::bytes(b"ok \xff nul\x00 end")]);
-    // A gzip stream: binary, NULs and all.
+    // Said to be text, but holding what Postgres cannot: cleaned.
+    text.script([Answer::bytes(b"ok \xff nul\x00 end").header("content-type", "text/plain")]);
+    // A gzip stream: binary, NULs and all, kept as a file.
     binary.script([Answer::bytes(&[
         0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x4b, 0x4c, 0x4a, 0x06, 0x00,
         0xc2, 0x41, 0x24, 0x35, 0x03, 0x00, 0x00, 0x00,
@@ -71,12 +72,11 @@ async fn a_tool_answer_postgres_cannot_hold_is_stored_cleaned_and_the_tool_is_ca
     assert_eq!(app.stub.state.requests().len(), 2, "two model calls");
     let messages = sent(&app, 1);
     assert_eq!(messages[2]["content"], "ok \u{FFFD} nul\u{FFFD} end");
-    assert!(
-        !messages[3]["content"]
-            .as_str()
-            .unwrap_or_default()
-            .contains('\0')
-    );
+    let kept: Value =
+        serde_json::from_str(messages[3]["content"].as_str().unwrap_or_default()).expect("JSON");
+    // What the bytes are (sniffed), not what the tool said.
+    assert_eq!(kept["content_type"], "application/octet-stream", "{kept}");
+    assert_eq!(kept["bytes"], 23, "{kept}");
 }
 
 #[tokio::test]
