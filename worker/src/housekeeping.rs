@@ -97,7 +97,7 @@ async fn clean_files(worker: &Worker) {
         match files.clean(leftover).await {
             Ok(()) => tracing::debug!(file_id = %leftover.id, "file's bytes removed"),
             Err(error) => {
-                tracing::warn!(%error, file_id = %leftover.id, "cannot remove a file's bytes yet")
+                tracing::warn!(%error, file_id = %leftover.id, "cannot remove a file's bytes yet");
             }
         }
     }
