@@ -137,6 +137,10 @@ impl Connection {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_read)
+            // Reads of at most 64 KiB: the default (~400 KiB) was held per
+            // connection while an upload streamed to the store (fifty 32 MiB
+            // uploads at once grew the API by 1.4 MiB each; see BENCHMARKS.md).
+            .max_buf_size(64 * 1024)
             // A client that closes its sending side after its request still
             // gets the request carried out (and the answer, if it listens).
             .half_close(true);

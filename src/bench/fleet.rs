@@ -151,6 +151,14 @@ impl Fleet {
         )
     }
 
+    /// The settings the fleet's processes run with.
+    pub fn config(&self) -> anyhow::Result<stewrd_shared::runtime::config::Config> {
+        let env: std::collections::HashMap<_, _> = self.env.iter().cloned().collect();
+        Ok(stewrd_shared::runtime::config::Config::from_lookup(
+            |name| env.get(name).cloned().or_else(|| std::env::var(name).ok()),
+        )?)
+    }
+
     /// A connection to the benchmark database.
     pub async fn db(&self) -> anyhow::Result<tokio_postgres::Client> {
         open(&self.database_url).await

@@ -3,6 +3,7 @@
 //! process, and prints a table plus one `BENCH name=value unit` line per figure.
 
 mod agent;
+mod files;
 mod fleet;
 mod limits;
 mod load;
@@ -34,6 +35,10 @@ pub enum Scenario {
     /// A thousand streamed answers watched at once: delta latency and rate,
     /// CPU per thousand deltas, API memory per open stream.
     Stream,
+    /// Files uploaded and downloaded through stewrd against the same store used
+    /// directly (MB/s, CPU per MiB), and the API's memory per upload while
+    /// fifty of the largest arrive at once.
+    Files,
     /// The raw limits of Postgres and RabbitMQ on this machine.
     Limits,
     /// Everything above, in one report.
@@ -75,6 +80,9 @@ pub async fn run(scenario: Scenario, options: Options) -> anyhow::Result<()> {
     }
     if all || scenario == Scenario::Stream {
         stream::stream(&options, &mut report).await?;
+    }
+    if all || scenario == Scenario::Files {
+        files::files(&options, &mut report).await?;
     }
     report.print();
     Ok(())

@@ -166,7 +166,7 @@ impl Files {
         }
         drop(client);
         let mut facts = Facts::default();
-        let mut sealed = Vec::with_capacity(SEGMENT + SEALED_CHUNK);
+        let mut sealed = Vec::with_capacity(SEGMENT);
         let mut segments = 0;
         while let Some(piece) = body.next().await {
             let piece = piece.map_err(|e| UploadError::CutOff(e.to_string()))?;
@@ -176,14 +176,18 @@ impl Files {
                     limit: self.settings.max_bytes,
                 });
             }
-            sealer.push(&piece, &mut sealed);
-            while sealed.len() >= SEGMENT {
-                let rest = sealed.split_off(SEGMENT);
-                let full = std::mem::replace(&mut sealed, rest);
-                self.blobs
-                    .put_segment(target.project, target.id, segments, full)
-                    .await?;
-                segments += 1;
+            // A chunk at a time, so `sealed` never outgrows its first allocation:
+            // whole sealed chunks fill a segment exactly.
+            for part in piece.chunks(CHUNK) {
+                sealer.push(part, &mut sealed);
+                if sealed.len() >= SEGMENT {
+                    let full =
+                        std::mem::replace(&mut sealed, Vec::with_capacity(SEGMENT));
+                    self.blobs
+                        .put_segment(target.project, target.id, segments, full)
+                        .await?;
+                    segments += 1;
+                }
             }
         }
         sealer.finish(&mut sealed);

@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// Sealed chunks per segment: a chunk never straddles two objects.
-pub const CHUNKS_PER_SEGMENT: u32 = 16;
+pub const CHUNKS_PER_SEGMENT: u32 = 4;
 /// The most sealed bytes in one object.
 pub const SEGMENT: usize = SEALED_CHUNK * CHUNKS_PER_SEGMENT as usize;
 
