@@ -510,13 +510,23 @@ pub fn answer_to(last_user_message: &str) -> String {
     format!("Echo: {last_user_message}")
 }
 
+/// A user message stewrd adds to show a tool's images (not the user's).
+fn shows_images(message: &Value) -> bool {
+    message["content"]
+        .as_array()
+        .is_some_and(|parts| !parts.is_empty() && parts.iter().all(|p| p["type"] == "image_url"))
+}
+
 /// Unscripted, with tools offered: the first tool is called (no arguments)
 /// `rounds` times, one call per answer, then its last output is echoed, so the
 /// whole loop can be tried with curl.
 fn tool_call(request: &Value, messages: &[Value], rounds: usize) -> Option<Value> {
     let tool = request["tools"].as_array()?.first()?;
     let name = tool["function"]["name"].as_str()?;
-    let since_user = messages.iter().rev().take_while(|m| m["role"] != "user");
+    let since_user = messages
+        .iter()
+        .rev()
+        .take_while(|m| m["role"] != "user" || shows_images(m));
     if since_user.filter(|m| m["role"] == "tool").count() >= rounds {
         return None;
     }
@@ -536,7 +546,7 @@ fn completion(request: &Value, tool_rounds: usize) -> Value {
         return call;
     }
     // After a tool's result, echo the result; else the last user message.
-    let last = messages.last();
+    let last = messages.iter().rev().find(|m| !shows_images(m));
     let echoed = match last {
         Some(m) if m["role"] == "tool" => m["content"].as_str(),
         _ => messages

@@ -290,6 +290,7 @@ async fn dev_runs_everything_in_one_process_with_the_stub_when_no_key_is_set() {
         .expect("json");
     assert_eq!(session["status"], "succeeded", "{session}");
     assert_eq!(session["output"], "Echo: hello dev");
+    readme_files_walk_through(&http, &base, key, &dev.log_text(), &scratch).await;
     dev.terminate();
     let status = dev.wait_exit().await.expect("dev stops on SIGTERM");
     assert!(status.success(), "{status:?}");
@@ -328,4 +329,99 @@ async fn dev_runs_everything_in_one_process_with_the_stub_when_no_key_is_set() {
     let _ = std::fs::remove_dir_all(&elsewhere);
     let _ = std::fs::remove_dir_all(&scratch);
     cleanup(&name);
+}
+
+/// The README's Files walk-through against `stewrd dev`: files kept in
+/// `.stewrd/files` with nothing set, and the stub's image tool making one
+/// artifact in a run that ends.
+async fn readme_files_walk_through(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    log: &str,
+    scratch: &std::path::Path,
+) {
+    let part = reqwest::multipart::Part::bytes(b"Quarterly numbers: 42, 17, 8\n".to_vec())
+        .file_name("notes.txt");
+    let file: Value = http
+        .post(format!("{base}/v1/files"))
+        .bearer_auth(key)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(file["content_type"], "text/plain; charset=utf-8", "{file}");
+    assert!(
+        scratch
+            .join(".stewrd/files")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()),
+        "dev keeps files in .stewrd/files"
+    );
+    // The stub's address, as dev announced it.
+    let stub = log
+        .split("STUB provider at ")
+        .nth(1)
+        .and_then(|rest| rest.split("/v1").next())
+        .expect("the stub's address");
+    let set = http
+        .put(format!("{base}/v1/project/tools"))
+        .bearer_auth(key)
+        .json(&json!({"tools": [{"name": "draw", "url": format!("{stub}/_stub/tools/pixel")}]}))
+        .send()
+        .await
+        .expect("tools");
+    assert!(set.status().is_success(), "{}", set.status());
+    let accepted: Value = http
+        .post(format!("{base}/v1/agent"))
+        .bearer_auth(key)
+        .json(&json!({"message": "Draw something", "files": [file["id"]]}))
+        .send()
+        .await
+        .expect("submit")
+        .json()
+        .await
+        .expect("json");
+    let session_id = accepted["session_id"].as_str().expect("id");
+    let session: Value = http
+        .get(format!("{base}/v1/sessions/{session_id}?wait=20"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("poll")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(session["status"], "succeeded", "{session}");
+    let files: Value = http
+        .get(format!("{base}/v1/sessions/{session_id}/files"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("files")
+        .json()
+        .await
+        .expect("json");
+    let kinds: Vec<(&str, &str)> = files["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["purpose"].as_str().unwrap_or_default(),
+                f["content_type"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("artifact", "image/png"),
+            ("input", "text/plain; charset=utf-8")
+        ],
+        "{files}"
+    );
 }

@@ -181,8 +181,7 @@ impl Files {
             for part in piece.chunks(CHUNK) {
                 sealer.push(part, &mut sealed);
                 if sealed.len() >= SEGMENT {
-                    let full =
-                        std::mem::replace(&mut sealed, Vec::with_capacity(SEGMENT));
+                    let full = std::mem::replace(&mut sealed, Vec::with_capacity(SEGMENT));
                     self.blobs
                         .put_segment(target.project, target.id, segments, full)
                         .await?;
