@@ -148,6 +148,12 @@ impl ApiError {
         )
     }
 
+    /// 502: a server the project configured (an MCP server) failed; the
+    /// message says how, never with a header value.
+    pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, code, message)
+    }
+
     /// 503 with `Retry-After`: a dependency is down; nothing was changed.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {

@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::sessions::router())
         .merge(routes::steps::router())
         .merge(routes::tools::router())
+        .merge(routes::mcp::router())
         .merge(routes::events::router())
         .merge(routes::project::router())
         .merge(routes::admin::router())
@@ -78,6 +79,7 @@ pub async fn serve(
             ),
             None => None,
         },
+        mcp: Arc::new(stewrd_shared::mcp::client_for(&config).map_err(std::io::Error::other)?),
         pool,
         config: config.clone(),
         master_keys,

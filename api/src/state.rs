@@ -5,6 +5,7 @@ use std::sync::{Arc, atomic::AtomicBool};
 use stewrd_shared::{
     db::{Pool, coalesce::Coalescer, run::NewRun},
     files::Files,
+    mcp::McpClient,
     queue::{deltas::DeltaHub, relay::FastLane},
     runtime::config::Config,
     secrets::crypto::MasterKeyRing,
@@ -41,4 +42,6 @@ pub struct AppState {
     pub stopping: CancellationToken,
     /// Files, when a store is set (`STEWRD_FILE_STORE`).
     pub files: Option<Files>,
+    /// Reaches projects' MCP servers (to list their tools on request).
+    pub mcp: Arc<McpClient>,
 }

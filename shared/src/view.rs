@@ -331,6 +331,9 @@ pub struct StepOut {
     pub arguments: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub executor: Option<Executor>,
+    /// The MCP server that ran the call (`executor: mcp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -360,6 +363,7 @@ impl StepOut {
                     name: None,
                     arguments: None,
                     executor: None,
+                    server: None,
                     output: None,
                     attempts: None,
                     started_at: run.started_at.unwrap_or(run.created_at),
@@ -389,6 +393,7 @@ impl StepOut {
             name: None,
             arguments: None,
             executor: None,
+            server: None,
             output: None,
             attempts: None,
             started_at: step.started_at,
@@ -409,6 +414,7 @@ impl StepOut {
                 name: Some(tool.call.name.clone()),
                 arguments: Some(tool.call.arguments.clone()),
                 executor: Some(tool.executor),
+                server: tool.server.clone(),
                 output: tool.state.output().map(str::to_owned),
                 attempts: Some(tool.attempts),
                 ..common

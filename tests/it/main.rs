@@ -15,6 +15,7 @@ mod files;
 mod hardening;
 mod helpers;
 mod infra;
+mod mcp;
 mod openapi;
 mod operator;
 mod outage;

@@ -24,6 +24,7 @@ use stewrd_shared::{
     db::{Pool, coalesce::Coalescer, run::ResultRow},
     domain::id::WorkerId,
     files::Files,
+    mcp::McpClient,
     queue::{Topology, deltas::DeltaPublisher, relay::Relay},
     runtime::config::Config,
     secrets::crypto::MasterKeyRing,
@@ -65,6 +66,9 @@ pub struct Worker {
     tool_permits: tokio::sync::Semaphore,
     /// Files (inputs sent to models, artifacts tools make), when a store is set.
     files: Option<Files>,
+    /// MCP servers' sessions, one per server and set of headers, shared by
+    /// every run here; guarded as webhooks are.
+    mcp: McpClient,
 }
 
 /// Why a worker could not start.
@@ -113,6 +117,7 @@ pub async fn run(
         cancellations: cancel::Cancellations::default(),
         cooldowns: cooldown::Cooldowns::default(),
         hooks: webhook::WebhookClient::new(&config.webhook, config.webhook_allow_private)?,
+        mcp: stewrd_shared::mcp::client_for(&config)?,
         deltas,
         tool_permits: tokio::sync::Semaphore::new(config.worker.tool_concurrency),
         config,

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod events;
 pub mod files;
 pub mod health;
+pub mod mcp;
 pub mod project;
 pub mod sessions;
 pub mod steps;

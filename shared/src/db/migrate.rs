@@ -108,6 +108,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0019_add_files",
         include_str!("../../../migrations/0019_add_files.sql"),
     ),
+    (
+        "0020_add_mcp_servers",
+        include_str!("../../../migrations/0020_add_mcp_servers.sql"),
+    ),
 ];
 
 /// Every stored function, by name: its body's only definition. Applied in

@@ -9,6 +9,7 @@ pub mod file;
 pub mod idempotency;
 pub mod limits;
 pub mod listen;
+pub mod mcp;
 pub mod migrate;
 pub mod notify;
 pub mod outbox;

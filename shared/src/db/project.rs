@@ -11,6 +11,7 @@ use crate::domain::{
     id::ProjectId,
     limits::Limits,
     llm::ProjectLlm,
+    mcp::McpServer,
     model::{KeyStatus, Provider},
 };
 
@@ -26,13 +27,16 @@ pub struct ProjectRow {
     pub limits: Limits,
     /// The server tools offered to the model on every run.
     pub server_tools: Vec<ServerTool>,
+    /// The MCP servers whose tools are offered (header values not read).
+    pub mcp_servers: Vec<McpServer>,
     pub created_at: OffsetDateTime,
 }
 
 const COLUMNS: &str = "id, name, llm_provider, llm_model, key_status, webhook_url, \
                        rate_limit_rpm, max_concurrent_runs, max_queued_runs, tokens_per_day, \
                        tokens_per_month, created_at, llm_api_key IS NOT NULL AS has_key, \
-                       webhook_secret IS NOT NULL AS has_webhook_secret, server_tools";
+                       webhook_secret IS NOT NULL AS has_webhook_secret, server_tools, \
+                       mcp_servers";
 
 impl ProjectRow {
     fn from_row(row: &Row) -> Result<Self, DbError> {
@@ -48,6 +52,11 @@ impl ProjectRow {
             server_tools: serde_json::from_value(row.try_get("server_tools")?).map_err(|_| {
                 DbError::Corrupt {
                     column: "server_tools",
+                }
+            })?,
+            mcp_servers: serde_json::from_value(row.try_get("mcp_servers")?).map_err(|_| {
+                DbError::Corrupt {
+                    column: "mcp_servers",
                 }
             })?,
             created_at: row.try_get("created_at")?,
@@ -80,6 +89,35 @@ pub async fn set_server_tools(
     let tools = serde_json::to_value(tools).unwrap_or_default();
     let row = client.query_opt(&sql, &[&id, &tools]).await?;
     row.map(|row| ProjectRow::from_row(&row)).transpose()
+}
+
+/// Replaces a project's MCP servers and their sealed header values.
+pub async fn set_mcp_servers(
+    client: &impl GenericClient,
+    id: ProjectId,
+    servers: &[McpServer],
+    sealed_headers: Option<&[u8]>,
+) -> Result<Option<ProjectRow>, DbError> {
+    let sql = format!(
+        "UPDATE projects SET mcp_servers = $2, mcp_headers = $3, updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let servers = serde_json::to_value(servers).unwrap_or_default();
+    let row = client
+        .query_opt(&sql, &[&id, &servers, &sealed_headers])
+        .await?;
+    row.map(|row| ProjectRow::from_row(&row)).transpose()
+}
+
+/// A project's sealed MCP header values (`None`: none, or no such project).
+pub async fn mcp_headers(
+    client: &impl GenericClient,
+    id: ProjectId,
+) -> Result<Option<Vec<u8>>, DbError> {
+    let row = client
+        .query_opt("SELECT mcp_headers FROM projects WHERE id = $1", &[&id])
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?.flatten())
 }
 
 /// Inserts a project with its (encrypted) webhook signing secret.

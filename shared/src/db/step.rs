@@ -53,6 +53,8 @@ pub struct ModelStep {
 pub struct ToolStep {
     pub call: ToolCall,
     pub executor: Executor,
+    /// The MCP server that ran it (`executor: mcp`).
+    pub server: Option<String>,
     pub state: ToolState,
     pub attempts: i32,
     /// The files the call made (artifacts).
@@ -165,6 +167,7 @@ fn tool_step(row: &Row) -> Result<ToolStep, DbError> {
             arguments: text("arguments")?,
         },
         executor: parse_column(row, "executor", Executor::parse)?,
+        server: row.try_get("server")?,
         state,
         attempts: row.try_get("attempts")?,
         files: row
@@ -175,7 +178,7 @@ fn tool_step(row: &Row) -> Result<ToolStep, DbError> {
 
 const STEP_COLUMNS: &str = "run_id, index, type, status, model, content, tool_calls, \
      prompt_tokens, completion_tokens, total_tokens, tool_call_id, name, arguments, executor, \
-     output, waits_for, attempts, files, started_at, finished_at";
+     output, waits_for, attempts, files, server, started_at, finished_at";
 
 /// The committed steps of `runs`, by run (in the order given) and index.
 pub async fn steps_of_runs(
@@ -225,6 +228,8 @@ pub struct NewToolStep {
     pub index: i32,
     pub call: ToolCall,
     pub executor: Executor,
+    /// The MCP server that ran it.
+    pub server: Option<String>,
     pub state: ToolState,
     pub attempts: i32,
     /// The files the call made (artifacts).
@@ -322,15 +327,15 @@ pub async fn commit_tool_steps(
              steps AS (
                  INSERT INTO run_steps (run_id, index, type, status, tool_call_id, name,
                                         arguments, executor, output, attempts, started_at,
-                                        finished_at, waits_for, files)
+                                        finished_at, waits_for, files, server)
                  SELECT f.id, x.i, 'tool_call', x.s, x.c, x.n, x.a, x.e, x.o, x.t, x.b,
                         CASE WHEN x.s = 'pending' THEN NULL ELSE now() END, x.w,
-                        nullif(string_to_array(x.fs, ','), '{{}}')::uuid[]
+                        nullif(string_to_array(x.fs, ','), '{{}}')::uuid[], x.sv
                  FROM u f,
                       unnest($6::int[], $7::text[], $8::text[], $9::text[], $10::text[],
                              $11::text[], $12::text[], $13::int[], $14::timestamptz[],
-                             $15::text[], $16::text[])
-                          AS x(i, s, c, n, a, e, o, t, b, w, fs)
+                             $15::text[], $16::text[], $17::text[])
+                          AS x(i, s, c, n, a, e, o, t, b, w, fs, sv)
              ),
              {events}
              SELECT (SELECT count(*) FROM e) AS events FROM u",
@@ -377,6 +382,7 @@ pub async fn commit_tool_steps(
                             .join(",")
                     })
                     .collect::<Vec<_>>(),
+                &steps.iter().map(|s| s.server.clone()).collect::<Vec<_>>(),
             ],
         )
         .await?;

@@ -36,7 +36,7 @@ pub struct ToolRefusal {
     pub message: String,
 }
 
-fn refuse(param: impl Into<String>, message: impl Into<String>) -> ToolRefusal {
+pub(crate) fn refuse(param: impl Into<String>, message: impl Into<String>) -> ToolRefusal {
     ToolRefusal {
         param: param.into(),
         message: message.into(),

@@ -8,6 +8,7 @@ pub mod file;
 pub mod id;
 pub mod limits;
 pub mod llm;
+pub mod mcp;
 pub mod model;
 pub mod text;
 pub mod usage;

@@ -112,6 +112,8 @@ string_enum!(
         /// A step's result holds what Postgres refuses to store (a value out
         /// of range, say): the run ends rather than make the step again.
         StepNotStorable = "step_not_storable",
+        /// An MCP server's tools could not be listed at the run's first step.
+        McpServerUnavailable = "mcp_server_unavailable",
     }
 );
 
@@ -196,10 +198,22 @@ string_enum!(
 );
 
 string_enum!(
-    /// Who runs a tool: stewrd (a project's server tool) or the client.
+    /// Who runs a tool: stewrd (a project's server tool), the client, or a
+    /// project's MCP server.
     Executor {
         Server = "server",
         Client = "client",
+        Mcp = "mcp",
+    }
+);
+
+string_enum!(
+    /// Whether a tool's calls wait for a person's yes before they are made.
+    #[derive(Default)]
+    RequireApproval {
+        #[default]
+        Never = "never",
+        Always = "always",
     }
 );
 

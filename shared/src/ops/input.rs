@@ -7,7 +7,13 @@ use secrecy::{ExposeSecret, SecretString};
 use super::OpsError;
 use crate::domain::limits::Limits;
 use crate::{
-    domain::{agent::ServerTool, model::Provider, text},
+    domain::{
+        agent::ServerTool,
+        mcp::{McpServer, McpServerIn},
+        model::Provider,
+        text,
+    },
+    mcp::Headers,
     runtime::ssrf::check_webhook_url,
 };
 
@@ -236,6 +242,50 @@ impl ServerTools {
 
     pub fn as_slice(&self) -> &[ServerTool] {
         &self.0
+    }
+}
+
+/// A project's MCP servers, checked: their form, and each URL as a
+/// webhook's. Holds the header values (secrets) until they are sealed.
+pub struct McpServers {
+    shown: Vec<McpServer>,
+    headers: Headers,
+}
+
+impl McpServers {
+    pub async fn check(servers: Vec<McpServerIn>, allow_private: bool) -> Result<Self, OpsError> {
+        McpServerIn::check_form(&servers)
+            .map_err(|refusal| OpsError::invalid(refusal.param, refusal.message))?;
+        let mut shown = Vec::with_capacity(servers.len());
+        let mut headers = Headers::new();
+        for (i, server) in servers.into_iter().enumerate() {
+            let url = WebhookUrl::check("url", &server.url, allow_private)
+                .await
+                .map_err(|refusal| {
+                    OpsError::invalid(format!("servers[{i}].url"), refusal.to_string())
+                })?;
+            shown.push(server.shown(url.into_string()));
+            headers.insert(server.name, server.headers);
+        }
+        Ok(Self { shown, headers })
+    }
+
+    /// The servers as stored and shown.
+    pub fn shown(&self) -> &[McpServer] {
+        &self.shown
+    }
+
+    /// Their header values, by server.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+}
+
+impl std::fmt::Debug for McpServers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpServers")
+            .field("shown", &self.shown)
+            .finish_non_exhaustive()
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use self::input::{
-    Given, LimitsInput, LlmSettings, ProjectName, RateLimit, ServerTools, WebhookUrl,
+    Given, LimitsInput, LlmSettings, McpServers, ProjectName, RateLimit, ServerTools, WebhookUrl,
 };
 use crate::{
     db::{
@@ -185,6 +185,21 @@ pub async fn set_server_tools(
 ) -> Result<ProjectRow, OpsError> {
     let row = project::set_server_tools(client, project_id, tools.as_slice()).await?;
     tracing::info!(%project_id, count = tools.as_slice().len(), "server tools set");
+    found(row, "project")
+}
+
+/// Replaces a project's MCP servers, their header values sealed under the
+/// master key ring (checked by [`McpServers::check`]).
+pub async fn set_mcp_servers(
+    client: &impl GenericClient,
+    keys: &MasterKeyRing,
+    project_id: ProjectId,
+    servers: &McpServers,
+) -> Result<ProjectRow, OpsError> {
+    let sealed = crate::mcp::seal_headers(keys, project_id, servers.headers());
+    let row =
+        project::set_mcp_servers(client, project_id, servers.shown(), sealed.as_deref()).await?;
+    tracing::info!(%project_id, count = servers.shown().len(), "MCP servers set");
     found(row, "project")
 }
 

@@ -41,6 +41,12 @@ const SECRET_COLUMNS: &[SecretColumn] = &[
         project: "id",
         field: SecretField::WebhookSecret,
     },
+    SecretColumn {
+        table: "projects",
+        column: "mcp_headers",
+        project: "id",
+        field: SecretField::McpHeaders,
+    },
     // Files' data keys: re-wrapped, the bytes never touched.
     SecretColumn {
         table: "files",

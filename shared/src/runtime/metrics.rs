@@ -47,6 +47,12 @@ pub const CLAIMS: &str = "stewrd_claims_total";
 /// Commits of coalesced writes, by `write` (`result`, `submit`): fewer than
 /// the writes when concurrent ones share a commit (see `db::coalesce`).
 pub const COMMITS: &str = "stewrd_commits_total";
+/// MCP sessions opened (`initialize` requests): about one per server and
+/// worker, however many calls.
+pub const MCP_INITIALIZES: &str = "stewrd_mcp_initializes_total";
+/// MCP tool calls, by `outcome`: `succeeded`, `failed` (an error the model
+/// is given), `unknown` (sent, answer lost, not repeated).
+pub const MCP_CALLS: &str = "stewrd_mcp_calls_total";
 
 /// Latency buckets (seconds) for every histogram: from half a millisecond to the
 /// longest provider calls.

@@ -33,6 +33,8 @@ pub enum SecretField {
     WebhookSecret,
     /// The data key of one of a project's files.
     FileKey,
+    /// The header values a project sends its MCP servers.
+    McpHeaders,
 }
 
 impl SecretField {
@@ -41,6 +43,7 @@ impl SecretField {
             Self::ProviderKey => b"provider_key",
             Self::WebhookSecret => b"webhook_secret",
             Self::FileKey => b"file_key",
+            Self::McpHeaders => b"mcp_headers",
         }
     }
 }

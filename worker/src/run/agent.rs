@@ -13,6 +13,7 @@ use stewrd_shared::{
     db::{
         DbError,
         limits::exhausted_budget,
+        mcp::pin_mcp_tools,
         run::{ClaimedRun, RunOutcome},
         step::{
             Lease, ModelStep, NewModelStep, NewToolStep, StepKind, StepRow, ToolStep,
@@ -33,7 +34,12 @@ use super::{
     conversation::{self, History},
     model::{self, CallContext, KEY_WORKS},
 };
-use crate::{Worker, db::Patience, provider::Completion, tools::Toolbox};
+use crate::{
+    Worker,
+    db::Patience,
+    provider::Completion,
+    tools::{Toolbox, Unprepared, mcp},
+};
 
 /// How long a step's commit waits out a Postgres outage.
 const COMMIT_PATIENCE: Duration = Duration::from_secs(60);
@@ -73,12 +79,15 @@ impl<'a> Loop<'a> {
             run,
             context,
             history,
-            toolbox: Toolbox::load(run),
+            toolbox: Toolbox::load(run, run.progress.mcp_tools.as_deref().unwrap_or_default()),
             usage: run.progress.usage_so_far.unwrap_or_default(),
         }
     }
 
     pub(super) async fn run(mut self) -> Verdict {
+        if let Some(verdict) = self.pin_mcp_tools().await {
+            return verdict;
+        }
         loop {
             let calls = self.unanswered_calls();
             let turn = if calls.is_empty() {
@@ -89,6 +98,39 @@ impl<'a> Loop<'a> {
             if let Turn::Stop(verdict) = turn {
                 return verdict;
             }
+        }
+    }
+
+    /// At the run's first step: every MCP server's tools, listed and committed
+    /// with the run, so every later step (and the run resumed elsewhere)
+    /// offers the same ones. A server that cannot be listed fails the run.
+    async fn pin_mcp_tools(&mut self) -> Option<Verdict> {
+        if self.run.project.mcp_servers.is_empty() || self.run.progress.mcp_tools.is_some() {
+            return None;
+        }
+        let listed = match mcp::list_all(self.worker, self.run).await {
+            Ok(listed) => listed,
+            Err(message) => return Some(self.fail(FailureCode::McpServerUnavailable, message)),
+        };
+        let lease = self.lease();
+        let pinned = self
+            .worker
+            .db_patiently(
+                Patience::For(COMMIT_PATIENCE),
+                "pin the run's MCP tools",
+                |client| {
+                    let listed = &listed;
+                    async move { pin_mcp_tools(&client, lease, listed).await }
+                },
+            )
+            .await;
+        match pinned {
+            Ok(Some(pinned)) => {
+                self.toolbox = Toolbox::load(self.run, &pinned);
+                None
+            }
+            Ok(None) => Some(Verdict::LeaseLost),
+            Err(error) => Some(self.uncommitted(&error, "the run's MCP tools")),
         }
     }
 
@@ -108,9 +150,17 @@ impl<'a> Loop<'a> {
                 )
                 .into();
         }
+        let prepared = match self.toolbox.prepare(self.worker, self.lease(), calls).await {
+            Ok(prepared) => prepared,
+            Err(Unprepared::LeaseLost) => return Verdict::LeaseLost.into(),
+            Err(Unprepared::Db(error)) => {
+                tracing::warn!(%error, "cannot mark the calls sent; the run resumes later");
+                return Verdict::HandBack.into();
+            }
+        };
         let steps = self
             .toolbox
-            .answer(self.worker, self.run, calls, self.next_index())
+            .answer(self.worker, self.run, calls, self.next_index(), &prepared)
             .await;
         match self.commit_tools(&steps).await {
             Ok(ToolsCommitted::Written) => self.show_made_files(&steps).await,
@@ -444,6 +494,7 @@ fn tool_row(run: &ClaimedRun, step: &NewToolStep) -> StepRow {
         kind: StepKind::Tool(ToolStep {
             call: step.call.clone(),
             executor: step.executor,
+            server: step.server.clone(),
             state: step.state.clone(),
             attempts: step.attempts,
             files: step.files.clone(),

@@ -73,7 +73,7 @@ pub(crate) async fn given(
             files: Vec::new(),
         };
     }
-    match keep(worker, run, call, &filename, answer.body.to_vec()).await {
+    match keep(worker, run, call, 0, &filename, answer.body.to_vec()).await {
         Ok(file) if text => Given {
             output: format!(
                 "{}\n\n[cut at {MAX_TOOL_OUTPUT_BYTES} bytes: the whole output ({} bytes) is file {}]",
@@ -125,11 +125,13 @@ pub(crate) fn described(file: &FileRow) -> String {
     .to_string()
 }
 
-/// Keeps `bytes` as the artifact of `call` (the same file for every attempt).
+/// Keeps `bytes` as artifact `part` of `call` (the same file for every
+/// attempt: a call that gives several files numbers them from 0).
 pub(crate) async fn keep(
     worker: &Worker,
     run: &ClaimedRun,
     call: &ToolCall,
+    part: usize,
     filename: &str,
     bytes: Vec<u8>,
 ) -> Result<FileRow, String> {
@@ -138,7 +140,11 @@ pub(crate) async fn keep(
     };
     let target = Target {
         project: run.project_id,
-        id: FileId::of_artifact(run.id, &call.id),
+        id: if part == 0 {
+            FileId::of_artifact(run.id, &call.id)
+        } else {
+            FileId::of_artifact(run.id, &format!("{}#{part}", call.id))
+        },
         purpose: Purpose::Artifact,
         filename: filename.to_owned(),
         session: Some(run.session_id),

@@ -18,6 +18,7 @@
 //! can go on.
 
 pub(crate) mod artifact;
+pub(crate) mod mcp;
 mod server;
 
 use std::time::Instant;
@@ -26,8 +27,10 @@ use futures_util::future::join_all;
 use serde_json::Value;
 use stewrd_shared::{
     db::{
+        DbError,
+        mcp::{Marked, mark_sent},
         run::ClaimedRun,
-        step::{NewToolStep, ToolState},
+        step::{Lease, NewToolStep, ToolState},
     },
     domain::{
         agent::{
@@ -35,6 +38,7 @@ use stewrd_shared::{
             error_output,
         },
         file::FileId,
+        mcp::McpTool,
         model::{Executor, Outcome, Wait},
         text::storable,
     },
@@ -78,6 +82,8 @@ enum Kind {
     Client,
     /// A project's server tool: a signed POST to its URL.
     Http(ServerTool),
+    /// A tool of one of the project's MCP servers, as the run pinned it.
+    Mcp(McpTool),
 }
 
 impl Kind {
@@ -86,6 +92,24 @@ impl Kind {
         match self {
             Self::Client => Executor::Client,
             Self::Http(_) => Executor::Server,
+            Self::Mcp(_) => Executor::Mcp,
+        }
+    }
+
+    /// The MCP server its steps name.
+    fn server(&self) -> Option<String> {
+        match self {
+            Self::Mcp(tool) => Some(tool.server.clone()),
+            Self::Client | Self::Http(_) => None,
+        }
+    }
+
+    /// Whether a call must be marked sent before it leaves: its effect may
+    /// not be repeated, and nothing else would tell a resumed run it was made.
+    fn marked_before_sending(&self) -> bool {
+        match self {
+            Self::Mcp(tool) => !tool.repeatable,
+            Self::Client | Self::Http(_) => false,
         }
     }
 }
@@ -104,11 +128,29 @@ pub(crate) struct Toolbox {
     /// Server tool calls are signed with the project's secrets, decrypted at
     /// the first one.
     signing: Signing,
+    /// MCP calls carry the project's header values, opened at the first one.
+    mcp: mcp::Secrets,
+}
+
+/// What was made durable before a step's calls leave.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    /// Calls an earlier attempt marked sent and never answered: their outcome
+    /// is unknown, and they are not sent again.
+    sent_before: Vec<String>,
+}
+
+/// Why a step's calls cannot be made now.
+pub(crate) enum Unprepared {
+    /// The run is no longer this worker's.
+    LeaseLost,
+    Db(DbError),
 }
 
 impl Toolbox {
-    /// The run's tools: the client's, then the project's server tools.
-    pub(crate) fn load(run: &ClaimedRun) -> Self {
+    /// The run's tools: the client's, then the project's server tools, then
+    /// the MCP tools the run pinned.
+    pub(crate) fn load(run: &ClaimedRun, pinned: &[McpTool]) -> Self {
         let client = run
             .request
             .agent
@@ -124,9 +166,62 @@ impl Toolbox {
             offered: tool.as_function(),
             kind: Kind::Http(tool.clone()),
         });
+        let mcp = pinned.iter().map(|tool| Tool {
+            name: tool.name.clone(),
+            offered: tool.as_function(),
+            kind: Kind::Mcp(tool.clone()),
+        });
+        let mut tools: Vec<Tool> = Vec::new();
+        for tool in client.chain(server).chain(mcp) {
+            // A name offered twice would be answered by the first alone.
+            if !tools.iter().any(|t| t.name == tool.name) {
+                tools.push(tool);
+            }
+        }
         Self {
-            tools: client.chain(server).collect(),
+            tools,
             signing: Signing::default(),
+            mcp: mcp::Secrets::default(),
+        }
+    }
+
+    /// Commits what must be durable before `calls` are made: the marks of the
+    /// calls that may not be made twice. Calls an earlier attempt marked come
+    /// back in [`Prepared`] and are not sent again.
+    pub(crate) async fn prepare(
+        &self,
+        worker: &Worker,
+        lease: Lease,
+        calls: &[ToolCall],
+    ) -> Result<Prepared, Unprepared> {
+        let marked: Vec<String> = calls
+            .iter()
+            .take(MAX_TOOL_CALLS_PER_ANSWER)
+            .filter(|call| parse_arguments(&call.arguments).is_some())
+            .filter(|call| {
+                self.tools
+                    .iter()
+                    .find(|t| t.name == call.name)
+                    .is_some_and(|t| t.kind.marked_before_sending())
+            })
+            .map(|call| call.id.clone())
+            .collect();
+        if marked.is_empty() {
+            return Ok(Prepared::default());
+        }
+        let written = worker
+            .db(|client| async move {
+                mark_sent(&client, lease, &marked)
+                    .await
+                    .map(|m| (m, marked))
+            })
+            .await
+            .map_err(Unprepared::Db)?;
+        match written {
+            (Marked::LeaseLost, _) => Err(Unprepared::LeaseLost),
+            (Marked::Now(now), wanted) => Ok(Prepared {
+                sent_before: wanted.into_iter().filter(|c| !now.contains(c)).collect(),
+            }),
         }
     }
 
@@ -149,6 +244,7 @@ impl Toolbox {
         run: &ClaimedRun,
         calls: &[ToolCall],
         first_index: i32,
+        prepared: &Prepared,
     ) -> Vec<NewToolStep> {
         let in_flight = &Semaphore::new(MAX_TOOL_CALLS_IN_FLIGHT);
         let steps = calls.iter().zip(first_index..).enumerate().map(
@@ -161,6 +257,11 @@ impl Toolbox {
                          {MAX_TOOL_CALLS_PER_ANSWER} are made per answer, and this one was not",
                         calls.len()
                     ))
+                } else if prepared.sent_before.contains(&call.id) {
+                    mcp::unknown(
+                        "a worker sent it and stopped before its answer was stored",
+                        0,
+                    )
                 } else {
                     self.answer_one(worker, run, tool, call, in_flight).await
                 };
@@ -188,20 +289,32 @@ impl Toolbox {
         match &tool.kind {
             Kind::Client => Answer::Await(Wait::Client),
             Kind::Http(server_tool) => {
-                // The run's turn, then the worker's: permits are only ever
-                // taken in this order, and held for the call alone. (Neither
-                // semaphore is ever closed: acquiring cannot fail.)
-                let _run_turn = in_flight.acquire().await;
-                let _worker_turn = worker.tool_permits.acquire().await;
-                let timer = Instant::now();
-                let answer =
-                    server::call(worker, run, server_tool, call, arguments, &self.signing).await;
-                metrics::histogram!(names::STEP_DURATION, "type" => "tool_call")
-                    .record(timer.elapsed().as_secs_f64());
-                answer
+                let made = server::call(worker, run, server_tool, call, arguments, &self.signing);
+                in_turn(worker, in_flight, made).await
+            }
+            Kind::Mcp(mcp_tool) => {
+                let made = mcp::call(worker, run, mcp_tool, call, arguments, &self.mcp);
+                in_turn(worker, in_flight, made).await
             }
         }
     }
+}
+
+/// Makes a call in its turn: the run's, then the worker's. Permits are only
+/// ever taken in this order, and held for the call alone (neither semaphore
+/// is ever closed: acquiring cannot fail). `made` starts only once both are held.
+async fn in_turn(
+    worker: &Worker,
+    in_flight: &Semaphore,
+    made: impl Future<Output = Answer>,
+) -> Answer {
+    let _run_turn = in_flight.acquire().await;
+    let _worker_turn = worker.tool_permits.acquire().await;
+    let timer = Instant::now();
+    let answer = made.await;
+    metrics::histogram!(names::STEP_DURATION, "type" => "tool_call")
+        .record(timer.elapsed().as_secs_f64());
+    answer
 }
 
 /// The step a call's answer makes. Its output is made storable before
@@ -236,6 +349,7 @@ fn step(
         call: call.clone(),
         // An unknown tool's call is told apart from a client's: stewrd answered it.
         executor: tool.map_or(Executor::Server, |t| t.kind.executor()),
+        server: tool.and_then(|t| t.kind.server()),
         state,
         attempts,
         files,

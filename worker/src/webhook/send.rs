@@ -1,19 +1,11 @@
-//! The webhook HTTP client: no redirects, no proxies, a per-attempt timeout, a
-//! capped response read, and a resolver that drops forbidden addresses, so the
-//! SSRF guard applies to the addresses actually connected to (DNS rebinding
-//! cannot slip a private address in after the URL was checked).
+//! The webhook HTTP client: a guarded outbound client (no redirects, no
+//! proxies, forbidden addresses dropped at resolution: `runtime::outbound`), a
+//! per-attempt timeout and a capped response read.
 
-use std::{
-    net::SocketAddr,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use reqwest::{
-    dns::{Addrs, Name, Resolve, Resolving},
-    header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderMap, HeaderValue},
-};
-use stewrd_shared::runtime::{config::WebhookSettings, ssrf};
+use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use stewrd_shared::runtime::{config::WebhookSettings, outbound, ssrf};
 
 use crate::provider::retry_after;
 
@@ -63,19 +55,6 @@ pub struct Failure {
     pub refused: bool,
 }
 
-/// The resolver's refusal, told apart from other connection errors by type.
-#[derive(Debug)]
-struct Refused;
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The delivery log is the project's to read: say no more than the API does.
-        write!(f, "refused: the URL {}", ssrf::UrlRefusal::NotPublic)
-    }
-}
-
-impl std::error::Error for Refused {}
-
 /// Sends webhooks.
 #[derive(Clone)]
 pub struct WebhookClient {
@@ -83,42 +62,14 @@ pub struct WebhookClient {
     allow_private: bool,
 }
 
-struct GuardedResolver;
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = found
-                .iter()
-                .copied()
-                .filter(|address| ssrf::forbidden_reason(address.ip()).is_none())
-                .collect();
-            if allowed.is_empty() {
-                let reason = found.first().and_then(|a| ssrf::forbidden_reason(a.ip()));
-                tracing::debug!(%host, reason = reason.unwrap_or("no address"), "webhook host refused");
-                return Err(Box::new(Refused) as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
-        })
-    }
-}
-
 impl WebhookClient {
     pub fn new(settings: &WebhookSettings, allow_private: bool) -> Result<Self, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
+        let builder = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
             .user_agent(concat!("stewrd-webhooks/", env!("CARGO_PKG_VERSION")));
-        if !allow_private {
-            builder = builder.dns_resolver(Arc::new(GuardedResolver));
-        }
         Ok(Self {
-            http: builder.build()?,
+            http: outbound::guarded(builder, allow_private)?,
             allow_private,
         })
     }
@@ -159,13 +110,16 @@ impl WebhookClient {
         if let Some(timeout) = timeout {
             post = post.timeout(timeout);
         }
-        let mut response = post.send().await.map_err(|e| match refusal_in(&e) {
-            Some(refused) => Failure {
-                refused: true,
-                ..fail(refused.to_string())
-            },
-            None => fail(error_chain(&e)),
-        })?;
+        let mut response = post
+            .send()
+            .await
+            .map_err(|e| match outbound::refusal_in(&e) {
+                Some(refused) => Failure {
+                    refused: true,
+                    ..fail(refused.to_string())
+                },
+                None => fail(outbound::describe(&e)),
+            })?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let header = |name| {
@@ -217,29 +171,4 @@ fn disposition_filename(value: &str) -> Option<String> {
         let name = name.trim_matches('"').trim();
         (!name.is_empty()).then(|| name.to_owned())
     })
-}
-
-/// The resolver's refusal, wherever it sits in the error's causes.
-fn refusal_in(error: &reqwest::Error) -> Option<&Refused> {
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(refused) = cause.downcast_ref::<Refused>() {
-            return Some(refused);
-        }
-        source = cause.source();
-    }
-    None
-}
-
-fn error_chain(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "timed out".to_owned();
-    }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
 }

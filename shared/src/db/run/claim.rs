@@ -16,6 +16,7 @@ use crate::domain::{
     id::{ProjectId, RunId, SessionId, WorkerId},
     limits::Limits,
     llm::ProjectLlm,
+    mcp::{McpServer, McpTool},
 };
 use serde_json::Value;
 
@@ -65,7 +66,7 @@ pub struct RunRequest {
 }
 
 /// How far the run got before this claim.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Progress {
     /// Committed steps: more than 0 means the run resumes.
     pub step_count: i32,
@@ -75,6 +76,9 @@ pub struct Progress {
     pub progress_attempt: i32,
     /// Tokens used by the steps committed so far.
     pub usage_so_far: Option<Usage>,
+    /// The MCP tools the run offers, once listed at its first step (then
+    /// fixed for its life, whatever the servers list later).
+    pub mcp_tools: Option<Vec<McpTool>>,
 }
 
 /// The project as it stood when the run was claimed.
@@ -87,6 +91,10 @@ pub struct ProjectSnapshot {
     pub limits: Limits,
     /// The project's server tools.
     pub tools: Vec<ServerTool>,
+    /// The project's MCP servers, and their header values sealed (opened
+    /// only when a server is reached).
+    pub mcp_servers: Vec<McpServer>,
+    pub mcp_headers: Option<Vec<u8>>,
 }
 
 impl ClaimedRun {
@@ -106,12 +114,13 @@ fn claim_select(source: &str) -> String {
                 c.requested_model, c.max_tokens, c.temperature, c.request_id,
                 c.tools, c.tool_choice, c.response_format, c.max_steps, c.max_total_tokens,
                 c.stream, c.step_count, c.progress_attempt, c.prompt_tokens, c.files,
-                c.completion_tokens, c.total_tokens, c.cost_usd,
+                c.completion_tokens, c.total_tokens, c.cost_usd, c.mcp_tools,
                 extract(epoch FROM c.deadline - now())::float8 AS seconds_left,
                 extract(epoch FROM c.rate_slot - now())::float8 AS slot_in,
                 extract(epoch FROM now() - c.created_at)::float8 AS age_secs,
                 p.llm_provider, p.llm_model, p.key_status, p.llm_api_key,
-                p.llm_api_key IS NOT NULL AS has_key, p.server_tools, {LIMIT_COLUMNS},
+                p.llm_api_key IS NOT NULL AS has_key, p.server_tools, p.mcp_servers,
+                p.mcp_headers, {LIMIT_COLUMNS},
                 s.metadata AS session_metadata
          FROM {source}
          LEFT JOIN projects p ON p.id = c.project_id LEFT JOIN sessions s ON s.id = c.session_id"
@@ -329,6 +338,17 @@ fn claimed_run(row: &tokio_postgres::Row) -> Result<ClaimedRun, DbError> {
         .map_err(|_| DbError::Corrupt {
             column: "server_tools",
         })?;
+    let mcp_servers: Vec<McpServer> =
+        serde_json::from_value(row.try_get("mcp_servers")?).map_err(|_| DbError::Corrupt {
+            column: "mcp_servers",
+        })?;
+    let mcp_tools: Option<Vec<McpTool>> = row
+        .try_get::<_, Option<Value>>("mcp_tools")?
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|_| DbError::Corrupt {
+            column: "mcp_tools",
+        })?;
     Ok(ClaimedRun {
         id: row.try_get("id")?,
         session_id: row.try_get("session_id")?,
@@ -364,12 +384,15 @@ fn claimed_run(row: &tokio_postgres::Row) -> Result<ClaimedRun, DbError> {
             step_count: row.try_get("step_count")?,
             progress_attempt: row.try_get("progress_attempt")?,
             usage_so_far,
+            mcp_tools,
         },
         project: ProjectSnapshot {
             llm: project_llm(row)?,
             encrypted_key: row.try_get("llm_api_key")?,
             limits: limits(row)?,
             tools: server_tools,
+            mcp_servers,
+            mcp_headers: row.try_get("mcp_headers")?,
         },
     })
 }

@@ -104,6 +104,10 @@ pub struct WorkerSettings {
     /// `STEWRD_TOOL_RETRY_SCHEDULE`, default `1s,5s,30s`: waits between the
     /// attempts of a server tool call (4 attempts in all; the last wait repeats).
     pub tool_retry_schedule: Vec<Duration>,
+    /// `STEWRD_MCP_CONNECT_SECS`, default 30: how long a run's first step
+    /// keeps trying to list an MCP server's tools before the run fails
+    /// (`mcp_server_unavailable`); also `GET …/mcp_servers/{name}/tools`'s limit.
+    pub mcp_connect: Duration,
     /// `STEWRD_TOOL_CONCURRENCY`, default 256: server tool calls in flight at
     /// once in one worker process, all runs together (each run also makes at
     /// most `agent::MAX_TOOL_CALLS_IN_FLIGHT` at once), so one answer asking
@@ -393,6 +397,7 @@ impl Config {
                 requires_action_timeout: env
                     .seconds("STEWRD_REQUIRES_ACTION_TIMEOUT_SECS", 3600)?,
                 tool_retry_schedule: env.schedule("STEWRD_TOOL_RETRY_SCHEDULE", "1s,5s,30s")?,
+                mcp_connect: env.seconds("STEWRD_MCP_CONNECT_SECS", 30)?,
                 tool_concurrency: env.parse_min("STEWRD_TOOL_CONCURRENCY", 256, 1)?,
                 backlog_sample_every: env.seconds("STEWRD_BACKLOG_SAMPLE_SECS", 15)?,
                 event_retention: env.seconds("STEWRD_EVENT_RETENTION_SECS", 86_400)?,
