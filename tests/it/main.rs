@@ -16,6 +16,7 @@ mod hardening;
 mod helpers;
 mod infra;
 mod mcp;
+mod mcp_faults;
 mod openapi;
 mod operator;
 mod outage;

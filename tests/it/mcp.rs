@@ -732,3 +732,35 @@ async fn header_values_reach_the_server_and_nowhere_else() {
     crate::byok::assert_no_piece_of(secret, &places);
     crate::byok::assert_no_piece_of(team, &places);
 }
+
+#[tokio::test]
+async fn rotating_the_master_key_rewraps_header_values() {
+    let mut app = spawn_app_with(options()).await;
+    let (_, key) = app.create_project("acme").await;
+    let server = McpFixture::start(&[]).await;
+    let secret = "Bearer rotated-Tw52Nd";
+    connect(
+        &app,
+        &key,
+        json!([{"name": "docs", "url": server.url(), "headers": {"Authorization": secret}}]),
+    )
+    .await;
+    let new_key = "k2:AgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fICE=";
+    app.env.insert(
+        "STEWRD_MASTER_KEYS".into(),
+        format!("{new_key},{}", crate::helpers::MASTER_KEYS),
+    );
+    let rotated = app.run_command(&["rotate-master-key"]);
+    assert!(rotated.status.success(), "{rotated:?}");
+    // Only the new key from now on: the headers were re-sealed under it.
+    app.restart_workers(&[("STEWRD_MASTER_KEYS", new_key)])
+        .await;
+    app.stub.state.push([
+        Reply::tool_calls(&[("c1", "docs__whoami", "{}")], 4),
+        Reply::text("done", 4),
+    ]);
+    let (done, _) = run(&app, &key, "who").await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let calls = server.messages("tools/call").await;
+    assert_eq!(calls[0]["headers"]["authorization"], secret);
+}

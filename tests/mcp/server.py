@@ -39,7 +39,8 @@ Routes (everything on 127.0.0.1:PORT):
     GET  /calls  every tool execution, in the order they started:
                  {"tool", "arguments", "idempotency_key" (Idempotency-Key
                   header), "meta_key" (params._meta["io.stewrd/idempotency_key"]),
-                  "session", "request_id"} when one starts, and
+                  "session", "request_id", "at" (Unix time, seconds)} when
+                 one starts, and
                  {"tool", "cancelled": true, "request_id", "session"} when one
                  was cancelled (notifications/cancelled for its request id,
                  or its session ended under it); the cancelled call's POST
@@ -63,9 +64,9 @@ Tools:
     set_flag(key, value) -> "<key>=<value>"       idempotentHint (readOnlyHint false)
     add_note(text) -> "noted <n>"                 no hints: a side effect that
                                                   must never run twice
-    slow(seconds) -> "slept <seconds>"            no hints; sleeps in 50 ms steps;
+    slow(seconds=0.5) -> "slept <seconds>"        no hints; sleeps in 50 ms steps;
                                                   seconds is a float: 3 -> "slept 3.0"
-    slow_lookup(seconds) -> "slept <seconds>"     readOnlyHint; same
+    slow_lookup(seconds=0.5) -> "slept <seconds>" readOnlyHint; same
     picture() -> a 1x1 PNG image content
     fail(reason="boom") -> result with isError true, text
                 "Error executing tool fail: <reason>" (the SDK's prefix)
@@ -82,6 +83,7 @@ import argparse
 import json
 import signal
 import struct
+import time
 import sys
 import threading
 import zlib
@@ -141,6 +143,7 @@ def started(ctx: Context, tool: str, arguments: dict[str, Any]) -> None:
             "meta_key": meta.get(IDEMPOTENCY_META_KEY),
             "session": headers.get("mcp-session-id"),
             "request_id": ctx.request_context.request_id,
+            "at": time.time(),
         }
     )
 
@@ -189,13 +192,13 @@ async def add_note(text: str, ctx: Context) -> str:
 
 
 @mcp.tool()
-async def slow(seconds: float, ctx: Context) -> str:
+async def slow(ctx: Context, seconds: float = 0.5) -> str:
     """Sleeps for the given seconds, returns slept <seconds>."""
     return await sleep_for(ctx, "slow", seconds)
 
 
 @mcp.tool(annotations=ToolAnnotations(read_only_hint=True))
-async def slow_lookup(seconds: float, ctx: Context) -> str:
+async def slow_lookup(ctx: Context, seconds: float = 0.5) -> str:
     """Read-only; sleeps for the given seconds, returns slept <seconds>."""
     return await sleep_for(ctx, "slow_lookup", seconds)
 
