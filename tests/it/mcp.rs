@@ -764,3 +764,53 @@ async fn rotating_the_master_key_rewraps_header_values() {
     let calls = server.messages("tools/call").await;
     assert_eq!(calls[0]["headers"]["authorization"], secret);
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_a_projects_servers_without_header_values_and_mcp_steps() {
+    let app = spawn_app_with(options()).await;
+    let (project, key) = app.create_project("acme").await;
+    let server = McpFixture::start(&[]).await;
+    let secret = "Bearer dash-Kq93Lm";
+    connect(
+        &app,
+        &key,
+        json!([{"name": "docs", "url": server.url(), "headers": {"Authorization": secret},
+                "allowed_tools": ["lookup"]}]),
+    )
+    .await;
+    app.stub.state.push([
+        Reply::tool_calls(&[("c1", "docs__lookup", r#"{"key": "a"}"#)], 4),
+        Reply::text("done", 4),
+    ]);
+    let (done, _) = run(&app, &key, "look").await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let session = done["id"].as_str().expect("id").to_owned();
+    let (browser, cookie) = crate::helpers::operator_cookie(&app).await;
+    let page = |path: String| {
+        let (browser, cookie) = (browser.clone(), cookie.clone());
+        let url = format!("{}{path}", app.base);
+        async move {
+            let answer = browser
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("an answer");
+            assert_eq!(answer.status(), StatusCode::OK);
+            answer.text().await.unwrap_or_default()
+        }
+    };
+    let project_page = page(format!("/dashboard/projects/{project}")).await;
+    let row = format!(
+        r#"<tr><td class="mono">docs</td><td class="mono">{}</td><td class="mono">Authorization</td><td>lookup</td>"#,
+        server.url()
+    );
+    assert!(project_page.contains(&row), "{project_page}");
+    assert!(!project_page.contains("dash-Kq93Lm"));
+    let session_page = page(format!("/dashboard/sessions/{session}")).await;
+    assert!(
+        session_page.contains(r#"<td class="mono">docs__lookup</td><td>mcp · docs</td>"#),
+        "{session_page}"
+    );
+    assert!(session_page.contains("value-of-a"));
+}

@@ -20,6 +20,7 @@ use stewrd_shared::{
     domain::{
         file::FileId,
         id::{ProjectId, SessionId},
+        mcp::McpServer,
         model::{Provider, RunStatus},
     },
     view::{Detail, SessionOut, StepOut},
@@ -162,11 +163,12 @@ pub(super) async fn project_page(
         Err(error) => return failure(error),
     };
     let has_choice = project.llm.provider.is_some();
+    let mcp = mcp_card(&project.mcp_servers);
     let view = ProjectOut::new(project, &state.config.default_llm);
     let csrf = csrf_field(&operator.csrf);
     let body = format!(
         r#"{banner}<p><a href="/dashboard">← Projects</a></p><h1>{name}</h1>
-{llm}{webhook}{limits}{usage}{storage}{keys}{sessions}"#,
+{llm}{webhook}{mcp}{limits}{usage}{storage}{keys}{sessions}"#,
         name = esc(&view.name),
         llm = llm_card(&view, has_choice, &csrf),
         webhook = webhook_card(&view, &csrf),
@@ -177,6 +179,34 @@ pub(super) async fn project_page(
         sessions = sessions_card(&sessions),
     );
     page(&view.name, Some(&operator.csrf), &body)
+}
+
+/// The project's MCP servers: names, URLs and the names of their headers
+/// (the values are secrets, never shown).
+fn mcp_card(servers: &[McpServer]) -> String {
+    if servers.is_empty() {
+        return r#"<div class="card"><h2>MCP servers</h2><p class="muted">None connected (<code>PUT /v1/project/mcp_servers</code>).</p></div>"#.into();
+    }
+    let rows: String = servers
+        .iter()
+        .map(|server| {
+            format!(
+                r#"<tr><td class="mono">{name}</td><td class="mono">{url}</td><td class="mono">{headers}</td><td>{tools}</td><td>{timeout} s</td><td>{approval}</td></tr>"#,
+                name = esc(&server.name),
+                url = esc(&server.url),
+                headers = esc(&server.headers.join(", ")),
+                tools = server
+                    .allowed_tools
+                    .as_ref()
+                    .map_or_else(|| "all".into(), |tools| esc(&tools.join(", "))),
+                timeout = server.timeout_secs,
+                approval = server.require_approval.as_str(),
+            )
+        })
+        .collect();
+    format!(
+        r#"<div class="card"><h2>MCP servers</h2><table id="mcp-servers"><tr><th>Name</th><th>URL</th><th>Headers</th><th>Tools</th><th>Timeout</th><th>Approval</th></tr>{rows}</table></div>"#
+    )
 }
 
 /// The bytes the project's files hold, against its quota.
@@ -516,7 +546,11 @@ fn steps_table(steps: &[StepRow]) -> String {
                 index = step.index,
                 kind = step.kind.as_str(),
                 what = esc(&what),
-                executor = step.executor.map_or("–", |e| e.as_str()),
+                executor = match (step.executor, &step.server) {
+                    (Some(executor), Some(server)) => format!("{} · {}", executor.as_str(), esc(server)),
+                    (Some(executor), None) => executor.as_str().to_owned(),
+                    (None, _) => "–".to_owned(),
+                },
                 status = pill(step.status.as_str()),
                 attempts = step.attempts.unwrap_or(0),
                 tokens = step
