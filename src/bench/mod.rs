@@ -7,6 +7,7 @@ mod files;
 mod fleet;
 mod limits;
 mod load;
+mod mcp;
 mod report;
 mod scenarios;
 mod stream;
@@ -39,6 +40,10 @@ pub enum Scenario {
     /// directly (MB/s, CPU per MiB), and the API's memory per upload while
     /// fifty of the largest arrive at once.
     Files,
+    /// MCP tool calls through stewrd against the official Python SDK's server,
+    /// and the same server called directly: calls per second, CPU per call,
+    /// `initialize` requests per 1,000 calls.
+    Mcp,
     /// The raw limits of Postgres and RabbitMQ on this machine.
     Limits,
     /// Everything above, in one report.
@@ -83,6 +88,9 @@ pub async fn run(scenario: Scenario, options: Options) -> anyhow::Result<()> {
     }
     if all || scenario == Scenario::Files {
         files::files(&options, &mut report).await?;
+    }
+    if all || scenario == Scenario::Mcp {
+        mcp::mcp(&options, &mut report).await?;
     }
     report.print();
     Ok(())

@@ -61,6 +61,7 @@ Routes (everything on 127.0.0.1:PORT):
 Tools:
 
     lookup(key) -> "value-of-<key>"               readOnlyHint
+    ping() -> "pong"                              readOnlyHint; not in /calls
     set_flag(key, value) -> "<key>=<value>"       idempotentHint (readOnlyHint false)
     add_note(text) -> "noted <n>"                 no hints: a side effect that
                                                   must never run twice
@@ -174,6 +175,12 @@ async def lookup(key: str, ctx: Context) -> str:
     """Read-only lookup: returns value-of-<key>."""
     started(ctx, "lookup", {"key": key})
     return f"value-of-{key}"
+
+
+@mcp.tool(annotations=ToolAnnotations(read_only_hint=True))
+async def ping() -> str:
+    """Read-only, answers at once, records nothing: "pong" (for `stewrd bench mcp`)."""
+    return "pong"
 
 
 @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, idempotent_hint=True))
