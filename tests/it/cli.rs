@@ -291,6 +291,7 @@ async fn dev_runs_everything_in_one_process_with_the_stub_when_no_key_is_set() {
     assert_eq!(session["status"], "succeeded", "{session}");
     assert_eq!(session["output"], "Echo: hello dev");
     readme_files_walk_through(&http, &base, key, &dev.log_text(), &scratch).await;
+    readme_mcp_walk_through(&http, &base, key).await;
     dev.terminate();
     let status = dev.wait_exit().await.expect("dev stops on SIGTERM");
     assert!(status.success(), "{status:?}");
@@ -423,5 +424,85 @@ async fn readme_files_walk_through(
             ("input", "text/plain; charset=utf-8")
         ],
         "{files}"
+    );
+}
+
+/// The README's MCP walk-through against `stewrd dev`: a real MCP server
+/// connected with a header, its tools listed, and the stub calling the one
+/// offered in a run whose step shows the server.
+async fn readme_mcp_walk_through(http: &reqwest::Client, base: &str, key: &str) {
+    let server = crate::mcp::McpFixture::start(&[]).await;
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let request = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(key);
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        async move {
+            let answer = request.send().await.expect("an answer");
+            assert!(answer.status().is_success(), "{}", answer.status());
+            answer.json::<Value>().await.expect("json")
+        }
+    };
+    let servers = call(
+        reqwest::Method::PUT,
+        "/v1/project/mcp_servers",
+        Some(json!({"servers": [{"name": "docs", "url": server.url(),
+            "headers": {"Authorization": "Bearer my-token"}, "allowed_tools": ["ping"],
+            "timeout_secs": 30}]})),
+    )
+    .await;
+    assert_eq!(servers["servers"][0]["headers"], json!(["Authorization"]));
+    let tools = call(
+        reqwest::Method::GET,
+        "/v1/project/mcp_servers/docs/tools",
+        None,
+    )
+    .await;
+    assert_eq!(tools["tools"][0]["name"], "docs__ping", "{tools}");
+    call(
+        reqwest::Method::PUT,
+        "/v1/project/tools",
+        Some(json!({"tools": []})),
+    )
+    .await;
+    let accepted = call(
+        reqwest::Method::POST,
+        "/v1/agent",
+        Some(json!({"message": "Ping the docs server"})),
+    )
+    .await;
+    let session_id = accepted["session_id"].as_str().expect("id");
+    let run_id = accepted["run_id"].as_str().expect("run");
+    let session = call(
+        reqwest::Method::GET,
+        &format!("/v1/sessions/{session_id}?wait=20"),
+        None,
+    )
+    .await;
+    assert_eq!(session["status"], "succeeded", "{session}");
+    let steps = call(
+        reqwest::Method::GET,
+        &format!("/v1/sessions/{session_id}/runs/{run_id}/steps"),
+        None,
+    )
+    .await;
+    let step = &steps["data"][1];
+    assert_eq!(
+        (
+            &step["name"],
+            &step["executor"],
+            &step["server"],
+            &step["output"]
+        ),
+        (
+            &json!("docs__ping"),
+            &json!("mcp"),
+            &json!("docs"),
+            &json!("pong")
+        ),
+        "{steps}"
     );
 }

@@ -683,7 +683,13 @@ async fn one_session_serves_every_call_of_a_worker() {
 
 #[tokio::test]
 async fn header_values_reach_the_server_and_nowhere_else() {
-    let app = spawn_app_with(options().env("RUST_LOG", "trace")).await;
+    let worker_port = crate::operator::free_port();
+    let app = spawn_app_with(
+        options()
+            .env("RUST_LOG", "trace")
+            .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{worker_port}")),
+    )
+    .await;
     let (_, key) = app.create_project("acme").await;
     let server = McpFixture::start(&[]).await;
     let secret = "Bearer mcp-Hx71QmPz-team";
@@ -723,11 +729,22 @@ async fn header_values_reach_the_server_and_nowhere_else() {
         .lock()
         .map(|r| r.join("\n"))
         .unwrap_or_default();
+    // Counted by outcome, one session opened.
+    let metrics =
+        crate::operator::text(&app, &format!("http://127.0.0.1:{worker_port}/metrics")).await;
+    let sample = |name: &str, labels: &[&str]| crate::operator::sample(&metrics, name, labels);
+    assert_eq!(
+        sample("stewrd_mcp_calls_total", &["outcome=\"succeeded\""]),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(sample("stewrd_mcp_initializes_total", &[]), Some(1.0));
     let places = [
         ("a response", responses),
         ("the logs", app.all_logs()),
         ("the database", crate::byok::database_text(&app).await),
         ("what the model was sent", sent_to_model),
+        ("the worker's metrics", metrics.clone()),
     ];
     crate::byok::assert_no_piece_of(secret, &places);
     crate::byok::assert_no_piece_of(team, &places);
