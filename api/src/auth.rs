@@ -23,7 +23,10 @@ use stewrd_shared::{
         api_key::{KeyOwner, find_key_owner},
         limits::Admission,
     },
-    domain::{id::ProjectId, llm::ProjectLlm},
+    domain::{
+        id::{ApiKeyId, ProjectId},
+        llm::ProjectLlm,
+    },
     secrets::token::{API_KEY_PREFIX, api_key_matches, hash_api_key, secret_token_matches},
 };
 
@@ -33,6 +36,8 @@ use crate::{error::ApiError, state::AppState};
 #[derive(Clone, Debug)]
 pub struct ProjectAuth {
     pub project_id: ProjectId,
+    /// The key used (decisions name it).
+    pub key_id: ApiKeyId,
     /// The project's provider choice, read with the key at no extra cost.
     pub llm: ProjectLlm,
     /// What a submit must check of the project's limits.
@@ -168,6 +173,7 @@ impl FromRequestParts<AppState> for ProjectAuth {
         }
         Ok(Self {
             project_id: owner.project_id,
+            key_id: owner.key_id,
             llm: owner.llm,
             admission: owner.admission,
         })

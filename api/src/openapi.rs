@@ -25,6 +25,7 @@ use crate::{routes, state::AppState};
         routes::sessions::retry_delivery,
         routes::steps::steps,
         routes::steps::tool_outputs,
+        routes::approvals::approvals,
         routes::tools::show,
         routes::tools::replace,
         routes::tools::admin_show,

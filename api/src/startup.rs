@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::agent::router())
         .merge(routes::sessions::router())
         .merge(routes::steps::router())
+        .merge(routes::approvals::router())
         .merge(routes::tools::router())
         .merge(routes::mcp::router())
         .merge(routes::events::router())

@@ -10,11 +10,11 @@ use crate::{
     db::{
         run::RunRecord,
         session::SessionRecord,
-        step::{StepKind, StepRow, ToolState},
+        step::{StepKind, StepRow, ToolState, ToolStep},
         webhook::DeliveryRow,
     },
     domain::{
-        agent::ToolCall,
+        approval::{Approval, arguments_sha256},
         file::FileId,
         id::{RunId, SessionId},
         model::{
@@ -279,20 +279,29 @@ fn required_action(run: &RunRecord, steps: &[StepRow]) -> Option<Value> {
     if run.status != RunStatus::RequiresAction {
         return None;
     }
-    let waiting: Vec<(Wait, &ToolCall)> = steps
+    let waiting: Vec<(Wait, &ToolStep)> = steps
         .iter()
         .filter(|s| s.run_id == run.id)
         .filter_map(StepRow::tool)
         .filter_map(|tool| match tool.state {
-            ToolState::Awaiting(wait) => Some((wait, &tool.call)),
-            ToolState::Done { .. } => None,
+            ToolState::Awaiting(wait) => Some((wait, tool)),
+            ToolState::Approved | ToolState::Done { .. } => None,
         })
         .collect();
     let wait = waiting.first().map_or(Wait::Client, |(wait, _)| *wait);
     let calls: Vec<Value> = waiting
         .iter()
         .filter(|(w, _)| *w == wait)
-        .map(|(_, call)| call.to_json())
+        .map(|(_, tool)| match wait {
+            Wait::Client => tool.call.to_json(),
+            // What a person approves: the call as it will be made, and the
+            // hash the decision must quote.
+            Wait::Approval => json!({
+                "id": tool.call.id, "name": tool.call.name, "executor": tool.executor,
+                "arguments": tool.call.arguments,
+                "arguments_sha256": arguments_sha256(&tool.call.arguments),
+            }),
+        })
         .collect();
     let expires_at = run.action_expires_at.and_then(|at| {
         at.format(&time::format_description::well_known::Rfc3339)
@@ -338,6 +347,9 @@ pub struct StepOut {
     pub output: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<i32>,
+    /// A person's decision on the call, when it needed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -366,6 +378,7 @@ impl StepOut {
                     server: None,
                     output: None,
                     attempts: None,
+                    approval: None,
                     started_at: run.started_at.unwrap_or(run.created_at),
                     finished_at: run.finished_at,
                 })
@@ -396,6 +409,7 @@ impl StepOut {
             server: None,
             output: None,
             attempts: None,
+            approval: None,
             started_at: step.started_at,
             finished_at: step.finished_at,
         };
@@ -417,6 +431,7 @@ impl StepOut {
                 server: tool.server.clone(),
                 output: tool.state.output().map(str::to_owned),
                 attempts: Some(tool.attempts),
+                approval: tool.approval.clone(),
                 ..common
             },
         }

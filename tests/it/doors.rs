@@ -65,7 +65,7 @@ impl<'a> Dashboard<'a> {
     }
 
     /// Posts a form; returns the status and the page.
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+    pub(crate) async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
         let mut body = format!("csrf={}", self.csrf);
         for (name, value) in fields {
             body.push_str(&format!("&{name}={}", encode(value)));

@@ -3,6 +3,7 @@
 
 mod agent;
 mod agent_faults;
+mod approvals;
 mod byok;
 mod claims;
 mod cli;

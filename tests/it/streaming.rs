@@ -17,11 +17,11 @@ use crate::{
 
 /// Every event of the session after its first (`session.queued` of its first
 /// run), through a fresh connection.
-async fn replay(app: &TestApp, key: &str, session: &str) -> Vec<SseEvent> {
+pub(crate) async fn replay(app: &TestApp, key: &str, session: &str) -> Vec<SseEvent> {
     collect(stream_events(app, key, session, Some("1000000000"))).await
 }
 
-fn names(events: &[SseEvent]) -> Vec<String> {
+pub(crate) fn names(events: &[SseEvent]) -> Vec<String> {
     events
         .iter()
         .map(|(name, _, data)| match name.as_str() {

@@ -9,8 +9,12 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use stewrd_shared::{
-    db::sign_out::sign_out,
-    domain::id::ProjectId,
+    db::{
+        session::session_project,
+        sign_out::sign_out,
+        wait::{Answers, Decision},
+    },
+    domain::id::{ProjectId, SessionId},
     ops::{self, Given, LimitsInput, ProjectName},
 };
 
@@ -25,7 +29,9 @@ use crate::{
     error::ApiError,
     routes::{
         admin::revoke_key_of,
+        approvals,
         project::{PutLlmIn, checked_webhook_url, remove_llm, update_llm},
+        steps::resume_run,
     },
     state::AppState,
 };
@@ -253,4 +259,58 @@ pub(super) async fn revoke_key(
         .await
         .map(|()| notice("API key revoked.", false));
     after_change(&state, &form, id, outcome).await
+}
+
+/// The operator's decision on every call a paused run waits to have approved
+/// (the form lists each call with the hash of its arguments): the same
+/// resumption as the API's, by `operator`.
+pub(super) async fn decide_approvals(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: OperatorForm,
+) -> Response {
+    let Ok(session_id) = id.parse::<SessionId>() else {
+        return failure(ApiError::not_found("session"));
+    };
+    let approve = form.field("decision") == "approve";
+    let reason = Some(form.field("reason").to_owned()).filter(|r| !r.is_empty());
+    let decisions: Vec<Decision> = (0..)
+        .map_while(|i| {
+            let call = form.fields.get(&format!("call.{i}"))?;
+            Some(Decision {
+                tool_call_id: call.clone(),
+                approve,
+                arguments_sha256: form.fields.get(&format!("sha256.{i}")).cloned(),
+                reason: reason.clone(),
+            })
+        })
+        .collect();
+    let outcome = async {
+        approvals::check(&decisions)?;
+        let client = state.pool.get().await?;
+        let project = session_project(&client, session_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("session"))?;
+        resume_run(
+            &state,
+            project,
+            session_id,
+            Answers::Decisions(&decisions, "operator"),
+        )
+        .await
+    };
+    match outcome.await {
+        Ok(_) => with_security_headers(
+            Redirect::to(&format!("/dashboard/sessions/{session_id}")).into_response(),
+        ),
+        Err(error) if error.status().is_server_error() => failure(error),
+        Err(error) => page(
+            "Session",
+            Some(&form.operator.csrf),
+            &format!(
+                r#"{}<p><a href="/dashboard/sessions/{session_id}">← Session</a></p>"#,
+                notice(error.message(), true)
+            ),
+        ),
+    }
 }

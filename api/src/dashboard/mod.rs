@@ -59,6 +59,10 @@ pub fn router() -> Router<AppState> {
             post(actions::revoke_key),
         )
         .route("/dashboard/sessions/{id}", get(pages::session))
+        .route(
+            "/dashboard/sessions/{id}/approvals",
+            post(actions::decide_approvals),
+        )
         .route("/dashboard/sessions/{id}/events", get(live::events))
         .route("/dashboard/files/{id}/content", get(pages::file_content))
 }

@@ -18,6 +18,7 @@ use stewrd_shared::{
         webhook::list_deliveries,
     },
     domain::{
+        approval::Verdict,
         file::FileId,
         id::{ProjectId, SessionId},
         mcp::McpServer,
@@ -470,11 +471,12 @@ pub(super) async fn session(
     let body = format!(
         r#"<p><a href="/dashboard/projects/{project_id}">← Project</a></p><h1 class="mono">{id}</h1>
 <div class="card"><div class="grid"><div>Status</div><div id="session-status">{status}</div><div>Provider</div><div>{provider} · {model}</div><div>Key</div><div>{key_source}</div></div></div>
-<div class="card"><h2>Messages</h2>{messages}</div>{live}
+{approvals}<div class="card"><h2>Messages</h2>{messages}</div>{live}
 <div class="card"><h2>Runs</h2><table><tr><th>Run</th><th>Status</th><th>Attempts</th><th>Tokens</th><th>Error</th></tr>{runs}</table></div>
 {steps}{files}
 <div class="card"><h2>Webhook deliveries</h2><table><tr><th>Time</th><th>Event</th><th>URL</th><th>Status</th><th>Error</th><th>Next try</th></tr>{attempts}</table></div>"#,
         id = view.id,
+        approvals = approvals_card(&view, &csrf_field(&operator.csrf)),
         files = files_card(&files),
         live = if view.status.is_final() {
             String::new()
@@ -490,6 +492,52 @@ pub(super) async fn session(
         key_source = view.key_source,
     );
     page("Session", Some(&operator.csrf), &body)
+}
+
+/// The calls a paused run waits to have approved, with one form deciding
+/// them all (an approval quotes each call's `arguments_sha256`, as the API's).
+fn approvals_card(view: &SessionOut, csrf: &str) -> String {
+    let Some(action) = view
+        .required_action
+        .as_ref()
+        .filter(|a| a["type"] == "approve_tool_calls")
+    else {
+        return String::new();
+    };
+    let calls = action["tool_calls"].as_array().cloned().unwrap_or_default();
+    let text =
+        |call: &serde_json::Value, field: &str| esc(call[field].as_str().unwrap_or_default());
+    let rows: String = calls
+        .iter()
+        .map(|call| {
+            format!(
+                r#"<tr><td class="mono">{}</td><td class="mono">{}</td><td>{}</td><td class="mono">{}</td></tr>"#,
+                text(call, "id"),
+                text(call, "name"),
+                text(call, "executor"),
+                text(call, "arguments"),
+            )
+        })
+        .collect();
+    let fields: String = calls
+        .iter()
+        .enumerate()
+        .map(|(i, call)| {
+            format!(
+                r#"<input type="hidden" name="call.{i}" value="{}"><input type="hidden" name="sha256.{i}" value="{}">"#,
+                text(call, "id"),
+                text(call, "arguments_sha256"),
+            )
+        })
+        .collect();
+    format!(
+        r#"<div class="card"><h2>Waiting for approval</h2><table id="pending-approvals"><tr><th>Call</th><th>Tool</th><th>Executor</th><th>Arguments</th></tr>{rows}</table>
+<form method="post" action="/dashboard/sessions/{id}/approvals" class="row" style="margin-top:12px">{csrf}{fields}
+<div><label for="reason">Reason</label><input id="reason" name="reason" placeholder="given to the model with a denial"></div>
+<button type="submit" name="decision" value="approve">Approve</button><button class="secondary" type="submit" name="decision" value="deny">Deny</button></form></div>
+"#,
+        id = view.id,
+    )
 }
 
 /// The session's files (inputs of its messages, and artifacts), each with a
@@ -541,7 +589,7 @@ fn steps_table(steps: &[StepRow]) -> String {
                 .take(SHOWN_OUTPUT_CHARS)
                 .collect();
             format!(
-                r#"<tr><td class="mono">{run}</td><td>{index}</td><td>{kind}</td><td class="mono">{what}</td><td>{executor}</td><td>{status}</td><td>{attempts}</td><td>{tokens}</td><td>{output}</td></tr>"#,
+                r#"<tr><td class="mono">{run}</td><td>{index}</td><td>{kind}</td><td class="mono">{what}</td><td>{executor}</td><td>{status}</td><td>{approval}</td><td>{attempts}</td><td>{tokens}</td><td>{output}</td></tr>"#,
                 run = row.run_id,
                 index = step.index,
                 kind = step.kind.as_str(),
@@ -552,6 +600,21 @@ fn steps_table(steps: &[StepRow]) -> String {
                     (None, _) => "–".to_owned(),
                 },
                 status = pill(step.status.as_str()),
+                approval = step.approval.as_ref().map_or_else(
+                    || "–".to_owned(),
+                    |a| format!(
+                        "{} by {}{}",
+                        match a.decision {
+                            Verdict::Approved => "approved",
+                            Verdict::Denied => "denied",
+                        },
+                        esc(&a.by),
+                        a.reason
+                            .as_deref()
+                            .map(|r| format!(": {}", esc(r)))
+                            .unwrap_or_default(),
+                    ),
+                ),
                 attempts = step.attempts.unwrap_or(0),
                 tokens = step
                     .usage
@@ -561,7 +624,7 @@ fn steps_table(steps: &[StepRow]) -> String {
         })
         .collect();
     format!(
-        r#"<div class="card"><h2>Steps</h2><table><tr><th>Run</th><th>#</th><th>Type</th><th>Model or tool</th><th>Executor</th><th>Status</th><th>Attempts</th><th>Tokens</th><th>Output</th></tr>{rows}</table></div>"#
+        r#"<div class="card"><h2>Steps</h2><table><tr><th>Run</th><th>#</th><th>Type</th><th>Model or tool</th><th>Executor</th><th>Status</th><th>Approval</th><th>Attempts</th><th>Tokens</th><th>Output</th></tr>{rows}</table></div>"#
     )
 }
 

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod approvals;
 pub mod events;
 pub mod files;
 pub mod health;

@@ -12,9 +12,13 @@ use stewrd_shared::{
     db::{
         outbox::{DueMessage, retry_after},
         session::get_session,
-        wait::{Answer, ResumeError, resume},
+        wait::{Answer, Answers, ResumeError, resume},
     },
-    domain::{agent::MAX_TOOL_OUTPUT_BYTES, id::RunId, model::Wait},
+    domain::{
+        agent::MAX_TOOL_OUTPUT_BYTES,
+        id::{ProjectId, RunId, SessionId},
+        model::Wait,
+    },
     queue::relay::UNCLAIMED_REPUBLISH,
     view::{Detail, SessionOut, StepOut},
 };
@@ -138,6 +142,19 @@ pub(crate) async fn tool_outputs(
             output: o.output,
         })
         .collect();
+    let session = resume_run(&state, auth.project_id, id, Answers::Outputs(&answers)).await?;
+    tracing::info!(session_id = %id, "tool outputs received; run queued");
+    Ok(Json(session))
+}
+
+/// Resumes the session's paused run with `answers` (the one way every wait
+/// is answered), publishes it, and returns the session as it now stands.
+pub(crate) async fn resume_run(
+    state: &AppState,
+    project_id: ProjectId,
+    id: SessionId,
+    answers: Answers<'_>,
+) -> Result<SessionOut, ApiError> {
     let fast = state.relay.open();
     let delay = if fast {
         UNCLAIMED_REPUBLISH
@@ -145,12 +162,15 @@ pub(crate) async fn tool_outputs(
         std::time::Duration::ZERO
     };
     let mut client = state.pool.get().await?;
+    let (field, taken) = match answers.wait() {
+        Wait::Client => ("tool_outputs", "tool outputs"),
+        Wait::Approval => ("decisions", "decisions"),
+    };
     let run_id = resume(
         &mut client,
-        auth.project_id,
+        project_id,
         id,
-        Wait::Client,
-        &answers,
+        answers,
         state.config.worker.run_deadline,
         delay,
     )
@@ -159,13 +179,17 @@ pub(crate) async fn tool_outputs(
         ResumeError::SessionNotFound => ApiError::not_found("session"),
         ResumeError::NotWaiting(status) => ApiError::conflict(
             "session_not_waiting",
+            format!("the session is {status}: only a session in requires_action takes {taken}"),
+        ),
+        ResumeError::OtherWait(wait) => ApiError::conflict(
+            "session_not_waiting",
             format!(
-                "the session is {status}: only a session in requires_action takes tool outputs"
+                "the session's run waits for `{}`, not for {taken}",
+                wait.action()
             ),
         ),
-        ResumeError::Mismatch(message) => {
-            ApiError::invalid("invalid_value", "tool_outputs", message)
-        }
+        ResumeError::Mismatch(message) => ApiError::invalid("invalid_value", field, message),
+        ResumeError::Stale(message) => ApiError::conflict("approval_stale", message),
         ResumeError::Db(error) => error.into(),
     })?;
     let message = DueMessage {
@@ -175,11 +199,9 @@ pub(crate) async fn tool_outputs(
     if fast && !state.relay.publish(message) {
         retry_after(&client, &[run_id], std::time::Duration::ZERO).await?;
     }
-    let record = get_session(&client, auth.project_id, id)
+    let record = get_session(&client, project_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("session"))?;
-    let session = SessionOut::from_record(&record, Detail::Full)
-        .ok_or_else(|| ApiError::not_found("session"))?;
-    tracing::info!(session_id = %id, %run_id, "tool outputs received; run queued");
-    Ok(Json(session))
+    tracing::info!(session_id = %id, %run_id, "{taken} taken; run queued");
+    SessionOut::from_record(&record, Detail::Full).ok_or_else(|| ApiError::not_found("session"))
 }

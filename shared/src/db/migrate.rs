@@ -112,6 +112,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0020_add_mcp_servers",
         include_str!("../../../migrations/0020_add_mcp_servers.sql"),
     ),
+    (
+        "0021_add_approvals",
+        include_str!("../../../migrations/0021_add_approvals.sql"),
+    ),
 ];
 
 /// Every stored function, by name: its body's only definition. Applied in
@@ -167,10 +171,7 @@ impl From<tokio_postgres::Error> for SchemaError {
 
 /// The SHA-256 of a file's text, in hex.
 fn checksum(sql: &str) -> String {
-    Sha256::digest(sql.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::domain::text::hex(&Sha256::digest(sql.as_bytes()))
 }
 
 /// What a command needs migrated before it can run: pending migrations and

@@ -12,6 +12,7 @@ use tokio_postgres::Row;
 use super::{DbError, GenericClient, parse_column, parse_optional_column};
 use crate::domain::{
     agent::ToolCall,
+    approval::{Approval, Verdict},
     file::FileId,
     id::{RunId, WorkerId},
     model::{Executor, Outcome, StepStatus, StepType, Wait},
@@ -59,6 +60,8 @@ pub struct ToolStep {
     pub attempts: i32,
     /// The files the call made (artifacts).
     pub files: Vec<FileId>,
+    /// A person's decision on it, when it needed one.
+    pub approval: Option<Approval>,
 }
 
 /// Where a tool call stands.
@@ -66,6 +69,8 @@ pub struct ToolStep {
 pub enum ToolState {
     /// Waiting for a person (the run is paused until every wait is answered).
     Awaiting(Wait),
+    /// Approved and not made yet: the resumed run makes it, at its index.
+    Approved,
     /// Answered: the output the model gets.
     Done { outcome: Outcome, output: String },
 }
@@ -74,7 +79,7 @@ impl ToolState {
     /// The step's `status` as stored and shown.
     pub fn status(&self) -> StepStatus {
         match self {
-            Self::Awaiting(_) => StepStatus::Pending,
+            Self::Awaiting(_) | Self::Approved => StepStatus::Pending,
             Self::Done {
                 outcome: Outcome::Succeeded,
                 ..
@@ -89,7 +94,7 @@ impl ToolState {
     /// The output, once answered.
     pub fn output(&self) -> Option<&str> {
         match self {
-            Self::Awaiting(_) => None,
+            Self::Awaiting(_) | Self::Approved => None,
             Self::Done { output, .. } => Some(output),
         }
     }
@@ -143,7 +148,19 @@ fn tool_step(row: &Row) -> Result<ToolStep, DbError> {
         row.try_get::<_, Option<String>>(column)?
             .ok_or(DbError::Corrupt { column })
     };
+    let approval: Option<Approval> = row
+        .try_get::<_, Option<Value>>("approval")?
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|_| DbError::Corrupt { column: "approval" })?;
     let state = match parse_column(row, "status", StepStatus::parse)? {
+        StepStatus::Pending
+            if approval
+                .as_ref()
+                .is_some_and(|a| a.decision == Verdict::Approved) =>
+        {
+            ToolState::Approved
+        }
         StepStatus::Pending => ToolState::Awaiting(
             parse_optional_column(row, "waits_for", Wait::parse)?.ok_or(DbError::Corrupt {
                 column: "waits_for",
@@ -173,12 +190,13 @@ fn tool_step(row: &Row) -> Result<ToolStep, DbError> {
         files: row
             .try_get::<_, Option<Vec<FileId>>>("files")?
             .unwrap_or_default(),
+        approval,
     })
 }
 
 const STEP_COLUMNS: &str = "run_id, index, type, status, model, content, tool_calls, \
      prompt_tokens, completion_tokens, total_tokens, tool_call_id, name, arguments, executor, \
-     output, waits_for, attempts, files, server, started_at, finished_at";
+     output, waits_for, attempts, files, server, approval, started_at, finished_at";
 
 /// The committed steps of `runs`, by run (in the order given) and index.
 pub async fn steps_of_runs(
@@ -234,6 +252,9 @@ pub struct NewToolStep {
     pub attempts: i32,
     /// The files the call made (artifacts).
     pub files: Vec<FileId>,
+    /// The approval it waited for (its step is written already, at `index`,
+    /// and is completed in place).
+    pub approval: Option<Approval>,
     pub started_at: OffsetDateTime,
 }
 
@@ -300,7 +321,8 @@ pub enum ToolsCommitted {
 /// Commits a step's tool calls in one statement. When any waits for a
 /// person, the run moves to `requires_action` (its lease released: no worker
 /// holds a paused run) until `wait_timeout` has passed: the one place a wait
-/// is written.
+/// is written. An approved call's step, written while it waited, is
+/// completed in place (and logged again: the event log's rows are by index).
 pub async fn commit_tool_steps(
     client: &impl GenericClient,
     lease: Lease,
@@ -336,9 +358,21 @@ pub async fn commit_tool_steps(
                              $11::text[], $12::text[], $13::int[], $14::timestamptz[],
                              $15::text[], $16::text[], $17::text[])
                           AS x(i, s, c, n, a, e, o, t, b, w, fs, sv)
+                 ON CONFLICT (run_id, index) DO UPDATE
+                     SET status = EXCLUDED.status, output = EXCLUDED.output,
+                         attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at,
+                         finished_at = EXCLUDED.finished_at, files = EXCLUDED.files
+                     WHERE run_steps.status = 'pending' AND run_steps.approval IS NOT NULL
+                 RETURNING index
+             ),
+             again AS (
+                 SELECT stewrd_log_event(f.session_id, f.id, 'run.step', x.i)
+                 FROM u f, unnest($6::int[], $18::bool[]) AS x(i, again)
+                 WHERE x.again AND EXISTS (SELECT 1 FROM steps)
              ),
              {events}
-             SELECT (SELECT count(*) FROM e) AS events FROM u",
+             SELECT (SELECT count(*) FROM e) AS events, (SELECT count(*) FROM again) AS again
+             FROM u",
             events = super::webhook::EVENT_FOR_STATUS_CHANGE,
         ))
         .await?;
@@ -350,7 +384,9 @@ pub async fn commit_tool_steps(
                 &lease.run_id,
                 &lease.worker,
                 &lease.attempt,
-                &i32::try_from(steps.len()).unwrap_or(i32::MAX),
+                // Steps written while they waited were counted then.
+                &i32::try_from(steps.iter().filter(|s| s.approval.is_none()).count())
+                    .unwrap_or(i32::MAX),
                 &pause.map(|p| p.as_secs_f64()),
                 &steps.iter().map(|s| s.index).collect::<Vec<_>>(),
                 &column(|s| s.state.status().as_str().to_owned()),
@@ -368,7 +404,10 @@ pub async fn commit_tool_steps(
                     .iter()
                     .map(|s| match s.state {
                         ToolState::Awaiting(wait) => Some(wait.as_str()),
-                        ToolState::Done { .. } => None,
+                        // Kept: the answer of a wait shows what it waited for.
+                        ToolState::Approved | ToolState::Done { .. } => {
+                            s.approval.as_ref().map(|_| Wait::Approval.as_str())
+                        }
                     })
                     .collect::<Vec<_>>(),
                 // Each step's files as one text (arrays of arrays do not unnest by row).
@@ -383,6 +422,10 @@ pub async fn commit_tool_steps(
                     })
                     .collect::<Vec<_>>(),
                 &steps.iter().map(|s| s.server.clone()).collect::<Vec<_>>(),
+                &steps
+                    .iter()
+                    .map(|s| s.approval.is_some())
+                    .collect::<Vec<_>>(),
             ],
         )
         .await?;

@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::model::RequireApproval;
+
 /// Client tools per run.
 pub const MAX_CLIENT_TOOLS: usize = 64;
 /// Server tools per project.
@@ -223,6 +225,9 @@ pub struct ServerTool {
     #[serde(default = "default_timeout")]
     #[schema(minimum = 1, maximum = 600)]
     pub timeout_secs: u32,
+    /// Whether its calls wait for a person's yes (default `never`).
+    #[serde(default)]
+    pub require_approval: RequireApproval,
 }
 
 fn empty_object() -> Value {

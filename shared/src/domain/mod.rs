@@ -4,6 +4,7 @@
 //! configuration or the network.
 
 pub mod agent;
+pub mod approval;
 pub mod file;
 pub mod id;
 pub mod limits;

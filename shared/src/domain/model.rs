@@ -224,6 +224,8 @@ string_enum!(
     Wait {
         /// The client's own tool: its output (`submit_tool_outputs`).
         Client = "client",
+        /// A person's yes or no before the call is made (`approve_tool_calls`).
+        Approval = "approval",
     }
 );
 
@@ -232,6 +234,7 @@ impl Wait {
     pub fn action(self) -> &'static str {
         match self {
             Self::Client => "submit_tool_outputs",
+            Self::Approval => "approve_tool_calls",
         }
     }
 }

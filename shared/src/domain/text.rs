@@ -18,6 +18,17 @@ pub fn is_label(text: &str, max: usize) -> bool {
     has_visible(text) && text.chars().count() <= max && !text.chars().any(char::is_control)
 }
 
+/// Bytes in lowercase hex (digests as they are shown and stored).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
+}
+
 /// A provider key as providers issue them: 1 to `max` visible ASCII characters.
 /// Anything else (a zero-width space pasted with the key, say) cannot be a valid
 /// key and would only fail later, far from the form that took it.

@@ -329,12 +329,7 @@ impl Facts {
     }
 
     fn sha256(&self) -> String {
-        self.hash
-            .clone()
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::domain::text::hex(&self.hash.clone().finalize())
     }
 
     /// What the bytes are, never what the client said.

@@ -16,7 +16,7 @@ use stewrd_shared::{
         mcp::pin_mcp_tools,
         run::{ClaimedRun, RunOutcome},
         step::{
-            Lease, ModelStep, NewModelStep, NewToolStep, StepKind, StepRow, ToolStep,
+            Lease, ModelStep, NewModelStep, NewToolStep, StepKind, StepRow, ToolState, ToolStep,
             ToolsCommitted, commit_model_step, commit_tool_steps,
         },
     },
@@ -38,7 +38,7 @@ use crate::{
     Worker,
     db::Patience,
     provider::Completion,
-    tools::{Toolbox, Unprepared, mcp},
+    tools::{Call, Toolbox, Unprepared, mcp},
 };
 
 /// How long a step's commit waits out a Postgres outage.
@@ -135,8 +135,9 @@ impl<'a> Loop<'a> {
     }
 
     /// The toolbox answers the calls of the last model answer; their steps
-    /// commit (pausing the run while any waits).
-    async fn answer(&mut self, calls: &[ToolCall]) -> Turn {
+    /// commit (pausing the run while any waits). Calls that need a person's
+    /// yes are asked for first, and nothing is made before the decision.
+    async fn answer(&mut self, calls: &[Call]) -> Turn {
         if let Some(limit) = self.run.request.agent.max_total_tokens
             && self.usage.total_tokens > limit
         {
@@ -149,6 +150,16 @@ impl<'a> Loop<'a> {
                     ),
                 )
                 .into();
+        }
+        let asking = self.toolbox.asking(calls, self.next_index());
+        if !asking.is_empty() {
+            return match self.commit_tools(&asking).await {
+                Ok(ToolsCommitted::Paused { webhook }) => Verdict::Paused { webhook }.into(),
+                Ok(ToolsCommitted::LeaseLost) => Verdict::LeaseLost.into(),
+                // (A wait always pauses.)
+                Ok(ToolsCommitted::Written) => Turn::Next,
+                Err(verdict) => verdict.into(),
+            };
         }
         let prepared = match self.toolbox.prepare(self.worker, self.lease(), calls).await {
             Ok(prepared) => prepared,
@@ -276,16 +287,17 @@ impl<'a> Loop<'a> {
         Turn::Next
     }
 
-    /// The calls of the last model answer that have no committed result yet.
-    fn unanswered_calls(&self) -> Vec<ToolCall> {
+    /// The calls of the last model answer that have no committed result yet:
+    /// those with no step, and those approved while they waited (made with
+    /// the arguments their step holds: the ones approved).
+    fn unanswered_calls(&self) -> Vec<Call> {
         let steps = &self.history.steps;
         let Some(last_model) = steps.iter().rposition(|s| s.model().is_some()) else {
             return Vec::new();
         };
-        let answered: Vec<&str> = steps[last_model..]
+        let written: Vec<(i32, &ToolStep)> = steps[last_model..]
             .iter()
-            .filter_map(StepRow::tool)
-            .map(|tool| tool.call.id.as_str())
+            .filter_map(|s| s.tool().map(|tool| (s.index, tool)))
             .collect();
         steps[last_model]
             .model()
@@ -293,7 +305,22 @@ impl<'a> Loop<'a> {
             .map(ToolCall::all_in)
             .unwrap_or_default()
             .into_iter()
-            .filter(|call| !answered.contains(&call.id.as_str()))
+            .enumerate()
+            .filter_map(|(position, call)| {
+                match written.iter().find(|(_, tool)| tool.call.id == call.id) {
+                    None => Some(Call {
+                        call,
+                        position,
+                        approved: None,
+                    }),
+                    Some((index, tool)) if tool.state == ToolState::Approved => Some(Call {
+                        call: tool.call.clone(),
+                        position,
+                        approved: tool.approval.clone().map(|approval| (*index, approval)),
+                    }),
+                    Some(_) => None,
+                }
+            })
             .collect()
     }
 
@@ -440,7 +467,12 @@ impl<'a> Loop<'a> {
                 let outcome = step.state.status().as_str();
                 metrics::counter!(names::STEPS, "type" => "tool_call", "outcome" => outcome)
                     .increment(1);
-                self.history.steps.push(tool_row(self.run, step));
+                let row = tool_row(self.run, step);
+                // A step completed in place replaces the one it waited in.
+                match self.history.steps.iter_mut().find(|s| s.index == row.index) {
+                    Some(waited) => *waited = row,
+                    None => self.history.steps.push(row),
+                }
             }
         }
         Ok(committed)
@@ -498,6 +530,7 @@ fn tool_row(run: &ClaimedRun, step: &NewToolStep) -> StepRow {
             state: step.state.clone(),
             attempts: step.attempts,
             files: step.files.clone(),
+            approval: step.approval.clone(),
         }),
     }
 }

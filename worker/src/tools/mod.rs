@@ -10,6 +10,13 @@
 //! `Executor` its steps show), the arm that calls it in [`Toolbox::answer_one`],
 //! and where its tools come from in [`Toolbox::load`].
 //!
+//! Approvals: a call of a tool that requires one is not made until a person
+//! decides. [`Toolbox::asking`] gives the steps that wait for it (the run
+//! pauses, and the model answer's other calls wait with them, unwritten); once
+//! decided, a denied call's step holds its answer and an approved one is made
+//! by [`Toolbox::answer`] like any other, at the index it waited at, with the
+//! arguments its step holds (the ones approved).
+//!
 //! Bounds: at most `MAX_TOOL_CALLS_PER_ANSWER` calls of one answer are made
 //! (past it, the model gets an error for each), at most
 //! `MAX_TOOL_CALLS_IN_FLIGHT` of a run and `STEWRD_TOOL_CONCURRENCY` of the
@@ -37,9 +44,10 @@ use stewrd_shared::{
             ClientTool, MAX_TOOL_CALLS_IN_FLIGHT, MAX_TOOL_CALLS_PER_ANSWER, ServerTool, ToolCall,
             error_output,
         },
+        approval::Approval,
         file::FileId,
         mcp::McpTool,
-        model::{Executor, Outcome, Wait},
+        model::{Executor, Outcome, RequireApproval, Wait},
         text::storable,
     },
     runtime::metrics as names,
@@ -120,6 +128,18 @@ struct Tool {
     /// Its definition as the model is offered it.
     offered: Value,
     kind: Kind,
+    /// Whether its calls wait for a person's yes.
+    approval: RequireApproval,
+}
+
+/// A call of the last model answer that has no answer yet.
+pub(crate) struct Call {
+    pub(crate) call: ToolCall,
+    /// Its place in the model's answer (past `MAX_TOOL_CALLS_PER_ANSWER`,
+    /// the model gets an error for it).
+    pub(crate) position: usize,
+    /// Approved while it waited: the index of its step, and the decision.
+    pub(crate) approved: Option<(i32, Approval)>,
 }
 
 /// A run's tools, for one claim.
@@ -160,16 +180,26 @@ impl Toolbox {
                 name: tool.name.clone(),
                 offered: tool.definition.clone(),
                 kind: Kind::Client,
+                approval: RequireApproval::Never,
             });
         let server = run.project.tools.iter().map(|tool| Tool {
             name: tool.name.clone(),
             offered: tool.as_function(),
             kind: Kind::Http(tool.clone()),
+            approval: tool.require_approval,
         });
+        // Pinned with the run, asked for as the project says now (a server
+        // no longer connected is refused when called).
         let mcp = pinned.iter().map(|tool| Tool {
             name: tool.name.clone(),
             offered: tool.as_function(),
             kind: Kind::Mcp(tool.clone()),
+            approval: run
+                .project
+                .mcp_servers
+                .iter()
+                .find(|server| server.name == tool.server)
+                .map_or(RequireApproval::Never, |server| server.require_approval),
         });
         let mut tools: Vec<Tool> = Vec::new();
         for tool in client.chain(server).chain(mcp) {
@@ -192,11 +222,12 @@ impl Toolbox {
         &self,
         worker: &Worker,
         lease: Lease,
-        calls: &[ToolCall],
+        calls: &[Call],
     ) -> Result<Prepared, Unprepared> {
         let marked: Vec<String> = calls
             .iter()
-            .take(MAX_TOOL_CALLS_PER_ANSWER)
+            .filter(|c| c.position < MAX_TOOL_CALLS_PER_ANSWER)
+            .map(|c| &c.call)
             .filter(|call| parse_arguments(&call.arguments).is_some())
             .filter(|call| {
                 self.tools
@@ -225,6 +256,33 @@ impl Toolbox {
         }
     }
 
+    /// The steps of the calls that must wait for a person's yes before any
+    /// call of `calls` is made (none: the calls can be made now), numbered
+    /// from `first_index` in the model's order.
+    pub(crate) fn asking(&self, calls: &[Call], first_index: i32) -> Vec<NewToolStep> {
+        let started_at = OffsetDateTime::now_utc();
+        calls
+            .iter()
+            .filter(|c| c.approved.is_none() && c.position < MAX_TOOL_CALLS_PER_ANSWER)
+            .filter(|c| parse_arguments(&c.call.arguments).is_some())
+            .filter_map(|c| {
+                let tool = self.tools.iter().find(|t| t.name == c.call.name)?;
+                (tool.approval == RequireApproval::Always).then_some((c, tool))
+            })
+            .zip(first_index..)
+            .map(|((c, tool), index)| {
+                step(
+                    index,
+                    &c.call,
+                    Some(tool),
+                    Answer::Await(Wait::Approval),
+                    started_at,
+                    None,
+                )
+            })
+            .collect()
+    }
+
     /// Whether the model is offered any tool (an agent run, whose steps are rows).
     pub(crate) fn is_empty(&self) -> bool {
         self.tools.is_empty()
@@ -235,20 +293,31 @@ impl Toolbox {
         self.tools.iter().map(|t| t.offered.clone()).collect()
     }
 
-    /// The steps of `calls`, numbered from `first_index`, in the order the
-    /// model made them: made (at once, in parallel within the bounds) or
-    /// waiting for a person.
+    /// The steps of `calls`, in the order the model made them: made (at
+    /// once, in parallel within the bounds) or waiting for the client. An
+    /// approved call keeps the index it waited at; the others are numbered
+    /// from `first_index`.
     pub(crate) async fn answer(
         &self,
         worker: &Worker,
         run: &ClaimedRun,
-        calls: &[ToolCall],
+        calls: &[Call],
         first_index: i32,
         prepared: &Prepared,
     ) -> Vec<NewToolStep> {
         let in_flight = &Semaphore::new(MAX_TOOL_CALLS_IN_FLIGHT);
-        let steps = calls.iter().zip(first_index..).enumerate().map(
-            |(position, (call, index))| async move {
+        let mut next = first_index..;
+        let numbered: Vec<(&Call, i32)> = calls
+            .iter()
+            .map(|c| match &c.approved {
+                Some((index, _)) => (c, *index),
+                None => (c, next.next().unwrap_or(i32::MAX)),
+            })
+            .collect();
+        let steps = numbered.into_iter().map(|(c, index)| {
+            let (call, position) = (&c.call, c.position);
+            let approval = c.approved.as_ref().map(|(_, approval)| approval.clone());
+            async move {
                 let started_at = OffsetDateTime::now_utc();
                 let tool = self.tools.iter().find(|t| t.name == call.name);
                 let answer = if position >= MAX_TOOL_CALLS_PER_ANSWER {
@@ -265,9 +334,9 @@ impl Toolbox {
                 } else {
                     self.answer_one(worker, run, tool, call, in_flight).await
                 };
-                step(index, call, tool, answer, started_at)
-            },
-        );
+                step(index, call, tool, answer, started_at, approval)
+            }
+        });
         join_all(steps).await
     }
 
@@ -327,6 +396,7 @@ fn step(
     tool: Option<&Tool>,
     answer: Answer,
     started_at: OffsetDateTime,
+    approval: Option<Approval>,
 ) -> NewToolStep {
     let (state, attempts, files) = match answer {
         Answer::Output {
@@ -353,6 +423,7 @@ fn step(
         state,
         attempts,
         files,
+        approval,
         started_at,
     }
 }

@@ -53,8 +53,7 @@ impl Signing {
 /// The `webhook-id` of a call: the same for every attempt of it.
 fn message_id(run: &ClaimedRun, call: &ToolCall) -> String {
     let digest = Sha256::digest(format!("{}:{}", run.id, call.id).as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("msg_{hex}")
+    format!("msg_{}", stewrd_shared::domain::text::hex(&digest[..16]))
 }
 
 /// What every attempt of one call shares.
