@@ -290,6 +290,8 @@ async fn dev_runs_everything_in_one_process_with_the_stub_when_no_key_is_set() {
         .expect("json");
     assert_eq!(session["status"], "succeeded", "{session}");
     assert_eq!(session["output"], "Echo: hello dev");
+    // In the README's order.
+    readme_approvals_walk_through(&http, &base, key, &dev.log_text()).await;
     readme_files_walk_through(&http, &base, key, &dev.log_text(), &scratch).await;
     readme_mcp_walk_through(&http, &base, key).await;
     dev.terminate();
@@ -505,4 +507,75 @@ async fn readme_mcp_walk_through(http: &reqwest::Client, base: &str, key: &str) 
         ),
         "{steps}"
     );
+}
+
+/// The README's approvals walk-through against `stewrd dev`: the stub's image
+/// tool waits for a yes, the approval quoting the hash the README shows.
+async fn readme_approvals_walk_through(http: &reqwest::Client, base: &str, key: &str, log: &str) {
+    let stub = log
+        .split("STUB provider at ")
+        .nth(1)
+        .and_then(|rest| rest.split("/v1").next())
+        .expect("the stub's address");
+    let send = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let request = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(key);
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        async move {
+            let answer = request.send().await.expect("an answer");
+            let status = answer.status();
+            (status, answer.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let (status, _) = send(
+        reqwest::Method::PUT,
+        "/v1/project/tools".into(),
+        Some(
+            json!({"tools": [{"name": "draw", "url": format!("{stub}/_stub/tools/pixel"),
+                               "require_approval": "always"}]}),
+        ),
+    )
+    .await;
+    assert!(status.is_success(), "{status}");
+    let (_, accepted) = send(
+        reqwest::Method::POST,
+        "/v1/agent".into(),
+        Some(json!({"message": "Draw something"})),
+    )
+    .await;
+    let session_id = accepted["session_id"].as_str().expect("id");
+    let (_, paused) = send(
+        reqwest::Method::GET,
+        format!("/v1/sessions/{session_id}?wait=30"),
+        None,
+    )
+    .await;
+    let sha = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    assert_eq!(
+        paused["required_action"]["tool_calls"],
+        json!([{"id": "call_stub_1", "name": "draw", "executor": "server",
+                "arguments": "{}", "arguments_sha256": sha}]),
+        "{paused}"
+    );
+    let (status, decided) = send(
+        reqwest::Method::POST,
+        format!("/v1/sessions/{session_id}/approvals"),
+        Some(
+            json!({"decisions": [{"tool_call_id": "call_stub_1", "approve": true,
+                                   "arguments_sha256": sha}]}),
+        ),
+    )
+    .await;
+    assert!(status.is_success(), "{status}: {decided}");
+    let (_, done) = send(
+        reqwest::Method::GET,
+        format!("/v1/sessions/{session_id}?wait=30"),
+        None,
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
 }
