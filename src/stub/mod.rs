@@ -517,12 +517,28 @@ fn shows_images(message: &Value) -> bool {
         .is_some_and(|parts| !parts.is_empty() && parts.iter().all(|p| p["type"] == "image_url"))
 }
 
-/// Unscripted, with tools offered: the first tool is called (no arguments)
-/// `rounds` times, one call per answer, then its last output is echoed, so the
-/// whole loop can be tried with curl.
+/// Unscripted, with tools offered: the first tool is called `rounds` times,
+/// one call per answer, then its last output is echoed, so the whole loop can
+/// be tried with curl. Its arguments are none, except a `url` the tool takes:
+/// the first URL of the user's message (so `web_fetch` can be shown).
 fn tool_call(request: &Value, messages: &[Value], rounds: usize) -> Option<Value> {
     let tool = request["tools"].as_array()?.first()?;
     let name = tool["function"]["name"].as_str()?;
+    let url = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .and_then(|text| {
+            text.split_whitespace()
+                .find(|word| word.starts_with("http://") || word.starts_with("https://"))
+        })
+        .filter(|_| {
+            tool["function"]["parameters"]["properties"]
+                .get("url")
+                .is_some()
+        });
+    let arguments = url.map_or_else(|| "{}".to_owned(), |url| json!({"url": url}).to_string());
     let since_user = messages
         .iter()
         .rev()
@@ -535,7 +551,7 @@ fn tool_call(request: &Value, messages: &[Value], rounds: usize) -> Option<Value
         "id": "chatcmpl-stub", "object": "chat.completion", "model": request["model"],
         "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
             "role": "assistant", "content": null,
-            "tool_calls": [{"id": id, "type": "function", "function": {"name": name, "arguments": "{}"}}]}}],
+            "tool_calls": [{"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}]}}],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }))
 }

@@ -292,6 +292,7 @@ async fn dev_runs_everything_in_one_process_with_the_stub_when_no_key_is_set() {
     assert_eq!(session["output"], "Echo: hello dev");
     // In the README's order.
     readme_approvals_walk_through(&http, &base, key, &dev.log_text()).await;
+    readme_web_fetch_walk_through(&http, &base, key).await;
     readme_files_walk_through(&http, &base, key, &dev.log_text(), &scratch).await;
     readme_mcp_walk_through(&http, &base, key).await;
     dev.terminate();
@@ -578,4 +579,32 @@ async fn readme_approvals_walk_through(http: &reqwest::Client, base: &str, key: 
     )
     .await;
     assert_eq!(done["status"], "succeeded", "{done}");
+}
+
+/// The README's web_fetch example against `stewrd dev`: the stub passes the
+/// message's URL, a page of dev's own, whose text the run echoes.
+async fn readme_web_fetch_walk_through(http: &reqwest::Client, base: &str, key: &str) {
+    let accepted: Value = http
+        .post(format!("{base}/v1/agent"))
+        .bearer_auth(key)
+        .json(&json!({"message": format!("What does {base}/healthz say?"),
+                      "tools": [{"type": "web_fetch"}]}))
+        .send()
+        .await
+        .expect("submit")
+        .json()
+        .await
+        .expect("json");
+    let session_id = accepted["session_id"].as_str().expect("id");
+    let session: Value = http
+        .get(format!("{base}/v1/sessions/{session_id}?wait=30"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("poll")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(session["status"], "succeeded", "{session}");
+    assert_eq!(session["output"], r#"Echo: {"status":"ok"}"#, "{session}");
 }

@@ -31,4 +31,5 @@ mod tenants;
 mod tls;
 mod tool_answers;
 mod topology;
+mod web_fetch;
 mod webhooks;

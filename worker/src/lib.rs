@@ -69,6 +69,8 @@ pub struct Worker {
     /// MCP servers' sessions, one per server and set of headers, shared by
     /// every run here; guarded as webhooks are.
     mcp: McpClient,
+    /// `web_fetch`'s GETs, guarded as webhooks are.
+    fetcher: reqwest::Client,
 }
 
 /// Why a worker could not start.
@@ -118,6 +120,7 @@ pub async fn run(
         cooldowns: cooldown::Cooldowns::default(),
         hooks: webhook::WebhookClient::new(&config.webhook, config.webhook_allow_private)?,
         mcp: stewrd_shared::mcp::client_for(&config)?,
+        fetcher: tools::fetch::client(config.webhook_allow_private)?,
         deltas,
         tool_permits: tokio::sync::Semaphore::new(config.worker.tool_concurrency),
         config,

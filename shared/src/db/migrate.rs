@@ -116,6 +116,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0021_add_approvals",
         include_str!("../../../migrations/0021_add_approvals.sql"),
     ),
+    (
+        "0022_add_builtin_tools",
+        include_str!("../../../migrations/0022_add_builtin_tools.sql"),
+    ),
 ];
 
 /// Every stored function, by name: its body's only definition. Applied in

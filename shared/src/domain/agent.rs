@@ -65,39 +65,101 @@ pub struct ClientTool {
     pub definition: Value,
 }
 
-impl ClientTool {
-    /// A run's stored `tools` (definitions checked at submit), or `None` when
-    /// it is not an array of named functions: a stored run no worker can read.
-    pub fn decode_all(stored: Option<&Value>) -> Option<Vec<ClientTool>> {
-        let Some(stored) = stored else {
-            return Some(Vec::new());
-        };
-        stored
-            .as_array()?
-            .iter()
-            .map(|definition| {
-                let name = definition.get("function")?.get("name")?.as_str()?;
-                Some(ClientTool {
-                    name: name.to_owned(),
-                    definition: definition.clone(),
-                })
-            })
-            .collect()
+/// One of stewrd's own tools a run asks for in `tools` (`{"type": "web_fetch"}`):
+/// made by the worker, offered to the model as a function of the same name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    /// `web_fetch {"url"}`: a GET, HTML given as Markdown.
+    WebFetch,
+}
+
+impl Builtin {
+    /// The built-in tool an entry of `tools` asks for, if it is one.
+    pub fn parse(entry: &Value) -> Option<Self> {
+        match entry.get("type").and_then(Value::as_str)? {
+            "web_fetch" => Some(Self::WebFetch),
+            _ => None,
+        }
     }
 
-    /// The definitions to store (`None` for none).
-    pub fn encode_all(tools: &[ClientTool]) -> Option<Value> {
-        (!tools.is_empty())
-            .then(|| Value::Array(tools.iter().map(|t| t.definition.clone()).collect()))
+    /// The function's name, as the model sees it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WebFetch => "web_fetch",
+        }
+    }
+
+    /// The entry as stored with the run.
+    pub fn stored(self) -> Value {
+        json!({"type": self.name()})
+    }
+
+    /// The tool as the model is offered it.
+    pub fn as_function(self) -> Value {
+        match self {
+            Self::WebFetch => json!({"type": "function", "function": {
+                "name": "web_fetch",
+                "description": "Fetches a web page (GET) and gives its text: HTML as Markdown, \
+                                text as is; a PDF or an image is kept as a file.",
+                "parameters": {"type": "object", "required": ["url"], "properties": {
+                    "url": {"type": "string", "description": "An http or https URL"}}}}}),
+        }
     }
 }
 
-/// Checks the client's `tools` (OpenAI's function-tool format): at most 64,
-/// names valid and unique, none a server tool's, `parameters` an object.
-pub fn check_client_tools(
-    tools: &[Value],
-    server_names: &[&str],
-) -> Result<Vec<ClientTool>, ToolRefusal> {
+/// The tools a run asks for: the client's functions and stewrd's built-ins.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunTools {
+    pub client: Vec<ClientTool>,
+    pub builtins: Vec<Builtin>,
+}
+
+impl RunTools {
+    /// A run's stored `tools` (checked at submit), or `None` when an entry is
+    /// neither a named function nor a built-in: a stored run no worker can read.
+    pub fn decode(stored: Option<&Value>) -> Option<Self> {
+        let mut tools = Self::default();
+        let Some(stored) = stored else {
+            return Some(tools);
+        };
+        for entry in stored.as_array()? {
+            if let Some(builtin) = Builtin::parse(entry) {
+                tools.builtins.push(builtin);
+                continue;
+            }
+            let name = entry.get("function")?.get("name")?.as_str()?;
+            tools.client.push(ClientTool {
+                name: name.to_owned(),
+                definition: entry.clone(),
+            });
+        }
+        Some(tools)
+    }
+
+    /// The entries to store (`None` for none).
+    pub fn encode(&self) -> Option<Value> {
+        let entries: Vec<Value> = self
+            .client
+            .iter()
+            .map(|t| t.definition.clone())
+            .chain(self.builtins.iter().map(|b| b.stored()))
+            .collect();
+        (!entries.is_empty()).then_some(Value::Array(entries))
+    }
+
+    /// Every name the model is offered among them.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.client
+            .iter()
+            .map(|t| t.name.as_str())
+            .chain(self.builtins.iter().map(|b| b.name()))
+    }
+}
+
+/// Checks the client's `tools` (OpenAI's function-tool format, or a built-in
+/// tool's `{"type": "web_fetch"}`): at most 64, names valid and unique, none
+/// a server tool's, `parameters` an object.
+pub fn check_client_tools(tools: &[Value], server_names: &[&str]) -> Result<RunTools, ToolRefusal> {
     if tools.len() > MAX_CLIENT_TOOLS {
         return Err(refuse(
             "tools",
@@ -105,13 +167,33 @@ pub fn check_client_tools(
         ));
     }
     let mut checked: Vec<ClientTool> = Vec::with_capacity(tools.len());
+    let mut builtins: Vec<Builtin> = Vec::new();
     for (i, tool) in tools.iter().enumerate() {
         let param = format!("tools[{i}]");
-        if tool.get("type").and_then(Value::as_str) != Some("function") {
-            return Err(refuse(
-                &param,
-                format!("`{param}.type` must be \"function\""),
-            ));
+        if let Some(builtin) = Builtin::parse(tool) {
+            if builtins.contains(&builtin) {
+                return Err(refuse(
+                    &param,
+                    format!("`{}` is asked for twice", builtin.name()),
+                ));
+            }
+            builtins.push(builtin);
+            continue;
+        }
+        match tool.get("type").and_then(Value::as_str) {
+            Some("function") => {}
+            Some("browser") => {
+                return Err(refuse(
+                    format!("{param}.type"),
+                    "the browser tool is not available on this server yet (`web_fetch` is)",
+                ));
+            }
+            _ => {
+                return Err(refuse(
+                    &param,
+                    format!("`{param}.type` must be \"function\" or \"web_fetch\""),
+                ));
+            }
         }
         let Some(function) = tool.get("function").and_then(Value::as_object) else {
             return Err(refuse(
@@ -158,7 +240,22 @@ pub fn check_client_tools(
             definition: tool.clone(),
         });
     }
-    Ok(checked)
+    if let Some(taken) = builtins
+        .iter()
+        .find(|b| checked.iter().any(|t| t.name == b.name()) || server_names.contains(&b.name()))
+    {
+        return Err(refuse(
+            "tools",
+            format!(
+                "`{}` is the name of the built-in tool asked for",
+                taken.name()
+            ),
+        ));
+    }
+    Ok(RunTools {
+        client: checked,
+        builtins,
+    })
 }
 
 /// Checks `tool_choice`: `auto`, `none`, `required`, or one of the offered
@@ -343,16 +440,38 @@ mod tests {
         let checked = check_client_tools(&[tool("get_weather"), tool("a-b_9")], &[]);
         let names: Vec<String> = checked
             .unwrap_or_default()
+            .client
             .into_iter()
             .map(|t| t.name)
             .collect();
         assert_eq!(names, ["get_weather", "a-b_9"]);
+        let with_fetch = check_client_tools(&[tool("lookup"), json!({"type": "web_fetch"})], &[])
+            .expect("a built-in beside a function");
+        assert_eq!(with_fetch.builtins, [Builtin::WebFetch]);
+        let stored = with_fetch.encode();
+        assert_eq!(RunTools::decode(stored.as_ref()), Some(with_fetch));
         let param = |tools: &[Value], server: &[&str]| {
             check_client_tools(tools, server).err().map(|e| e.param)
         };
         assert_eq!(
             param(&[tool("bad name")], &[]).as_deref(),
             Some("tools[0].function.name")
+        );
+        assert_eq!(
+            param(&[json!({"type": "browser"})], &[]).as_deref(),
+            Some("tools[0].type")
+        );
+        assert_eq!(
+            param(&[tool("web_fetch"), json!({"type": "web_fetch"})], &[]).as_deref(),
+            Some("tools")
+        );
+        assert_eq!(
+            param(
+                &[json!({"type": "web_fetch"}), json!({"type": "web_fetch"})],
+                &[]
+            )
+            .as_deref(),
+            Some("tools[1]")
         );
         assert_eq!(
             param(&[tool("x"), tool("x")], &[]).as_deref(),

@@ -204,6 +204,8 @@ string_enum!(
         Server = "server",
         Client = "client",
         Mcp = "mcp",
+        /// stewrd's own tools (`web_fetch`).
+        Builtin = "builtin",
     }
 );
 

@@ -25,6 +25,7 @@
 //! can go on.
 
 pub(crate) mod artifact;
+pub(crate) mod fetch;
 pub(crate) mod mcp;
 mod server;
 
@@ -41,8 +42,8 @@ use stewrd_shared::{
     },
     domain::{
         agent::{
-            ClientTool, MAX_TOOL_CALLS_IN_FLIGHT, MAX_TOOL_CALLS_PER_ANSWER, ServerTool, ToolCall,
-            error_output,
+            Builtin, ClientTool, MAX_TOOL_CALLS_IN_FLIGHT, MAX_TOOL_CALLS_PER_ANSWER, ServerTool,
+            ToolCall, error_output,
         },
         approval::Approval,
         file::FileId,
@@ -92,6 +93,8 @@ enum Kind {
     Http(ServerTool),
     /// A tool of one of the project's MCP servers, as the run pinned it.
     Mcp(McpTool),
+    /// A built-in tool the run asked for (`web_fetch`).
+    Builtin(Builtin),
 }
 
 impl Kind {
@@ -101,6 +104,7 @@ impl Kind {
             Self::Client => Executor::Client,
             Self::Http(_) => Executor::Server,
             Self::Mcp(_) => Executor::Mcp,
+            Self::Builtin(_) => Executor::Builtin,
         }
     }
 
@@ -108,7 +112,7 @@ impl Kind {
     fn server(&self) -> Option<String> {
         match self {
             Self::Mcp(tool) => Some(tool.server.clone()),
-            Self::Client | Self::Http(_) => None,
+            Self::Client | Self::Http(_) | Self::Builtin(_) => None,
         }
     }
 
@@ -117,7 +121,8 @@ impl Kind {
     fn marked_before_sending(&self) -> bool {
         match self {
             Self::Mcp(tool) => !tool.repeatable,
-            Self::Client | Self::Http(_) => false,
+            // A fetch only reads.
+            Self::Client | Self::Http(_) | Self::Builtin(_) => false,
         }
     }
 }
@@ -168,13 +173,14 @@ pub(crate) enum Unprepared {
 }
 
 impl Toolbox {
-    /// The run's tools: the client's, then the project's server tools, then
-    /// the MCP tools the run pinned.
+    /// The run's tools: the client's, the built-ins it asked for, then the
+    /// project's server tools, then the MCP tools the run pinned.
     pub(crate) fn load(run: &ClaimedRun, pinned: &[McpTool]) -> Self {
         let client = run
             .request
             .agent
             .tools
+            .client
             .iter()
             .map(|tool: &ClientTool| Tool {
                 name: tool.name.clone(),
@@ -201,8 +207,14 @@ impl Toolbox {
                 .find(|server| server.name == tool.server)
                 .map_or(RequireApproval::Never, |server| server.require_approval),
         });
+        let builtins = run.request.agent.tools.builtins.iter().map(|builtin| Tool {
+            name: builtin.name().to_owned(),
+            offered: builtin.as_function(),
+            kind: Kind::Builtin(*builtin),
+            approval: RequireApproval::Never,
+        });
         let mut tools: Vec<Tool> = Vec::new();
-        for tool in client.chain(server).chain(mcp) {
+        for tool in client.chain(builtins).chain(server).chain(mcp) {
             // A name offered twice would be answered by the first alone.
             if !tools.iter().any(|t| t.name == tool.name) {
                 tools.push(tool);
@@ -363,6 +375,10 @@ impl Toolbox {
             }
             Kind::Mcp(mcp_tool) => {
                 let made = mcp::call(worker, run, mcp_tool, call, arguments, &self.mcp);
+                in_turn(worker, in_flight, made).await
+            }
+            Kind::Builtin(Builtin::WebFetch) => {
+                let made = fetch::call(worker, run, call, arguments);
                 in_turn(worker, in_flight, made).await
             }
         }

@@ -10,8 +10,9 @@ use stewrd_shared::{
     domain::file::FileId,
     domain::{
         agent::{
-            DEFAULT_MAX_STEPS, MAX_CLIENT_TOOLS, MAX_STEPS_LIMIT, ServerTool, TOOL_NAME_PATTERN,
-            ToolRefusal, check_client_tools, check_response_format, check_tool_choice,
+            DEFAULT_MAX_STEPS, MAX_CLIENT_TOOLS, MAX_STEPS_LIMIT, RunTools, ServerTool,
+            TOOL_NAME_PATTERN, ToolRefusal, check_client_tools, check_response_format,
+            check_tool_choice,
         },
         id::SessionId,
         text,
@@ -112,16 +113,20 @@ fn metadata_schema() -> utoipa::openapi::Object {
 }
 
 /// `tools`: OpenAI's function tools (names must also differ from each other
-/// and from the project's server tools, which a schema cannot say).
+/// and from the project's server tools, which a schema cannot say), and
+/// stewrd's built-in `{"type": "web_fetch"}`.
 fn tools_schema() -> RefOr<Schema> {
     json_schema(json!({
         "type": ["array", "null"], "maxItems": MAX_CLIENT_TOOLS,
-        "items": {"type": "object", "required": ["type", "function"], "properties": {
-            "type": {"type": "string", "enum": ["function"]},
-            "function": {"type": "object", "required": ["name"], "properties": {
-                "name": {"type": "string", "pattern": TOOL_NAME_PATTERN},
-                "description": {"type": "string", "pattern": "^[^\\x00]*$"},
-                "parameters": {"type": "object"}}}}}
+        "items": {"oneOf": [
+            {"type": "object", "required": ["type", "function"], "properties": {
+                "type": {"type": "string", "enum": ["function"]},
+                "function": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string", "pattern": TOOL_NAME_PATTERN},
+                    "description": {"type": "string", "pattern": "^[^\\x00]*$"},
+                    "parameters": {"type": "object"}}}}},
+            {"type": "object", "required": ["type"], "properties": {
+                "type": {"type": "string", "enum": ["web_fetch"]}}}]}
     }))
 }
 
@@ -228,12 +233,11 @@ pub(super) fn agent_settings(
     let server_names: Vec<&str> = server_tools.iter().map(|t| t.name.as_str()).collect();
     let client_tools = match &body.tools {
         Some(tools) => check_client_tools(tools, &server_names).map_err(refused)?,
-        None => Vec::new(),
+        None => RunTools::default(),
     };
     if let Some(choice) = &body.tool_choice {
         let offered: Vec<&str> = client_tools
-            .iter()
-            .map(|t| t.name.as_str())
+            .names()
             .chain(server_names.iter().copied())
             .collect();
         check_tool_choice(choice, &offered).map_err(refused)?;

@@ -11,7 +11,7 @@ use crate::db::{
 };
 use crate::domain::usage::Usage;
 use crate::domain::{
-    agent::{ClientTool, ServerTool},
+    agent::{RunTools, ServerTool},
     file::FileId,
     id::{ProjectId, RunId, SessionId, WorkerId},
     limits::Limits,
@@ -332,7 +332,7 @@ fn claimed_run(row: &tokio_postgres::Row) -> Result<ClaimedRun, DbError> {
     if let Some(usage) = usage_so_far.as_mut() {
         usage.cost_usd = row.try_get("cost_usd")?;
     }
-    let client_tools = ClientTool::decode_all(row.try_get::<_, Option<Value>>("tools")?.as_ref())
+    let client_tools = RunTools::decode(row.try_get::<_, Option<Value>>("tools")?.as_ref())
         .ok_or(DbError::Corrupt { column: "tools" })?;
     let server_tools: Vec<ServerTool> = serde_json::from_value(row.try_get("server_tools")?)
         .map_err(|_| DbError::Corrupt {

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::db::{DbError, GenericClient, coalesce};
 use crate::domain::{
-    agent::ClientTool,
+    agent::RunTools,
     file::FileId,
     id::{ProjectId, RunId, SessionId},
     llm::LlmChoice,
@@ -15,8 +15,9 @@ use crate::domain::{
 /// What makes a run an agent run, as the client asked (checked by the API).
 #[derive(Clone, Debug, Default)]
 pub struct AgentSettings {
-    /// The client's tools (stored as the definitions it gave).
-    pub tools: Vec<ClientTool>,
+    /// The client's tools (stored as the definitions it gave) and the
+    /// built-in tools asked for.
+    pub tools: RunTools,
     pub tool_choice: Option<serde_json::Value>,
     pub response_format: Option<serde_json::Value>,
     /// Model calls at most.
@@ -160,7 +161,7 @@ async fn insert(
                 &run.choice.key_source.as_str(),
                 &run.deadline.as_secs_f64(),
                 &run.publish_delay.as_secs_f64(),
-                &ClientTool::encode_all(&run.agent.tools),
+                &run.agent.tools.encode(),
                 &run.agent.tool_choice,
                 &run.agent.response_format,
                 &run.agent.max_steps,

@@ -108,6 +108,9 @@ pub struct WorkerSettings {
     /// keeps trying to list an MCP server's tools before the run fails
     /// (`mcp_server_unavailable`); also `GET …/mcp_servers/{name}/tools`'s limit.
     pub mcp_connect: Duration,
+    /// `STEWRD_FETCH_MAX_BYTES`, default 5242880 (5 MiB): the most of a page
+    /// `web_fetch` reads.
+    pub fetch_max_bytes: usize,
     /// `STEWRD_TOOL_CONCURRENCY`, default 256: server tool calls in flight at
     /// once in one worker process, all runs together (each run also makes at
     /// most `agent::MAX_TOOL_CALLS_IN_FLIGHT` at once), so one answer asking
@@ -398,6 +401,7 @@ impl Config {
                     .seconds("STEWRD_REQUIRES_ACTION_TIMEOUT_SECS", 3600)?,
                 tool_retry_schedule: env.schedule("STEWRD_TOOL_RETRY_SCHEDULE", "1s,5s,30s")?,
                 mcp_connect: env.seconds("STEWRD_MCP_CONNECT_SECS", 30)?,
+                fetch_max_bytes: env.parse_min("STEWRD_FETCH_MAX_BYTES", 5 << 20, 1)?,
                 tool_concurrency: env.parse_min("STEWRD_TOOL_CONCURRENCY", 256, 1)?,
                 backlog_sample_every: env.seconds("STEWRD_BACKLOG_SAMPLE_SECS", 15)?,
                 event_retention: env.seconds("STEWRD_EVENT_RETENTION_SECS", 86_400)?,
