@@ -198,6 +198,11 @@ impl StubState {
         lock(&self.script).extend(replies);
     }
 
+    /// Drops the scripted replies not used yet.
+    pub fn clear(&self) {
+        lock(&self.script).clear();
+    }
+
     /// Sets how many tool calls an unscripted conversation with tools makes
     /// (one per model answer) before it answers.
     pub fn set_tool_rounds(&self, rounds: usize) {

@@ -591,8 +591,33 @@ async fn max_steps_max_total_tokens_and_the_action_timeout_end_a_run() {
     assert_eq!(done["output"], "still thinking");
     assert_eq!(app.stub.state.stats().calls, 3);
 
-    // The sum of the run's usage passing max_total_tokens stops it.
-    app.stub.state.push((0..5).map(|_| forever.clone()));
+    // max_total_tokens is reserved: a call is made only if its worst case
+    // (the prompt's bytes plus max_tokens) fits what is left, so the run
+    // stops before it could pass the bound, never after.
+    app.stub.state.push((0..8).map(|_| forever.clone()));
+    let accepted = app
+        .submit(
+            &key,
+            json!({"message": "tokens", "max_total_tokens": 1500, "max_tokens": 10}),
+        )
+        .await;
+    let done = app
+        .wait_final(&key, accepted["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["error"]["code"], "max_total_tokens_exceeded", "{done}");
+    let used = done["usage"]["total_tokens"].as_i64().expect("usage");
+    assert!((10..=1500).contains(&used), "{done}");
+    let calls = app.stub.state.stats().calls - 3;
+    assert_eq!(i64::try_from(calls).unwrap_or(0) * 10, used, "{done}");
+    assert!(
+        done["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("could use up to")),
+        "{done}"
+    );
+    // A first call that cannot fit (no max_tokens: the model's output limit)
+    // is never made.
+    let before = app.stub.state.stats().calls;
     let accepted = app
         .submit(&key, json!({"message": "tokens", "max_total_tokens": 25}))
         .await;
@@ -600,8 +625,8 @@ async fn max_steps_max_total_tokens_and_the_action_timeout_end_a_run() {
         .wait_final(&key, accepted["session_id"].as_str().expect("id"))
         .await;
     assert_eq!(done["error"]["code"], "max_total_tokens_exceeded", "{done}");
-    assert_eq!(done["usage"]["total_tokens"], 30);
-    assert_eq!(app.stub.state.stats().calls, 6);
+    assert_eq!(app.stub.state.stats().calls, before);
+    app.stub.state.clear();
 
     // Nobody answers the client's call: the run fails once the wait is over.
     app.stub

@@ -317,29 +317,32 @@ fn seconds_until(renews: OffsetDateTime) -> i64 {
 }
 
 #[tokio::test]
-async fn token_budgets_refuse_submits_fail_queued_runs_and_overshoot_by_at_most_the_calls_in_flight()
- {
+async fn token_budgets_are_reserved_so_concurrent_runs_never_spend_past_them() {
     let port = free_port();
     let app = spawn_app_with(
         Options::default().env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}")),
     )
     .await;
     let (project, key) = app.create_project("budget").await;
-    // Two runs at a time, 40 tokens each, a budget of 100: the first pair (80)
-    // stays under it, the second pair starts under it and ends over it (160),
-    // the last pair finds it used up. Calls take 1.5 s so that the second
-    // pair is claimed (within milliseconds of a place freeing) long before the
-    // first of it ends, even on a loaded CI machine.
-    set_limits(
-        &app,
-        &project,
-        json!({"max_concurrent_runs": 2, "tokens_per_day": 100}),
-    )
-    .await;
-    app.stub
-        .state
-        .push((0..6).map(|_| Reply::text("forty tokens", 40).delayed(Duration::from_millis(1500))));
-    let sessions = submit_many(&app, &key, 6, 6).await;
+    // Twenty runs at once, each call up to 100 tokens (`max_tokens`) and
+    // using all of them, against a budget of 500. Checked before each call
+    // only (as it was), all twenty would run: 2,000 tokens. Reserved, a call
+    // is made only while its worst case (prompt bytes + 100) fits beside the
+    // others in flight, so the spend never passes 500.
+    set_limits(&app, &project, json!({"tokens_per_day": 500})).await;
+    app.stub.state.push(
+        (0..20).map(|_| Reply::text("a hundred tokens", 100).delayed(Duration::from_millis(500))),
+    );
+    let mut sessions = Vec::new();
+    for i in 0..20 {
+        let accepted = app
+            .submit(
+                &key,
+                json!({"message": format!("job {i}"), "max_tokens": 100}),
+            )
+            .await;
+        sessions.push(accepted["session_id"].as_str().expect("id").to_owned());
+    }
     let mut by_status: HashMap<String, usize> = HashMap::new();
     for session in &sessions {
         let done = app.wait_final(&key, session).await;
@@ -352,24 +355,47 @@ async fn token_budgets_refuse_submits_fail_queued_runs_and_overshoot_by_at_most_
         };
         *by_status.entry(outcome).or_default() += 1;
     }
-    assert_eq!(by_status.get("succeeded"), Some(&4), "{by_status:?}");
-    assert_eq!(
-        by_status.get("token_budget_exhausted"),
-        Some(&2),
-        "{by_status:?}"
-    );
     let (_, usage) = app
         .call(Method::GET, "/v1/project/usage", Some(&key), None)
         .await;
     let used = usage["data"][0]["total_tokens"].as_i64().expect("tokens");
-    // The overshoot is bounded by the calls in flight (2) times a call's tokens (40).
-    assert!((100..=100 + 2 * 40).contains(&used), "used {used}: {usage}");
-    assert_eq!(used, 160);
+    let succeeded = by_status.get("succeeded").copied().unwrap_or(0);
+    println!(
+        "used={used} of 500, succeeded={succeeded}, calls={}",
+        app.stub.state.stats().calls
+    );
+    assert!(
+        used <= 500,
+        "the budget was overspent: {used} ({by_status:?})"
+    );
+    assert!(succeeded >= 2, "{by_status:?}");
+    assert_eq!(i64::try_from(succeeded).unwrap_or(0) * 100, used);
     assert_eq!(
         app.stub.state.stats().calls,
-        4,
-        "no call after the budget was used up"
+        u64::try_from(succeeded).unwrap_or(0),
+        "no call beyond the budget"
     );
+    assert_eq!(
+        by_status
+            .get("token_budget_exhausted")
+            .copied()
+            .unwrap_or(0)
+            + succeeded,
+        20
+    );
+    // Every reservation was settled by the usage it reserved for (or by its
+    // run's end): none is left to hold the budget.
+    let left: i64 = app
+        .db()
+        .await
+        .query_one("SELECT count(*) FROM budget_reservations", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(left, 0);
+    app.stub.state.clear();
+    // Used up: at the budget, a submit is refused (429) until the day ends (UTC).
+    set_limits(&app, &project, json!({"tokens_per_day": used})).await;
 
     // A submit now is refused until the day ends (UTC).
     let (status, retry_after, body) = try_submit(&app, &key, json!({"message": "more"})).await;
@@ -417,7 +443,7 @@ async fn token_budgets_refuse_submits_fail_queued_runs_and_overshoot_by_at_most_
     let worker_metrics = text(&app, &format!("http://127.0.0.1:{port}/metrics")).await;
     assert!(
         worker_metrics
-            .contains(r#"stewrd_limit_refusals_total{reason="tokens_per_day",stage="claim"} 2"#),
+            .contains(r#"stewrd_limit_refusals_total{reason="tokens_per_day",stage="claim"}"#),
         "{worker_metrics}"
     );
     assert!(
@@ -430,17 +456,18 @@ async fn token_budgets_refuse_submits_fail_queued_runs_and_overshoot_by_at_most_
 async fn an_agent_run_stops_at_the_step_after_its_budget_is_used_up() {
     let app = spawn_app_with(Options::default()).await;
     let (project, key) = app.create_project("agent-budget").await;
-    set_limits(&app, &project, json!({"tokens_per_day": 50})).await;
-    // The first model call asks for a tool and uses 60 tokens: the budget is
-    // gone before the second call, which is never made.
+    set_limits(&app, &project, json!({"tokens_per_day": 400})).await;
+    // The first model call asks for a tool and uses 360 tokens: what is left
+    // cannot hold the second call's worst case (its prompt and max_tokens
+    // 100), which is never made.
     app.stub.state.push([
-        Reply::tool_calls(&[("call_1", "get_weather", "{}")], 60),
+        Reply::tool_calls(&[("call_1", "get_weather", "{}")], 360),
         Reply::text("never sent", 5),
     ]);
     let accepted = app
         .submit(
             &key,
-            json!({"message": "m", "tools": [tool("get_weather")]}),
+            json!({"message": "m", "tools": [tool("get_weather")], "max_tokens": 100}),
         )
         .await;
     let session = accepted["session_id"].as_str().expect("id");
@@ -468,15 +495,19 @@ async fn an_agent_run_stops_at_the_step_after_its_budget_is_used_up() {
 #[tokio::test]
 async fn the_default_key_budget_caps_projects_without_a_key_of_their_own_only() {
     let app =
-        spawn_app_with(Options::default().env("STEWRD_DEFAULT_KEY_TOKENS_PER_DAY", "50")).await;
+        spawn_app_with(Options::default().env("STEWRD_DEFAULT_KEY_TOKENS_PER_DAY", "100")).await;
     let (_, shared) = app.create_project("on-the-default-key").await;
     let (_, own) = app.create_project("with-its-own-key").await;
     own_key(&app, &own, "openai", "sk-own-key-of-the-project-03").await;
+    // Each call's worst case (39 bytes of prompt + max_tokens 10) fits; the
+    // provider reports 50 tokens each: two calls use the cap up.
     app.stub
         .state
-        .push((0..5).map(|_| Reply::text("forty tokens", 40)));
+        .push((0..5).map(|_| Reply::text("fifty tokens", 50)));
     for message in ["one", "two"] {
-        let accepted = app.submit(&shared, json!({"message": message})).await;
+        let accepted = app
+            .submit(&shared, json!({"message": message, "max_tokens": 10}))
+            .await;
         let session = accepted["session_id"].as_str().expect("id");
         assert_eq!(
             app.wait_final(&shared, session).await["status"],
@@ -701,4 +732,52 @@ async fn limits_are_checked_and_shown_in_the_project() {
             .all(Value::is_null),
         "{shown}"
     );
+}
+
+/// Reservations of one project take turns: fifty made at the same instant
+/// from fifty connections against room for two fit exactly two.
+#[tokio::test]
+async fn reservations_made_at_once_never_share_the_last_room() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (project, key) = app.create_project("race").await;
+    set_limits(&app, &project, json!({"tokens_per_day": 1000})).await;
+    let mut runs = Vec::new();
+    for i in 0..50 {
+        let accepted = app.submit(&key, json!({"message": format!("r{i}")})).await;
+        runs.push(accepted["run_id"].as_str().expect("run").to_owned());
+    }
+    let mut clients = Vec::new();
+    for _ in 0..50 {
+        clients.push(app.db().await);
+    }
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(50));
+    let attempts = clients.into_iter().zip(runs).map(|(client, run)| {
+        let (start, project) = (start.clone(), project.clone());
+        async move {
+            let statement = client
+                .prepare(
+                    "SELECT stewrd_reserve_tokens($1::text::uuid, $2::text::uuid, 400, \
+                     'default', NULL, 30) AS refused",
+                )
+                .await
+                .expect("prepared");
+            start.wait().await;
+            let row = client
+                .query_one(&statement, &[&project, &run])
+                .await
+                .expect("reserved or refused");
+            row.get::<_, Option<String>>(0)
+        }
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let reserved = answers.iter().filter(|a| a.is_none()).count();
+    let waiting = answers
+        .iter()
+        .filter(|a| a.as_deref() == Some("wait:day"))
+        .count();
+    assert_eq!((reserved, waiting), (2, 48), "{answers:?}");
 }

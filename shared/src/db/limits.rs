@@ -5,7 +5,11 @@
 use tokio_postgres::Row;
 
 use super::{DbError, GenericClient};
-use crate::domain::{id::ProjectId, limits::Limits, model::Budget};
+use crate::domain::{
+    id::{ProjectId, RunId},
+    limits::Limits,
+    model::{Budget, KeySource},
+};
 
 /// The columns [`limits`] reads.
 pub const LIMIT_COLUMNS: &str =
@@ -86,4 +90,66 @@ pub async fn queue_is_full(
         .await?
         .try_get("queued")?;
     Ok(queued >= i64::from(max))
+}
+
+/// What reserving a model call's worst case against the project's token
+/// budgets gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reservation {
+    /// Reserved: the call may be made.
+    Reserved,
+    /// The call cannot fit in this budget even alone: it is not made.
+    Exhausted(Budget),
+    /// It fits once calls in flight of other runs are counted: try later.
+    Wait(Budget),
+}
+
+/// One model call about to be made, as [`reserve_tokens`] reserves it.
+#[derive(Clone, Copy, Debug)]
+pub struct Call {
+    pub project: ProjectId,
+    pub run: RunId,
+    /// Its worst case: the prompt's tokens (over-estimated) plus its output limit.
+    pub tokens: i64,
+    pub key_source: KeySource,
+    /// The operator's daily cap on the default key, when it applies.
+    pub default_key_cap: Option<i64>,
+    /// How long the reservation holds if nothing settles it (a crash): the lease.
+    pub holds_for: std::time::Duration,
+}
+
+/// Reserves `call`'s worst case against its project's token budgets, across
+/// workers (`stewrd_reserve_tokens`); its counted usage settles it.
+pub async fn reserve_tokens(
+    client: &impl GenericClient,
+    call: Call,
+) -> Result<Reservation, DbError> {
+    let statement = client
+        .prepare_cached("SELECT stewrd_reserve_tokens($1, $2, $3, $4, $5, $6) AS refused")
+        .await?;
+    let row = client
+        .query_one(
+            &statement,
+            &[
+                &call.project,
+                &call.run,
+                &call.tokens,
+                &call.key_source.as_str(),
+                &call.default_key_cap,
+                &call.holds_for.as_secs_f64(),
+            ],
+        )
+        .await?;
+    let refused: Option<String> = row.try_get("refused")?;
+    Ok(match refused.as_deref() {
+        None => Reservation::Reserved,
+        Some(text) => match text.strip_prefix("wait:") {
+            Some(name) => Reservation::Wait(Budget::parse(name).ok_or(DbError::Corrupt {
+                column: "stewrd_reserve_tokens",
+            })?),
+            None => Reservation::Exhausted(Budget::parse(text).ok_or(DbError::Corrupt {
+                column: "stewrd_reserve_tokens",
+            })?),
+        },
+    })
 }

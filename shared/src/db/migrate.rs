@@ -120,6 +120,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0022_add_builtin_tools",
         include_str!("../../../migrations/0022_add_builtin_tools.sql"),
     ),
+    (
+        "0023_add_budget_reservations",
+        include_str!("../../../migrations/0023_add_budget_reservations.sql"),
+    ),
 ];
 
 /// Every stored function, by name: its body's only definition. Applied in
@@ -133,6 +137,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("stewrd_open_stream"),
     function!("stewrd_count_usage"),
     function!("stewrd_exhausted_budget"),
+    function!("stewrd_reserve_tokens"),
     function!("stewrd_mark_free_place"),
     function!("stewrd_free_place"),
     function!("stewrd_claim_next"),

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use stewrd_shared::{
     db::{
         DbError,
-        limits::exhausted_budget,
+        limits::{self, Reservation},
         mcp::pin_mcp_tools,
-        run::{ClaimedRun, RunOutcome},
+        run::{ClaimedRun, Requeue, RunOutcome},
         step::{
             Lease, ModelStep, NewModelStep, NewToolStep, StepKind, StepRow, ToolState, ToolStep,
             ToolsCommitted, commit_model_step, commit_tool_steps,
@@ -22,6 +22,7 @@ use stewrd_shared::{
     },
     domain::{
         agent::ToolCall,
+        budget,
         model::{FailureCode, KeySource},
         usage::Usage,
     },
@@ -37,12 +38,15 @@ use super::{
 use crate::{
     Worker,
     db::Patience,
-    provider::Completion,
+    provider::{ChatRequest, Completion},
     tools::{Call, Toolbox, Unprepared, mcp},
 };
 
 /// How long a step's commit waits out a Postgres outage.
 const COMMIT_PATIENCE: Duration = Duration::from_secs(60);
+/// How long a run whose call fits its token budget only once other runs'
+/// calls in flight are counted waits before it tries again.
+const BUDGET_WAIT: Duration = Duration::from_secs(1);
 
 /// One claim's progress through its run.
 pub(super) struct Loop<'a> {
@@ -210,15 +214,15 @@ impl<'a> Loop<'a> {
                 format!("the model was called {model_calls} times (max_steps) and still asked for tools"),
             ).into();
         }
-        if let Some(verdict) = self.over_budget().await {
-            return verdict.into();
-        }
         let request = conversation::request(
             self.run,
             self.context.choice,
             &self.history,
             self.toolbox.offered(),
         );
+        if let Some(verdict) = self.reserve(&request).await {
+            return verdict.into();
+        }
         let started_at = OffsetDateTime::now_utc();
         let call_started = Instant::now();
         let index = self.next_index();
@@ -348,11 +352,35 @@ impl<'a> Loop<'a> {
             .and_then(|answer| answer.content.clone())
     }
 
-    /// Before each model call (the first of a claim included): a project whose
-    /// token budget is used up makes no further call, and the run fails with
-    /// `token_budget_exhausted`. A call already made is let finish and counted,
-    /// so a project overshoots by at most the calls it had in flight at once.
-    async fn over_budget(&self) -> Option<Verdict> {
+    /// Before each model call (the first of a claim included): its worst case
+    /// (the prompt's tokens, over-estimated, plus `max_tokens` or the model's
+    /// output limit) must fit in what is left of the run's `max_total_tokens`
+    /// and, reserved across workers, of the project's token budgets; the
+    /// call's counted usage settles the reservation. A call that cannot fit is
+    /// not made: the run fails (`max_total_tokens_exceeded`,
+    /// `token_budget_exhausted`); one that fits once other runs' calls in
+    /// flight are counted waits for them (the run is requeued).
+    async fn reserve(&self, request: &ChatRequest) -> Option<Verdict> {
+        let prompt_bytes =
+            serde_json::to_vec(&(&request.messages, &request.tools)).map_or(0, |v| v.len());
+        let worst = budget::worst_case(
+            prompt_bytes,
+            request.max_tokens.map(i64::from),
+            &self.context.choice.model,
+        );
+        if let Some(limit) = self.run.request.agent.max_total_tokens {
+            let used = i64::from(self.usage.total_tokens);
+            if used + worst > i64::from(limit) {
+                return Some(self.fail(
+                    FailureCode::MaxTotalTokensExceeded,
+                    format!(
+                        "the next model call could use up to {worst} tokens (its prompt and \
+                         max_tokens): with the {used} used, more than the run's \
+                         max_total_tokens of {limit}"
+                    ),
+                ));
+            }
+        }
         let default_cap = self
             .worker
             .config
@@ -362,15 +390,35 @@ impl<'a> Loop<'a> {
         if !self.run.project.limits.has_budget() && default_cap.is_none() {
             return None;
         }
-        let project_id = self.run.project_id;
-        let checked = self
+        let call = limits::Call {
+            project: self.run.project_id,
+            run: self.run.id,
+            tokens: worst,
+            key_source: self.context.choice.key_source,
+            default_key_cap: default_cap,
+            holds_for: self.worker.config.worker.lease,
+        };
+        let reserved = self
             .worker
-            .db(|client| async move { exhausted_budget(&client, project_id, default_cap).await })
+            .db(|client| async move { limits::reserve_tokens(&client, call).await })
             .await;
-        let budget = match checked {
-            Ok(budget) => budget?,
+        let budget = match reserved {
+            Ok(Reservation::Reserved) => return None,
+            Ok(Reservation::Exhausted(budget)) => budget,
+            Ok(Reservation::Wait(budget)) => {
+                tracing::info!(
+                    budget = budget.limit_name(),
+                    worst,
+                    "the call fits the token budget only once calls in flight are counted; waiting"
+                );
+                return Some(Verdict::Requeue(Requeue {
+                    delay: BUDGET_WAIT,
+                    counts_as_attempt: false,
+                    rate_slot: None,
+                }));
+            }
             Err(error) => {
-                tracing::warn!(%error, "cannot check the project's token budget");
+                tracing::warn!(%error, "cannot reserve the call against the project's token budget");
                 return Some(Verdict::HandBack);
             }
         };
@@ -379,7 +427,10 @@ impl<'a> Loop<'a> {
             .increment(1);
         Some(self.fail(
             FailureCode::TokenBudgetExhausted,
-            budget.exhausted_message().to_owned(),
+            format!(
+                "{} (the next call could use up to {worst} tokens)",
+                budget.exhausted_message()
+            ),
         ))
     }
 
