@@ -35,6 +35,11 @@ pub struct SessionOut {
     pub key_source: KeySource,
     /// The latest run's answer.
     pub output: Option<String>,
+    /// The latest run's answer parsed, when it had to match a `json_schema`
+    /// response format (and did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub output_json: Option<Value>,
     /// The latest run's failure.
     pub error: Option<ErrorOut>,
     /// The latest run's token counts (the sum of its model calls).
@@ -170,6 +175,11 @@ impl SessionOut {
             model: latest.model.clone(),
             key_source: latest.key_source,
             output: latest.output.clone(),
+            output_json: latest
+                .output
+                .as_deref()
+                .filter(|_| latest.structured && latest.status == RunStatus::Succeeded)
+                .and_then(|output| serde_json::from_str(output).ok()),
             error: error_of(latest),
             usage: latest.usage,
             required_action: required_action(latest, &record.steps),
@@ -350,6 +360,9 @@ pub struct StepOut {
     /// A person's decision on the call, when it needed one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// A final answer sent back for not matching the run's schema: what failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -379,6 +392,7 @@ impl StepOut {
                     output: None,
                     attempts: None,
                     approval: None,
+                    rejected: None,
                     started_at: run.started_at.unwrap_or(run.created_at),
                     finished_at: run.finished_at,
                 })
@@ -410,6 +424,7 @@ impl StepOut {
             output: None,
             attempts: None,
             approval: None,
+            rejected: None,
             started_at: step.started_at,
             finished_at: step.finished_at,
         };
@@ -419,6 +434,7 @@ impl StepOut {
                 content: answer.content.clone(),
                 usage: answer.usage,
                 tool_calls: answer.tool_calls.clone(),
+                rejected: answer.rejected.clone(),
                 ..common
             },
             StepKind::Tool(tool) => Self {

@@ -27,6 +27,7 @@ mod receiver;
 mod requests;
 mod schema;
 mod streaming;
+mod structured;
 mod tenants;
 mod tls;
 mod tool_answers;

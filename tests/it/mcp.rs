@@ -356,7 +356,9 @@ async fn a_run_pins_the_tools_listed_at_its_first_step_and_calls_them_with_its_k
             ],
             4,
         ),
-        Reply::tool_calls(&[("c3", "docs__lookup", r#"{"key": "b"}"#)], 4),
+        // Late, so the tool is hidden before this call is made.
+        Reply::tool_calls(&[("c3", "docs__lookup", r#"{"key": "b"}"#)], 4)
+            .delayed(std::time::Duration::from_secs(2)),
         Reply::text("done", 4),
     ]);
     let accepted = app.submit(&key, json!({"message": "look"})).await;

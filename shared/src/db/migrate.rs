@@ -124,6 +124,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0023_add_budget_reservations",
         include_str!("../../../migrations/0023_add_budget_reservations.sql"),
     ),
+    (
+        "0024_add_output_contracts",
+        include_str!("../../../migrations/0024_add_output_contracts.sql"),
+    ),
 ];
 
 /// Every stored function, by name: its body's only definition. Applied in

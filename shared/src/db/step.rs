@@ -47,6 +47,9 @@ pub struct ModelStep {
     /// Its `tool_calls`, exactly as the provider wrote them.
     pub tool_calls: Option<Value>,
     pub usage: Option<Usage>,
+    /// A final answer that did not match the run's schema: what failed (the
+    /// model was sent it back with this).
+    pub rejected: Option<String>,
 }
 
 /// One tool call.
@@ -130,6 +133,7 @@ impl StepRow {
                     row.try_get("completion_tokens")?,
                     row.try_get("total_tokens")?,
                 ),
+                rejected: row.try_get("rejected")?,
             }),
             StepType::ToolCall => StepKind::Tool(tool_step(row)?),
         };
@@ -196,7 +200,7 @@ fn tool_step(row: &Row) -> Result<ToolStep, DbError> {
 
 const STEP_COLUMNS: &str = "run_id, index, type, status, model, content, tool_calls, \
      prompt_tokens, completion_tokens, total_tokens, tool_call_id, name, arguments, executor, \
-     output, waits_for, attempts, files, server, approval, started_at, finished_at";
+     output, waits_for, attempts, files, server, approval, rejected, started_at, finished_at";
 
 /// The committed steps of `runs`, by run (in the order given) and index.
 pub async fn steps_of_runs(
@@ -237,6 +241,8 @@ pub struct NewModelStep<'a> {
     pub content: Option<&'a str>,
     pub tool_calls: Option<&'a Value>,
     pub usage: Option<Usage>,
+    /// An answer that did not match the run's schema: what failed.
+    pub rejected: Option<&'a str>,
     pub started_at: OffsetDateTime,
 }
 
@@ -258,8 +264,9 @@ pub struct NewToolStep {
     pub started_at: OffsetDateTime,
 }
 
-/// Commits a model answer that asks for tools: the step, and its usage added to
-/// the run's. False: the lease was lost (cancelled, taken over); nothing written.
+/// Commits a model answer that asks for tools (or a final answer sent back
+/// for not matching the run's schema): the step, and its usage added to the
+/// run's. False: the lease was lost (cancelled, taken over); nothing written.
 pub async fn commit_model_step(
     client: &impl GenericClient,
     lease: Lease,
@@ -279,8 +286,8 @@ pub async fn commit_model_step(
              )
              INSERT INTO run_steps (run_id, index, type, status, model, content, tool_calls,
                                     prompt_tokens, completion_tokens, total_tokens,
-                                    started_at, finished_at)
-             SELECT id, $4, 'model_call', 'succeeded', $5, $6, $10, $7, $8, $9, $11, now()
+                                    started_at, finished_at, rejected)
+             SELECT id, $4, 'model_call', 'succeeded', $5, $6, $10, $7, $8, $9, $11, now(), $13
              FROM u",
         )
         .await?;
@@ -300,6 +307,7 @@ pub async fn commit_model_step(
                 &step.tool_calls,
                 &step.started_at,
                 &step.usage.and_then(|u| u.cost_usd),
+                &step.rejected,
             ],
         )
         .await?;

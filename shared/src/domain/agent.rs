@@ -297,6 +297,21 @@ pub fn check_response_format(format: &Value) -> Result<(), ToolRefusal> {
             "`response_format.type` must be text, json_object or json_schema",
         ));
     }
+    if kind == Some("json_schema") {
+        let Some(schema) = super::structured::schema_of(Some(format)).filter(|s| s.is_object())
+        else {
+            return Err(refuse(
+                "response_format.json_schema.schema",
+                "a json_schema response format needs `json_schema.schema`, a JSON Schema object",
+            ));
+        };
+        super::structured::check_schema(schema).map_err(|why| {
+            refuse(
+                "response_format.json_schema.schema",
+                format!("the schema cannot check answers: {why}"),
+            )
+        })?;
+    }
     Ok(())
 }
 

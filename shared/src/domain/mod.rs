@@ -12,5 +12,6 @@ pub mod limits;
 pub mod llm;
 pub mod mcp;
 pub mod model;
+pub mod structured;
 pub mod text;
 pub mod usage;

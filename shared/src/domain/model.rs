@@ -114,6 +114,9 @@ string_enum!(
         StepNotStorable = "step_not_storable",
         /// An MCP server's tools could not be listed at the run's first step.
         McpServerUnavailable = "mcp_server_unavailable",
+        /// The final answer did not match `response_format`'s schema after
+        /// `max_repairs` answers sent back.
+        InvalidStructuredOutput = "invalid_structured_output",
     }
 );
 

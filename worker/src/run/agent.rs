@@ -24,6 +24,7 @@ use stewrd_shared::{
         agent::ToolCall,
         budget,
         model::{FailureCode, KeySource},
+        structured,
         usage::Usage,
     },
     runtime::metrics as names,
@@ -241,10 +242,21 @@ impl<'a> Loop<'a> {
             .filter(|_| !self.toolbox.is_empty())
         {
             Some(tool_calls) => {
-                self.keep_answer(&completion, tool_calls, index, started_at)
+                self.keep_answer(&completion, Some(tool_calls), None, index, started_at)
                     .await
             }
-            None => self.finish(completion, index, started_at).into(),
+            None => {
+                let format = self.run.request.agent.response_format.as_ref();
+                if let Some(schema) = structured::schema_of(format) {
+                    let errors = structured::errors(schema, completion.content.as_deref());
+                    if !errors.is_empty() {
+                        return self
+                            .reject(&completion, &errors.join("\n"), index, started_at)
+                            .await;
+                    }
+                }
+                self.finish(completion, index, started_at).into()
+            }
         }
     }
 
@@ -259,15 +271,60 @@ impl<'a> Loop<'a> {
                 usage: completion.usage,
             },
             key_status: KEY_WORKS,
-            last_step: (!self.toolbox.is_empty()).then_some((index, started_at)),
+            // An agent run (or one whose answers were sent back) keeps its
+            // last answer as a step.
+            last_step: (!self.toolbox.is_empty() || !self.history.steps.is_empty())
+                .then_some((index, started_at)),
         })
     }
 
-    /// An answer that asks for tools: committed before any tool is called.
+    /// A final answer that does not match the run's schema: kept as a step
+    /// with what failed (its tokens counted), and sent back to the model with
+    /// it, at most `max_repairs` times; then the run fails with
+    /// `invalid_structured_output`, the last answer as its output.
+    async fn reject(
+        &mut self,
+        completion: &Completion,
+        errors: &str,
+        index: i32,
+        started_at: OffsetDateTime,
+    ) -> Turn {
+        let repairs = self
+            .history
+            .steps
+            .iter()
+            .filter(|s| s.model().is_some_and(|m| m.rejected.is_some()))
+            .count();
+        if let Turn::Stop(verdict) = self
+            .keep_answer(completion, None, Some(errors), index, started_at)
+            .await
+        {
+            return verdict.into();
+        }
+        let allowed = usize::try_from(self.run.request.agent.max_repairs).unwrap_or(0);
+        if repairs >= allowed {
+            return self
+                .fail(
+                    FailureCode::InvalidStructuredOutput,
+                    format!(
+                        "the answer does not match the response_format schema after \
+                         {repairs} repairs: {}",
+                        errors.lines().next().unwrap_or_default()
+                    ),
+                )
+                .into();
+        }
+        tracing::info!(repairs, "the answer does not match the schema; sent back");
+        Turn::Next
+    }
+
+    /// An answer that asks for tools (committed before any tool is called),
+    /// or one `rejected` for not matching the run's schema.
     async fn keep_answer(
         &mut self,
         completion: &Completion,
-        tool_calls: &serde_json::Value,
+        tool_calls: Option<&serde_json::Value>,
+        rejected: Option<&str>,
         index: i32,
         started_at: OffsetDateTime,
     ) -> Turn {
@@ -275,8 +332,9 @@ impl<'a> Loop<'a> {
             index,
             model: &self.context.choice.model,
             content: completion.content.as_deref(),
-            tool_calls: Some(tool_calls),
+            tool_calls,
             usage: completion.usage,
+            rejected,
             started_at,
         };
         match self.commit_model(&step).await {
@@ -563,6 +621,7 @@ fn model_row(run: &ClaimedRun, step: &NewModelStep<'_>) -> StepRow {
             content: step.content.map(str::to_owned),
             tool_calls: step.tool_calls.cloned(),
             usage: step.usage,
+            rejected: step.rejected.map(str::to_owned),
         }),
     }
 }

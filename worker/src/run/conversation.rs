@@ -19,6 +19,7 @@ use stewrd_shared::{
         id::ProjectId,
         llm::LlmChoice,
         model::{Role, RunStatus},
+        structured,
     },
 };
 
@@ -240,6 +241,13 @@ pub(super) fn step_messages(steps: &[StepRow], files: &FileParts) -> Vec<ChatMes
                     answer.content.as_deref(),
                     answer.tool_calls.as_ref(),
                 ));
+                // An answer sent back: the model is told what failed.
+                if let Some(errors) = &answer.rejected {
+                    messages.push(ChatMessage::new(
+                        Role::User,
+                        &structured::repair_message(errors),
+                    ));
+                }
             }
             StepKind::Tool(tool) => {
                 if let Some(output) = tool.state.output() {

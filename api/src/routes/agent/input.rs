@@ -15,7 +15,7 @@ use stewrd_shared::{
             check_tool_choice,
         },
         id::SessionId,
-        text,
+        structured, text,
     },
 };
 use utoipa::openapi::{RefOr, schema::Schema};
@@ -77,6 +77,13 @@ pub struct CreateAgentIn {
     #[serde(default, deserialize_with = "crate::extract::whole_number")]
     #[schema(minimum = 1, maximum = 100000000)]
     pub(super) max_total_tokens: Option<i64>,
+    /// With a `json_schema` response format: how many times an answer that
+    /// does not match is sent back to the model with what failed (0-10,
+    /// default 2, counted in `max_steps`) before the run fails with
+    /// `invalid_structured_output`.
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
+    #[schema(minimum = 0, maximum = 10)]
+    pub(super) max_repairs: Option<i64>,
     /// Passed to the provider as given (`text`, `json_object` or `json_schema`).
     #[serde(default)]
     #[schema(schema_with = response_format_schema)]
@@ -269,7 +276,24 @@ pub(super) fn agent_settings(
             ));
         }
     };
+    let max_repairs = match body.max_repairs {
+        None => structured::DEFAULT_MAX_REPAIRS,
+        Some(n) => i32::try_from(n)
+            .ok()
+            .filter(|n| (0..=structured::MAX_REPAIRS_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "invalid_value",
+                    "max_repairs",
+                    format!(
+                        "`max_repairs` must be between 0 and {}",
+                        structured::MAX_REPAIRS_LIMIT
+                    ),
+                )
+            })?,
+    };
     Ok(AgentSettings {
+        max_repairs,
         tools: client_tools,
         tool_choice: body.tool_choice.clone(),
         response_format: body.response_format.clone(),

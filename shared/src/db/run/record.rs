@@ -81,13 +81,16 @@ pub struct RunRecord {
     pub finished_at: Option<OffsetDateTime>,
     /// Files attached to its message.
     pub files: Vec<FileId>,
+    /// Its answer must match a `json_schema` response format.
+    pub structured: bool,
 }
 
 /// The run columns [`RunRecord::from_row`] reads, qualified by alias `r`.
 pub const RUN_RECORD_COLUMNS: &str = "r.id AS run_id, r.turn, r.status, r.input, r.output, \
      r.provider, r.model, r.key_source, r.attempts, r.error_code, r.error_message, \
      r.prompt_tokens, r.completion_tokens, r.total_tokens, r.created_at AS run_created_at, \
-     r.started_at, r.finished_at, r.step_count, r.action_expires_at, r.files";
+     r.started_at, r.finished_at, r.step_count, r.action_expires_at, r.files, \
+     coalesce(r.response_format ->> 'type' = 'json_schema', false) AS structured";
 
 impl RunRecord {
     /// Reads the columns of [`RUN_RECORD_COLUMNS`].
@@ -116,6 +119,7 @@ impl RunRecord {
             files: row
                 .try_get::<_, Option<Vec<FileId>>>("files")?
                 .unwrap_or_default(),
+            structured: row.try_get("structured")?,
         })
     }
 }
