@@ -1,15 +1,24 @@
 -- Token budgets reserved, not only checked. Before each model call of a
 -- project with a budget, its worst case (the prompt's tokens, over-estimated,
--- plus its output limit) is reserved here (`stewrd_reserve_tokens`), across
--- workers; the call's real usage replaces it when it is counted
--- (`stewrd_count_usage` deletes the run's reservation in the same
--- transaction). A reservation left by a crash expires with the lease it was
--- made under. One row per run: a run makes one model call at a time.
-CREATE TABLE budget_reservations (
-    run_id      uuid PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
-    project_id  uuid NOT NULL,
-    key_source  text NOT NULL,
-    tokens      bigint NOT NULL CHECK (tokens >= 0),
-    expires_at  timestamptz NOT NULL
-);
-CREATE INDEX budget_reservations_by_project ON budget_reservations (project_id);
+-- plus its output limit) is reserved on the run's own row
+-- (`stewrd_reserve_tokens`: the project's running runs' reservations are
+-- counted, across workers); the call's counted usage settles it in the same
+-- update (`stewrd_settle_reservation`, before the row is written: no extra
+-- write). A reservation left by a crash ends with the lease it was made under,
+-- or when the run leaves `running`.
+ALTER TABLE runs
+    ADD COLUMN reserved_tokens bigint CHECK (reserved_tokens >= 0),
+    ADD COLUMN reserved_until timestamptz;
+
+-- (body: migrations/functions/stewrd_settle_reservation.sql, applied after
+-- the migrations; the trigger needs the function to exist now)
+CREATE FUNCTION stewrd_settle_reservation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER settle_reservation BEFORE UPDATE ON runs FOR EACH ROW
+    WHEN (OLD.reserved_tokens IS NOT NULL
+          AND (NEW.total_tokens IS DISTINCT FROM OLD.total_tokens
+               OR NEW.status <> OLD.status))
+    EXECUTE FUNCTION stewrd_settle_reservation();

@@ -3,9 +3,7 @@
 -- `usage_daily`, in the transaction that makes it: whichever statement wrote
 -- it, usage cannot drift from the runs' own. Each change adds to one of 64
 -- shard rows chosen by the connection, so concurrent commits seldom wait on
--- the same row; readers sum the shards. The usage counted settles the run's
--- token reservation (`stewrd_reserve_tokens`): the real figure replaces the
--- worst case in the same transaction.
+-- the same row; readers sum the shards.
 CREATE OR REPLACE FUNCTION stewrd_count_usage() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     finished integer := CASE WHEN NEW.status IN ('succeeded', 'failed', 'cancelled')
@@ -29,6 +27,5 @@ BEGIN
         total_tokens = u.total_tokens + EXCLUDED.total_tokens,
         cost_usd = CASE WHEN EXCLUDED.cost_usd IS NULL THEN u.cost_usd
                         ELSE coalesce(u.cost_usd, 0) + EXCLUDED.cost_usd END;
-    DELETE FROM budget_reservations WHERE run_id = NEW.id;
     RETURN NULL;
 END $$;

@@ -37,17 +37,17 @@ BEGIN
         IF used + p_tokens > budget THEN
             RETURN name;
         END IF;
-        SELECT coalesce(sum(r.tokens), 0) INTO held FROM budget_reservations r
-        WHERE r.project_id = p_project AND r.run_id <> p_run AND r.expires_at > now()
+        -- Reservations live on running runs (the partial index by project).
+        SELECT coalesce(sum(r.reserved_tokens), 0) INTO held FROM runs r
+        WHERE r.project_id = p_project AND r.status = 'running' AND r.id <> p_run
+          AND r.reserved_until > now()
           AND (name <> 'default_key_day' OR r.key_source = 'default');
         IF used + held + p_tokens > budget THEN
             RETURN 'wait:' || name;
         END IF;
     END LOOP;
-    INSERT INTO budget_reservations (run_id, project_id, key_source, tokens, expires_at)
-    VALUES (p_run, p_project, p_key_source, p_tokens, now() + make_interval(secs => p_secs))
-    ON CONFLICT (run_id) DO UPDATE
-        SET tokens = EXCLUDED.tokens, key_source = EXCLUDED.key_source,
-            expires_at = EXCLUDED.expires_at;
+    UPDATE runs SET reserved_tokens = p_tokens,
+                    reserved_until = now() + make_interval(secs => p_secs)
+    WHERE id = p_run;
     RETURN NULL;
 END $$;

@@ -166,6 +166,14 @@ impl Fleet {
 
     /// Creates a project; returns its API key.
     pub async fn project(&self, http: &reqwest::Client) -> anyhow::Result<String> {
+        Ok(self.project_with_id(http).await?.1)
+    }
+
+    /// A new project's id and API key.
+    pub async fn project_with_id(
+        &self,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<(String, String)> {
         let created: serde_json::Value = http
             .post(format!("{}/v1/admin/projects", self.api_base))
             .bearer_auth(&self.admin_token)
@@ -174,10 +182,26 @@ impl Fleet {
             .await?
             .json()
             .await?;
-        created["api_key"]
-            .as_str()
-            .map(str::to_owned)
-            .context("project creation failed")
+        let id = created["project"]["id"].as_str().map(str::to_owned);
+        let key = created["api_key"].as_str().map(str::to_owned);
+        id.zip(key).context("project creation failed")
+    }
+
+    /// Sets a project's limits (the admin API).
+    pub async fn set_limits(
+        &self,
+        http: &reqwest::Client,
+        project: &str,
+        limits: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let set = http
+            .put(format!("{}/v1/admin/projects/{project}/limits", self.api_base))
+            .bearer_auth(&self.admin_token)
+            .json(&limits)
+            .send()
+            .await?;
+        anyhow::ensure!(set.status().is_success(), "cannot set limits: {}", set.status());
+        Ok(())
     }
 
     /// Runs not final yet, counted through the partial indexes of queued,

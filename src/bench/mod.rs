@@ -16,7 +16,7 @@ use clap::ValueEnum;
 
 use self::{
     report::Report,
-    scenarios::{latency, limits, longpoll, slow, throughput},
+    scenarios::{budget, latency, limits, longpoll, slow, throughput},
 };
 
 /// What to measure.
@@ -24,6 +24,9 @@ use self::{
 pub enum Scenario {
     /// Jobs per second end to end with an instant provider, and CPU per job.
     Throughput,
+    /// Throughput without and with a token budget on the project (every call
+    /// reserved and settled): what the reservation costs per job.
+    Budget,
     /// Thousands of slow provider calls in flight in one worker: memory per call.
     Slow,
     /// Submit and poll latency at a constant arrival rate (open loop).
@@ -68,6 +71,9 @@ pub async fn run(scenario: Scenario, options: Options) -> anyhow::Result<()> {
     }
     if all || scenario == Scenario::Throughput {
         throughput(&options, &mut report).await?;
+    }
+    if all || scenario == Scenario::Budget {
+        budget(&options, &mut report).await?;
     }
     if all || scenario == Scenario::Latency {
         latency(&options, &mut report).await?;

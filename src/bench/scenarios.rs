@@ -87,13 +87,40 @@ pub(super) fn cpu_snapshot(fleet: &Fleet) -> CpuSnapshot {
 }
 
 pub(super) async fn throughput(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    throughput_of(options, report, "", false).await
+}
+
+/// Throughput without a token budget, then with one on the project (never
+/// reached: every model call is reserved and settled), in the same session:
+/// what a reservation costs per job.
+pub(super) async fn budget(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    throughput_of(options, report, "unbudgeted_", false).await?;
+    throughput_of(options, report, "budgeted_", true).await
+}
+
+/// `jobs` one-call runs through the API, figures named with `prefix`; with
+/// `budgeted`, the project has a token budget it never reaches.
+async fn throughput_of(
+    options: &Options,
+    report: &mut Report,
+    prefix: &str,
+    budgeted: bool,
+) -> anyhow::Result<()> {
     let jobs = options.jobs.unwrap_or(20_000);
     let clients = options.clients.unwrap_or(64);
     let workers = options.workers.unwrap_or(1);
-    eprintln!("throughput: {jobs} jobs, {clients} clients, {workers} worker(s), provider at 0 ms");
+    eprintln!(
+        "throughput: {jobs} jobs, {clients} clients, {workers} worker(s), provider at 0 ms{}",
+        if budgeted { ", a token budget on the project" } else { "" }
+    );
     let fleet = Fleet::start(workers, Duration::ZERO, &[]).await?;
     let http = http_client();
-    let key = fleet.project(&http).await?;
+    let (project, key) = fleet.project_with_id(&http).await?;
+    if budgeted {
+        fleet
+            .set_limits(&http, &project, json!({"tokens_per_day": 1_000_000_000_000_i64}))
+            .await?;
+    }
     let before = cpu_snapshot(&fleet);
     let started = Instant::now();
     let submitted = closed_loop(
@@ -108,21 +135,26 @@ pub(super) async fn throughput(options: &Options, report: &mut Report) -> anyhow
     let elapsed = started.elapsed();
     let after = cpu_snapshot(&fleet);
     report.add(
-        "e2e_jobs_per_s",
+        format!("{prefix}e2e_jobs_per_s"),
         submitted.ok as f64 / elapsed.as_secs_f64(),
         "jobs/s",
         ">= 1500 (aim >= 3000)",
     );
     report.add(
-        "submit_jobs_per_s",
+        format!("{prefix}submit_jobs_per_s"),
         submitted.ok as f64 / submitted.elapsed.as_secs_f64(),
         "jobs/s",
         "",
     );
-    report.add("submit_errors", submitted.errors as f64, "requests", "0");
+    report.add(
+        format!("{prefix}submit_errors"),
+        submitted.errors as f64,
+        "requests",
+        "0",
+    );
     for ((name, before), (_, after)) in before.0.iter().zip(&after.0) {
         report.add(
-            format!("cpu_ms_per_job_{name}"),
+            format!("{prefix}cpu_ms_per_job_{name}"),
             (after - before) / submitted.ok.max(1) as f64,
             "ms",
             "",

@@ -388,7 +388,10 @@ async fn token_budgets_are_reserved_so_concurrent_runs_never_spend_past_them() {
     let left: i64 = app
         .db()
         .await
-        .query_one("SELECT count(*) FROM budget_reservations", &[])
+        .query_one(
+            "SELECT count(*) FROM runs WHERE reserved_tokens IS NOT NULL",
+            &[],
+        )
         .await
         .expect("count")
         .get(0);
@@ -750,6 +753,17 @@ async fn reservations_made_at_once_never_share_the_last_room() {
         let accepted = app.submit(&key, json!({"message": format!("r{i}")})).await;
         runs.push(accepted["run_id"].as_str().expect("run").to_owned());
     }
+    // As if fifty workers held them (reservations are made under a lease).
+    app.db()
+        .await
+        .execute(
+            "UPDATE runs SET status = 'running', lease_owner = gen_random_uuid(),
+                 lease_until = now() + interval '1 hour'
+             WHERE project_id::text = $1",
+            &[&project],
+        )
+        .await
+        .expect("running");
     let mut clients = Vec::new();
     for _ in 0..50 {
         clients.push(app.db().await);

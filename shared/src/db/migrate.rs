@@ -142,6 +142,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("stewrd_count_usage"),
     function!("stewrd_exhausted_budget"),
     function!("stewrd_reserve_tokens"),
+    function!("stewrd_settle_reservation"),
     function!("stewrd_mark_free_place"),
     function!("stewrd_free_place"),
     function!("stewrd_claim_next"),
