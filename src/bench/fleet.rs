@@ -195,12 +195,19 @@ impl Fleet {
         limits: serde_json::Value,
     ) -> anyhow::Result<()> {
         let set = http
-            .put(format!("{}/v1/admin/projects/{project}/limits", self.api_base))
+            .put(format!(
+                "{}/v1/admin/projects/{project}/limits",
+                self.api_base
+            ))
             .bearer_auth(&self.admin_token)
             .json(&limits)
             .send()
             .await?;
-        anyhow::ensure!(set.status().is_success(), "cannot set limits: {}", set.status());
+        anyhow::ensure!(
+            set.status().is_success(),
+            "cannot set limits: {}",
+            set.status()
+        );
         Ok(())
     }
 

@@ -111,14 +111,22 @@ async fn throughput_of(
     let workers = options.workers.unwrap_or(1);
     eprintln!(
         "throughput: {jobs} jobs, {clients} clients, {workers} worker(s), provider at 0 ms{}",
-        if budgeted { ", a token budget on the project" } else { "" }
+        if budgeted {
+            ", a token budget on the project"
+        } else {
+            ""
+        }
     );
     let fleet = Fleet::start(workers, Duration::ZERO, &[]).await?;
     let http = http_client();
     let (project, key) = fleet.project_with_id(&http).await?;
     if budgeted {
         fleet
-            .set_limits(&http, &project, json!({"tokens_per_day": 1_000_000_000_000_i64}))
+            .set_limits(
+                &http,
+                &project,
+                json!({"tokens_per_day": 1_000_000_000_000_i64}),
+            )
             .await?;
     }
     let before = cpu_snapshot(&fleet);
