@@ -312,7 +312,7 @@ mod tests {
         let writes = pinned(&shown, &json!({"name": "write", "inputSchema": "?"})).expect("a tool");
         assert!(!writes.repeatable);
         assert_eq!(writes.parameters["type"], "object");
-        let mut only = shown.clone();
+        let mut only = shown;
         only.allowed_tools = Some(vec!["read".into()]);
         assert!(pinned(&only, &json!({"name": "write"})).is_none());
     }
