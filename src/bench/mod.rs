@@ -3,6 +3,7 @@
 //! process, and prints a table plus one `BENCH name=value unit` line per figure.
 
 mod agent;
+mod fetch;
 mod files;
 mod fleet;
 mod limits;
@@ -47,6 +48,9 @@ pub enum Scenario {
     /// and the same server called directly: calls per second, CPU per call,
     /// `initialize` requests per 1,000 calls.
     Mcp,
+    /// Runs asking for `web_fetch` against a page on loopback: pages fetched
+    /// and given as Markdown per second, CPU per page, the page's raw rate.
+    Fetch,
     /// The raw limits of Postgres and RabbitMQ on this machine.
     Limits,
     /// Everything above, in one report.
@@ -94,6 +98,9 @@ pub async fn run(scenario: Scenario, options: Options) -> anyhow::Result<()> {
     }
     if all || scenario == Scenario::Files {
         files::files(&options, &mut report).await?;
+    }
+    if all || scenario == Scenario::Fetch {
+        fetch::fetch(&options, &mut report).await?;
     }
     if all || scenario == Scenario::Mcp {
         mcp::mcp(&options, &mut report).await?;
