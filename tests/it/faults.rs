@@ -79,25 +79,8 @@ async fn killing_workers_loses_and_doubles_nothing() {
     let (_, key) = app.create_project("acme").await;
     let accepted = submit_many(&app, &key, 500).await;
     let runs = run_ids(&accepted);
+    let kills = app.kill_workers_until_done(Duration::from_secs(120)).await;
     let db = app.db().await;
-    let started = Instant::now();
-    let mut kills = 0;
-    loop {
-        let open: i64 = db
-            .query_one(
-                "SELECT count(*) FROM runs WHERE status IN ('queued', 'running')",
-                &[],
-            )
-            .await
-            .expect("count")
-            .get(0);
-        if open == 0 || started.elapsed() > Duration::from_secs(120) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        app.kill_and_replace_worker(kills % 3);
-        kills += 1;
-    }
     wait_all_final(&app, &runs, PATIENCE).await;
     let tally = app.tally(&runs).await;
     println!("kills={kills}");

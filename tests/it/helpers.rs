@@ -356,6 +356,31 @@ impl TestApp {
         self.retire(&old);
     }
 
+    /// `kill -9`s a worker every two seconds (each in turn, replaced at once)
+    /// until no run is queued or running, or `limit` has passed; returns the
+    /// kills made. The fault tests' one way to crash workers.
+    pub async fn kill_workers_until_done(&mut self, limit: Duration) -> usize {
+        let db = self.db().await;
+        let started = Instant::now();
+        let mut kills = 0;
+        loop {
+            let open: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM runs WHERE status IN ('queued', 'running')",
+                    &[],
+                )
+                .await
+                .expect("count")
+                .get(0);
+            if open == 0 || started.elapsed() > limit {
+                return kills;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            self.kill_and_replace_worker(kills % self.workers.len());
+            kills += 1;
+        }
+    }
+
     /// Counts, for the fault suite, what happened to `run_ids`: how many are final,
     /// how many results were committed per run (from every worker's log, the
     /// killed ones included) and how many calls the provider saw. Prints the line.

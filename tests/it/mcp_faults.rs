@@ -4,10 +4,7 @@
 //! was lost (allowed, and counted); calls sent after their step was
 //! committed (never allowed, whatever the tool).
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
 use serde_json::json;
 
@@ -66,25 +63,8 @@ async fn killing_workers_every_two_seconds_never_sends_a_call_twice_unless_the_t
             .await;
         runs.push(accepted["run_id"].as_str().expect("run").to_owned());
     }
+    let kills = app.kill_workers_until_done(Duration::from_secs(150)).await;
     let db = app.db().await;
-    let started = Instant::now();
-    let mut kills = 0;
-    loop {
-        let open: i64 = db
-            .query_one(
-                "SELECT count(*) FROM runs WHERE status IN ('queued', 'running')",
-                &[],
-            )
-            .await
-            .expect("count")
-            .get(0);
-        if open == 0 || started.elapsed() > Duration::from_secs(150) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        app.kill_and_replace_worker(kills % 3);
-        kills += 1;
-    }
     // What the server ran, by key; when each step was committed, by key.
     let mut sent: HashMap<String, (String, Vec<f64>)> = HashMap::new();
     for call in server.calls().await {
