@@ -4,11 +4,11 @@
 -- (`stewrd_reserve_tokens`: the project's running runs' reservations are
 -- counted, across workers); the call's counted usage settles it in the same
 -- update (`stewrd_settle_reservation`, before the row is written: no extra
--- write). A reservation left by a crash ends with the lease it was made under,
--- or when the run leaves `running`.
+-- write). A reservation counts while its run's lease holds (heartbeats keep it
+-- through a long call; a crash lets it lapse) and ends when the run leaves
+-- `running`.
 ALTER TABLE runs
-    ADD COLUMN reserved_tokens bigint CHECK (reserved_tokens >= 0),
-    ADD COLUMN reserved_until timestamptz;
+    ADD COLUMN reserved_tokens bigint CHECK (reserved_tokens >= 0);
 
 -- (body: migrations/functions/stewrd_settle_reservation.sql, applied after
 -- the migrations; the trigger needs the function to exist now)

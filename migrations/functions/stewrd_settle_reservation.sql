@@ -4,6 +4,5 @@
 CREATE OR REPLACE FUNCTION stewrd_settle_reservation() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     NEW.reserved_tokens := NULL;
-    NEW.reserved_until := NULL;
     RETURN NEW;
 END $$;

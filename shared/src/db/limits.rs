@@ -114,8 +114,6 @@ pub struct Call {
     pub key_source: KeySource,
     /// The operator's daily cap on the default key, when it applies.
     pub default_key_cap: Option<i64>,
-    /// How long the reservation holds if nothing settles it (a crash): the lease.
-    pub holds_for: std::time::Duration,
 }
 
 /// Reserves `call`'s worst case against its project's token budgets, across
@@ -125,7 +123,7 @@ pub async fn reserve_tokens(
     call: Call,
 ) -> Result<Reservation, DbError> {
     let statement = client
-        .prepare_cached("SELECT stewrd_reserve_tokens($1, $2, $3, $4, $5, $6) AS refused")
+        .prepare_cached("SELECT stewrd_reserve_tokens($1, $2, $3, $4, $5) AS refused")
         .await?;
     let row = client
         .query_one(
@@ -136,7 +134,6 @@ pub async fn reserve_tokens(
                 &call.tokens,
                 &call.key_source.as_str(),
                 &call.default_key_cap,
-                &call.holds_for.as_secs_f64(),
             ],
         )
         .await?;

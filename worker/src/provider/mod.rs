@@ -127,6 +127,11 @@ pub struct FileData {
     pub file_data: String,
 }
 
+/// What an image part is counted as when a call's worst case is reserved:
+/// OpenAI's most for one image at high detail (a 2048 px square: 16 tiles of
+/// 170 tokens and 85), rounded up.
+const IMAGE_TOKENS: usize = 3_000;
+
 /// A chat-completions request. Tools, tool choice and response format go to
 /// the provider as the client gave them.
 #[derive(Clone, Debug, Serialize)]
@@ -149,6 +154,36 @@ pub struct ChatRequest {
     /// OpenAI sends a streamed answer's usage only when asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<Value>,
+}
+
+impl ChatRequest {
+    /// An upper bound of the prompt's tokens, in bytes: its messages and tools
+    /// as sent (a token of the models' byte-level tokenizers is at least one
+    /// byte; the JSON around each message covers its framing tokens), except
+    /// that an image counts as [`IMAGE_TOKENS`] and a PDF as its bytes, not
+    /// as the base64 text of their data URLs.
+    pub fn prompt_bytes(&self) -> usize {
+        let sent = serde_json::to_vec(&(&self.messages, &self.tools)).map_or(0, |v| v.len());
+        let (urls, counted) = self
+            .messages
+            .iter()
+            .filter_map(|m| match &m.content {
+                Some(Content::Parts(parts)) => Some(parts),
+                _ => None,
+            })
+            .flatten()
+            .fold((0, 0), |(urls, counted), part| match part {
+                Part::ImageUrl { image_url } => {
+                    (urls + image_url.url.len(), counted + IMAGE_TOKENS)
+                }
+                Part::File { file } => (
+                    urls + file.file_data.len(),
+                    counted + file.file_data.len() / 4 * 3,
+                ),
+                Part::Text { .. } => (urls, counted),
+            });
+        sent.saturating_sub(urls) + counted
+    }
 }
 
 /// A successful answer: text, tool calls, or both.
@@ -342,6 +377,30 @@ fn parse_completion(body: &[u8]) -> Result<Completion, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_counts_as_an_image_not_as_its_base64() {
+        let request = |parts: Vec<Part>| ChatRequest {
+            model: "gpt-4o".into(),
+            messages: vec![ChatMessage::user_parts(parts)],
+            max_tokens: None,
+            temperature: None,
+            tools: Vec::new(),
+            tool_choice: None,
+            response_format: None,
+            stream: false,
+            stream_options: None,
+        };
+        let text = request(vec![Part::Text { text: "hi".into() }]).prompt_bytes();
+        let image = Part::ImageUrl {
+            image_url: ImageUrl {
+                url: format!("data:image/png;base64,{}", "A".repeat(2_000_000)),
+            },
+        };
+        let with_image = request(vec![Part::Text { text: "hi".into() }, image]).prompt_bytes();
+        assert!(with_image < text + IMAGE_TOKENS + 100, "{with_image}");
+        assert!(with_image >= text + IMAGE_TOKENS);
+    }
 
     #[test]
     fn a_tool_calling_answer_keeps_its_calls_as_written() {

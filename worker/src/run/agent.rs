@@ -419,10 +419,18 @@ impl<'a> Loop<'a> {
     /// `token_budget_exhausted`); one that fits once other runs' calls in
     /// flight are counted waits for them (the run is requeued).
     async fn reserve(&self, request: &ChatRequest) -> Option<Verdict> {
-        let prompt_bytes =
-            serde_json::to_vec(&(&request.messages, &request.tools)).map_or(0, |v| v.len());
+        let default_cap = self
+            .worker
+            .config
+            .default_llm
+            .tokens_per_day
+            .filter(|_| self.context.choice.key_source == KeySource::Default);
+        let budgeted = self.run.project.limits.has_budget() || default_cap.is_some();
+        if !budgeted && self.run.request.agent.max_total_tokens.is_none() {
+            return None;
+        }
         let worst = budget::worst_case(
-            prompt_bytes,
+            request.prompt_bytes(),
             request.max_tokens.map(i64::from),
             &self.context.choice.model,
         );
@@ -439,13 +447,7 @@ impl<'a> Loop<'a> {
                 ));
             }
         }
-        let default_cap = self
-            .worker
-            .config
-            .default_llm
-            .tokens_per_day
-            .filter(|_| self.context.choice.key_source == KeySource::Default);
-        if !self.run.project.limits.has_budget() && default_cap.is_none() {
+        if !budgeted {
             return None;
         }
         let call = limits::Call {
@@ -454,7 +456,6 @@ impl<'a> Loop<'a> {
             tokens: worst,
             key_source: self.context.choice.key_source,
             default_key_cap: default_cap,
-            holds_for: self.worker.config.worker.lease,
         };
         let reserved = self
             .worker
