@@ -444,9 +444,14 @@ async fn token_budgets_are_reserved_so_concurrent_runs_never_spend_past_them() {
         "{api_metrics}"
     );
     let worker_metrics = text(&app, &format!("http://127.0.0.1:{port}/metrics")).await;
-    assert!(
-        worker_metrics
-            .contains(r#"stewrd_limit_refusals_total{reason="tokens_per_day",stage="claim"}"#),
+    // One refusal per run the budget could not hold.
+    assert_eq!(
+        crate::operator::sample(
+            &worker_metrics,
+            "stewrd_limit_refusals_total",
+            &[r#"reason="tokens_per_day""#, r#"stage="claim""#]
+        ),
+        Some(by_status["token_budget_exhausted"] as f64),
         "{worker_metrics}"
     );
     assert!(
@@ -737,8 +742,8 @@ async fn limits_are_checked_and_shown_in_the_project() {
     );
 }
 
-/// Reservations of one project take turns: fifty made at the same instant
-/// from fifty connections against room for two fit exactly two.
+/// Reservations of one project take turns: twelve made at the same instant
+/// from twelve connections against room for two fit exactly two.
 #[tokio::test]
 async fn reservations_made_at_once_never_share_the_last_room() {
     let app = spawn_app_with(Options {
@@ -764,18 +769,19 @@ async fn reservations_made_at_once_never_share_the_last_room() {
         )
         .await
         .expect("running");
+    // Twelve connections at once (the suite shares Postgres's 100).
     let mut clients = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..12 {
         clients.push(app.db().await);
     }
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(50));
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(12));
     let attempts = clients.into_iter().zip(runs).map(|(client, run)| {
         let (start, project) = (start.clone(), project.clone());
         async move {
             let statement = client
                 .prepare(
                     "SELECT stewrd_reserve_tokens($1::text::uuid, $2::text::uuid, 400, \
-                     'default', NULL, 30) AS refused",
+                     'default', NULL) AS refused",
                 )
                 .await
                 .expect("prepared");
@@ -793,5 +799,5 @@ async fn reservations_made_at_once_never_share_the_last_room() {
         .iter()
         .filter(|a| a.as_deref() == Some("wait:day"))
         .count();
-    assert_eq!((reserved, waiting), (2, 48), "{answers:?}");
+    assert_eq!((reserved, waiting), (2, 10), "{answers:?}");
 }
