@@ -22,8 +22,6 @@ pub const MAX_MCP_HEADER_VALUE: usize = 4096;
 pub const MAX_ALLOWED_TOOLS: usize = 128;
 /// A call's limit when the server gives none.
 pub const DEFAULT_MCP_TIMEOUT_SECS: u32 = 60;
-/// A server name: `^[a-z0-9_-]{1,32}$`.
-pub const SERVER_NAME_PATTERN: &str = "^[a-z0-9_-]{1,32}$";
 
 /// Headers stewrd sets itself (the transport's), refused in a server's headers.
 const OWN_HEADERS: &[&str] = &[

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::wire::{self, Events, Reply};
 use crate::runtime::{metrics as names, outbound, ssrf};
+use crate::secrets::redact::redact;
 
 /// The protocol version asked for; the server may answer another it speaks.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -76,20 +77,17 @@ impl Endpoint {
         }
     }
 
-    /// `text` with every header value cut out: a server that echoes a
-    /// credential back (in an error, in a tool's output) never gets it shown,
-    /// stored or logged.
+    /// `text` with every header value cut out as provider keys are
+    /// (`secrets::redact`: any long enough piece, in any case, plain or
+    /// percent-encoded): a server that echoes a credential back (in an error,
+    /// in a tool's output) never gets it shown, stored or logged. Values of
+    /// under 4 characters are no secret and are left.
     pub fn scrub(&self, text: &str) -> String {
-        let mut text = text.to_owned();
-        for value in self.headers.values() {
-            if let Ok(value) = value.to_str()
-                && value.len() >= 4
-                && text.contains(value)
-            {
-                text = text.replace(value, "[redacted]");
-            }
-        }
-        text
+        self.headers
+            .values()
+            .filter_map(|value| value.to_str().ok())
+            .filter(|value| value.len() >= 4)
+            .fold(text.to_owned(), |text, value| redact(&text, value))
     }
 
     /// Which sessions this endpoint may share: the URL and the headers' digest.
@@ -110,7 +108,8 @@ impl Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum McpError {
     /// The request did not reach the server (a refused connection, a name
-    /// that does not resolve, a 429 or 503): it may be made again.
+    /// that does not resolve, a 429, no session to send it in): it may be
+    /// made again.
     #[error("the server could not be reached: {0}")]
     NotSent(String),
     /// The URL or what it resolves to is not allowed.
@@ -131,17 +130,6 @@ pub enum McpError {
     /// An answer that is not MCP.
     #[error("the server's answer is not MCP: {0}")]
     Protocol(String),
-}
-
-impl McpError {
-    /// Whether the server may have acted on the request.
-    pub fn maybe_processed(&self) -> bool {
-        match self {
-            Self::NotSent(_) | Self::Refused(_) => false,
-            Self::Status { status, .. } => *status >= 500,
-            Self::Lost(_) | Self::TimedOut(_) | Self::Rpc { .. } | Self::Protocol(_) => true,
-        }
-    }
 }
 
 /// A request's own failure, or the session it used is gone.
@@ -178,7 +166,6 @@ pub struct McpClient {
     transport: Transport,
     sessions: Mutex<HashMap<[u8; 32], Slot>>,
     next_id: AtomicU64,
-    initializes: AtomicU64,
 }
 
 impl McpClient {
@@ -200,14 +187,7 @@ impl McpClient {
             },
             sessions: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-            initializes: AtomicU64::new(0),
         })
-    }
-
-    /// `initialize` requests made so far (for the benchmark: about one per
-    /// server, not one per call).
-    pub fn initializes(&self) -> u64 {
-        self.initializes.load(Ordering::Relaxed)
     }
 
     /// Every tool the server lists, following its pages, within `limit`.
@@ -275,7 +255,14 @@ impl McpClient {
     ) -> Result<Value, McpError> {
         let slot = self.slot(endpoint);
         for _ in 0..2 {
-            let session = self.session(endpoint, &slot).await?;
+            // No session: this request never left.
+            let session = self
+                .session(endpoint, &slot)
+                .await
+                .map_err(|error| match error {
+                    McpError::Refused(_) | McpError::NotSent(_) => error,
+                    other => McpError::NotSent(format!("no session: {other}")),
+                })?;
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let message = wire::request(id, method, &params);
             // Dropped before the answer (a deadline, a cancelled run): the
@@ -293,7 +280,7 @@ impl McpClient {
                 .await;
             guard.disarm();
             match asked {
-                Ok(reply) => return reply_value(reply),
+                Ok(reply) => return reply_value(reply, endpoint),
                 Err(Failed::Expired) => forget(&slot, &session).await,
                 Err(Failed::Error(error)) => return Err(error),
             }
@@ -326,7 +313,6 @@ impl McpClient {
     }
 
     async fn initialize(&self, endpoint: &Endpoint) -> Result<Session, McpError> {
-        self.initializes.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(names::MCP_INITIALIZES).increment(1);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let message = wire::request(
@@ -352,7 +338,7 @@ impl McpClient {
                 Failed::Expired => McpError::Protocol("initialize answered 404".into()),
                 Failed::Error(error) => error,
             })?;
-        let result = reply_value(reply)?;
+        let result = reply_value(reply, endpoint)?;
         let session = Session {
             id: session_id,
             protocol: result["protocolVersion"]
@@ -460,9 +446,9 @@ impl Transport {
             }
         })?;
         match response.status() {
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => Err(
-                McpError::NotSent(format!("HTTP {}", response.status().as_u16())),
-            ),
+            // Not a 503: a proxy answers it also when the server went away
+            // after it got the request.
+            StatusCode::TOO_MANY_REQUESTS => Err(McpError::NotSent("HTTP 429".into())),
             _ => Ok(response),
         }
     }
@@ -529,11 +515,14 @@ impl Transport {
     }
 }
 
-/// A reply's result, or its error.
-fn reply_value(reply: Reply) -> Result<Value, McpError> {
+/// A reply's result, or its error (with the endpoint's header values cut out).
+fn reply_value(reply: Reply, endpoint: &Endpoint) -> Result<Value, McpError> {
     match reply {
         Reply::Result(value) => Ok(value),
-        Reply::Error { code, message } => Err(McpError::Rpc { code, message }),
+        Reply::Error { code, message } => Err(McpError::Rpc {
+            code,
+            message: endpoint.scrub(&message),
+        }),
     }
 }
 
