@@ -80,13 +80,7 @@ pub(super) async fn call(
                 return failed(&format!("{why} ({attempt} attempts)"), attempt);
             }
             Err(Failed::Retry(_)) => {
-                let index = usize::try_from(attempt - 1).unwrap_or(0);
-                let wait = schedule
-                    .get(index)
-                    .or(schedule.last())
-                    .copied()
-                    .unwrap_or(Duration::from_secs(1));
-                tokio::time::sleep(wait).await;
+                tokio::time::sleep(super::server::scheduled_wait(schedule, attempt)).await;
             }
         }
     };

@@ -224,11 +224,7 @@ pub(super) async fn call(
             Next::Unknown => return unknown(&error.to_string(), attempt),
         }
         if attempt < ATTEMPTS {
-            let wait = schedule
-                .get(usize::try_from(attempt - 1).unwrap_or(0))
-                .or(schedule.last())
-                .copied()
-                .unwrap_or(Duration::from_secs(1));
+            let wait = super::server::scheduled_wait(schedule, attempt);
             tracing::warn!(server = %server.name, tool = %tool.tool, attempt, error = %last, "MCP call failed; will retry");
             tokio::time::sleep(wait).await;
         }

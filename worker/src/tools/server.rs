@@ -174,8 +174,9 @@ fn time_budget(tool: &ServerTool, schedule: &[Duration]) -> Duration {
     Duration::from_secs(u64::from(tool.timeout_secs)) * attempts + waits
 }
 
-/// The schedule's wait after attempt `attempt` (its last step repeats).
-fn scheduled_wait(schedule: &[Duration], attempt: i32) -> Duration {
+/// The schedule's wait after attempt `attempt` (its last step repeats): every
+/// kind of tool call that is tried again waits by it.
+pub(super) fn scheduled_wait(schedule: &[Duration], attempt: i32) -> Duration {
     schedule
         .get(usize::try_from(attempt - 1).unwrap_or(0))
         .or(schedule.last())
