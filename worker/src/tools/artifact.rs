@@ -53,9 +53,20 @@ pub(crate) async fn given(
 ) -> Given {
     let text = is_text(answer.body, answer.content_type);
     let long = answer.body.len() > MAX_TOOL_OUTPUT_BYTES || answer.cut;
-    if (text && !long) || worker.files.is_none() {
+    if text && (!long || worker.files.is_none()) {
         return Given {
             output: start_of(answer.body),
+            files: Vec::new(),
+        };
+    }
+    if worker.files.is_none() {
+        // Bytes shown as text would be noise: say why there is nothing.
+        return Given {
+            output: error_output(&format!(
+                "the tool answered {} bytes that are not text, and files are off on this \
+                 server (STEWRD_FILE_STORE)",
+                answer.body.len()
+            )),
             files: Vec::new(),
         };
     }
@@ -64,7 +75,7 @@ pub(crate) async fn given(
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{tool}-{}", call.id));
     if answer.cut {
-        // Past the largest file: the model gets what fits, and why.
+        // Past the largest file: the model is told why it gets nothing.
         let limit = worker.config.files.max_bytes;
         return Given {
             output: error_output(&format!(
