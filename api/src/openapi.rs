@@ -52,6 +52,8 @@ use crate::{routes, state::AppState};
         routes::usage::put_limits,
         routes::usage::project_usage,
         routes::usage::admin_usage,
+        routes::prices::show,
+        routes::prices::replace,
         routes::admin::create_key,
         routes::admin::revoke_key,
         routes::files::upload,

@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::project::router())
         .merge(routes::admin::router())
         .merge(routes::usage::router())
+        .merge(routes::prices::router())
         .merge(routes::files::router(state.config.files.max_bytes))
         .merge(routes::health::router())
         .merge(crate::dashboard::router())

@@ -44,6 +44,10 @@ pub struct SessionOut {
     pub error: Option<ErrorOut>,
     /// The latest run's token counts (the sum of its model calls).
     pub usage: Option<Usage>,
+    /// What the latest run's model calls cost, in US dollars: the provider's
+    /// reported cost (OpenRouter), else the tokens at the model's price;
+    /// `null` when no price is known.
+    pub cost_usd: Option<f64>,
     /// While the latest run waits for the client's tool outputs: what to answer.
     #[schema(value_type = Option<Object>)]
     pub required_action: Option<Value>,
@@ -124,6 +128,8 @@ pub struct RunOut {
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
     pub error: Option<ErrorOut>,
+    /// What its model calls cost, in US dollars (`null`: no price known).
+    pub cost_usd: Option<f64>,
 }
 
 /// Which parts of a session to include.
@@ -165,6 +171,7 @@ impl SessionOut {
                     started_at: run.started_at,
                     finished_at: run.finished_at,
                     error: error_of(run),
+                    cost_usd: run.cost_usd,
                 })
                 .collect()
         });
@@ -182,6 +189,7 @@ impl SessionOut {
                 .and_then(|output| serde_json::from_str(output).ok()),
             error: error_of(latest),
             usage: latest.usage,
+            cost_usd: latest.cost_usd,
             required_action: required_action(latest, &record.steps),
             messages,
             runs,
@@ -213,6 +221,7 @@ impl SessionOut {
                 run.error_code = None;
                 run.error_message = None;
                 run.usage = None;
+                run.cost_usd = None;
                 run.finished_at = None;
             }
         }

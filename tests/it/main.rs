@@ -9,6 +9,7 @@ mod claims;
 mod cli;
 mod cluster;
 mod commits;
+mod cost;
 mod dashboard;
 mod doors;
 mod faults;

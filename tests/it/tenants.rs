@@ -34,7 +34,7 @@ pub async fn set_limits(app: &TestApp, project: &str, limits: Value) -> Value {
 }
 
 /// Gives a project a provider key of its own (so the stub can tell it apart).
-async fn own_key(app: &TestApp, key: &str, provider: &str, provider_key: &str) {
+pub async fn own_key(app: &TestApp, key: &str, provider: &str, provider_key: &str) {
     let (status, body) = app
         .call(
             Method::PUT,
@@ -47,7 +47,7 @@ async fn own_key(app: &TestApp, key: &str, provider: &str, provider_key: &str) {
 }
 
 /// Submits without asserting the answer: status, `Retry-After`, body.
-async fn try_submit(app: &TestApp, key: &str, body: Value) -> (StatusCode, Option<u64>, Value) {
+pub async fn try_submit(app: &TestApp, key: &str, body: Value) -> (StatusCode, Option<u64>, Value) {
     let (status, headers, text) = app
         .call_raw(Method::POST, "/v1/agent", Some(key), Some(body.to_string()))
         .await;
@@ -655,10 +655,11 @@ async fn usage_by_day_and_by_model_matches_the_runs_own_usage() {
     assert_eq!(day["runs"], sessions.len(), "{day}");
     let openai_day = &report(&app, "/v1/project/usage", &openai).await[&today];
     assert_eq!(openai_day["runs"], 1);
-    assert!(
-        openai_day["cost_usd"].is_null(),
-        "OpenAI reports no cost: {openai_day}"
-    );
+    // OpenAI reports no cost: the tokens at gpt-4o-mini's list price.
+    let expected = openai_day["prompt_tokens"].as_f64().expect("tokens") * 0.15e-6
+        + openai_day["completion_tokens"].as_f64().expect("tokens") * 0.6e-6;
+    let cost = openai_day["cost_usd"].as_f64().expect("a cost");
+    assert!((cost - expected).abs() < 1e-12, "{openai_day}");
 
     for (query, param) in [
         ("from=2026-13-01", "from"),
@@ -700,7 +701,8 @@ async fn limits_are_checked_and_shown_in_the_project() {
     .await;
     let (project, key) = app.create_project("limits").await;
     let all = json!({"requests_per_minute": 600, "max_concurrent_runs": 4, "max_queued_runs": 100,
-                     "tokens_per_day": 100000, "tokens_per_month": 2000000});
+                     "tokens_per_day": 100000, "tokens_per_month": 2000000,
+                     "usd_per_day": 2.5, "usd_per_month": 40.0});
     set_limits(&app, &project, all.clone()).await;
     let (_, shown) = app.call(Method::GET, "/v1/project", Some(&key), None).await;
     assert_eq!(shown["limits"], all, "{shown}");
@@ -709,6 +711,8 @@ async fn limits_are_checked_and_shown_in_the_project() {
         (json!({"max_concurrent_runs": 0}), "max_concurrent_runs"),
         (json!({"max_queued_runs": -1}), "max_queued_runs"),
         (json!({"tokens_per_day": 1.5}), "tokens_per_day"),
+        (json!({"usd_per_day": 0}), "usd_per_day"),
+        (json!({"usd_per_month": -3.5}), "usd_per_month"),
         (
             json!({"tokens_per_month": 1_000_000_000_001_i64}),
             "tokens_per_month",
@@ -780,8 +784,8 @@ async fn reservations_made_at_once_never_share_the_last_room() {
         async move {
             let statement = client
                 .prepare(
-                    "SELECT stewrd_reserve_tokens($1::text::uuid, $2::text::uuid, 400, \
-                     'default', NULL) AS refused",
+                    "SELECT stewrd_reserve_call($1::text::uuid, $2::text::uuid, 300, 100, \
+                     'default', NULL, 'openai', 'gpt-4o-mini') AS refused",
                 )
                 .await
                 .expect("prepared");

@@ -15,7 +15,7 @@ use stewrd_shared::{
         wait::{Answers, Decision},
     },
     domain::id::{ProjectId, SessionId},
-    ops::{self, Given, LimitsInput, ProjectName},
+    ops::{self, Given, LIMIT_NAMES, LimitsInput, ProjectName},
 };
 
 use super::{
@@ -218,16 +218,7 @@ pub(super) async fn save_limits(
     form: OperatorForm,
 ) -> Response {
     let outcome = async {
-        let limits = LimitsInput::parse(
-            [
-                "requests_per_minute",
-                "max_concurrent_runs",
-                "max_queued_runs",
-                "tokens_per_day",
-                "tokens_per_month",
-            ]
-            .map(|name| Given::Text(form.field(name))),
-        )?;
+        let limits = LimitsInput::parse(LIMIT_NAMES.map(|name| Given::Text(form.field(name))))?;
         let client = state.pool.get().await?;
         ops::set_limits(&client, id, &limits).await?;
         state.auth_cache.forget_project(id);

@@ -7,6 +7,7 @@ pub mod events;
 pub mod files;
 pub mod health;
 pub mod mcp;
+pub mod prices;
 pub mod project;
 pub mod sessions;
 pub mod steps;

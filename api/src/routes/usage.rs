@@ -254,13 +254,21 @@ pub(crate) struct LimitsIn {
     #[serde(default, deserialize_with = "crate::extract::whole_number")]
     #[schema(minimum = 1, maximum = 1000000000000_i64)]
     tokens_per_month: Option<i64>,
+    /// US dollars per UTC day (cents allowed); then 429 `cost_budget_exhausted`.
+    #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 1000000000)]
+    usd_per_day: Option<f64>,
+    /// US dollars per UTC calendar month.
+    #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 1000000000)]
+    usd_per_month: Option<f64>,
 }
 
 #[utoipa::path(
     put,
     path = "/v1/admin/projects/{id}/limits",
     tag = "admin",
-    summary = "Set a project's limits: rate, caps and token budgets",
+    summary = "Set a project's limits: rate, caps and budgets in tokens and dollars",
     request_body = LimitsIn,
     params(("id" = String, Path, description = "Project id")),
     responses((status = 200, description = "The project", body = ProjectOut), (status = 400, response = inline(BadRequest)), (status = 401, response = inline(BadAdminToken)), (status = 404, response = inline(NotFound)), (status = 413, response = inline(TooLarge)), (status = 503, response = inline(Unavailable))),
@@ -279,6 +287,8 @@ pub(crate) async fn put_limits(
         Given::Number(body.max_queued_runs),
         Given::Number(body.tokens_per_day),
         Given::Number(body.tokens_per_month),
+        Given::Amount(body.usd_per_day),
+        Given::Amount(body.usd_per_month),
     ])?;
     let client = state.pool.get().await?;
     let row = ops::set_limits(&client, project_id, &limits).await?;

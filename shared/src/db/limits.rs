@@ -8,12 +8,12 @@ use super::{DbError, GenericClient};
 use crate::domain::{
     id::{ProjectId, RunId},
     limits::Limits,
-    model::{Budget, KeySource},
+    model::{Budget, KeySource, Provider},
 };
 
 /// The columns [`limits`] reads.
-pub const LIMIT_COLUMNS: &str =
-    "rate_limit_rpm, max_concurrent_runs, max_queued_runs, tokens_per_day, tokens_per_month";
+pub const LIMIT_COLUMNS: &str = "rate_limit_rpm, max_concurrent_runs, max_queued_runs, \
+     tokens_per_day, tokens_per_month, usd_per_day, usd_per_month";
 
 /// Reads a project's limits from the columns of [`LIMIT_COLUMNS`].
 pub fn limits(row: &Row) -> Result<Limits, tokio_postgres::Error> {
@@ -23,6 +23,8 @@ pub fn limits(row: &Row) -> Result<Limits, tokio_postgres::Error> {
         max_queued_runs: row.try_get("max_queued_runs")?,
         tokens_per_day: row.try_get("tokens_per_day")?,
         tokens_per_month: row.try_get("tokens_per_month")?,
+        usd_per_day: row.try_get("usd_per_day")?,
+        usd_per_month: row.try_get("usd_per_month")?,
     })
 }
 
@@ -30,7 +32,7 @@ pub fn limits(row: &Row) -> Result<Limits, tokio_postgres::Error> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Admission {
     pub max_queued_runs: Option<i32>,
-    /// The project has a token budget of its own.
+    /// The project has a budget of its own (tokens or dollars).
     pub budgeted: bool,
 }
 
@@ -46,7 +48,8 @@ impl Admission {
 
 /// The select-list expressions `Admission::from_row` reads, on `projects p`.
 pub const ADMISSION_COLUMNS: &str = "p.max_queued_runs, \
-     (p.tokens_per_day IS NOT NULL OR p.tokens_per_month IS NOT NULL) AS budgeted";
+     (p.tokens_per_day IS NOT NULL OR p.tokens_per_month IS NOT NULL \
+      OR p.usd_per_day IS NOT NULL OR p.usd_per_month IS NOT NULL) AS budgeted";
 
 /// Which budget of the project is used up, if any. `default_key_cap` is the
 /// operator's daily cap on the default key; it applies only while the project
@@ -92,8 +95,7 @@ pub async fn queue_is_full(
     Ok(queued >= i64::from(max))
 }
 
-/// What reserving a model call's worst case against the project's token
-/// budgets gave.
+/// What reserving a model call's worst case against the budgets gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reservation {
     /// Reserved: the call may be made.
@@ -102,28 +104,35 @@ pub enum Reservation {
     Exhausted(Budget),
     /// It fits once calls in flight of other runs are counted: try later.
     Wait(Budget),
+    /// A budget in dollars applies and the model has no known price.
+    PriceUnknown,
 }
 
-/// One model call about to be made, as [`reserve_tokens`] reserves it.
+/// One model call about to be made, as [`reserve_call`] reserves it.
 #[derive(Clone, Copy, Debug)]
-pub struct Call {
+pub struct Call<'a> {
     pub project: ProjectId,
     pub run: RunId,
-    /// Its worst case: the prompt's tokens (over-estimated) plus its output limit.
-    pub tokens: i64,
+    /// Its worst case: the prompt's tokens (over-estimated) and its output limit.
+    pub prompt_tokens: i64,
+    pub output_tokens: i64,
     pub key_source: KeySource,
     /// The operator's daily cap on the default key, when it applies.
     pub default_key_cap: Option<i64>,
+    /// Whose price it is charged at.
+    pub provider: Provider,
+    pub model: &'a str,
 }
 
-/// Reserves `call`'s worst case against its project's token budgets, across
-/// workers (`stewrd_reserve_tokens`); its counted usage settles it.
-pub async fn reserve_tokens(
+/// Reserves `call`'s worst case against its project's budgets (tokens and
+/// dollars) and its run's `max_cost_usd`, across workers
+/// (`stewrd_reserve_call`); its counted usage settles it.
+pub async fn reserve_call(
     client: &impl GenericClient,
-    call: Call,
+    call: Call<'_>,
 ) -> Result<Reservation, DbError> {
     let statement = client
-        .prepare_cached("SELECT stewrd_reserve_tokens($1, $2, $3, $4, $5) AS refused")
+        .prepare_cached("SELECT stewrd_reserve_call($1, $2, $3, $4, $5, $6, $7, $8) AS refused")
         .await?;
     let row = client
         .query_one(
@@ -131,22 +140,27 @@ pub async fn reserve_tokens(
             &[
                 &call.project,
                 &call.run,
-                &call.tokens,
+                &call.prompt_tokens,
+                &call.output_tokens,
                 &call.key_source.as_str(),
                 &call.default_key_cap,
+                &call.provider.as_str(),
+                &call.model,
             ],
         )
         .await?;
     let refused: Option<String> = row.try_get("refused")?;
+    let budget = |name: &str| {
+        Budget::parse(name).ok_or(DbError::Corrupt {
+            column: "stewrd_reserve_call",
+        })
+    };
     Ok(match refused.as_deref() {
         None => Reservation::Reserved,
+        Some("price_unknown") => Reservation::PriceUnknown,
         Some(text) => match text.strip_prefix("wait:") {
-            Some(name) => Reservation::Wait(Budget::parse(name).ok_or(DbError::Corrupt {
-                column: "stewrd_reserve_tokens",
-            })?),
-            None => Reservation::Exhausted(Budget::parse(text).ok_or(DbError::Corrupt {
-                column: "stewrd_reserve_tokens",
-            })?),
+            Some(name) => Reservation::Wait(budget(name)?),
+            None => Reservation::Exhausted(budget(text)?),
         },
     })
 }

@@ -128,6 +128,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0024_add_output_contracts",
         include_str!("../../../migrations/0024_add_output_contracts.sql"),
     ),
+    (
+        "0025_add_money_budgets",
+        include_str!("../../../migrations/0025_add_money_budgets.sql"),
+    ),
 ];
 
 /// Every stored function, by name: its body's only definition. Applied in
@@ -141,7 +145,11 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("stewrd_open_stream"),
     function!("stewrd_count_usage"),
     function!("stewrd_exhausted_budget"),
-    function!("stewrd_reserve_tokens"),
+    function!("stewrd_list_prices"),
+    function!("stewrd_prices"),
+    function!("stewrd_price"),
+    function!("stewrd_call_cost"),
+    function!("stewrd_reserve_call"),
     function!("stewrd_settle_reservation"),
     function!("stewrd_mark_free_place"),
     function!("stewrd_free_place"),

@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod notify;
 pub mod outbox;
 pub mod place;
+pub mod price;
 pub mod project;
 pub mod ratelimit;
 pub mod run;

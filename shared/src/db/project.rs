@@ -34,7 +34,7 @@ pub struct ProjectRow {
 
 const COLUMNS: &str = "id, name, llm_provider, llm_model, key_status, webhook_url, \
                        rate_limit_rpm, max_concurrent_runs, max_queued_runs, tokens_per_day, \
-                       tokens_per_month, created_at, llm_api_key IS NOT NULL AS has_key, \
+                       tokens_per_month, usd_per_day, usd_per_month, created_at, llm_api_key IS NOT NULL AS has_key, \
                        webhook_secret IS NOT NULL AS has_webhook_secret, server_tools, \
                        mcp_servers";
 
@@ -290,7 +290,8 @@ pub async fn set_limits(
         "WITH u AS (
              UPDATE projects SET rate_limit_rpm = $2, max_concurrent_runs = $3,
                                  max_queued_runs = $4, tokens_per_day = $5,
-                                 tokens_per_month = $6, updated_at = now()
+                                 tokens_per_month = $6, usd_per_day = $7,
+                                 usd_per_month = $8, updated_at = now()
              WHERE id = $1 RETURNING {COLUMNS}
          ),
          m AS (SELECT stewrd_mark_free_place(id) FROM u)
@@ -306,6 +307,8 @@ pub async fn set_limits(
                 &limits.max_queued_runs,
                 &limits.tokens_per_day,
                 &limits.tokens_per_month,
+                &limits.usd_per_day,
+                &limits.usd_per_month,
             ],
         )
         .await?;

@@ -15,7 +15,7 @@ use crate::domain::{
     approval::{Approval, Verdict},
     file::FileId,
     id::{RunId, WorkerId},
-    model::{Executor, Outcome, StepStatus, StepType, Wait},
+    model::{Executor, Outcome, Provider, StepStatus, StepType, Wait},
     usage::Usage,
 };
 
@@ -237,6 +237,8 @@ pub struct Lease {
 #[derive(Clone, Debug)]
 pub struct NewModelStep<'a> {
     pub index: i32,
+    /// Who answered: the call is priced as this model's.
+    pub provider: Provider,
     pub model: &'a str,
     pub content: Option<&'a str>,
     pub tool_calls: Option<&'a Value>,
@@ -279,8 +281,9 @@ pub async fn commit_model_step(
                      prompt_tokens = coalesce(prompt_tokens, 0) + coalesce($7, 0),
                      completion_tokens = coalesce(completion_tokens, 0) + coalesce($8, 0),
                      total_tokens = coalesce(total_tokens, 0) + coalesce($9, 0),
-                     cost_usd = CASE WHEN $12::float8 IS NULL THEN cost_usd
-                                     ELSE coalesce(cost_usd, 0) + $12 END
+                     cost_usd = (SELECT CASE WHEN c IS NULL THEN runs.cost_usd
+                                             ELSE coalesce(runs.cost_usd, 0) + c END
+                                 FROM stewrd_call_cost($14, $5, $7, $8, $12) c)
                  WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
                  RETURNING id
              )
@@ -308,6 +311,7 @@ pub async fn commit_model_step(
                 &step.started_at,
                 &step.usage.and_then(|u| u.cost_usd),
                 &step.rejected,
+                &step.provider.as_str(),
             ],
         )
         .await?;

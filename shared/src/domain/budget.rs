@@ -33,15 +33,17 @@ pub fn output_limit(model: &str) -> i64 {
         .map_or(DEFAULT_OUTPUT_LIMIT, |(_, limit)| *limit)
 }
 
-/// The worst case of a call whose messages and tools serialize to
-/// `prompt_bytes` of JSON (a token of the models' byte-level tokenizers is at
+/// The most prompt tokens of a call whose messages and tools serialize to
+/// `prompt_bytes` of JSON: a token of the models' byte-level tokenizers is at
 /// least one byte, and the JSON around each message more than covers its few
-/// framing tokens): those, plus `max_tokens` or the model's output limit.
-pub fn worst_case(prompt_bytes: usize, max_tokens: Option<i64>, model: &str) -> i64 {
-    let output = max_tokens.unwrap_or_else(|| output_limit(model));
-    i64::try_from(prompt_bytes)
-        .unwrap_or(i64::MAX)
-        .saturating_add(output)
+/// framing tokens.
+pub fn prompt_tokens(prompt_bytes: usize) -> i64 {
+    i64::try_from(prompt_bytes).unwrap_or(i64::MAX)
+}
+
+/// The most answer tokens of a call: `max_tokens`, or the model's output limit.
+pub fn output_tokens(max_tokens: Option<i64>, model: &str) -> i64 {
+    max_tokens.unwrap_or_else(|| output_limit(model))
 }
 
 #[cfg(test)]
@@ -59,7 +61,8 @@ mod tests {
 
     #[test]
     fn the_worst_case_is_the_prompt_s_bytes_and_the_output_limit() {
-        assert_eq!(worst_case(120, None, "gpt-4o"), 120 + 16_384);
-        assert_eq!(worst_case(120, Some(50), "gpt-4o"), 170);
+        assert_eq!(prompt_tokens(120), 120);
+        assert_eq!(output_tokens(None, "gpt-4o"), 16_384);
+        assert_eq!(output_tokens(Some(50), "gpt-4o"), 50);
     }
 }

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod llm;
 pub mod mcp;
 pub mod model;
+pub mod price;
 pub mod structured;
 pub mod text;
 pub mod usage;

@@ -117,11 +117,17 @@ string_enum!(
         /// The final answer did not match `response_format`'s schema after
         /// `max_repairs` answers sent back.
         InvalidStructuredOutput = "invalid_structured_output",
+        /// A budget in dollars (the project's, or the run's `max_cost_usd`)
+        /// cannot hold the next call's worst case: the call is not made.
+        CostBudgetExhausted = "cost_budget_exhausted",
+        /// A budget in dollars applies and the model has no known price: the
+        /// call is not made (never run unmetered).
+        PriceUnknown = "price_unknown",
     }
 );
 
 string_enum!(
-    /// A project's token budget that can run out.
+    /// A budget that can run out: a project's, in tokens or dollars, or a run's own.
     Budget {
         /// `tokens_per_day`, per UTC day.
         Day = "day",
@@ -129,6 +135,12 @@ string_enum!(
         Month = "month",
         /// `STEWRD_DEFAULT_KEY_TOKENS_PER_DAY`: the operator's key, per project and UTC day.
         DefaultKeyDay = "default_key_day",
+        /// `usd_per_day`, per UTC day.
+        UsdDay = "usd_day",
+        /// `usd_per_month`, per UTC calendar month.
+        UsdMonth = "usd_month",
+        /// The run's own `max_cost_usd` (never renews).
+        RunCost = "max_cost_usd",
     }
 );
 
@@ -137,8 +149,9 @@ impl Budget {
     pub fn renews_at(self, now: time::OffsetDateTime) -> time::OffsetDateTime {
         let today = now.to_offset(time::UtcOffset::UTC).date();
         let next = match self {
-            Self::Day | Self::DefaultKeyDay => today.next_day(),
-            Self::Month => {
+            Self::Day | Self::DefaultKeyDay | Self::UsdDay => today.next_day(),
+            Self::RunCost => None,
+            Self::Month | Self::UsdMonth => {
                 let (year, month) = match today.month() {
                     time::Month::December => (today.year() + 1, time::Month::January),
                     month => (today.year(), month.next()),
@@ -155,6 +168,17 @@ impl Budget {
             Self::Day => "tokens_per_day",
             Self::Month => "tokens_per_month",
             Self::DefaultKeyDay => "default_key_tokens_per_day",
+            Self::UsdDay => "usd_per_day",
+            Self::UsdMonth => "usd_per_month",
+            Self::RunCost => "max_cost_usd",
+        }
+    }
+
+    /// The failure code (and submit refusal code) of a budget used up.
+    pub fn failure_code(self) -> FailureCode {
+        match self {
+            Self::Day | Self::Month | Self::DefaultKeyDay => FailureCode::TokenBudgetExhausted,
+            Self::UsdDay | Self::UsdMonth | Self::RunCost => FailureCode::CostBudgetExhausted,
         }
     }
 
@@ -168,6 +192,11 @@ impl Budget {
             Self::DefaultKeyDay => {
                 "the project's daily token allowance on the default provider key is used up until 00:00 UTC; set a key of your own to go on"
             }
+            Self::UsdDay => "the project's usd_per_day budget is used up until 00:00 UTC",
+            Self::UsdMonth => {
+                "the project's usd_per_month budget is used up until the month ends (UTC)"
+            }
+            Self::RunCost => "the run's max_cost_usd is used up",
         }
     }
 }

@@ -48,24 +48,38 @@ impl ProjectName {
 pub const MAX_RUN_LIMIT: i64 = 1_000_000;
 /// The highest token budget (per day or month).
 pub const MAX_TOKEN_BUDGET: i64 = 1_000_000_000_000;
+/// The highest budget in US dollars (per day or month, or one run's).
+pub const MAX_USD_BUDGET: f64 = 1_000_000_000.0;
 
 /// A project's limits as the operator sets them: every field is checked, and
 /// a missing (`None`) field means no limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LimitsInput(Limits);
 
-/// One limit as given: a whole number (API) or a form's text (dashboard, CLI).
+/// One limit as given: a number (API; dollars may have cents) or a form's
+/// text (dashboard, CLI).
 #[derive(Clone, Copy, Debug)]
 pub enum Given<'a> {
     Number(Option<i64>),
+    Amount(Option<f64>),
     Text(&'a str),
 }
 
+/// The names of the limits, in the order [`LimitsInput::parse`] takes them.
+pub const LIMIT_NAMES: [&str; 7] = [
+    "requests_per_minute",
+    "max_concurrent_runs",
+    "max_queued_runs",
+    "tokens_per_day",
+    "tokens_per_month",
+    "usd_per_day",
+    "usd_per_month",
+];
+
 impl LimitsInput {
-    /// Checks each of `requests_per_minute`, `max_concurrent_runs`,
-    /// `max_queued_runs`, `tokens_per_day`, `tokens_per_month`, in that order.
-    pub fn parse(given: [Given<'_>; 5]) -> Result<Self, OpsError> {
-        let [rpm, concurrent, queued, day, month] = given;
+    /// Checks each limit of [`LIMIT_NAMES`], in that order.
+    pub fn parse(given: [Given<'_>; 7]) -> Result<Self, OpsError> {
+        let [rpm, concurrent, queued, day, month, usd_day, usd_month] = given;
         let count = |name: &str, value| -> Result<Option<i32>, OpsError> {
             bounded(name, value, MAX_RUN_LIMIT)
                 .map(|value| value.and_then(|value| i32::try_from(value).ok()))
@@ -73,6 +87,7 @@ impl LimitsInput {
         Ok(Self(Limits {
             requests_per_minute: match rpm {
                 Given::Number(value) => RateLimit::parse(value)?,
+                Given::Amount(_) => return Err(RateLimit::refusal()),
                 Given::Text(text) => RateLimit::parse_text(text)?,
             }
             .requests_per_minute(),
@@ -80,6 +95,8 @@ impl LimitsInput {
             max_queued_runs: count("max_queued_runs", queued)?,
             tokens_per_day: bounded("tokens_per_day", day, MAX_TOKEN_BUDGET)?,
             tokens_per_month: bounded("tokens_per_month", month, MAX_TOKEN_BUDGET)?,
+            usd_per_day: dollars("usd_per_day", usd_day)?,
+            usd_per_month: dollars("usd_per_month", usd_month)?,
         }))
     }
 
@@ -98,6 +115,7 @@ fn bounded(name: &str, given: Given<'_>, max: i64) -> Result<Option<i64>, OpsErr
     };
     let value = match given {
         Given::Number(value) => value,
+        Given::Amount(_) => return Err(refusal()),
         Given::Text(text) => match text.trim() {
             "" => None,
             text => Some(text.parse().map_err(|_| refusal())?),
@@ -106,6 +124,33 @@ fn bounded(name: &str, given: Given<'_>, max: i64) -> Result<Option<i64>, OpsErr
     match value {
         None => Ok(None),
         Some(value) if (1..=max).contains(&value) => Ok(Some(value)),
+        Some(_) => Err(refusal()),
+    }
+}
+
+/// An amount of US dollars above 0 and up to [`MAX_USD_BUDGET`], or none.
+pub fn dollars(name: &str, given: Given<'_>) -> Result<Option<f64>, OpsError> {
+    let refusal = || {
+        OpsError::invalid(
+            name,
+            format!(
+                "`{name}` must be a number of US dollars above 0 and up to {MAX_USD_BUDGET}, \
+                 or null for none"
+            ),
+        )
+    };
+    let value = match given {
+        Given::Amount(value) => value,
+        #[allow(clippy::cast_precision_loss)]
+        Given::Number(value) => value.map(|value| value as f64),
+        Given::Text(text) => match text.trim() {
+            "" => None,
+            text => Some(text.parse().map_err(|_| refusal())?),
+        },
+    };
+    match value {
+        None => Ok(None),
+        Some(value) if value > 0.0 && value <= MAX_USD_BUDGET => Ok(Some(value)),
         Some(_) => Err(refusal()),
     }
 }
@@ -326,8 +371,12 @@ mod tests {
             Given::Number(None),
             Given::Text(" 1000 "),
             Given::Text(""),
+            Given::Amount(Some(2.5)),
+            Given::Text("0.75"),
         ])
         .expect("valid");
+        assert_eq!(limits.limits().usd_per_day, Some(2.5));
+        assert_eq!(limits.limits().usd_per_month, Some(0.75));
         assert_eq!(limits.limits().max_concurrent_runs, Some(3));
         assert_eq!(limits.limits().tokens_per_day, Some(1000));
         assert_eq!(limits.limits().tokens_per_month, None);
@@ -337,19 +386,17 @@ mod tests {
             (3, "1.5"),
             (4, "1000000000001"),
             (2, "lots"),
+            (5, "0"),
+            (6, "-1"),
+            (5, "NaN"),
+            (6, "inf"),
+            (5, "2000000000"),
         ] {
-            let mut given = [Given::Text(""); 5];
+            let mut given = [Given::Text(""); 7];
             given[at] = Given::Text(bad);
-            let names = [
-                "requests_per_minute",
-                "max_concurrent_runs",
-                "max_queued_runs",
-                "tokens_per_day",
-                "tokens_per_month",
-            ];
             assert_eq!(
                 param(LimitsInput::parse(given).expect_err("refused")),
-                names[at],
+                LIMIT_NAMES[at],
                 "{bad}"
             );
         }

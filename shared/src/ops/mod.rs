@@ -12,7 +12,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use self::input::{
-    Given, LimitsInput, LlmSettings, McpServers, ProjectName, RateLimit, ServerTools, WebhookUrl,
+    Given, LIMIT_NAMES, LimitsInput, LlmSettings, McpServers, ProjectName, RateLimit, ServerTools,
+    WebhookUrl, dollars,
 };
 use crate::{
     db::{

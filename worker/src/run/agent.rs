@@ -330,6 +330,7 @@ impl<'a> Loop<'a> {
     ) -> Turn {
         let step = NewModelStep {
             index,
+            provider: self.context.choice.provider,
             model: &self.context.choice.model,
             content: completion.content.as_deref(),
             tool_calls,
@@ -413,11 +414,13 @@ impl<'a> Loop<'a> {
     /// Before each model call (the first of a claim included): its worst case
     /// (the prompt's tokens, over-estimated, plus `max_tokens` or the model's
     /// output limit) must fit in what is left of the run's `max_total_tokens`
-    /// and, reserved across workers, of the project's token budgets; the
-    /// call's counted usage settles the reservation. A call that cannot fit is
-    /// not made: the run fails (`max_total_tokens_exceeded`,
-    /// `token_budget_exhausted`); one that fits once other runs' calls in
-    /// flight are counted waits for them (the run is requeued).
+    /// and, reserved across workers, of the project's budgets (tokens and
+    /// dollars, at the model's price) and the run's `max_cost_usd`; the call's
+    /// counted usage and cost settle the reservation. A call that cannot fit
+    /// is not made: the run fails (`max_total_tokens_exceeded`,
+    /// `token_budget_exhausted`, `cost_budget_exhausted`, `price_unknown`);
+    /// one that fits once other runs' calls in flight are counted waits for
+    /// them (the run is requeued).
     async fn reserve(&self, request: &ChatRequest) -> Option<Verdict> {
         let default_cap = self
             .worker
@@ -425,15 +428,16 @@ impl<'a> Loop<'a> {
             .default_llm
             .tokens_per_day
             .filter(|_| self.context.choice.key_source == KeySource::Default);
-        let budgeted = self.run.project.limits.has_budget() || default_cap.is_some();
+        let budgeted = self.run.project.limits.has_budget()
+            || default_cap.is_some()
+            || self.run.request.agent.max_cost_usd.is_some();
         if !budgeted && self.run.request.agent.max_total_tokens.is_none() {
             return None;
         }
-        let worst = budget::worst_case(
-            request.prompt_bytes(),
-            request.max_tokens.map(i64::from),
-            &self.context.choice.model,
-        );
+        let model = &self.context.choice.model;
+        let prompt = budget::prompt_tokens(request.prompt_bytes());
+        let output = budget::output_tokens(request.max_tokens.map(i64::from), model);
+        let worst = prompt.saturating_add(output);
         if let Some(limit) = self.run.request.agent.max_total_tokens {
             let used = i64::from(self.usage.total_tokens);
             if used + worst > i64::from(limit) {
@@ -453,22 +457,37 @@ impl<'a> Loop<'a> {
         let call = limits::Call {
             project: self.run.project_id,
             run: self.run.id,
-            tokens: worst,
+            prompt_tokens: prompt,
+            output_tokens: output,
             key_source: self.context.choice.key_source,
             default_key_cap: default_cap,
+            provider: self.context.choice.provider,
+            model,
         };
         let reserved = self
             .worker
-            .db(|client| async move { limits::reserve_tokens(&client, call).await })
+            .db(|client| async move { limits::reserve_call(&client, call).await })
             .await;
         let budget = match reserved {
             Ok(Reservation::Reserved) => return None,
             Ok(Reservation::Exhausted(budget)) => budget,
+            Ok(Reservation::PriceUnknown) => {
+                metrics::counter!(names::LIMIT_REFUSALS, "reason" => "price_unknown", "stage" => self.stage())
+                    .increment(1);
+                return Some(self.fail(
+                    FailureCode::PriceUnknown,
+                    format!(
+                        "a budget in dollars applies and {} on {} has no known price; \
+                         set one with PUT /v1/admin/prices",
+                        model, self.context.choice.provider
+                    ),
+                ));
+            }
             Ok(Reservation::Wait(budget)) => {
                 tracing::info!(
                     budget = budget.limit_name(),
                     worst,
-                    "the call fits the token budget only once calls in flight are counted; waiting"
+                    "the call fits the budget only once calls in flight are counted; waiting"
                 );
                 return Some(Verdict::Requeue(Requeue {
                     delay: BUDGET_WAIT,
@@ -477,20 +496,25 @@ impl<'a> Loop<'a> {
                 }));
             }
             Err(error) => {
-                tracing::warn!(%error, "cannot reserve the call against the project's token budget");
+                tracing::warn!(%error, "cannot reserve the call against the project's budgets");
                 return Some(Verdict::HandBack);
             }
         };
-        let stage = if self.context.first { "claim" } else { "step" };
-        metrics::counter!(names::LIMIT_REFUSALS, "reason" => budget.limit_name(), "stage" => stage)
+        metrics::counter!(names::LIMIT_REFUSALS, "reason" => budget.limit_name(), "stage" => self.stage())
             .increment(1);
         Some(self.fail(
-            FailureCode::TokenBudgetExhausted,
+            budget.failure_code(),
             format!(
                 "{} (the next call could use up to {worst} tokens)",
                 budget.exhausted_message()
             ),
         ))
+    }
+
+    /// Where a refusal happened, for the metric: at the claim's first call or
+    /// at a later step.
+    fn stage(&self) -> &'static str {
+        if self.context.first { "claim" } else { "step" }
     }
 
     fn fail(&self, code: FailureCode, message: String) -> Verdict {

@@ -1,5 +1,6 @@
 //! What a project's limits say about a new run, before it is stored: a used-up
-//! token budget or a full queue refuses it with 429 and `Retry-After`.
+//! budget (tokens or dollars) or a full queue refuses it with 429 and
+//! `Retry-After`.
 
 use std::time::Duration;
 
@@ -65,5 +66,9 @@ fn budget_refusal(budget: Budget) -> ApiError {
         .increment(1);
     let now = OffsetDateTime::now_utc();
     let wait = (budget.renews_at(now) - now).unsigned_abs();
-    ApiError::over_limit("token_budget_exhausted", budget.exhausted_message(), wait)
+    ApiError::over_limit(
+        budget.failure_code().as_str(),
+        budget.exhausted_message(),
+        wait,
+    )
 }

@@ -17,6 +17,7 @@ use stewrd_shared::{
         id::SessionId,
         structured, text,
     },
+    ops::{Given, dollars},
 };
 use utoipa::openapi::{RefOr, schema::Schema};
 
@@ -84,6 +85,14 @@ pub struct CreateAgentIn {
     #[serde(default, deserialize_with = "crate::extract::whole_number")]
     #[schema(minimum = 0, maximum = 10)]
     pub(super) max_repairs: Option<i64>,
+    /// US dollars this run may spend at most: before each model call its
+    /// worst case at the model's price is reserved against it (and against
+    /// the project's `usd_per_day` / `usd_per_month`); a call that does not
+    /// fit is not made (`cost_budget_exhausted`). A model without a known
+    /// price is refused (`price_unknown`).
+    #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 1000000000)]
+    pub(super) max_cost_usd: Option<f64>,
     /// Passed to the provider as given (`text`, `json_object` or `json_schema`).
     #[serde(default)]
     #[schema(schema_with = response_format_schema)]
@@ -292,8 +301,10 @@ pub(super) fn agent_settings(
                 )
             })?,
     };
+    let max_cost_usd = dollars("max_cost_usd", Given::Amount(body.max_cost_usd))?;
     Ok(AgentSettings {
         max_repairs,
+        max_cost_usd,
         tools: client_tools,
         tool_choice: body.tool_choice.clone(),
         response_format: body.response_format.clone(),

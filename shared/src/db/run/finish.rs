@@ -45,8 +45,9 @@ static FINISH_RUN: LazyLock<String> = LazyLock::new(|| {
                                           ELSE coalesce(completion_tokens, 0) + $9 END,
                  total_tokens = CASE WHEN $10::int IS NULL THEN total_tokens
                                      ELSE coalesce(total_tokens, 0) + $10 END,
-                 cost_usd = CASE WHEN $18::float8 IS NULL THEN cost_usd
-                                 ELSE coalesce(cost_usd, 0) + $18 END,
+                 cost_usd = (SELECT CASE WHEN c IS NULL THEN runs.cost_usd
+                                         ELSE coalesce(runs.cost_usd, 0) + c END
+                             FROM stewrd_call_cost($11, $12, $8, $9, $18) c),
                  provider = $11, model = $12, key_source = $13,
                  step_count = step_count + CASE WHEN $16::int IS NULL THEN 0 ELSE 1 END,
                  finished_at = now(), lease_owner = NULL, lease_until = NULL

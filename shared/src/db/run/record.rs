@@ -72,6 +72,8 @@ pub struct RunRecord {
     pub error_code: Option<FailureCode>,
     pub error_message: Option<String>,
     pub usage: Option<Usage>,
+    /// What its model calls cost, in US dollars (`None`: no price known).
+    pub cost_usd: Option<f64>,
     /// Committed steps; 0 for a run that offered no tools.
     pub step_count: i32,
     /// While `requires_action`: when the wait for the client's outputs ends.
@@ -88,7 +90,7 @@ pub struct RunRecord {
 /// The run columns [`RunRecord::from_row`] reads, qualified by alias `r`.
 pub const RUN_RECORD_COLUMNS: &str = "r.id AS run_id, r.turn, r.status, r.input, r.output, \
      r.provider, r.model, r.key_source, r.attempts, r.error_code, r.error_message, \
-     r.prompt_tokens, r.completion_tokens, r.total_tokens, r.created_at AS run_created_at, \
+     r.prompt_tokens, r.completion_tokens, r.total_tokens, r.cost_usd, r.created_at AS run_created_at, \
      r.started_at, r.finished_at, r.step_count, r.action_expires_at, r.files, \
      coalesce(r.response_format ->> 'type' = 'json_schema', false) AS structured";
 
@@ -111,6 +113,7 @@ impl RunRecord {
             error_code: parse_optional_column(row, "error_code", FailureCode::parse)?,
             error_message: row.try_get("error_message")?,
             usage: Usage::from_parts(prompt, completion, total),
+            cost_usd: row.try_get("cost_usd")?,
             step_count: row.try_get("step_count")?,
             action_expires_at: row.try_get("action_expires_at")?,
             created_at: row.try_get("run_created_at")?,

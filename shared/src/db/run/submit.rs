@@ -23,6 +23,8 @@ pub struct AgentSettings {
     /// Model calls at most.
     pub max_steps: i32,
     pub max_total_tokens: Option<i32>,
+    /// US dollars the run may spend at most (its calls reserved against it).
+    pub max_cost_usd: Option<f64>,
     /// Final answers sent back for not matching `response_format`'s schema, at most.
     pub max_repairs: i32,
     /// Stream the answers (`run.delta` events).
@@ -86,10 +88,10 @@ const INSERT_RUN_TAIL: &str = "
                           requested_model, max_tokens, temperature, webhook_url, request_id,
                           provider, model, key_source, deadline,
                           tools, tool_choice, response_format, max_steps, max_total_tokens,
-                          stream, files, max_repairs)
+                          stream, files, max_repairs, max_cost_usd)
         SELECT $3, s.id, $2, s.run_count, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
                now() + make_interval(secs => $15), $17, $18, $19, $20, $21, $22,
-               CASE WHEN cardinality($23::uuid[]) > 0 THEN $23 END, $24
+               CASE WHEN cardinality($23::uuid[]) > 0 THEN $23 END, $24, $25
         FROM s
         RETURNING id, created_at
     ),
@@ -171,6 +173,7 @@ async fn insert(
                 &run.agent.stream,
                 &run.files,
                 &run.agent.max_repairs,
+                &run.agent.max_cost_usd,
             ],
         )
         .await?;
