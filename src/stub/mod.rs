@@ -429,6 +429,19 @@ async fn complete(
     if state.record.load(Ordering::Relaxed) {
         record(&state, &uri, &headers, &request);
     }
+    // As OpenAI does: a conversation whose tool calls and results do not
+    // pair up is refused, before any scripted answer is used.
+    if let Some(problem) = unpaired_tool_calls(&request) {
+        in_flight.finish();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"error": {"message": problem, "type": "invalid_request_error",
+                                   "param": "messages", "code": null}}),
+            ),
+        )
+            .into_response();
+    }
     let reply = lock(&state.script).pop_front().unwrap_or_default();
     let delay = reply
         .delay_ms
@@ -508,6 +521,38 @@ fn respond(reply: Reply, request: &Value, tool_rounds: usize, priced: bool) -> R
         }
     }
     response
+}
+
+/// What is wrong with the pairing of the conversation's tool calls and their
+/// results, if anything: each assistant message's tool calls must be answered,
+/// each exactly once, by the `tool` messages right after it, and a `tool`
+/// message must answer a call of that assistant message.
+pub fn unpaired_tool_calls(request: &Value) -> Option<String> {
+    let messages = request["messages"].as_array()?;
+    let mut pending: Vec<&str> = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
+        if message["role"] == "tool" {
+            let id = message["tool_call_id"].as_str().unwrap_or_default();
+            let Some(at) = pending.iter().position(|p| *p == id) else {
+                return Some(format!(
+                    "messages[{index}]: a message with role 'tool' must be a response to a \
+                     preceding message with 'tool_calls' (no call {id:?} is waiting)"
+                ));
+            };
+            pending.remove(at);
+            continue;
+        }
+        if !pending.is_empty() {
+            return Some(format!(
+                "messages[{index}]: an assistant message with 'tool_calls' must be followed by \
+                 tool messages responding to each 'tool_call_id' ({pending:?} unanswered)"
+            ));
+        }
+        if let Some(calls) = message["tool_calls"].as_array() {
+            pending = calls.iter().filter_map(|c| c["id"].as_str()).collect();
+        }
+    }
+    (!pending.is_empty()).then(|| format!("tool calls {pending:?} are never answered"))
 }
 
 /// The deterministic answer: `Echo: ` and the last user message; usage counts words.

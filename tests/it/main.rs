@@ -12,6 +12,7 @@ mod commits;
 mod cost;
 mod dashboard;
 mod doors;
+mod fallback;
 mod faults;
 mod files;
 mod hardening;

@@ -59,6 +59,9 @@ pub(crate) struct LlmOut {
     pub(crate) model: String,
     pub(crate) has_provider_key: bool,
     pub(crate) key_status: KeyStatus,
+    /// Models runs fall back to, in order, when the model is not found, or
+    /// unavailable or rate limited after its retries.
+    pub(crate) fallback_models: Vec<String>,
 }
 
 /// Where events go.
@@ -90,6 +93,7 @@ impl ProjectOut {
                     .unwrap_or_else(|| default.model.clone()),
                 has_provider_key: own,
                 key_status: row.llm.key_status.unwrap_or(KeyStatus::Unchecked),
+                fallback_models: row.fallback_models,
             },
             webhook: WebhookOut {
                 url: row.webhook_url,
@@ -120,6 +124,11 @@ pub struct PutLlmIn {
     #[serde(default)]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 512, pattern = r"^[\x21-\x7e]+$")]
     api_key: Option<SecretString>,
+    /// Models runs fall back to, in order (at most 5); omitted keeps the
+    /// stored ones, `[]` removes them.
+    #[serde(default)]
+    #[schema(max_items = 5)]
+    fallback_models: Option<Vec<String>>,
 }
 
 impl PutLlmIn {
@@ -129,6 +138,7 @@ impl PutLlmIn {
             provider: provider.to_owned(),
             model: model.to_owned(),
             api_key: api_key.map(SecretString::from),
+            fallback_models: None,
         }
     }
 }
@@ -148,7 +158,8 @@ pub async fn update_llm(
     id: ProjectId,
     body: PutLlmIn,
 ) -> Result<ProjectOut, ApiError> {
-    let settings = LlmSettings::parse(&body.provider, &body.model, body.api_key)?;
+    let settings = LlmSettings::parse(&body.provider, &body.model, body.api_key)?
+        .with_fallback_models(body.fallback_models.as_deref())?;
     let client = state.pool.get().await?;
     let row = ops::set_llm(&client, &state.master_keys, id, &settings).await?;
     // This process forgets its cached view of the project at once; the others

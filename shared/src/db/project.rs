@@ -29,6 +29,8 @@ pub struct ProjectRow {
     pub server_tools: Vec<ServerTool>,
     /// The MCP servers whose tools are offered (header values not read).
     pub mcp_servers: Vec<McpServer>,
+    /// The models its runs fall back to, in order.
+    pub fallback_models: Vec<String>,
     pub created_at: OffsetDateTime,
 }
 
@@ -36,7 +38,7 @@ const COLUMNS: &str = "id, name, llm_provider, llm_model, key_status, webhook_ur
                        rate_limit_rpm, max_concurrent_runs, max_queued_runs, tokens_per_day, \
                        tokens_per_month, usd_per_day, usd_per_month, created_at, llm_api_key IS NOT NULL AS has_key, \
                        webhook_secret IS NOT NULL AS has_webhook_secret, server_tools, \
-                       mcp_servers";
+                       mcp_servers, fallback_models";
 
 impl ProjectRow {
     fn from_row(row: &Row) -> Result<Self, DbError> {
@@ -59,6 +61,9 @@ impl ProjectRow {
                     column: "mcp_servers",
                 }
             })?,
+            fallback_models: row
+                .try_get::<_, Option<Vec<String>>>("fallback_models")?
+                .unwrap_or_default(),
             created_at: row.try_get("created_at")?,
         })
     }
@@ -237,16 +242,28 @@ pub async fn set_project_llm(
     provider: Provider,
     model: &str,
     encrypted_key: Option<&[u8]>,
+    fallback_models: Option<&[String]>,
 ) -> Result<Option<ProjectRow>, DbError> {
     let sql = format!(
         "UPDATE projects SET llm_provider = $2, llm_model = $3,
              llm_api_key = coalesce($4, llm_api_key),
+             fallback_models = CASE WHEN $5::text[] IS NULL THEN fallback_models
+                                    WHEN cardinality($5) = 0 THEN NULL ELSE $5 END,
              key_status = CASE WHEN $4::bytea IS NULL THEN key_status ELSE 'unchecked' END,
              updated_at = now()
          WHERE id = $1 RETURNING {COLUMNS}"
     );
     let row = client
-        .query_opt(&sql, &[&id, &provider.as_str(), &model, &encrypted_key])
+        .query_opt(
+            &sql,
+            &[
+                &id,
+                &provider.as_str(),
+                &model,
+                &encrypted_key,
+                &fallback_models,
+            ],
+        )
         .await?;
     row.map(|row| ProjectRow::from_row(&row)).transpose()
 }
@@ -258,7 +275,7 @@ pub async fn clear_project_llm(
 ) -> Result<Option<ProjectRow>, DbError> {
     let sql = format!(
         "UPDATE projects SET llm_provider = NULL, llm_model = NULL, llm_api_key = NULL,
-             key_status = 'unchecked', updated_at = now()
+             fallback_models = NULL, key_status = 'unchecked', updated_at = now()
          WHERE id = $1 RETURNING {COLUMNS}"
     );
     let row = client.query_opt(&sql, &[&id]).await?;

@@ -62,9 +62,51 @@ pub fn choose_llm(
     }
 }
 
+/// The most fallback models a run or a project may name.
+pub const MAX_FALLBACK_MODELS: usize = 5;
+
+/// Checks fallback models as given (`fallback_models`): at most
+/// [`MAX_FALLBACK_MODELS`] names of 1 to 200 printable characters, trimmed.
+/// The refusal's words; its `param` is `fallback_models`.
+pub fn check_fallback_models(given: &[String]) -> Result<Vec<String>, String> {
+    if given.len() > MAX_FALLBACK_MODELS {
+        return Err(format!(
+            "`fallback_models` names at most {MAX_FALLBACK_MODELS} models"
+        ));
+    }
+    given
+        .iter()
+        .map(|model| {
+            if crate::domain::text::is_label(model, 200) {
+                Ok(model.trim().to_owned())
+            } else {
+                Err("each of `fallback_models` must be 1 to 200 printable characters".to_owned())
+            }
+        })
+        .collect()
+}
+
+/// The model after `model` in a run's chain: the requested (or project's)
+/// model, then each fallback in order. `fallbacks` is how many it has used.
+pub fn next_model(fallback_models: &[String], fallbacks: usize) -> Option<&str> {
+    fallback_models.get(fallbacks).map(String::as_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fallback_models_are_checked_and_taken_in_order() {
+        let given = vec![" gpt-4o ".to_owned(), "openai/gpt-4o-mini".to_owned()];
+        let models = check_fallback_models(&given).expect("valid");
+        assert_eq!(models, ["gpt-4o", "openai/gpt-4o-mini"]);
+        assert_eq!(next_model(&models, 0), Some("gpt-4o"));
+        assert_eq!(next_model(&models, 1), Some("openai/gpt-4o-mini"));
+        assert_eq!(next_model(&models, 2), None);
+        assert!(check_fallback_models(&[" ".to_owned()]).is_err());
+        assert!(check_fallback_models(&vec!["m".to_owned(); 6]).is_err());
+    }
 
     fn choose(project: &ProjectLlm, requested: Option<&str>) -> LlmChoice {
         choose_llm(project, requested, Provider::OpenAi, "gpt-4o-mini")

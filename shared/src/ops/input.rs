@@ -9,6 +9,7 @@ use crate::domain::limits::Limits;
 use crate::{
     domain::{
         agent::ServerTool,
+        llm::check_fallback_models,
         mcp::{McpServer, McpServerIn},
         model::Provider,
         text,
@@ -197,6 +198,9 @@ pub struct LlmSettings {
     pub provider: Provider,
     pub model: String,
     pub api_key: Option<SecretString>,
+    /// The models runs fall back to (`None` keeps the stored ones; empty
+    /// removes them).
+    pub fallback_models: Option<Vec<String>>,
 }
 
 impl LlmSettings {
@@ -231,7 +235,17 @@ impl LlmSettings {
             provider,
             model: model.trim().to_owned(),
             api_key,
+            fallback_models: None,
         })
+    }
+
+    /// With the models runs fall back to (checked).
+    pub fn with_fallback_models(mut self, models: Option<&[String]>) -> Result<Self, OpsError> {
+        self.fallback_models = models
+            .map(check_fallback_models)
+            .transpose()
+            .map_err(|message| OpsError::invalid("fallback_models", message))?;
+        Ok(self)
     }
 }
 

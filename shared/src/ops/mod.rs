@@ -151,6 +151,7 @@ pub async fn set_llm(
         settings.provider,
         &settings.model,
         encrypted.as_deref(),
+        settings.fallback_models.as_deref(),
     )
     .await?;
     tracing::info!(%project_id, provider = %settings.provider, key_replaced = encrypted.is_some(), "provider configuration set");

@@ -34,7 +34,8 @@ pub const RUNS_PAUSED: &str = "stewrd_runs_paused_total";
 pub const RUNS_AWAITING_OUTPUTS: &str = "stewrd_runs_awaiting_tool_outputs";
 /// Submits and runs refused by a project's limit, by `reason` (a fixed set:
 /// `too_many_queued_runs`, `tokens_per_day`, `tokens_per_month`,
-/// `default_key_tokens_per_day`) and `stage` (`submit`, `claim`, `step`).
+/// `default_key_tokens_per_day`, `usd_per_day`, `usd_per_month`,
+/// `max_cost_usd`, `price_unknown`) and `stage` (`submit`, `claim`, `step`).
 pub const LIMIT_REFUSALS: &str = "stewrd_limit_refusals_total";
 /// Tokens the provider reported, by `type` (`prompt`, `completion`). Per
 /// project is in `GET /v1/admin/projects/{id}/usage`, never a label.
@@ -53,6 +54,9 @@ pub const MCP_INITIALIZES: &str = "stewrd_mcp_initializes_total";
 /// MCP tool calls, by `outcome`: `succeeded`, `failed` (an error the model
 /// is given), `unknown` (sent, answer lost, not repeated).
 pub const MCP_CALLS: &str = "stewrd_mcp_calls_total";
+/// Runs that went on with their next fallback model, by the failure `code`
+/// of the model they left.
+pub const MODEL_FALLBACKS: &str = "stewrd_model_fallbacks_total";
 
 /// Latency buckets (seconds) for every histogram: from half a millisecond to the
 /// longest provider calls.

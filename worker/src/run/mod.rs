@@ -24,7 +24,7 @@ use stewrd_shared::{
         run::{ClaimedRun, Requeue, RunOutcome},
     },
     domain::{
-        llm::{LlmChoice, choose_llm},
+        llm::{LlmChoice, choose_llm, next_model},
         model::{FailureCode, KeyStatus, RunStatus},
     },
     runtime::metrics as names,
@@ -37,7 +37,7 @@ pub use self::timing::retry_delay;
 use self::{
     key::provider_key,
     model::CallContext,
-    outcome::{put_back, record},
+    outcome::{fall_back, put_back, record},
 };
 use crate::Worker;
 
@@ -61,6 +61,9 @@ enum Verdict {
     Paused { webhook: bool },
     /// A step's commit found the lease gone (cancelled, taken over): stop here.
     LeaseLost,
+    /// The model failed for good (not found, or unavailable or rate limited
+    /// after its retries): go on with this next model, same conversation.
+    FallBack { model: String },
 }
 
 /// How a run ended, and what that taught about the project's key.
@@ -113,12 +116,20 @@ pub async fn process(worker: &Worker, run: &ClaimedRun, hand_back: &Cancellation
     worker
         .announcer
         .announce(run.session_id, RunStatus::Running);
-    let choice = choose_llm(
+    let mut choice = choose_llm(
         &run.project.llm,
         run.request.requested_model.as_deref(),
         worker.config.default_llm.provider,
         &worker.config.default_llm.model,
     );
+    if let Some(fallback) = run
+        .progress
+        .fallbacks
+        .checked_sub(1)
+        .and_then(|used| next_model(run.fallback_models(), used))
+    {
+        choice.model = fallback.to_owned();
+    }
     let started = Instant::now();
     let verdict = tokio::select! {
         verdict = decide(worker, run, &choice) => verdict,
@@ -143,6 +154,7 @@ pub async fn process(worker: &Worker, run: &ClaimedRun, hand_back: &Cancellation
         Verdict::LeaseLost => {
             tracing::warn!("step dropped: the run was cancelled or taken over meanwhile");
         }
+        Verdict::FallBack { model } => fall_back(worker, run, &choice, &model).await,
     }
     if run.project.limits.max_concurrent_runs.is_some() {
         // Its place is free: the database marked the project (trigger

@@ -9,7 +9,7 @@ use stewrd_shared::domain::usage::Usage;
 use stewrd_shared::{
     db::run::{ClaimedRun, Requeue},
     domain::{
-        llm::LlmChoice,
+        llm::{LlmChoice, next_model},
         model::{FailureCode, KeyStatus},
     },
     runtime::metrics as names,
@@ -111,7 +111,7 @@ pub(super) async fn call(
         last_step: None,
     });
     let Retry::After(asked) = error.retry else {
-        return Err(finish);
+        return Err(fallback_after(run, error.code).unwrap_or(finish));
     };
     let delay = retry_delay(
         context.attempts,
@@ -130,7 +130,7 @@ pub(super) async fn call(
     }
     let attempts_left = context.attempts < i32::try_from(settings.max_attempts).unwrap_or(i32::MAX);
     if !(attempts_left && delay.as_secs_f64() < seconds_left) {
-        return Err(finish);
+        return Err(fallback_after(run, error.code).unwrap_or(finish));
     }
     metrics::counter!(names::PROVIDER_RETRIES, "provider" => choice.provider.as_str(), "code" => error.code.as_str())
         .increment(1);
@@ -146,6 +146,26 @@ pub(super) async fn call(
         counts_as_attempt: true,
         rate_slot: None,
     }))
+}
+
+/// The run's next model, when it has one and the failure is one a fallback
+/// answers: the model not found, or unavailable or rate limited after its
+/// retries. Any other failure (a bad request, a bad key, no credit) would
+/// fail on the next model too, and fails the run.
+fn fallback_after(run: &ClaimedRun, code: FailureCode) -> Option<Verdict> {
+    if !matches!(
+        code,
+        FailureCode::ProviderModelNotFound
+            | FailureCode::ProviderUnavailable
+            | FailureCode::ProviderRateLimited
+    ) {
+        return None;
+    }
+    let model = next_model(run.fallback_models(), run.progress.fallbacks)?;
+    metrics::counter!(names::MODEL_FALLBACKS, "code" => code.as_str()).increment(1);
+    Some(Verdict::FallBack {
+        model: model.to_owned(),
+    })
 }
 
 /// A completion with usage: when the provider reported none (a stream that

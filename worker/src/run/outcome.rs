@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use stewrd_shared::{
     db::{
         DbError,
-        run::{ClaimedRun, Finished, Requeue, ResultRow, RunOutcome, requeue_run},
+        run::{ClaimedRun, Finished, Requeue, ResultRow, RunOutcome, fall_back_run, requeue_run},
     },
     domain::{
         llm::LlmChoice,
@@ -120,6 +120,23 @@ pub(super) async fn put_back(worker: &Worker, run: &ClaimedRun, requeue: Requeue
             worker.announcer.announce(run.session_id, RunStatus::Queued);
             tracing::debug!(delay_ms = millis(requeue.delay), "run back in the queue");
             wake_relay_after(worker, requeue.delay);
+        }
+        Ok(false) => tracing::info!("run was cancelled or taken over meanwhile"),
+        Err(error) => tracing::warn!(%error, "cannot put the run back; its lease will expire"),
+    }
+}
+
+/// Puts the run back to go on at once with its next model (`fall_back_run`).
+pub(super) async fn fall_back(worker: &Worker, run: &ClaimedRun, left: &LlmChoice, model: &str) {
+    let models = run.fallback_models();
+    let result = worker
+        .db(|client| async move { fall_back_run(&client, run, worker.id, model, models).await })
+        .await;
+    match result {
+        Ok(true) => {
+            tracing::warn!(from = %left.model, to = %model, "the model failed for good; the run goes on with its next fallback model");
+            worker.announcer.announce(run.session_id, RunStatus::Queued);
+            worker.relay_wake.notify_one();
         }
         Ok(false) => tracing::info!("run was cancelled or taken over meanwhile"),
         Err(error) => tracing::warn!(%error, "cannot put the run back; its lease will expire"),

@@ -15,6 +15,7 @@ use stewrd_shared::{
             check_tool_choice,
         },
         id::SessionId,
+        llm::check_fallback_models,
         structured, text,
     },
     ops::{Given, dollars},
@@ -93,6 +94,13 @@ pub struct CreateAgentIn {
     #[serde(default)]
     #[schema(exclusive_minimum = 0, maximum = 1000000000)]
     pub(super) max_cost_usd: Option<f64>,
+    /// Models tried in order, within this run, when the model is not found,
+    /// or unavailable or rate limited after its retries (at most 5; the
+    /// project's, set with `PUT /v1/project/llm`, when not given). The
+    /// conversation goes on unchanged; each step records its model.
+    #[serde(default)]
+    #[schema(max_items = 5)]
+    pub(super) fallback_models: Option<Vec<String>>,
     /// Passed to the provider as given (`text`, `json_object` or `json_schema`).
     #[serde(default)]
     #[schema(schema_with = response_format_schema)]
@@ -302,9 +310,13 @@ pub(super) fn agent_settings(
             })?,
     };
     let max_cost_usd = dollars("max_cost_usd", Given::Amount(body.max_cost_usd))?;
+    let fallback_models =
+        check_fallback_models(body.fallback_models.as_deref().unwrap_or_default())
+            .map_err(|message| ApiError::invalid("invalid_value", "fallback_models", message))?;
     Ok(AgentSettings {
         max_repairs,
         max_cost_usd,
+        fallback_models,
         tools: client_tools,
         tool_choice: body.tool_choice.clone(),
         response_format: body.response_format.clone(),

@@ -79,6 +79,9 @@ pub struct Progress {
     /// The MCP tools the run offers, once listed at its first step (then
     /// fixed for its life, whatever the servers list later).
     pub mcp_tools: Option<Vec<McpTool>>,
+    /// Fallback models used so far: the run calls its requested (or the
+    /// project's) model at 0, else the `fallbacks`th of its fallback models.
+    pub fallbacks: usize,
 }
 
 /// The project as it stood when the run was claimed.
@@ -95,9 +98,21 @@ pub struct ProjectSnapshot {
     /// only when a server is reached).
     pub mcp_servers: Vec<McpServer>,
     pub mcp_headers: Option<Vec<u8>>,
+    /// The project's models to fall back to, for runs without their own.
+    pub fallback_models: Vec<String>,
 }
 
 impl ClaimedRun {
+    /// The models this run falls back to, in order: its own, else its
+    /// project's (pinned on the run at its first fallback).
+    pub fn fallback_models(&self) -> &[String] {
+        if self.request.agent.fallback_models.is_empty() {
+            &self.project.fallback_models
+        } else {
+            &self.request.agent.fallback_models
+        }
+    }
+
     /// Claims since the run last made progress (this one included).
     pub fn attempts_since_progress(&self) -> i32 {
         self.lease.attempt - self.progress.progress_attempt
@@ -114,7 +129,8 @@ fn claim_select(source: &str) -> String {
                 c.requested_model, c.max_tokens, c.temperature, c.request_id,
                 c.tools, c.tool_choice, c.response_format, c.max_steps, c.max_total_tokens,
                 c.stream, c.step_count, c.progress_attempt, c.prompt_tokens, c.files, c.max_repairs,
-                c.max_cost_usd,
+                c.max_cost_usd, c.fallback_models AS run_fallback_models, c.fallbacks,
+                p.fallback_models,
                 c.completion_tokens, c.total_tokens, c.cost_usd, c.mcp_tools,
                 extract(epoch FROM c.deadline - now())::float8 AS seconds_left,
                 extract(epoch FROM c.rate_slot - now())::float8 AS slot_in,
@@ -376,6 +392,9 @@ fn claimed_run(row: &tokio_postgres::Row) -> Result<ClaimedRun, DbError> {
                 max_total_tokens: row.try_get("max_total_tokens")?,
                 max_repairs: row.try_get("max_repairs")?,
                 max_cost_usd: row.try_get("max_cost_usd")?,
+                fallback_models: row
+                    .try_get::<_, Option<Vec<String>>>("run_fallback_models")?
+                    .unwrap_or_default(),
                 stream: row.try_get("stream")?,
             },
             session_metadata: row.try_get("session_metadata")?,
@@ -388,6 +407,7 @@ fn claimed_run(row: &tokio_postgres::Row) -> Result<ClaimedRun, DbError> {
             progress_attempt: row.try_get("progress_attempt")?,
             usage_so_far,
             mcp_tools,
+            fallbacks: usize::try_from(row.try_get::<_, i16>("fallbacks")?).unwrap_or(0),
         },
         project: ProjectSnapshot {
             llm: project_llm(row)?,
@@ -396,6 +416,9 @@ fn claimed_run(row: &tokio_postgres::Row) -> Result<ClaimedRun, DbError> {
             tools: server_tools,
             mcp_servers,
             mcp_headers: row.try_get("mcp_headers")?,
+            fallback_models: row
+                .try_get::<_, Option<Vec<String>>>("fallback_models")?
+                .unwrap_or_default(),
         },
     })
 }

@@ -333,6 +333,49 @@ pub async fn requeue_run(
     Ok(!rows.is_empty())
 }
 
+/// Puts a claimed run back in the queue, due now, to go on with its next
+/// model (`model`, the `fallbacks + 1`th of `fallback_models`, which are
+/// pinned on the run so a later change of the project's cannot shift them).
+/// Its committed steps stay: the conversation goes on unchanged. The new
+/// model starts with its own retries (the switch counts as progress).
+pub async fn fall_back_run(
+    client: &impl GenericClient,
+    run: &ClaimedRun,
+    worker: WorkerId,
+    model: &str,
+    fallback_models: &[String],
+) -> Result<bool, DbError> {
+    let statement = client
+        .prepare_cached(
+            "WITH u AS (
+                 UPDATE runs SET status = 'queued', model = $4, fallbacks = fallbacks + 1,
+                                 fallback_models = coalesce(fallback_models, $5),
+                                 progress_attempt = attempts,
+                                 lease_owner = NULL, lease_until = NULL, due_at = now()
+                 WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
+                 RETURNING id
+             )
+             INSERT INTO outbox (run_id, available_at)
+             SELECT id, now() FROM u
+             ON CONFLICT (run_id) DO UPDATE SET available_at = EXCLUDED.available_at
+             RETURNING run_id",
+        )
+        .await?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &run.id,
+                &worker,
+                &run.lease.attempt,
+                &model,
+                &fallback_models,
+            ],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
 static CANCEL_SESSION: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH final_runs AS (

@@ -14,7 +14,7 @@ pub use self::{
     },
     finish::{
         CancelOutcome, Finished, Requeue, ResultRow, RunOutcome, cancel_session,
-        fail_unclaimed_run, finish_run, requeue_run,
+        fail_unclaimed_run, fall_back_run, finish_run, requeue_run,
     },
     record::{EarlierRun, RUN_RECORD_COLUMNS, RunRecord, earlier_runs},
     submit::{AgentSettings, InsertRunError, NewRun, SessionTarget, insert_run},

@@ -25,6 +25,8 @@ pub struct AgentSettings {
     pub max_total_tokens: Option<i32>,
     /// US dollars the run may spend at most (its calls reserved against it).
     pub max_cost_usd: Option<f64>,
+    /// The run's own models to fall back to, in order (empty: the project's).
+    pub fallback_models: Vec<String>,
     /// Final answers sent back for not matching `response_format`'s schema, at most.
     pub max_repairs: i32,
     /// Stream the answers (`run.delta` events).
@@ -88,10 +90,11 @@ const INSERT_RUN_TAIL: &str = "
                           requested_model, max_tokens, temperature, webhook_url, request_id,
                           provider, model, key_source, deadline,
                           tools, tool_choice, response_format, max_steps, max_total_tokens,
-                          stream, files, max_repairs, max_cost_usd)
+                          stream, files, max_repairs, max_cost_usd, fallback_models)
         SELECT $3, s.id, $2, s.run_count, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
                now() + make_interval(secs => $15), $17, $18, $19, $20, $21, $22,
-               CASE WHEN cardinality($23::uuid[]) > 0 THEN $23 END, $24, $25
+               CASE WHEN cardinality($23::uuid[]) > 0 THEN $23 END, $24, $25,
+               CASE WHEN cardinality($26::text[]) > 0 THEN $26 END
         FROM s
         RETURNING id, created_at
     ),
@@ -174,6 +177,7 @@ async fn insert(
                 &run.files,
                 &run.agent.max_repairs,
                 &run.agent.max_cost_usd,
+                &run.agent.fallback_models,
             ],
         )
         .await?;
