@@ -158,14 +158,17 @@ async fn a_batch_is_claimed_one_by_one_when_the_project_is_capped_or_two_project
     assert_eq!(statuses, ["queued", "queued", "queued"], "nothing claimed");
 }
 
-/// Returns once a claim in the test's database waits for a lock (the project's).
+/// Returns once a claim in the test's database waits for a lock (the
+/// project's advisory lock). The claim's statement is matched by its start:
+/// `pg_stat_activity` cuts a query's text at `track_activity_query_size`
+/// (1 KiB), before the claim function's name.
 async fn a_claim_waits_for_a_lock(db: &tokio_postgres::Client) {
     wait_for(PATIENCE, || async {
         let waiting: i64 = db
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'
-                   AND query LIKE '%stewrd_claim_next%'",
+                 WHERE datname = current_database() AND wait_event = 'advisory'
+                   AND query LIKE 'SELECT c.id, c.session_id,%'",
                 &[],
             )
             .await

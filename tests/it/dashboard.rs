@@ -100,11 +100,12 @@ async fn an_operator_sets_a_provider_key_in_the_dashboard_and_it_is_never_shown_
         .call(reqwest::Method::GET, "/v1/project/usage", Some(&key), None)
         .await;
     let tokens = usage["data"][0]["total_tokens"].as_i64().expect("tokens");
+    let dollars = usage["data"][0]["cost_usd"].as_f64().expect("dollars");
     assert!(
         today["title"]
             .as_str()
             .unwrap_or_default()
-            .ends_with(&format!(": {tokens} tokens")),
+            .ends_with(&format!(": {tokens} tokens, ${dollars:.4}")),
         "{today} vs {usage}"
     );
     assert!(bars[..29].iter().all(|bar| bar["height"] == 0), "{seen}");
