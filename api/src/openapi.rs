@@ -86,6 +86,20 @@ pub(crate) fn json_schema(
     serde_json::from_value(schema).expect("the schemas written here are valid")
 }
 
+/// A model's name, as every field naming one takes it: 1 to 200 printable
+/// characters, not all blank.
+pub(crate) const MODEL_NAME_PATTERN: &str =
+    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
+/// `fallback_models`: at most 5 model names.
+pub(crate) fn fallback_models_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    json_schema(serde_json::json!({
+        "type": ["array", "null"],
+        "maxItems": stewrd_shared::domain::llm::MAX_FALLBACK_MODELS,
+        "items": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": MODEL_NAME_PATTERN}
+    }))
+}
+
 /// Project calls use a project API key; admin calls the admin token.
 struct BearerSchemes;
 

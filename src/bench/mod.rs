@@ -25,8 +25,9 @@ use self::{
 pub enum Scenario {
     /// Jobs per second end to end with an instant provider, and CPU per job.
     Throughput,
-    /// Throughput without and with a token budget on the project (every call
-    /// reserved and settled): what the reservation costs per job.
+    /// Throughput without a budget, with a token budget and with a budget in
+    /// dollars on the project (every call reserved and settled): what the
+    /// reservation costs per job.
     Budget,
     /// Thousands of slow provider calls in flight in one worker: memory per call.
     Slow,

@@ -87,47 +87,44 @@ pub(super) fn cpu_snapshot(fleet: &Fleet) -> CpuSnapshot {
 }
 
 pub(super) async fn throughput(options: &Options, report: &mut Report) -> anyhow::Result<()> {
-    throughput_of(options, report, "", false).await
+    throughput_of(options, report, "", None).await
 }
 
-/// Throughput without a token budget, then with one on the project (never
-/// reached: every model call is reserved and settled), in the same session:
-/// what a reservation costs per job.
+/// Throughput without a budget, with a token budget on the project, then
+/// with a budget in dollars (each never reached: every model call is
+/// reserved and settled, the dollars at the model's price), in the same
+/// session: what a reservation costs per job.
 pub(super) async fn budget(options: &Options, report: &mut Report) -> anyhow::Result<()> {
-    throughput_of(options, report, "unbudgeted_", false).await?;
-    throughput_of(options, report, "budgeted_", true).await
+    throughput_of(options, report, "unbudgeted_", None).await?;
+    let tokens = json!({"tokens_per_day": 1_000_000_000_000_i64});
+    throughput_of(options, report, "budgeted_", Some(tokens)).await?;
+    let dollars = json!({"usd_per_day": 1_000_000_000.0});
+    throughput_of(options, report, "usd_budgeted_", Some(dollars)).await
 }
 
 /// `jobs` one-call runs through the API, figures named with `prefix`; with
-/// `budgeted`, the project has a token budget it never reaches.
+/// `limits`, the project has those (budgets it never reaches).
 async fn throughput_of(
     options: &Options,
     report: &mut Report,
     prefix: &str,
-    budgeted: bool,
+    limits: Option<Value>,
 ) -> anyhow::Result<()> {
     let jobs = options.jobs.unwrap_or(20_000);
     let clients = options.clients.unwrap_or(64);
     let workers = options.workers.unwrap_or(1);
     eprintln!(
         "throughput: {jobs} jobs, {clients} clients, {workers} worker(s), provider at 0 ms{}",
-        if budgeted {
-            ", a token budget on the project"
-        } else {
-            ""
-        }
+        limits
+            .as_ref()
+            .map(|limits| format!(", limits {limits}"))
+            .unwrap_or_default()
     );
     let fleet = Fleet::start(workers, Duration::ZERO, &[]).await?;
     let http = http_client();
     let (project, key) = fleet.project_with_id(&http).await?;
-    if budgeted {
-        fleet
-            .set_limits(
-                &http,
-                &project,
-                json!({"tokens_per_day": 1_000_000_000_000_i64}),
-            )
-            .await?;
+    if let Some(limits) = limits {
+        fleet.set_limits(&http, &project, limits).await?;
     }
     let before = cpu_snapshot(&fleet);
     let started = Instant::now();

@@ -127,7 +127,7 @@ pub struct PutLlmIn {
     /// Models runs fall back to, in order (at most 5); omitted keeps the
     /// stored ones, `[]` removes them.
     #[serde(default)]
-    #[schema(max_items = 5)]
+    #[schema(schema_with = crate::openapi::fallback_models_schema)]
     fallback_models: Option<Vec<String>>,
 }
 

@@ -40,7 +40,11 @@ pub enum PriceSource {
 pub struct PriceIn {
     #[schema(value_type = Provider)]
     pub provider: String,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub model: String,
     #[schema(minimum = 0, maximum = 100000)]
     pub input_per_mtok: f64,
@@ -64,8 +68,18 @@ pub struct PriceRefusal {
     pub message: String,
 }
 
-/// Checks every price given; the first refusal names its place.
+/// Checks every price given; the first refusal names its place. A provider
+/// and model given twice is set once, to its last price (as two puts would).
 pub fn check_prices(given: &[PriceIn]) -> Result<Vec<NewPrice>, PriceRefusal> {
+    let mut prices = checked(given)?;
+    let mut seen = std::collections::HashSet::new();
+    prices.reverse();
+    prices.retain(|p| seen.insert((p.provider, p.model.clone())));
+    prices.reverse();
+    Ok(prices)
+}
+
+fn checked(given: &[PriceIn]) -> Result<Vec<NewPrice>, PriceRefusal> {
     if given.len() > MAX_PRICES_PER_PUT {
         return Err(PriceRefusal {
             param: "prices".into(),
@@ -130,8 +144,14 @@ mod tests {
 
     #[test]
     fn each_refusal_names_the_price_and_its_field() {
-        let ok = check_prices(&[price("openai", " gpt-x ", 1.5, 6.0)]).expect("valid");
-        assert_eq!(ok[0].model, "gpt-x");
+        let ok = check_prices(&[
+            price("openai", " gpt-x ", 1.5, 6.0),
+            price("openrouter", "gpt-x", 1.0, 1.0),
+            price("openai", "gpt-x", 2.0, 8.0),
+        ])
+        .expect("valid");
+        assert_eq!(ok.len(), 2, "the same provider and model once: {ok:?}");
+        assert_eq!((ok[1].model.as_str(), ok[1].input_per_mtok), ("gpt-x", 2.0));
         for (bad, param) in [
             (price("anthropic", "m", 1.0, 1.0), "prices[1].provider"),
             (price("openai", " ", 1.0, 1.0), "prices[1].model"),

@@ -99,7 +99,7 @@ pub struct CreateAgentIn {
     /// project's, set with `PUT /v1/project/llm`, when not given). The
     /// conversation goes on unchanged; each step records its model.
     #[serde(default)]
-    #[schema(max_items = 5)]
+    #[schema(schema_with = crate::openapi::fallback_models_schema)]
     pub(super) fallback_models: Option<Vec<String>>,
     /// Passed to the provider as given (`text`, `json_object` or `json_schema`).
     #[serde(default)]
