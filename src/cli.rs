@@ -33,6 +33,9 @@ pub enum Command {
     },
     /// Re-encrypt every stored secret under the active (first) master key.
     RotateMasterKey,
+    /// Print the OpenAPI document (what `GET /openapi.json` serves), for
+    /// clients' generated types; needs no database.
+    Openapi,
     /// Measure throughput, latency and footprint against real Postgres and RabbitMQ
     /// (in a throwaway database and queue prefix), and print the figures.
     Bench {

@@ -18,6 +18,7 @@ mod state;
 mod throttle;
 mod watch;
 
+pub use openapi::document as openapi_document;
 pub use routes::health::metrics_only;
 pub use startup::{router, serve};
 pub use state::AppState;

@@ -26,6 +26,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     stewrd_shared::runtime::tls::install_crypto_provider();
     match command {
         Command::StubProvider { listen, delay_ms } => return stub_provider(listen, delay_ms).await,
+        Command::Openapi => {
+            // Written, not printed: a closed pipe (`| head`) is an error, not a panic.
+            let document = serde_json::to_string_pretty(&stewrd_api::openapi_document())?;
+            let mut out = std::io::stdout().lock();
+            return std::io::Write::write_all(&mut out, format!("{document}\n").as_bytes())
+                .context("cannot write the document");
+        }
         Command::Bench {
             scenario,
             jobs,
@@ -55,7 +62,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Dev => serve::dev(config).await,
         Command::Admin { command } => admin::run(&mut config, command).await,
         Command::RotateMasterKey => rotate_master_key(&mut config).await,
-        Command::StubProvider { .. } | Command::Bench { .. } => Ok(()),
+        Command::StubProvider { .. } | Command::Bench { .. } | Command::Openapi => Ok(()),
     }
 }
 
