@@ -627,6 +627,20 @@ async fn max_steps_max_total_tokens_and_the_action_timeout_end_a_run() {
     assert_eq!(done["error"]["code"], "max_total_tokens_exceeded", "{done}");
     assert_eq!(app.stub.state.stats().calls, before);
     app.stub.state.clear();
+    // Without max_tokens, a model whose output limit (16,384) would not fit
+    // is asked for at most what is left, not refused.
+    app.stub.state.push([Reply::text("short", 40)]);
+    let accepted = app
+        .submit(&key, json!({"message": "tokens", "max_total_tokens": 2000}))
+        .await;
+    let done = app
+        .wait_final(&key, accepted["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let asked = app.stub.state.requests().last().expect("a call").body["max_tokens"]
+        .as_i64()
+        .expect("max_tokens sent");
+    assert!((1800..2000).contains(&asked), "{asked}");
 
     // Nobody answers the client's call: the run fails once the wait is over.
     app.stub

@@ -7,6 +7,7 @@ mod approvals;
 mod byok;
 mod claims;
 mod cli;
+mod clients;
 mod cluster;
 mod commits;
 mod cost;

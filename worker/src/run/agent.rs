@@ -45,6 +45,10 @@ use crate::{
 
 /// How long a step's commit waits out a Postgres outage.
 const COMMIT_PATIENCE: Duration = Duration::from_secs(60);
+/// The fewest answer tokens a call is capped to when the run's
+/// `max_total_tokens` leaves less than the model's output limit: below it,
+/// the call is not made.
+const MIN_ANSWER_TOKENS: i64 = 16;
 /// How long a run whose call fits its token budget only once other runs'
 /// calls in flight are counted waits before it tries again.
 const BUDGET_WAIT: Duration = Duration::from_secs(1);
@@ -215,13 +219,13 @@ impl<'a> Loop<'a> {
                 format!("the model was called {model_calls} times (max_steps) and still asked for tools"),
             ).into();
         }
-        let request = conversation::request(
+        let mut request = conversation::request(
             self.run,
             self.context.choice,
             &self.history,
             self.toolbox.offered(),
         );
-        if let Some(verdict) = self.reserve(&request).await {
+        if let Some(verdict) = self.reserve(&mut request).await {
             return verdict.into();
         }
         let started_at = OffsetDateTime::now_utc();
@@ -420,8 +424,11 @@ impl<'a> Loop<'a> {
     /// is not made: the run fails (`max_total_tokens_exceeded`,
     /// `token_budget_exhausted`, `cost_budget_exhausted`, `price_unknown`);
     /// one that fits once other runs' calls in flight are counted waits for
-    /// them (the run is requeued).
-    async fn reserve(&self, request: &ChatRequest) -> Option<Verdict> {
+    /// them (the run is requeued). Without a client's `max_tokens`, a call
+    /// whose model's output limit would not fit what is left of
+    /// `max_total_tokens` is sent with `max_tokens` set to what is left (at
+    /// least [`MIN_ANSWER_TOKENS`]) instead of being refused.
+    async fn reserve(&self, request: &mut ChatRequest) -> Option<Verdict> {
         let default_cap = self
             .worker
             .config
@@ -436,7 +443,14 @@ impl<'a> Loop<'a> {
         }
         let model = &self.context.choice.model;
         let prompt = budget::prompt_tokens(request.prompt_bytes());
-        let output = budget::output_tokens(request.max_tokens.map(i64::from), model);
+        let mut output = budget::output_tokens(request.max_tokens.map(i64::from), model);
+        if let Some(limit) = self.run.request.agent.max_total_tokens {
+            let left = i64::from(limit) - i64::from(self.usage.total_tokens) - prompt;
+            if request.max_tokens.is_none() && (MIN_ANSWER_TOKENS..output).contains(&left) {
+                output = left;
+                request.max_tokens = i32::try_from(left).ok();
+            }
+        }
         let worst = prompt.saturating_add(output);
         if let Some(limit) = self.run.request.agent.max_total_tokens {
             let used = i64::from(self.usage.total_tokens);
