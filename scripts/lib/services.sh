@@ -35,6 +35,18 @@ ensure_python_venv() {
   fi
 }
 
+# The client libraries' suites (clients/*/test.sh, run by the slow tests in
+# tests/it/clients.rs) install their own packages (a venv from PyPI, npm ci);
+# they need python3 with venv, and Node.js 18+ with npm (Debian's where missing).
+ensure_clients() {
+  ensure_python_venv
+  if ! command -v npm >/dev/null 2>&1 ||
+    ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 18 ? 1 : 0)' 2>/dev/null; then
+    say "installing Node.js and npm (Debian packages) for the TypeScript client's suite"
+    apt_install nodejs npm
+  fi
+}
+
 wait_port() { # name port seconds
   local deadline=$((SECONDS + $3))
   until port_open "$2"; do

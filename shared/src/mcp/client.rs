@@ -540,15 +540,9 @@ async fn read_capped(
     response: &mut reqwest::Response,
     cap: usize,
 ) -> Result<Vec<u8>, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(piece) = response.chunk().await? {
-        body.extend_from_slice(&piece);
-        if body.len() > cap {
-            body.truncate(cap);
-            break;
-        }
-    }
-    Ok(body)
+    outbound::read_at_most(response, cap)
+        .await
+        .map(|(body, _)| body)
 }
 
 /// Sends `notifications/cancelled` for a request whose answer will not be

@@ -87,3 +87,22 @@ pub fn describe(error: &reqwest::Error) -> String {
     }
     text
 }
+
+/// Reads a body up to `max` bytes, never more into memory, and says whether
+/// there was more: every answer stewrd reads from outside (providers, tools,
+/// pages, MCP servers, webhook receivers) is read through this one cap.
+pub async fn read_at_most(
+    response: &mut reqwest::Response,
+    max: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = max - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
+}

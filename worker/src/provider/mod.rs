@@ -17,7 +17,10 @@ use stewrd_shared::{
         text::{storable, storable_json},
         usage::Usage,
     },
-    runtime::config::{ProviderUrls, WorkerSettings},
+    runtime::{
+        config::{ProviderUrls, WorkerSettings},
+        outbound::read_at_most,
+    },
 };
 
 /// Largest provider answer read; beyond it the call fails rather than eat memory.
@@ -330,14 +333,13 @@ fn transport_error(error: &reqwest::Error) -> ProviderError {
 }
 
 async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ProviderError::unreachable(format!(
-                "the provider's answer is larger than {MAX_BODY_BYTES} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
+    let (body, more) = read_at_most(&mut response, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| transport_error(&e))?;
+    if more {
+        return Err(ProviderError::unreachable(format!(
+            "the provider's answer is larger than {MAX_BODY_BYTES} bytes"
+        )));
     }
     Ok(body)
 }

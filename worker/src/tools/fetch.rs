@@ -157,7 +157,7 @@ async fn fetch(worker: &Worker, url: &str) -> Result<Page, Failed> {
     let allow_private = worker.config.webhook_allow_private;
     let mut current = checked(url, allow_private)?;
     for _ in 0..=MAX_REDIRECTS {
-        let response = worker
+        let mut response = worker
             .fetcher
             .get(current.clone())
             .send()
@@ -198,9 +198,10 @@ async fn fetch(worker: &Worker, url: &str) -> Result<Page, Failed> {
             .get(header::CONTENT_TYPE)
             .and_then(|t| t.to_str().ok())
             .map(str::to_owned);
-        let (body, cut) = read_at_most(response, worker.config.worker.fetch_max_bytes)
-            .await
-            .map_err(|error| sent_failed(current.as_str(), &error))?;
+        let (body, cut) =
+            outbound::read_at_most(&mut response, worker.config.worker.fetch_max_bytes)
+                .await
+                .map_err(|error| sent_failed(current.as_str(), &error))?;
         let name = current
             .path_segments()
             .and_then(|mut segments| segments.next_back())
@@ -238,23 +239,6 @@ fn sent_failed(url: &str, error: &reqwest::Error) -> Failed {
     } else {
         Failed::Final(why)
     }
-}
-
-/// The body, up to `max` bytes, and whether there was more.
-async fn read_at_most(
-    mut response: reqwest::Response,
-    max: usize,
-) -> Result<(Vec<u8>, bool), reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        let room = max - body.len();
-        if chunk.len() > room {
-            body.extend_from_slice(&chunk[..room]);
-            return Ok((body, true));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((body, false))
 }
 
 fn failed(why: &str, attempts: i32) -> Answer {

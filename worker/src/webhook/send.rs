@@ -131,16 +131,10 @@ impl WebhookClient {
         };
         let content_type = header(CONTENT_TYPE);
         let filename = header(CONTENT_DISPOSITION).and_then(|d| disposition_filename(&d));
-        let mut read = Vec::new();
-        let mut cut = false;
-        while let Ok(Some(chunk)) = response.chunk().await {
-            read.extend_from_slice(&chunk);
-            if read.len() > max_body {
-                cut = true;
-                break;
-            }
-        }
-        read.truncate(max_body);
+        // A receiver's answer that breaks off is logged as read so far: none.
+        let (read, cut) = outbound::read_at_most(&mut response, max_body)
+            .await
+            .unwrap_or_default();
         Ok(Answer {
             status,
             retry_after,
