@@ -3,6 +3,7 @@
 //! process, and prints a table plus one `BENCH name=value unit` line per figure.
 
 mod agent;
+mod backlog;
 mod fetch;
 mod files;
 mod fleet;
@@ -52,6 +53,10 @@ pub enum Scenario {
     /// Runs asking for `web_fetch` against a page on loopback: pages fetched
     /// and given as Markdown per second, CPU per page, the page's raw rate.
     Fetch,
+    /// What a job costs while one worker drains 10k, 100k and 1M queued runs
+    /// (one project, then 1,000): CPU per job by process, Postgres buffers per
+    /// job (`--seconds N`: the first two depths only).
+    Backlog,
     /// The raw limits of Postgres and RabbitMQ on this machine.
     Limits,
     /// Everything above, in one report.
@@ -105,6 +110,10 @@ pub async fn run(scenario: Scenario, options: Options) -> anyhow::Result<()> {
     }
     if all || scenario == Scenario::Mcp {
         mcp::mcp(&options, &mut report).await?;
+    }
+    // Not in `all`: seeding a million runs takes minutes.
+    if scenario == Scenario::Backlog {
+        backlog::backlog(&options, &mut report).await?;
     }
     report.print();
     Ok(())

@@ -497,3 +497,70 @@ async fn a_worker_claims_a_backlog_in_batches_and_runs_each_once() {
         runs.len()
     );
 }
+
+/// Many projects waiting: a claim ranks a window of them (the message's
+/// project and those after it, and the shared cursor's), not every one, so
+/// what it reads does not grow with the number of waiting projects; and the
+/// cursor brings every waiting project into some claim's window, so a flood
+/// whose messages all come first hides nobody.
+#[tokio::test]
+async fn with_many_projects_waiting_a_claim_reads_a_window_and_the_cursor_hides_nobody() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    // The flood: created first (the lowest project id), its runs queued first.
+    let (_, flood_key) = app.create_project("flood").await;
+    let flood = submit_runs(&app, &flood_key, 450).await;
+    let mut others = Vec::new();
+    for i in 0..250 {
+        // Two runs each: a project served once still waits, and stays in
+        // the windows that found it; only the cursor's moving shows the rest.
+        let (project, key) = app.create_project(&format!("p{i}")).await;
+        submit_runs(&app, &key, 2).await;
+        others.push(project.parse::<ProjectId>().expect("project id"));
+    }
+    let db = app.db().await;
+    // What one claim reads (EXPLAIN's buffers count the function's own
+    // statements; the first claim on the connection warms its plans): with
+    // 251 projects waiting, ranking them all read ~1,500.
+    let claim = "SELECT project_id FROM stewrd_claim_next(gen_random_uuid(), 30, $1)";
+    for hint in &flood[..2] {
+        db.query_opt(claim, &[hint]).await.expect("claimed");
+    }
+    let plan: serde_json::Value = db
+        .query_one(
+            &format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {claim}"),
+            &[&flood[2]],
+        )
+        .await
+        .expect("explained")
+        .get(0);
+    let top = &plan[0]["Plan"];
+    let buffers = top["Shared Hit Blocks"].as_i64().unwrap_or(0)
+        + top["Shared Read Blocks"].as_i64().unwrap_or(0);
+    println!("one claim with 251 projects waiting read {buffers} buffers");
+    assert!(buffers < 800, "{buffers} buffers for one claim");
+    // Every message names the flood's runs, in order (as its 450 messages,
+    // queued first, would): the cursor brings every other project into the
+    // claims' windows, and each is served in its turn.
+    for hint in &flood[3..] {
+        db.query_opt(claim, &[hint]).await.expect("claimed");
+    }
+    let served: BTreeSet<ProjectId> = db
+        .query(
+            "SELECT DISTINCT project_id FROM runs WHERE status = 'running'",
+            &[],
+        )
+        .await
+        .expect("served")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let hidden = others.iter().filter(|p| !served.contains(p)).count();
+    assert_eq!(
+        hidden, 0,
+        "{hidden} of 250 projects never claimed in 447 claims"
+    );
+}

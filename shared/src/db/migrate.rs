@@ -132,6 +132,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0025_add_money_budgets",
         include_str!("../../../migrations/0025_add_money_budgets.sql"),
     ),
+    (
+        "0026_add_claim_cursor",
+        include_str!("../../../migrations/0026_add_claim_cursor.sql"),
+    ),
 ];
 
 /// Every stored function, by name: its body's only definition. Applied in
@@ -153,6 +157,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("stewrd_settle_reservation"),
     function!("stewrd_mark_free_place"),
     function!("stewrd_free_place"),
+    function!("stewrd_waiting_projects"),
     function!("stewrd_claim_next"),
     function!("stewrd_claim_room"),
     function!("stewrd_claim_batch"),
