@@ -86,6 +86,12 @@ pub(crate) fn json_schema(
     serde_json::from_value(schema).expect("the schemas written here are valid")
 }
 
+/// A file's bytes, as its content is answered.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code, reason = "describes an answer in the document")]
+pub(crate) struct Binary(Vec<u8>);
+
 /// A model's name, as every field naming one takes it: 1 to 200 printable
 /// characters, not all blank.
 pub(crate) const MODEL_NAME_PATTERN: &str =

@@ -41,7 +41,10 @@ async fn backlog_of(options: &Options, report: &mut Report, projects: i64) -> an
         Some(_) => DEPTHS[..2].to_vec(),
         None => DEPTHS.to_vec(),
     };
-    eprintln!("backlog: {projects} project(s), depths {depths:?}, {sample} jobs drained at each");
+    eprintln!(
+        "backlog: {projects} project(s), depths {depths:?}, {sample} jobs (at most half the \
+         backlog) drained at each"
+    );
     let mut fleet = Fleet::start(0, Duration::ZERO, &[]).await?;
     let http = http_client();
     let (project, key) = fleet.project_with_id(&http).await?;
@@ -58,6 +61,14 @@ async fn backlog_of(options: &Options, report: &mut Report, projects: i64) -> an
         .context("the template run was not accepted")?
         .to_owned();
     let db = fleet.db().await?;
+    // The template as submitted (queued): the copies are made from these,
+    // not from the run itself, which the first depth's worker runs.
+    db.batch_execute(&format!(
+        "CREATE TABLE bench_template_runs AS SELECT * FROM runs WHERE id = '{template}';
+         CREATE TABLE bench_template_sessions AS
+             SELECT * FROM sessions WHERE latest_run_id = '{template}';"
+    ))
+    .await?;
     db.execute(
         "CREATE TABLE bench_projects AS
          SELECT $1::text::uuid AS id, 0 AS n
@@ -80,7 +91,7 @@ async fn backlog_of(options: &Options, report: &mut Report, projects: i64) -> an
     };
     for depth in depths {
         let queued = queued_runs(&db).await?;
-        seed(&db, &template, projects, depth - queued).await?;
+        seed(&db, projects, depth - queued).await?;
         // The relay publishes a message per seeded run before the clock starts.
         wait_published(&db).await?;
         let calls_before = fleet.stub.state.stats().calls;
@@ -88,7 +99,8 @@ async fn backlog_of(options: &Options, report: &mut Report, projects: i64) -> an
         let blocks_before = blocks(&db).await?;
         let started = Instant::now();
         fleet.add_worker()?;
-        let drained = drain(&fleet, calls_before, sample).await?;
+        // At most half the backlog, so the depth holds while measured.
+        let drained = drain(&fleet, calls_before, sample.min(depth as u64 / 2)).await?;
         let elapsed = started.elapsed();
         // Read before the worker stops: a dead process has no CPU figure.
         let after = cpu_snapshot(&fleet);
@@ -129,14 +141,9 @@ async fn queued_runs(db: &tokio_postgres::Client) -> anyhow::Result<i64> {
         .get(0))
 }
 
-/// Adds `count` queued runs, copies of `template` each in a session of its
+/// Adds `count` queued runs, copies of the template each in a session of its
 /// own, spread over the bench's projects, with their outbox rows due now.
-async fn seed(
-    db: &tokio_postgres::Client,
-    template: &str,
-    projects: i64,
-    count: i64,
-) -> anyhow::Result<()> {
+async fn seed(db: &tokio_postgres::Client, projects: i64, count: i64) -> anyhow::Result<()> {
     let session_copy = copy_of(
         db,
         "sessions",
@@ -175,17 +182,14 @@ async fn seed(
         .await?;
         db.execute(
             &format!(
-                "INSERT INTO sessions {session_copy}
-                 FROM seeded x, sessions s WHERE s.latest_run_id = $1::text::uuid"
+                "INSERT INTO sessions {session_copy} FROM seeded x, bench_template_sessions s"
             ),
-            &[&template],
+            &[],
         )
         .await?;
         db.execute(
-            &format!(
-                "INSERT INTO runs {run_copy} FROM seeded x, runs r WHERE r.id = $1::text::uuid"
-            ),
-            &[&template],
+            &format!("INSERT INTO runs {run_copy} FROM seeded x, bench_template_runs r"),
+            &[],
         )
         .await?;
         db.execute(

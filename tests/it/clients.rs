@@ -59,6 +59,7 @@ async fn run_suite(language: &str) {
     let base = first_line
         .and_then(|line| line.rsplit(' ').next().map(str::to_owned))
         .expect("dev printed its address");
+    stewrd_shared::runtime::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     wait_for(PATIENCE, || async {
         let ready = http.get(format!("{base}/readyz")).send().await.ok()?;

@@ -86,6 +86,35 @@ async fn the_openapi_document_describes_every_call_of_the_contract() {
         "#/components/schemas/LlmOut"
     );
     assert!(schemas["LlmOut"]["properties"].get("api_key").is_none());
+
+    // What generators need (the clients' types come from this document):
+    // operation ids unique, a path parameter only where the path names it,
+    // and file bytes as binary.
+    let mut ids = std::collections::BTreeMap::<String, String>::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("operations") {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(other) = ids.insert(id.clone(), format!("{method} {path}")) {
+                panic!("operationId {id} names {other} and {method} {path}");
+            }
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["in"] == "path" {
+                    let name = parameter["name"].as_str().unwrap_or_default();
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: {name} is no path parameter"
+                    );
+                }
+            }
+        }
+    }
+    let content = &document["paths"]["/v1/files/{id}/content"]["get"]["responses"]["200"];
+    let body = &content["content"]["application/octet-stream"]["schema"];
+    assert_eq!(body["$ref"], "#/components/schemas/Binary", "{content}");
+    assert_eq!(schemas["Binary"]["format"], "binary");
 }
 
 /// Runs schemathesis (installed by `scripts/test --all` into `target/schemathesis`)

@@ -115,6 +115,7 @@ pub(crate) async fn create_project(
 }
 
 #[utoipa::path(
+    operation_id = "admin_list_projects",
     get,
     path = "/v1/admin/projects",
     tag = "admin",
@@ -136,6 +137,7 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(
+    operation_id = "admin_get_project",
     get,
     path = "/v1/admin/projects/{id}",
     tag = "admin",
@@ -170,6 +172,7 @@ pub(crate) async fn show_llm(
 }
 
 #[utoipa::path(
+    operation_id = "admin_put_project_llm",
     put,
     path = "/v1/admin/projects/{id}/llm",
     tag = "admin",
@@ -189,6 +192,7 @@ pub(crate) async fn put_llm(
 }
 
 #[utoipa::path(
+    operation_id = "admin_delete_project_llm",
     delete,
     path = "/v1/admin/projects/{id}/llm",
     tag = "admin",

@@ -225,6 +225,7 @@ pub(crate) async fn upload(
 /// `GET /v1/files` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `input` or `artifact`.
     purpose: Option<String>,
@@ -277,6 +278,7 @@ async fn page(
 }
 
 #[utoipa::path(
+    operation_id = "list_files",
     get,
     path = "/v1/files",
     tag = "files",
@@ -323,6 +325,7 @@ pub(crate) async fn list(
 /// `GET /v1/sessions/{id}/files` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SessionFilesQuery {
     /// 1 to 100 (default 20).
     limit: Option<i64>,
@@ -367,6 +370,7 @@ async fn ready_file(state: &AppState, auth: &ProjectAuth, id: &str) -> Result<Fi
 }
 
 #[utoipa::path(
+    operation_id = "get_file",
     get,
     path = "/v1/files/{id}",
     tag = "files",
@@ -501,7 +505,7 @@ fn attachment(filename: &str) -> HeaderValue {
     tag = "files",
     summary = "A file's bytes (`Range` honoured; always an attachment)",
     params(("id" = String, Path, description = "File id (`file_…`)"), ("Range" = Option<String>, Header, description = "`bytes=a-b`, `bytes=a-` or `bytes=-n`")),
-    responses((status = 200, description = "The bytes", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = Vec<u8>), (status = 401, response = inline(BadKey)), (status = 404, response = inline(NotFound)), (status = 416, description = "The range is past the end", body = crate::error::ErrorResponse), (status = 503, response = inline(Unavailable))),
+    responses((status = 200, description = "The bytes", content_type = "application/octet-stream", body = crate::openapi::Binary), (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = crate::openapi::Binary), (status = 401, response = inline(BadKey)), (status = 404, response = inline(NotFound)), (status = 416, description = "The range is past the end", body = crate::error::ErrorResponse), (status = 503, response = inline(Unavailable))),
     security(("project_key" = []))
 )]
 pub(crate) async fn content(

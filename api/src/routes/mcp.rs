@@ -134,6 +134,7 @@ async fn tools_of(
 }
 
 #[utoipa::path(
+    operation_id = "get_project_mcp_servers",
     get,
     path = "/v1/project/mcp_servers",
     tag = "project",
@@ -149,6 +150,7 @@ pub(crate) async fn show(
 }
 
 #[utoipa::path(
+    operation_id = "put_project_mcp_servers",
     put,
     path = "/v1/project/mcp_servers",
     tag = "project",
@@ -184,6 +186,7 @@ pub(crate) async fn tools(
 }
 
 #[utoipa::path(
+    operation_id = "admin_get_project_mcp_servers",
     get,
     path = "/v1/admin/projects/{id}/mcp_servers",
     tag = "admin",
@@ -201,6 +204,7 @@ pub(crate) async fn admin_show(
 }
 
 #[utoipa::path(
+    operation_id = "admin_put_project_mcp_servers",
     put,
     path = "/v1/admin/projects/{id}/mcp_servers",
     tag = "admin",

@@ -36,6 +36,7 @@ pub(crate) struct PricesIn {
 }
 
 #[utoipa::path(
+    operation_id = "admin_get_prices",
     get,
     path = "/v1/admin/prices",
     tag = "admin",
@@ -54,6 +55,7 @@ pub(crate) async fn show(
 }
 
 #[utoipa::path(
+    operation_id = "admin_put_prices",
     put,
     path = "/v1/admin/prices",
     tag = "admin",

@@ -248,6 +248,7 @@ pub(crate) async fn new_webhook_secret(
 }
 
 #[utoipa::path(
+    operation_id = "get_project",
     get,
     path = "/v1/project",
     tag = "project",
@@ -263,6 +264,7 @@ pub(crate) async fn show(
 }
 
 #[utoipa::path(
+    operation_id = "put_project_llm",
     put,
     path = "/v1/project/llm",
     tag = "project",
@@ -280,6 +282,7 @@ pub(crate) async fn put_llm(
 }
 
 #[utoipa::path(
+    operation_id = "delete_project_llm",
     delete,
     path = "/v1/project/llm",
     tag = "project",

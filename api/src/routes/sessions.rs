@@ -58,6 +58,7 @@ pub(crate) fn session_id(text: &str) -> Result<SessionId, ApiError> {
 }
 
 #[utoipa::path(
+    operation_id = "get_session",
     get,
     path = "/v1/sessions/{id}",
     tag = "sessions",
@@ -281,6 +282,7 @@ pub(crate) struct SessionPage {
 }
 
 #[utoipa::path(
+    operation_id = "list_sessions",
     get,
     path = "/v1/sessions",
     tag = "sessions",

@@ -71,6 +71,7 @@ async fn set_tools(
 }
 
 #[utoipa::path(
+    operation_id = "get_project_tools",
     get,
     path = "/v1/project/tools",
     tag = "project",
@@ -86,6 +87,7 @@ pub(crate) async fn show(
 }
 
 #[utoipa::path(
+    operation_id = "put_project_tools",
     put,
     path = "/v1/project/tools",
     tag = "project",
@@ -103,6 +105,7 @@ pub(crate) async fn replace(
 }
 
 #[utoipa::path(
+    operation_id = "admin_get_project_tools",
     get,
     path = "/v1/admin/projects/{id}/tools",
     tag = "admin",
@@ -120,6 +123,7 @@ pub(crate) async fn admin_show(
 }
 
 #[utoipa::path(
+    operation_id = "admin_put_project_tools",
     put,
     path = "/v1/admin/projects/{id}/tools",
     tag = "admin",

@@ -81,8 +81,9 @@ pub(crate) struct UsageLineOut {
     prompt_tokens: i64,
     completion_tokens: i64,
     total_tokens: i64,
-    /// What the provider reported the calls cost (OpenRouter); `null` when it
-    /// reports no cost (OpenAI).
+    /// What the calls cost in US dollars: OpenRouter's reported cost, else the
+    /// tokens at the model's price (`GET /v1/admin/prices`); `null` while no
+    /// call had a known price.
     cost_usd: Option<f64>,
 }
 
