@@ -5,7 +5,7 @@
 use axum::{
     Json, Router,
     body::Body,
-    extract::{DefaultBodyLimit, Multipart, Path, Query, State, multipart::MultipartError},
+    extract::{DefaultBodyLimit, Multipart, Path, State, multipart::MultipartError},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -30,6 +30,7 @@ use super::sessions::session_id;
 use crate::{
     auth::ProjectAuth,
     error::ApiError,
+    extract::QueryParams,
     openapi::responses::{BadKey, BadRequest, NotFound, Unavailable},
     state::AppState,
 };
@@ -228,12 +229,16 @@ pub(crate) async fn upload(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `input` or `artifact`.
+    #[param(pattern = "^(input|artifact)$")]
     purpose: Option<String>,
     /// A session's files only.
+    #[param(format = Uuid)]
     session_id: Option<String>,
     /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(value_type = Option<FileId>)]
     after: Option<String>,
 }
 
@@ -290,7 +295,7 @@ async fn page(
 pub(crate) async fn list(
     State(state): State<AppState>,
     auth: ProjectAuth,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<FileList>, ApiError> {
     let purpose = query
         .purpose
@@ -328,8 +333,10 @@ pub(crate) async fn list(
 #[into_params(parameter_in = Query)]
 pub struct SessionFilesQuery {
     /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(value_type = Option<FileId>)]
     after: Option<String>,
 }
 
@@ -346,7 +353,7 @@ pub(crate) async fn session_files(
     State(state): State<AppState>,
     auth: ProjectAuth,
     Path(id): Path<String>,
-    Query(query): Query<SessionFilesQuery>,
+    QueryParams(query): QueryParams<SessionFilesQuery>,
 ) -> Result<Json<FileList>, ApiError> {
     let session = session_id(&id)?;
     let client = state.pool.get().await?;

@@ -2959,7 +2959,7 @@ export interface operations {
                 /** @description 1 to 100 (default 20). */
                 limit?: number;
                 /** @description The `next_cursor` of the previous page. */
-                after?: string;
+                after?: components["schemas"]["FileId"];
             };
             header?: never;
             path?: never;
@@ -4258,7 +4258,7 @@ export interface operations {
                 /** @description 1 to 100 (default 20). */
                 limit?: number;
                 /** @description The `next_cursor` of the previous page. */
-                after?: string;
+                after?: components["schemas"]["FileId"];
             };
             header?: never;
             path: {
