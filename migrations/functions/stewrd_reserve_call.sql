@@ -15,7 +15,6 @@ CREATE OR REPLACE FUNCTION stewrd_reserve_call(p_project uuid, p_run uuid, p_pro
                                                p_model text)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-    today date := (now() AT TIME ZONE 'UTC')::date;
     p projects%ROWTYPE;
     run_cap float8;
     run_spent float8;
@@ -54,14 +53,7 @@ BEGIN
         END;
         CONTINUE WHEN budget IS NULL;
         amount := CASE WHEN name LIKE 'usd_%' THEN usd ELSE tokens END;
-        SELECT CASE WHEN name LIKE 'usd_%' THEN coalesce(sum(u.cost_usd), 0)
-                    ELSE coalesce(sum(u.total_tokens), 0) END
-        INTO used FROM usage_daily u
-        WHERE u.project_id = p_project
-          AND u.day >= CASE WHEN name IN ('month', 'usd_month')
-                            THEN date_trunc('month', today)::date ELSE today END
-          AND u.day <= today
-          AND (name <> 'default_key_day' OR u.key_source = 'default');
+        used := stewrd_budget_used(p_project, name);
         IF used + amount > budget THEN
             RETURN name;
         END IF;

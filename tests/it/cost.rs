@@ -3,7 +3,7 @@
 //! runs cannot overspend them, a run's own `max_cost_usd`, and `price_unknown`
 //! when a money budget meets a model without a price.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::{
     helpers::{ADMIN_TOKEN, Options, TestApp, spawn_app_with},
-    tenants::{set_limits, try_submit},
+    tenants::{outcomes, set_limits, try_submit},
 };
 
 /// Sets prices through the admin API; answers the whole table.
@@ -194,19 +194,7 @@ async fn money_budgets_are_reserved_so_concurrent_runs_never_spend_past_them() {
             .await;
         sessions.push(accepted["session_id"].as_str().expect("id").to_owned());
     }
-    let mut by_status: HashMap<String, usize> = HashMap::new();
-    for session in &sessions {
-        let done = app.wait_final(&key, session).await;
-        let outcome = match done["status"].as_str() {
-            Some("failed") => {
-                assert_eq!(done["error"]["code"], "cost_budget_exhausted", "{done}");
-                assert!(done["cost_usd"].is_null(), "no call, no cost: {done}");
-                "cost_budget_exhausted".to_owned()
-            }
-            other => other.unwrap_or_default().to_owned(),
-        };
-        *by_status.entry(outcome).or_default() += 1;
-    }
+    let by_status = outcomes(&app, &key, &sessions, "cost_budget_exhausted").await;
     let (_, usage) = app
         .call(Method::GET, "/v1/project/usage", Some(&key), None)
         .await;

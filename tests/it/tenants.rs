@@ -316,6 +316,30 @@ fn seconds_until(renews: OffsetDateTime) -> i64 {
     (renews - OffsetDateTime::now_utc()).whole_seconds()
 }
 
+/// How the sessions' runs ended, by status; a failure must be `refusal`
+/// (counted under its code) and have cost nothing.
+pub async fn outcomes(
+    app: &TestApp,
+    key: &str,
+    sessions: &[String],
+    refusal: &str,
+) -> HashMap<String, usize> {
+    let mut by_status: HashMap<String, usize> = HashMap::new();
+    for session in sessions {
+        let done = app.wait_final(key, session).await;
+        let outcome = match done["status"].as_str() {
+            Some("failed") => {
+                assert_eq!(done["error"]["code"], refusal, "{done}");
+                assert!(done["cost_usd"].is_null(), "no call, no cost: {done}");
+                refusal.to_owned()
+            }
+            other => other.unwrap_or_default().to_owned(),
+        };
+        *by_status.entry(outcome).or_default() += 1;
+    }
+    by_status
+}
+
 #[tokio::test]
 async fn token_budgets_are_reserved_so_concurrent_runs_never_spend_past_them() {
     let port = free_port();
@@ -343,18 +367,7 @@ async fn token_budgets_are_reserved_so_concurrent_runs_never_spend_past_them() {
             .await;
         sessions.push(accepted["session_id"].as_str().expect("id").to_owned());
     }
-    let mut by_status: HashMap<String, usize> = HashMap::new();
-    for session in &sessions {
-        let done = app.wait_final(&key, session).await;
-        let outcome = match done["status"].as_str() {
-            Some("failed") => {
-                assert_eq!(done["error"]["code"], "token_budget_exhausted", "{done}");
-                "token_budget_exhausted".to_owned()
-            }
-            other => other.unwrap_or_default().to_owned(),
-        };
-        *by_status.entry(outcome).or_default() += 1;
-    }
+    let by_status = outcomes(&app, &key, &sessions, "token_budget_exhausted").await;
     let (_, usage) = app
         .call(Method::GET, "/v1/project/usage", Some(&key), None)
         .await;

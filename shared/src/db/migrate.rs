@@ -148,6 +148,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("stewrd_log_run_change"),
     function!("stewrd_open_stream"),
     function!("stewrd_count_usage"),
+    function!("stewrd_budget_used"),
     function!("stewrd_exhausted_budget"),
     function!("stewrd_list_prices"),
     function!("stewrd_prices"),
