@@ -54,6 +54,9 @@ pub enum Command {
         #[arg(long)]
         seconds: Option<u64>,
     },
+    /// Browsers for agent runs (Chromium, one per run), for workers to reach
+    /// at `STEWRD_BROWSER_HOST_URL`; reads no database and no master key.
+    BrowserHost,
     /// The stub provider alone (OpenAI-compatible, for local use and tests).
     StubProvider {
         /// Address to listen on.

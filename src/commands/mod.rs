@@ -26,6 +26,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     stewrd_shared::runtime::tls::install_crypto_provider();
     match command {
         Command::StubProvider { listen, delay_ms } => return stub_provider(listen, delay_ms).await,
+        Command::BrowserHost => return serve::browser_host().await,
         Command::Openapi => {
             // Written, not printed: a closed pipe (`| head`) is an error, not a panic.
             let document = serde_json::to_string_pretty(&stewrd_api::openapi_document())?;
@@ -62,7 +63,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Dev => serve::dev(config).await,
         Command::Admin { command } => admin::run(&mut config, command).await,
         Command::RotateMasterKey => rotate_master_key(&mut config).await,
-        Command::StubProvider { .. } | Command::Bench { .. } | Command::Openapi => Ok(()),
+        Command::StubProvider { .. }
+        | Command::Bench { .. }
+        | Command::Openapi
+        | Command::BrowserHost => Ok(()),
     }
 }
 

@@ -5,15 +5,21 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use secrecy::SecretString;
 use stewrd_shared::runtime::{
-    config::{Config, StoreUrl},
-    shutdown,
+    config::{BrowserAccess, BrowserHostSettings, Config, LogFormat, StoreUrl},
+    shutdown, telemetry,
 };
 
 /// Where `stewrd dev` keeps files unless `STEWRD_FILE_STORE` says otherwise.
 const DEV_FILES: &str = ".stewrd/files";
 /// Where `stewrd dev`'s stub provider listens (its demo tools are there too).
 const DEV_STUB: &str = "127.0.0.1:8089";
-use tokio::net::TcpListener;
+/// Where `stewrd dev`'s browser host keeps its browsers' profiles.
+const DEV_BROWSERS: &str = ".stewrd/browsers";
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    net::TcpListener,
+    process::{Child, Command},
+};
 
 use super::{DevKey, bind, check_broker, connect_db};
 use crate::stub::Stub;
@@ -41,6 +47,87 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Browsers for runs, in a process of their own: no database, no master keys.
+pub async fn browser_host() -> anyhow::Result<()> {
+    let json = std::env::var("STEWRD_LOG_FORMAT").is_ok_and(|f| f.trim() == "json");
+    telemetry::init(if json {
+        LogFormat::Json
+    } else {
+        LogFormat::Pretty
+    });
+    let settings = BrowserHostSettings::from_env()?;
+    if !on_path(&settings.chromium) {
+        anyhow::bail!(
+            "STEWRD_CHROMIUM: cannot find `{}` (install Debian's chromium, or name the executable)",
+            settings.chromium
+        );
+    }
+    let listener = bind(settings.listen).await?;
+    println!(
+        "stewrd browser host listening on http://{}",
+        listener.local_addr()?
+    );
+    stewrd_browser::serve(settings, listener, shutdown::on_signal()).await?;
+    Ok(())
+}
+
+/// Whether `program` names an executable (a path, or a name on `PATH`).
+fn on_path(program: &str) -> bool {
+    if program.contains('/') {
+        return std::path::Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// `stewrd dev`'s browser host: this binary's `browser-host` as a child
+/// process on a free port, with a token of its own. None (runs asking for the
+/// browser fail with `browser_unavailable`) when it cannot start.
+async fn start_browser_host(config: &mut Config) -> Option<Child> {
+    if config.browser.is_some() {
+        return None;
+    }
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut child = Command::new(std::env::current_exe().ok()?)
+        .arg("browser-host")
+        .env("STEWRD_BROWSER_HOST_LISTEN", "127.0.0.1:0")
+        .env("STEWRD_BROWSER_HOST_TOKEN", &token)
+        .env("STEWRD_BROWSER_DIR", DEV_BROWSERS)
+        .env(
+            "STEWRD_WEBHOOK_ALLOW_PRIVATE",
+            config.webhook_allow_private.to_string(),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let stdout = child.stdout.take()?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
+    let Some(url) = first.and_then(|line| line.rsplit(' ').next().map(str::to_owned)) else {
+        tracing::warn!(
+            "stewrd dev: no browser host (is Chromium installed?); runs asking for the browser fail"
+        );
+        return None;
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    tracing::info!(%url, "stewrd dev: a browser host runs beside");
+    config.browser = Some(BrowserAccess {
+        url: url.parse().ok()?,
+        token: SecretString::from(token),
+    });
+    Some(child)
+}
+
 /// Migrate, then API and worker in one process; with no default key, a stub
 /// provider stands in for OpenAI and OpenRouter.
 pub async fn dev(mut config: Config) -> anyhow::Result<()> {
@@ -62,6 +149,7 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
              (set STEWRD_WEBHOOK_ALLOW_PRIVATE=false to refuse them)"
         );
     }
+    let _browser_host = start_browser_host(&mut config).await;
     let config = Arc::new(config);
     let pool = connect_db(&config).await?;
     check_broker(&config).await?;

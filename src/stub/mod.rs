@@ -442,7 +442,10 @@ async fn complete(
         )
             .into_response();
     }
-    let reply = lock(&state.script).pop_front().unwrap_or_default();
+    let reply = fill_refs(
+        lock(&state.script).pop_front().unwrap_or_default(),
+        &request,
+    );
     let delay = reply
         .delay_ms
         .unwrap_or_else(|| state.delay_ms.load(Ordering::Relaxed));
@@ -475,6 +478,46 @@ async fn complete(
         state.tool_rounds.load(Ordering::Relaxed),
         priced,
     )
+}
+
+/// A scripted answer's `{{ref:<name>}}` becomes the ref the conversation's
+/// last tool result gives the element named `<name>` (a browser snapshot's
+/// line `- <role> "<name>" … [ref=e12]`; `e0` when none): the stub reads a
+/// snapshot as a model would, so scripts can act on elements whose refs are
+/// known only once the page is open.
+fn fill_refs(mut reply: Reply, request: &Value) -> Reply {
+    let Some(text) = reply.body.as_ref().map(Value::to_string) else {
+        return reply;
+    };
+    if !text.contains("{{ref:") {
+        return reply;
+    }
+    let snapshot = request["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "tool"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default();
+    let mut filled = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("{{ref:") {
+        filled.push_str(&rest[..at]);
+        let after = &rest[at + "{{ref:".len()..];
+        let Some(end) = after.find("}}") else {
+            break;
+        };
+        let quoted = format!("\"{}\"", &after[..end]);
+        let found = snapshot
+            .lines()
+            .find(|line| line.contains(&quoted) && line.contains("[ref="))
+            .and_then(|line| line.split("[ref=").nth(1))
+            .and_then(|r| r.split(']').next())
+            .unwrap_or("e0");
+        filled.push_str(found);
+        rest = &after[end + 2..];
+    }
+    filled.push_str(rest);
+    reply.body = serde_json::from_str(&filled).ok().or(reply.body);
+    reply
 }
 
 /// What the stub charges OpenRouter clients per token, in USD.

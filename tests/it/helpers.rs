@@ -327,7 +327,7 @@ pub fn start_process_in(
             eprintln!("[{tag} stdout] {line}");
         }
     });
-    let first_line = (role == "api")
+    let first_line = (role == "api" || role.starts_with("browser"))
         .then(|| first_rx.recv_timeout(PATIENCE).ok())
         .flatten();
     (

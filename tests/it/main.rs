@@ -4,6 +4,7 @@
 mod agent;
 mod agent_faults;
 mod approvals;
+mod browser;
 mod byok;
 mod claims;
 mod cli;

@@ -284,7 +284,15 @@ async fn a_built_in_tool_is_asked_for_once_and_its_name_is_its_own() {
             json!([{"type": "web_fetch"}, {"type": "function", "function": {"name": "web_fetch"}}]),
             "tools",
         ),
-        (json!([{"type": "browser"}]), "tools[0].type"),
+        (
+            json!([{"type": "browser", "require_approval": "sometimes"}]),
+            "tools[0].require_approval",
+        ),
+        (
+            json!([{"type": "browser"}, {"type": "function", "function": {"name": "browser_click"}}]),
+            "tools",
+        ),
+        (json!([{"type": "browser"}, {"type": "browser"}]), "tools[1]"),
     ] {
         let (status, error) = app
             .call(

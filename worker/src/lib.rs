@@ -71,6 +71,8 @@ pub struct Worker {
     mcp: McpClient,
     /// `web_fetch`'s GETs, guarded as webhooks are.
     fetcher: reqwest::Client,
+    /// The browser host's client, when `STEWRD_BROWSER_HOST_URL` is set.
+    browsers: Option<tools::browser::Browsers>,
 }
 
 /// Why a worker could not start.
@@ -121,6 +123,11 @@ pub async fn run(
         hooks: webhook::WebhookClient::new(&config.webhook, config.webhook_allow_private)?,
         mcp: stewrd_shared::mcp::client_for(&config)?,
         fetcher: tools::fetch::client(config.webhook_allow_private)?,
+        browsers: config
+            .browser
+            .clone()
+            .map(tools::browser::Browsers::new)
+            .transpose()?,
         deltas,
         tool_permits: tokio::sync::Semaphore::new(config.worker.tool_concurrency),
         config,

@@ -136,6 +136,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0026_add_claim_cursor",
         include_str!("../../../migrations/0026_add_claim_cursor.sql"),
     ),
+    (
+        "0027_add_browser_states",
+        include_str!("../../../migrations/0027_add_browser_states.sql"),
+    ),
 ];
 
 /// Every stored function, by name: its body's only definition. Applied in

@@ -2,6 +2,7 @@
 //! per table with its SQL beside the code that uses it.
 
 pub mod api_key;
+pub mod browser;
 pub mod coalesce;
 pub mod cooldown;
 pub mod event_log;

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::model::RequireApproval;
+use super::{browser, model::RequireApproval};
 
 /// Client tools per run.
 pub const MAX_CLIENT_TOOLS: usize = 64;
@@ -65,44 +65,85 @@ pub struct ClientTool {
     pub definition: Value,
 }
 
-/// One of stewrd's own tools a run asks for in `tools` (`{"type": "web_fetch"}`):
-/// made by the worker, offered to the model as a function of the same name.
+/// One of stewrd's own tools a run asks for in `tools` (`{"type": "web_fetch"}`,
+/// `{"type": "browser", "require_approval": "never"}`): made by stewrd, offered
+/// to the model as functions (`web_fetch`; `browser_navigate`, `browser_click`…).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Builtin {
     /// `web_fetch {"url"}`: a GET, HTML given as Markdown.
     WebFetch,
+    /// The browser's actions, made in the run's browser on `stewrd
+    /// browser-host`; with `require_approval: always`, each waits for a person.
+    Browser { approval: RequireApproval },
 }
 
 impl Builtin {
-    /// The built-in tool an entry of `tools` asks for, if it is one.
+    /// The built-in tool an entry of `tools` asks for, if it is one (a
+    /// `require_approval` that is not `never` or `always`: none).
     pub fn parse(entry: &Value) -> Option<Self> {
         match entry.get("type").and_then(Value::as_str)? {
             "web_fetch" => Some(Self::WebFetch),
+            "browser" => {
+                let approval = match entry.get("require_approval") {
+                    None | Some(Value::Null) => RequireApproval::Never,
+                    Some(value) => RequireApproval::parse(value.as_str()?)?,
+                };
+                Some(Self::Browser { approval })
+            }
             _ => None,
         }
     }
 
-    /// The function's name, as the model sees it.
-    pub fn name(self) -> &'static str {
+    /// The type it is asked for by.
+    pub fn kind(self) -> &'static str {
         match self {
             Self::WebFetch => "web_fetch",
+            Self::Browser { .. } => "browser",
+        }
+    }
+
+    /// The functions' names, as the model sees them.
+    pub fn names(self) -> Vec<&'static str> {
+        match self {
+            Self::WebFetch => vec!["web_fetch"],
+            Self::Browser { .. } => browser::Action::ALL.iter().map(|a| a.name()).collect(),
         }
     }
 
     /// The entry as stored with the run.
     pub fn stored(self) -> Value {
-        json!({"type": self.name()})
+        match self {
+            Self::WebFetch => json!({"type": "web_fetch"}),
+            Self::Browser { approval } => {
+                json!({"type": "browser", "require_approval": approval.as_str()})
+            }
+        }
     }
 
-    /// The tool as the model is offered it.
-    pub fn as_function(self) -> Value {
+    /// Whether calls of it wait for a person's yes.
+    pub fn approval(self) -> RequireApproval {
         match self {
-            Self::WebFetch => json!({"type": "function", "function": {
+            Self::WebFetch => RequireApproval::Never,
+            Self::Browser { approval } => approval,
+        }
+    }
+
+    /// The functions as the model is offered them, with their names.
+    pub fn as_functions(self) -> Vec<(&'static str, Value)> {
+        match self {
+            Self::WebFetch => vec![(
+                "web_fetch",
+                json!({"type": "function", "function": {
                 "name": "web_fetch",
                 "description": "Fetches a web page (GET) and gives its text: HTML as Markdown, \
                                 text as is; a PDF or an image is kept as a file.",
                 "parameters": {"type": "object", "required": ["url"], "properties": {
                     "url": {"type": "string", "description": "An http or https URL"}}}}}),
+            )],
+            Self::Browser { .. } => browser::Action::ALL
+                .iter()
+                .map(|a| (a.name(), a.as_function()))
+                .collect(),
         }
     }
 }
@@ -152,7 +193,7 @@ impl RunTools {
         self.client
             .iter()
             .map(|t| t.name.as_str())
-            .chain(self.builtins.iter().map(|b| b.name()))
+            .chain(self.builtins.iter().flat_map(|b| b.names()))
     }
 }
 
@@ -171,10 +212,10 @@ pub fn check_client_tools(tools: &[Value], server_names: &[&str]) -> Result<RunT
     for (i, tool) in tools.iter().enumerate() {
         let param = format!("tools[{i}]");
         if let Some(builtin) = Builtin::parse(tool) {
-            if builtins.contains(&builtin) {
+            if builtins.iter().any(|b| b.kind() == builtin.kind()) {
                 return Err(refuse(
                     &param,
-                    format!("`{}` is asked for twice", builtin.name()),
+                    format!("`{}` is asked for twice", builtin.kind()),
                 ));
             }
             builtins.push(builtin);
@@ -184,14 +225,14 @@ pub fn check_client_tools(tools: &[Value], server_names: &[&str]) -> Result<RunT
             Some("function") => {}
             Some("browser") => {
                 return Err(refuse(
-                    format!("{param}.type"),
-                    "the browser tool is not available on this server yet (`web_fetch` is)",
+                    format!("{param}.require_approval"),
+                    "`require_approval` must be \"never\" or \"always\"",
                 ));
             }
             _ => {
                 return Err(refuse(
                     &param,
-                    format!("`{param}.type` must be \"function\" or \"web_fetch\""),
+                    format!("`{param}.type` must be \"function\", \"web_fetch\" or \"browser\""),
                 ));
             }
         }
@@ -242,14 +283,12 @@ pub fn check_client_tools(tools: &[Value], server_names: &[&str]) -> Result<RunT
     }
     if let Some(taken) = builtins
         .iter()
-        .find(|b| checked.iter().any(|t| t.name == b.name()) || server_names.contains(&b.name()))
+        .flat_map(|b| b.names())
+        .find(|name| checked.iter().any(|t| t.name == *name) || server_names.contains(name))
     {
         return Err(refuse(
             "tools",
-            format!(
-                "`{}` is the name of the built-in tool asked for",
-                taken.name()
-            ),
+            format!("`{taken}` is the name of a built-in tool asked for"),
         ));
     }
     Ok(RunTools {
@@ -473,9 +512,25 @@ mod tests {
             Some("tools[0].function.name")
         );
         assert_eq!(
-            param(&[json!({"type": "browser"})], &[]).as_deref(),
-            Some("tools[0].type")
+            param(
+                &[json!({"type": "browser", "require_approval": "maybe"})],
+                &[]
+            )
+            .as_deref(),
+            Some("tools[0].require_approval")
         );
+        let browser = check_client_tools(
+            &[json!({"type": "browser", "require_approval": "always"})],
+            &[],
+        )
+        .expect("the browser");
+        assert_eq!(
+            browser.builtins,
+            [Builtin::Browser {
+                approval: RequireApproval::Always
+            }]
+        );
+        assert_eq!(RunTools::decode(browser.encode().as_ref()), Some(browser));
         assert_eq!(
             param(&[tool("web_fetch"), json!({"type": "web_fetch"})], &[]).as_deref(),
             Some("tools")

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod approval;
+pub mod browser;
 pub mod budget;
 pub mod file;
 pub mod id;

@@ -123,6 +123,9 @@ string_enum!(
         /// A budget in dollars applies and the model has no known price: the
         /// call is not made (never run unmetered).
         PriceUnknown = "price_unknown",
+        /// The run asked for `browser` and no browser host is configured, or
+        /// the host did not answer after retries.
+        BrowserUnavailable = "browser_unavailable",
     }
 );
 

@@ -47,6 +47,12 @@ const SECRET_COLUMNS: &[SecretColumn] = &[
         project: "id",
         field: SecretField::McpHeaders,
     },
+    SecretColumn {
+        table: "browser_states",
+        column: "sealed",
+        project: "project_id",
+        field: SecretField::BrowserState,
+    },
     // Files' data keys: re-wrapped, the bytes never touched.
     SecretColumn {
         table: "files",

@@ -35,6 +35,8 @@ pub enum SecretField {
     FileKey,
     /// The header values a project sends its MCP servers.
     McpHeaders,
+    /// A run's browser state (its cookies and local storage).
+    BrowserState,
 }
 
 impl SecretField {
@@ -44,6 +46,7 @@ impl SecretField {
             Self::WebhookSecret => b"webhook_secret",
             Self::FileKey => b"file_key",
             Self::McpHeaders => b"mcp_headers",
+            Self::BrowserState => b"browser_state",
         }
     }
 }

@@ -94,6 +94,9 @@ impl<'a> Loop<'a> {
     }
 
     pub(super) async fn run(mut self) -> Verdict {
+        if let Some((code, message)) = self.toolbox.missing(self.worker) {
+            return self.fail(code, message);
+        }
         if let Some(verdict) = self.pin_mcp_tools().await {
             return verdict;
         }
@@ -170,9 +173,23 @@ impl<'a> Loop<'a> {
                 Err(verdict) => verdict.into(),
             };
         }
-        let prepared = match self.toolbox.prepare(self.worker, self.lease(), calls).await {
+        let prepared = match self
+            .toolbox
+            .prepare(self.worker, self.run, self.lease(), calls)
+            .await
+        {
             Ok(prepared) => prepared,
             Err(Unprepared::LeaseLost) => return Verdict::LeaseLost.into(),
+            Err(Unprepared::Wait(delay)) => {
+                tracing::info!(?delay, "the step's tools are all in use; waiting");
+                return Verdict::Requeue(Requeue {
+                    delay,
+                    counts_as_attempt: false,
+                    rate_slot: None,
+                })
+                .into();
+            }
+            Err(Unprepared::Fail(code, message)) => return self.fail(code, message).into(),
             Err(Unprepared::Db(error)) => {
                 tracing::warn!(%error, "cannot mark the calls sent; the run resumes later");
                 return Verdict::HandBack.into();

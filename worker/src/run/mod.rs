@@ -137,10 +137,16 @@ pub async fn process(worker: &Worker, run: &ClaimedRun, hand_back: &Cancellation
         _ = registration.token.cancelled() => Verdict::Cancelled,
     };
     match verdict {
-        Verdict::Finish(decision) => record(worker, run, &choice, &decision, started).await,
+        Verdict::Finish(decision) => {
+            record(worker, run, &choice, &decision, started).await;
+            crate::tools::browser::ended(worker, run).await;
+        }
         Verdict::Requeue(requeue) => put_back(worker, run, requeue).await,
         Verdict::HandBack => put_back(worker, run, Requeue::HAND_BACK).await,
-        Verdict::Cancelled => tracing::info!("run cancelled; provider call abandoned"),
+        Verdict::Cancelled => {
+            tracing::info!("run cancelled; provider call abandoned");
+            crate::tools::browser::ended(worker, run).await;
+        }
         Verdict::Paused { webhook } => {
             metrics::counter!(names::RUNS_PAUSED).increment(1);
             tracing::info!("run waits for the client's tool outputs");

@@ -25,11 +25,15 @@
 //! can go on.
 
 pub(crate) mod artifact;
+pub(crate) mod browser;
 pub(crate) mod fetch;
 pub(crate) mod mcp;
 mod server;
 
-use std::time::Instant;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
 
 use futures_util::future::join_all;
 use serde_json::Value;
@@ -46,9 +50,10 @@ use stewrd_shared::{
             ToolCall, error_output,
         },
         approval::Approval,
+        browser::Action,
         file::FileId,
         mcp::McpTool,
-        model::{Executor, Outcome, RequireApproval, Wait},
+        model::{Executor, FailureCode, Outcome, RequireApproval, Wait},
         text::storable,
     },
     runtime::metrics as names,
@@ -93,7 +98,7 @@ enum Kind {
     Http(ServerTool),
     /// A tool of one of the project's MCP servers, as the run pinned it.
     Mcp(McpTool),
-    /// A built-in tool the run asked for (`web_fetch`).
+    /// A built-in tool the run asked for (`web_fetch`, the browser's actions).
     Builtin(Builtin),
 }
 
@@ -116,13 +121,27 @@ impl Kind {
         }
     }
 
-    /// Whether a call must be marked sent before it leaves: its effect may
-    /// not be repeated, and nothing else would tell a resumed run it was made.
-    fn marked_before_sending(&self) -> bool {
+    /// Whether a call (of function `name`) must be marked sent before it
+    /// leaves: its effect may not be repeated, and nothing else would tell a
+    /// resumed run it was made.
+    fn marked_before_sending(&self, name: &str) -> bool {
         match self {
             Self::Mcp(tool) => !tool.repeatable,
+            Self::Builtin(Builtin::Browser { .. }) => {
+                !Action::from_name(name).is_some_and(Action::only_reads)
+            }
             // A fetch only reads.
-            Self::Client | Self::Http(_) | Self::Builtin(_) => false,
+            Self::Client | Self::Http(_) | Self::Builtin(Builtin::WebFetch) => false,
+        }
+    }
+
+    /// What the model gets for a call marked sent by an earlier attempt that
+    /// stopped before its answer was stored.
+    fn unknown(&self) -> Answer {
+        let why = "a worker sent it and stopped before its answer was stored";
+        match self {
+            Self::Builtin(Builtin::Browser { .. }) => browser::unknown(why, 0),
+            _ => mcp::unknown(why, 0),
         }
     }
 }
@@ -155,6 +174,11 @@ pub(crate) struct Toolbox {
     signing: Signing,
     /// MCP calls carry the project's header values, opened at the first one.
     mcp: mcp::Secrets,
+    /// The run's browser is open on the host (this claim made sure of it).
+    browser_open: AtomicBool,
+    /// Browser actions of one answer are made one at a time, in the model's
+    /// order (they act on one page): taken first, in that order.
+    browser_turn: tokio::sync::Mutex<()>,
 }
 
 /// What was made durable before a step's calls leave.
@@ -170,6 +194,11 @@ pub(crate) enum Unprepared {
     /// The run is no longer this worker's.
     LeaseLost,
     Db(DbError),
+    /// What the calls need is taken (every browser in use): the step is made
+    /// after this wait, nothing of it sent.
+    Wait(Duration),
+    /// What the calls need is not there (no browser host): the run fails.
+    Fail(FailureCode, String),
 }
 
 impl Toolbox {
@@ -207,11 +236,16 @@ impl Toolbox {
                 .find(|server| server.name == tool.server)
                 .map_or(RequireApproval::Never, |server| server.require_approval),
         });
-        let builtins = run.request.agent.tools.builtins.iter().map(|builtin| Tool {
-            name: builtin.name().to_owned(),
-            offered: builtin.as_function(),
-            kind: Kind::Builtin(*builtin),
-            approval: RequireApproval::Never,
+        let builtins = run.request.agent.tools.builtins.iter().flat_map(|builtin| {
+            builtin
+                .as_functions()
+                .into_iter()
+                .map(|(name, offered)| Tool {
+                    name: name.to_owned(),
+                    offered,
+                    kind: Kind::Builtin(*builtin),
+                    approval: builtin.approval(),
+                })
         });
         let mut tools: Vec<Tool> = Vec::new();
         for tool in client.chain(builtins).chain(server).chain(mcp) {
@@ -224,30 +258,63 @@ impl Toolbox {
             tools,
             signing: Signing::default(),
             mcp: mcp::Secrets::default(),
+            browser_open: AtomicBool::new(false),
+            browser_turn: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Commits what must be durable before `calls` are made: the marks of the
+    /// What the run's tools need that this worker lacks (a browser host), as
+    /// the failure the run ends with.
+    pub(crate) fn missing(&self, worker: &Worker) -> Option<(FailureCode, String)> {
+        let wants_browser = self
+            .tools
+            .iter()
+            .any(|t| matches!(t.kind, Kind::Builtin(Builtin::Browser { .. })));
+        (wants_browser && worker.browsers.is_none()).then(|| {
+            (
+                FailureCode::BrowserUnavailable,
+                "the run asks for the browser and this server has no browser host \
+                 (STEWRD_BROWSER_HOST_URL)"
+                    .to_owned(),
+            )
+        })
+    }
+
+    /// Makes ready what `calls` need and commits what must be durable before
+    /// they are made: the run's browser opened (before anything is marked, so
+    /// a step that must wait for one has sent nothing), then the marks of the
     /// calls that may not be made twice. Calls an earlier attempt marked come
     /// back in [`Prepared`] and are not sent again.
     pub(crate) async fn prepare(
         &self,
         worker: &Worker,
+        run: &ClaimedRun,
         lease: Lease,
         calls: &[Call],
     ) -> Result<Prepared, Unprepared> {
-        let marked: Vec<String> = calls
+        let made: Vec<(&ToolCall, &Tool)> = calls
             .iter()
             .filter(|c| c.position < MAX_TOOL_CALLS_PER_ANSWER)
             .map(|c| &c.call)
             .filter(|call| parse_arguments(&call.arguments).is_some())
-            .filter(|call| {
-                self.tools
-                    .iter()
-                    .find(|t| t.name == call.name)
-                    .is_some_and(|t| t.kind.marked_before_sending())
-            })
-            .map(|call| call.id.clone())
+            .filter_map(|call| Some((call, self.tools.iter().find(|t| t.name == call.name)?)))
+            .collect();
+        let browses = made
+            .iter()
+            .any(|(_, t)| matches!(t.kind, Kind::Builtin(Builtin::Browser { .. })));
+        if browses && !self.browser_open.load(Ordering::Acquire) {
+            match browser::open(worker, run).await {
+                Ok(()) => self.browser_open.store(true, Ordering::Release),
+                Err(browser::Unopened::Busy) => return Err(Unprepared::Wait(browser::BUSY_WAIT)),
+                Err(browser::Unopened::Unavailable(why)) => {
+                    return Err(Unprepared::Fail(FailureCode::BrowserUnavailable, why));
+                }
+            }
+        }
+        let marked: Vec<String> = made
+            .iter()
+            .filter(|(call, tool)| tool.kind.marked_before_sending(&call.name))
+            .map(|(call, _)| call.id.clone())
             .collect();
         if marked.is_empty() {
             return Ok(Prepared::default());
@@ -339,10 +406,7 @@ impl Toolbox {
                         calls.len()
                     ))
                 } else if prepared.sent_before.contains(&call.id) {
-                    mcp::unknown(
-                        "a worker sent it and stopped before its answer was stored",
-                        0,
-                    )
+                    tool.map_or_else(|| Answer::refused("not made"), |t| t.kind.unknown())
                 } else {
                     self.answer_one(worker, run, tool, call, in_flight).await
                 };
@@ -379,6 +443,11 @@ impl Toolbox {
             }
             Kind::Builtin(Builtin::WebFetch) => {
                 let made = fetch::call(worker, run, call, arguments);
+                in_turn(worker, in_flight, made).await
+            }
+            Kind::Builtin(Builtin::Browser { .. }) => {
+                let _page_turn = self.browser_turn.lock().await;
+                let made = browser::call(worker, run, call, arguments);
                 in_turn(worker, in_flight, made).await
             }
         }

@@ -6,10 +6,14 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
+mod browser;
 mod env;
 
 use self::env::Env;
-pub use self::env::parse_duration;
+pub use self::{
+    browser::{BrowserAccess, BrowserHostSettings},
+    env::parse_duration,
+};
 pub use super::setting::ConfigError;
 use crate::{
     domain::model::Provider,
@@ -254,6 +258,10 @@ pub struct Config {
     pub webhook: WebhookSettings,
     /// `STEWRD_FILE_*`, `STEWRD_S3_*`.
     pub files: FileSettings,
+    /// Where a worker's runs get browsers (`STEWRD_BROWSER_HOST_URL` and
+    /// `STEWRD_BROWSER_HOST_TOKEN`); none: runs asking for `browser` fail
+    /// with `browser_unavailable`.
+    pub browser: Option<BrowserAccess>,
     /// `STEWRD_PUBLIC_URL`, default `http://` (or `https://`) + `STEWRD_LISTEN`: how clients reach
     /// the API (links in webhook payloads).
     pub public_url: String,
@@ -413,6 +421,7 @@ impl Config {
                 window: env.seconds("STEWRD_WEBHOOK_WINDOW_SECS", 86_400)?,
                 timeout: env.seconds("STEWRD_WEBHOOK_TIMEOUT_SECS", 15)?,
             },
+            browser: BrowserAccess::from_env(&env)?,
             files: FileSettings {
                 store: env
                     .get("STEWRD_FILE_STORE")
