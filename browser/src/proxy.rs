@@ -271,7 +271,94 @@ fn html_escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt;
+
     use super::*;
+
+    /// A listener on loopback that counts connections and answers one
+    /// HTTP/1.1 request with `hello`.
+    async fn canary() -> (u16, Arc<AtomicU64>) {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let count = Arc::new(AtomicU64::new(0));
+        let counted = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                        .await;
+                });
+            }
+        });
+        (port, count)
+    }
+
+    /// Sends `head` through the proxy and reads its answer to the end.
+    async fn through(proxy: &Egress, head: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", proxy.port))
+            .await
+            .expect("connect");
+        stream.write_all(head.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test]
+    async fn no_request_reaches_a_private_address_however_it_is_named() {
+        let (port, count) = canary().await;
+        let proxy = Egress::start(false).await.expect("proxy");
+        for target in [
+            format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
+            format!("CONNECT localhost:{port} HTTP/1.1\r\n\r\n"),
+            format!("CONNECT [::ffff:127.0.0.1]:{port} HTTP/1.1\r\n\r\n"),
+            format!("GET http://localhost:{port}/x HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+            format!("GET http://127.0.0.1:{port}/x HTTP/1.1\r\n\r\n"),
+        ] {
+            let answer = through(&proxy, &target).await;
+            assert!(answer.starts_with("HTTP/1.1 403"), "{target}: {answer}");
+            assert!(!answer.contains("hello"), "{target}: {answer}");
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 0, "the canary was reached");
+        let refused = proxy.take_refused();
+        assert!(refused.iter().any(|h| h == "localhost"), "{refused:?}");
+        assert_eq!(proxy.connected.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn allowed_requests_are_forwarded_one_per_connection() {
+        let (port, count) = canary().await;
+        let proxy = Egress::start(true).await.expect("proxy");
+        let answer = through(
+            &proxy,
+            &format!(
+                "GET http://localhost:{port}/x?y=1 HTTP/1.1\r\nHost: localhost\r\n\
+                 Proxy-Connection: keep-alive\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!(answer.ends_with("hello"), "{answer}");
+        // What follows a CONNECT's head goes through the tunnel.
+        let tunnel = through(
+            &proxy,
+            &format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n"),
+        )
+        .await;
+        assert!(
+            tunnel.starts_with("HTTP/1.1 200 Connection Established"),
+            "{tunnel}"
+        );
+        assert!(tunnel.ends_with("hello"), "{tunnel}");
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn a_connect_target_is_split_with_its_port() {

@@ -118,11 +118,17 @@ ensure_postgres_tls() {
 }
 
 # The dashboard's browser test needs Debian's Chromium, Node.js and playwright-core.
-ensure_browser() {
+# Debian's Chromium: the browser tool's (stewrd browser-host) and the
+# dashboard test's browser. Nothing downloads a browser at run time.
+ensure_chromium() {
   if ! command -v chromium >/dev/null 2>&1; then
-    say "installing Chromium (Debian package) for the dashboard's browser test"
+    say "installing Chromium (Debian package) for the browser tool"
     apt_install chromium
   fi
+}
+
+ensure_browser() {
+  ensure_chromium
   if ! command -v npm >/dev/null 2>&1; then
     say "installing Node.js (Debian package) for the dashboard's browser test"
     apt_install nodejs npm

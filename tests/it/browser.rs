@@ -465,6 +465,22 @@ async fn snapshots_give_refs_that_act_on_the_right_element_and_screenshots_are_f
         .await
         .expect("the bytes");
     assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
+    // The dashboard's session page shows the screenshot as an image.
+    let (browser, cookie) = crate::helpers::operator_cookie(&app).await;
+    let page = browser
+        .get(format!("{}/dashboard/sessions/{session}", app.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("an answer")
+        .text()
+        .await
+        .expect("the page");
+    let image = format!(
+        r#"<img class="screenshot" src="/dashboard/files/{}/content""#,
+        shot["file_id"].as_str().unwrap_or_default()
+    );
+    assert!(page.contains(&image), "{page}");
     // A ref the last snapshot did not give is refused, and nothing is clicked.
     let stale = output_of(&app, "c6");
     assert!(

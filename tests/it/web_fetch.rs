@@ -292,7 +292,10 @@ async fn a_built_in_tool_is_asked_for_once_and_its_name_is_its_own() {
             json!([{"type": "browser"}, {"type": "function", "function": {"name": "browser_click"}}]),
             "tools",
         ),
-        (json!([{"type": "browser"}, {"type": "browser"}]), "tools[1]"),
+        (
+            json!([{"type": "browser"}, {"type": "browser"}]),
+            "tools[1]",
+        ),
     ] {
         let (status, error) = app
             .call(

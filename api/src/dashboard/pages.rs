@@ -19,6 +19,7 @@ use stewrd_shared::{
     },
     domain::{
         approval::Verdict,
+        browser::Action,
         file::FileId,
         id::{ProjectId, SessionId},
         mcp::McpServer,
@@ -619,13 +620,34 @@ fn steps_table(steps: &[StepRow]) -> String {
                 tokens = step
                     .usage
                     .map_or_else(|| "–".into(), |u| u.total_tokens.to_string()),
-                output = esc(&output),
+                output = format!("{}{}", esc(&output), step_files(row)),
             )
         })
         .collect();
     format!(
         r#"<div class="card"><h2>Steps</h2><table><tr><th>Run</th><th>#</th><th>Type</th><th>Model or tool</th><th>Executor</th><th>Status</th><th>Approval</th><th>Attempts</th><th>Tokens</th><th>Output</th></tr>{rows}</table></div>"#
     )
+}
+
+/// The files a tool step made: a browser screenshot shown as the image it
+/// is, any other file as a link.
+fn step_files(row: &StepRow) -> String {
+    let Some(tool) = row.tool() else {
+        return String::new();
+    };
+    let screenshot = tool.call.name == Action::Screenshot.name();
+    tool.files
+        .iter()
+        .map(|id| {
+            if screenshot {
+                format!(
+                    r#"<div><a href="/dashboard/files/{id}/content"><img class="screenshot" src="/dashboard/files/{id}/content" alt="screenshot {id}" style="max-width:320px;border:1px solid #ddd"></a></div>"#
+                )
+            } else {
+                format!(r#"<div><a class="mono" href="/dashboard/files/{id}/content">{id}</a></div>"#)
+            }
+        })
+        .collect()
 }
 
 /// A file's bytes, for the operator (any project's).

@@ -775,6 +775,11 @@ export interface components {
             } | {
                 /** @enum {string} */
                 type: "web_fetch";
+            } | {
+                /** @enum {string} */
+                require_approval?: "never" | "always";
+                /** @enum {string} */
+                type: "browser";
             })[] | null;
             /**
              * Format: uri
@@ -865,7 +870,7 @@ export interface components {
         /** @enum {string} */
         Executor: "server" | "client" | "mcp" | "builtin";
         /** @enum {string} */
-        FailureCode: "provider_auth_failed" | "provider_bad_request" | "provider_model_not_found" | "provider_insufficient_credits" | "provider_rate_limited" | "provider_unavailable" | "provider_timeout" | "no_provider_configured" | "delivery_limit_exceeded" | "cancelled" | "max_steps_exceeded" | "max_total_tokens_exceeded" | "requires_action_expired" | "token_budget_exhausted" | "step_not_storable" | "mcp_server_unavailable" | "invalid_structured_output" | "cost_budget_exhausted" | "price_unknown";
+        FailureCode: "provider_auth_failed" | "provider_bad_request" | "provider_model_not_found" | "provider_insufficient_credits" | "provider_rate_limited" | "provider_unavailable" | "provider_timeout" | "no_provider_configured" | "delivery_limit_exceeded" | "cancelled" | "max_steps_exceeded" | "max_total_tokens_exceeded" | "requires_action_expired" | "token_budget_exhausted" | "step_not_storable" | "mcp_server_unavailable" | "invalid_structured_output" | "cost_budget_exhausted" | "price_unknown" | "browser_unavailable";
         FileId: string;
         /** @description A page of files, newest first. */
         FileList: {

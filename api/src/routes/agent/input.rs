@@ -138,7 +138,8 @@ fn metadata_schema() -> utoipa::openapi::Object {
 
 /// `tools`: OpenAI's function tools (names must also differ from each other
 /// and from the project's server tools, which a schema cannot say), and
-/// stewrd's built-in `{"type": "web_fetch"}`.
+/// stewrd's built-ins `{"type": "web_fetch"}` and `{"type": "browser",
+/// "require_approval": "never"|"always"}`.
 fn tools_schema() -> RefOr<Schema> {
     json_schema(json!({
         "type": ["array", "null"], "maxItems": MAX_CLIENT_TOOLS,
@@ -150,7 +151,10 @@ fn tools_schema() -> RefOr<Schema> {
                     "description": {"type": "string", "pattern": "^[^\\x00]*$"},
                     "parameters": {"type": "object"}}}}},
             {"type": "object", "required": ["type"], "properties": {
-                "type": {"type": "string", "enum": ["web_fetch"]}}}]}
+                "type": {"type": "string", "enum": ["web_fetch"]}}},
+            {"type": "object", "required": ["type"], "properties": {
+                "type": {"type": "string", "enum": ["browser"]},
+                "require_approval": {"type": "string", "enum": ["never", "always"]}}}]}
     }))
 }
 

@@ -52,6 +52,11 @@ class Tools1(TypedDict):
     type: Literal['web_fetch']
 
 
+class Tools2(TypedDict):
+    require_approval: NotRequired[Literal['never', 'always']]
+    type: Literal['browser']
+
+
 class CreateProjectIn(TypedDict):
     name: str
 
@@ -148,6 +153,7 @@ FailureCode: TypeAlias = Literal[
     'invalid_structured_output',
     'cost_budget_exhausted',
     'price_unknown',
+    'browser_unavailable',
 ]
 
 
@@ -613,7 +619,7 @@ class CreateAgentIn(TypedDict):
     tool_choice: NotRequired[
         Optional[Union[Literal['auto', 'none', 'required'], ToolChoice]]
     ]
-    tools: NotRequired[List[Union[Tools, Tools1]]]
+    tools: NotRequired[List[Union[Tools, Tools1, Tools2]]]
     webhook_url: NotRequired[Optional[str]]
     """
     Where to send this run's webhook (overrides the project's).
