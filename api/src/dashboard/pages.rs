@@ -590,7 +590,7 @@ fn steps_table(steps: &[StepRow]) -> String {
                 .take(SHOWN_OUTPUT_CHARS)
                 .collect();
             format!(
-                r#"<tr><td class="mono">{run}</td><td>{index}</td><td>{kind}</td><td class="mono">{what}</td><td>{executor}</td><td>{status}</td><td>{approval}</td><td>{attempts}</td><td>{tokens}</td><td>{output}</td></tr>"#,
+                r#"<tr><td class="mono">{run}</td><td>{index}</td><td>{kind}</td><td class="mono">{what}</td><td>{executor}</td><td>{status}</td><td>{approval}</td><td>{attempts}</td><td>{tokens}</td><td>{output}{files}</td></tr>"#,
                 run = row.run_id,
                 index = step.index,
                 kind = step.kind.as_str(),
@@ -620,7 +620,8 @@ fn steps_table(steps: &[StepRow]) -> String {
                 tokens = step
                     .usage
                     .map_or_else(|| "–".into(), |u| u.total_tokens.to_string()),
-                output = format!("{}{}", esc(&output), step_files(row)),
+                output = esc(&output),
+                files = step_files(row),
             )
         })
         .collect();
