@@ -537,8 +537,8 @@ fn starts_loading(event: &Event) -> bool {
 /// A cookie as `Storage.getCookies` gave it, as `Storage.setCookies` takes it.
 fn cookie_param(cookie: &Value) -> Value {
     let mut param = serde_json::Map::new();
-    // Chromium binds a cookie to the scheme and port that set it: without
-    // them, a restored cookie would not be sent back to its own site.
+    // The scheme and port that set it go back too (Chromium binds cookies to
+    // them; a restored cookie without them is accepted as well, today).
     for field in [
         "name",
         "value",

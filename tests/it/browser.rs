@@ -160,6 +160,8 @@ pub(crate) struct SiteState {
     pub hold_posts: std::sync::atomic::AtomicBool,
     pub release: Notify,
     pub slow_hits: AtomicUsize,
+    /// Cookies `/state` gave out (a new one to each browser that had none).
+    pub cookies_issued: AtomicUsize,
     /// Every request's path and `Connection` header.
     pub seen: Mutex<Vec<(String, String)>>,
 }
@@ -197,12 +199,22 @@ const SHOP: &str = r#"<!doctype html><html><head><title>Shop</title></head><body
 <a href="/other">Other page</a>
 </body></html>"#;
 
+/// Counts its visits in local storage (a browser without the stored count
+/// starts again at 1).
 const STATEFUL: &str = r#"<!doctype html><html><head><title>State</title></head><body>
 <p id="out">reading</p>
 <script>
-if (!localStorage.getItem('visits')) localStorage.setItem('visits', 'first-visit');
+const visits = Number(localStorage.getItem('visits') || 0) + 1;
+localStorage.setItem('visits', String(visits));
+document.getElementById('out').textContent = 'cookie=' + document.cookie + ' visits=' + visits;
+</script></body></html>"#;
+
+/// Shows the cookie and the stored count without counting.
+const SHOWN: &str = r#"<!doctype html><html><head><title>Shown</title></head><body>
+<p id="out">reading</p>
+<script>
 document.getElementById('out').textContent =
-  'cookie=' + document.cookie + ' storage=' + localStorage.getItem('visits');
+  'cookie=' + document.cookie + ' visits=' + localStorage.getItem('visits');
 </script></body></html>"#;
 
 const PROXIED: &str = r#"<!doctype html><html><head><title>Parts</title></head><body>
@@ -235,21 +247,28 @@ async fn page(
         "shop" => Html(SHOP).into_response(),
         "other" => Html("<!doctype html><title>Other</title><p>The other page</p>").into_response(),
         "state" => {
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                header::SET_COOKIE,
-                "sid=kept-cookie; Max-Age=3600; Path=/"
-                    .parse()
-                    .expect("a cookie"),
-            );
-            (headers, Html(STATEFUL)).into_response()
+            let mut answer = HeaderMap::new();
+            let has_cookie = headers
+                .get(header::COOKIE)
+                .and_then(|c| c.to_str().ok())
+                .is_some_and(|c| c.contains("sid="));
+            if !has_cookie {
+                let issued = state.cookies_issued.fetch_add(1, Ordering::SeqCst) + 1;
+                answer.insert(
+                    header::SET_COOKIE,
+                    format!("sid={issued}; Max-Age=3600; Path=/")
+                        .parse()
+                        .expect("a cookie"),
+                );
+            }
+            (answer, Html(STATEFUL)).into_response()
         }
         "slow" => {
             state.slow_hits.fetch_add(1, Ordering::SeqCst);
             if state.hold_posts.load(Ordering::SeqCst) {
                 state.release.notified().await;
             }
-            Html(STATEFUL).into_response()
+            Html(SHOWN).into_response()
         }
         "long" => {
             let links: String = (0..6000)
@@ -628,15 +647,12 @@ async fn a_browser_host_killed_mid_action_gives_the_run_a_new_browser_with_its_s
     assert_eq!(done["status"], "succeeded", "{done}");
     // The first page set a cookie and local storage; the new browser had both.
     let first = output_of(&app, "c1");
-    assert!(
-        first.contains("cookie=sid=kept-cookie storage=first-visit"),
-        "{first}"
-    );
+    assert!(first.contains("cookie=sid=1 visits=1"), "{first}");
     let second = output_of(&app, "c2");
-    assert!(
-        second.contains("cookie=sid=kept-cookie storage=first-visit"),
-        "{second}"
-    );
+    // (It went back to the first page, which counted a second visit and gave
+    // no new cookie: the restored one came with the request.)
+    assert!(second.contains("cookie=sid=1 visits=2"), "{second}");
+    assert_eq!(site.state.cookies_issued.load(Ordering::SeqCst), 1);
     assert!(
         second.starts_with(&format!("Page URL: {}", site.url("slow"))),
         "{second}"
@@ -702,10 +718,8 @@ async fn an_idle_browser_is_closed_and_the_resumed_run_gets_its_state_back() {
         snapshot.starts_with(&format!("Page URL: {}", site.url("state"))),
         "{snapshot}"
     );
-    assert!(
-        snapshot.contains("cookie=sid=kept-cookie storage=first-visit"),
-        "{snapshot}"
-    );
+    assert!(snapshot.contains("cookie=sid=1 visits=2"), "{snapshot}");
+    assert_eq!(site.state.cookies_issued.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
@@ -840,9 +854,15 @@ async fn runs_wait_for_a_free_browser_and_no_chromium_outlives_its_run() {
     })
     .await;
     assert!(closed.is_some(), "left: {:?}", host.chromium_processes());
-    // They took turns: the host never had two open.
+    // They took turns: each had its own browser, and runs that found the
+    // host's one taken waited (they were not failed).
     let logs = host.process.log_text();
     assert_eq!(logs.matches("opened a browser").count(), 4, "{logs}");
+    assert!(
+        app.all_logs()
+            .contains("the step's tools are all in use; waiting"),
+        "no run waited for a browser"
+    );
 }
 
 #[tokio::test]
