@@ -169,6 +169,11 @@ async fn open(
         match entries.get(&run) {
             Some(entry) => entry.clone(),
             None if entries.len() >= host.settings.max_sessions => {
+                tracing::debug!(
+                    run = %run,
+                    holding = ?entries.keys().collect::<Vec<_>>(),
+                    "every browser is in use; the run waits"
+                );
                 return refusal(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "busy",

@@ -649,8 +649,53 @@ fn tool_call(request: &Value, messages: &[Value], rounds: usize) -> Option<Value
     }))
 }
 
+/// Unscripted, when the browser is offered and the message asks to "click":
+/// once the page's snapshot has come, its first button is clicked (once), so
+/// a browser run that acts needs no script (the browser fault test's runs).
+fn click_the_button(request: &Value, messages: &[Value]) -> Option<Value> {
+    let offered = request["tools"]
+        .as_array()?
+        .iter()
+        .any(|t| t["function"]["name"] == "browser_click");
+    let asked = messages
+        .iter()
+        .rposition(|m| m["role"] == "user" && !shows_images(m))?;
+    if !offered || !messages[asked]["content"].as_str()?.contains("click") {
+        return None;
+    }
+    let since = &messages[asked + 1..];
+    let clicked = since.iter().any(|m| {
+        m["tool_calls"].as_array().is_some_and(|calls| {
+            calls
+                .iter()
+                .any(|c| c["function"]["name"] == "browser_click")
+        })
+    });
+    let last = since.iter().rev().find(|m| !shows_images(m))?;
+    if clicked || last["role"] != "tool" {
+        return None;
+    }
+    let button = last["content"]
+        .as_str()?
+        .lines()
+        .find(|line| line.trim_start().starts_with("- button "))?;
+    let reference = button.split("[ref=").nth(1)?.split(']').next()?;
+    let id = format!("call_stub_{}", messages.len());
+    Some(json!({
+        "id": "chatcmpl-stub", "object": "chat.completion", "model": request["model"],
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": null,
+            "tool_calls": [{"id": id, "type": "function", "function": {
+                "name": "browser_click", "arguments": json!({"ref": reference}).to_string()}}]}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }))
+}
+
 fn completion(request: &Value, tool_rounds: usize) -> Value {
     let messages = request["messages"].as_array().cloned().unwrap_or_default();
+    if let Some(call) = click_the_button(request, &messages) {
+        return call;
+    }
     if let Some(call) = tool_call(request, &messages, tool_rounds) {
         return call;
     }

@@ -246,6 +246,12 @@ async fn page(
     match page.as_str() {
         "shop" => Html(SHOP).into_response(),
         "other" => Html("<!doctype html><title>Other</title><p>The other page</p>").into_response(),
+        // One fault-test run's shop: a form whose POST names the run's job.
+        job if job.starts_with("job-") => Html(format!(
+            r#"<!doctype html><title>{job}</title><form method="post" action="/buy">
+<input type="hidden" name="email" value="{job}"><button type="submit">Buy</button></form>"#
+        ))
+        .into_response(),
         "state" => {
             let mut answer = HeaderMap::new();
             let has_cookie = headers
@@ -860,7 +866,7 @@ async fn runs_wait_for_a_free_browser_and_no_chromium_outlives_its_run() {
     assert_eq!(logs.matches("opened a browser").count(), 4, "{logs}");
     assert!(
         app.all_logs()
-            .contains("the step's tools are all in use; waiting"),
+            .contains("every browser of the host is in use; the step waits"),
         "no run waited for a browser"
     );
 }
@@ -901,4 +907,124 @@ async fn without_a_browser_host_a_browser_run_fails_with_browser_unavailable() {
             .contains("4 attempts"),
         "{done}"
     );
+}
+
+/// Counted as the other fault suites count: accepted, final, lost, and
+/// clicks made twice (a POST of one run's form reaching the site twice).
+#[derive(Debug)]
+struct BrowserTally {
+    accepted: usize,
+    final_runs: usize,
+    lost: usize,
+    succeeded: usize,
+    duplicated_clicks: usize,
+    clicks: usize,
+    unknown_outcomes: usize,
+    host_kills: usize,
+    worker_kills: usize,
+    chromium_left: usize,
+}
+
+#[tokio::test]
+#[ignore = "slow: kills workers and the browser host for about a minute; run by scripts/test --all"]
+async fn killing_workers_and_the_host_never_clicks_twice_and_leaves_no_chromium() {
+    let mut host = Host::start(&[]);
+    let mut app = spawn_app_with(
+        host.options(Options {
+            workers: 2,
+            ..Options::default()
+                .env("STEWRD_LEASE_SECS", "3")
+                .env("STEWRD_MAX_ATTEMPTS", "50")
+                .env("STEWRD_RETRY_BASE_MS", "300")
+        }),
+    )
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let site = Site::start().await;
+    // Unscripted, the stub opens the message's URL, clicks the page's first
+    // button once, and echoes the answer.
+    let mut sessions = Vec::new();
+    for i in 0..24 {
+        let accepted = app
+            .submit(
+                &key,
+                json!({"message": format!("open {} and click", site.url(&format!("job-{i}"))),
+                       "tools": [{"type": "browser"}]}),
+            )
+            .await;
+        sessions.push(accepted["session_id"].as_str().expect("id").to_owned());
+    }
+    let db = app.db().await;
+    let (mut worker_kills, mut host_kills) = (0, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let open: i64 = db
+            .query_one(
+                "SELECT count(*) FROM runs WHERE status IN ('queued', 'running')",
+                &[],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        if open == 0 || std::time::Instant::now() > deadline {
+            break;
+        }
+        if (worker_kills + host_kills) % 3 == 2 {
+            host.kill_and_restart();
+            host_kills += 1;
+        } else {
+            app.kill_and_replace_worker(worker_kills % 2);
+            worker_kills += 1;
+        }
+    }
+    let mut tally = BrowserTally {
+        accepted: sessions.len(),
+        final_runs: 0,
+        lost: 0,
+        succeeded: 0,
+        duplicated_clicks: 0,
+        clicks: 0,
+        unknown_outcomes: 0,
+        host_kills,
+        worker_kills,
+        chromium_left: 0,
+    };
+    for session in &sessions {
+        let done = app.wait_final(&key, session).await;
+        match done["status"].as_str() {
+            Some("succeeded") => {
+                tally.final_runs += 1;
+                tally.succeeded += 1;
+            }
+            Some("failed" | "cancelled") => tally.final_runs += 1,
+            _ => tally.lost += 1,
+        }
+        if done["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the outcome of this action is unknown")
+        {
+            tally.unknown_outcomes += 1;
+        }
+    }
+    let bought = site.state.bought.lock().expect("bought").clone();
+    tally.clicks = bought.len();
+    for i in 0..sessions.len() {
+        let job = format!("job-{i}/");
+        if bought.iter().filter(|b| **b == job).count() > 1 {
+            tally.duplicated_clicks += 1;
+        }
+    }
+    let gone = wait_for(Duration::from_secs(20), || async {
+        host.chromium_processes().is_empty().then_some(())
+    })
+    .await;
+    tally.chromium_left = host.chromium_processes().len();
+    eprintln!("browser fault tally: {tally:?}");
+    assert_eq!(tally.lost, 0, "{tally:?}");
+    assert_eq!(tally.final_runs, tally.accepted, "{tally:?}");
+    assert_eq!(tally.duplicated_clicks, 0, "{tally:?}: {bought:?}");
+    assert!(tally.worker_kills > 0 && tally.host_kills > 0, "{tally:?}");
+    assert!(gone.is_some(), "{tally:?}");
 }

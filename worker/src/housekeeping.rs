@@ -1,7 +1,8 @@
 //! Slow chores of every worker: counting the outbox and webhook backlogs and the
 //! paused runs for the metrics, removing the bytes of deleted files and of
-//! uploads cut off, forgetting idempotency keys older than 24 hours, and
-//! dropping events past their retention.
+//! uploads cut off, closing browsers of runs that ended, forgetting
+//! idempotency keys older than 24 hours, and dropping events past their
+//! retention.
 
 use std::{
     sync::Arc,
@@ -36,6 +37,7 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
         }
         sample_backlogs(&worker).await;
         clean_files(&worker).await;
+        crate::tools::browser::sweep(&worker).await;
         if forgotten_at.elapsed() >= FORGET_EVERY {
             forgotten_at = Instant::now();
             forget_idempotency_keys(&worker).await;

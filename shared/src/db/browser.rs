@@ -43,3 +43,29 @@ pub async fn forget_state(client: &impl GenericClient, run: RunId) -> Result<(),
         .await?;
     Ok(())
 }
+
+/// Which of `runs` no longer need a browser (final, or gone), their states
+/// forgotten: the browsers a host still holds for them can be closed (a
+/// worker that died between a run's end and its browser's close left them).
+pub async fn ended_runs(
+    client: &impl GenericClient,
+    runs: &[RunId],
+) -> Result<Vec<RunId>, DbError> {
+    let rows = client
+        .query(
+            "WITH ended AS (
+                 SELECT candidate FROM unnest($1::uuid[]) AS candidate
+                 WHERE NOT EXISTS (
+                     SELECT 1 FROM runs
+                     WHERE id = candidate AND status IN ('queued', 'running', 'requires_action')
+                 )
+             ),
+             forgotten AS (
+                 DELETE FROM browser_states WHERE id IN (SELECT candidate FROM ended)
+             )
+             SELECT candidate FROM ended",
+            &[&runs],
+        )
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}

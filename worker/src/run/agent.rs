@@ -180,15 +180,6 @@ impl<'a> Loop<'a> {
         {
             Ok(prepared) => prepared,
             Err(Unprepared::LeaseLost) => return Verdict::LeaseLost.into(),
-            Err(Unprepared::Wait(delay)) => {
-                tracing::info!(?delay, "the step's tools are all in use; waiting");
-                return Verdict::Requeue(Requeue {
-                    delay,
-                    counts_as_attempt: false,
-                    rate_slot: None,
-                })
-                .into();
-            }
             Err(Unprepared::Fail(code, message)) => return self.fail(code, message).into(),
             Err(Unprepared::Db(error)) => {
                 tracing::warn!(%error, "cannot mark the calls sent; the run resumes later");

@@ -21,6 +21,7 @@ use stewrd_shared::{
     domain::{
         agent::{Builtin, ToolCall, error_output},
         browser::{Action, ActionReply, ActionRequest, HostRefusal, OpenRequest},
+        id::RunId,
         model::Outcome,
     },
     runtime::config::BrowserAccess,
@@ -34,7 +35,7 @@ use crate::Worker;
 /// provider's calls are retried, with backoff).
 const ATTEMPTS: u32 = 4;
 /// How long a run that found every browser taken waits before it asks again.
-pub(crate) const BUSY_WAIT: Duration = Duration::from_secs(2);
+const BUSY_WAIT: Duration = Duration::from_secs(1);
 /// Past the host's own action deadline: its answer, not ours, says why.
 const SLACK: Duration = Duration::from_secs(15);
 
@@ -66,7 +67,7 @@ impl Browsers {
 }
 
 /// Why a run's browser could not be opened.
-pub(crate) enum Unopened {
+enum Unopened {
     /// Every browser of the host is taken: the step waits and is tried later.
     Busy,
     /// No host, or one that does not answer: the run fails (`browser_unavailable`).
@@ -83,9 +84,29 @@ pub(crate) fn asked_for(run: &ClaimedRun) -> bool {
         .any(|b| matches!(b, Builtin::Browser { .. }))
 }
 
+/// Opens the run's browser, waiting (its claim kept, nothing of the step
+/// sent) while every browser of the host is taken; the error is why the run
+/// fails (`browser_unavailable`).
+pub(crate) async fn open_when_free(worker: &Worker, run: &ClaimedRun) -> Result<(), String> {
+    let mut waited = false;
+    loop {
+        match open(worker, run).await {
+            Ok(()) => return Ok(()),
+            Err(Unopened::Unavailable(why)) => return Err(why),
+            Err(Unopened::Busy) => {
+                if !waited {
+                    tracing::info!("every browser of the host is in use; the step waits for one");
+                    waited = true;
+                }
+                tokio::time::sleep(BUSY_WAIT).await;
+            }
+        }
+    }
+}
+
 /// Makes sure the run's browser is open on the host, restoring its saved
 /// state into a new one.
-pub(crate) async fn open(worker: &Worker, run: &ClaimedRun) -> Result<(), Unopened> {
+async fn open(worker: &Worker, run: &ClaimedRun) -> Result<(), Unopened> {
     let Some(browsers) = &worker.browsers else {
         return Err(Unopened::Unavailable(
             "the run asks for the browser and this server has no browser host \
@@ -159,15 +180,9 @@ pub(super) async fn call(
                 if attempt >= ATTEMPTS {
                     return failed("the browser could not be opened", attempt as i32);
                 }
-                match open(worker, run).await {
+                match open_when_free(worker, run).await {
                     Ok(()) => continue,
-                    Err(Unopened::Busy) => {
-                        return failed(
-                            "every browser of the host is in use; try again",
-                            attempt as i32,
-                        );
-                    }
-                    Err(Unopened::Unavailable(why)) => return failed(&why, attempt as i32),
+                    Err(why) => return failed(&why, attempt as i32),
                 }
             }
             Ok(answer) if answer.status().is_success() => answer.json::<ActionReply>().await.ok(),
@@ -292,6 +307,51 @@ pub(crate) async fn ended(worker: &Worker, run: &ClaimedRun) {
     let _ = worker
         .db(|client| async move { store::forget_state(&client, run_id).await })
         .await;
+}
+
+/// Closes the host's browsers whose runs have ended: a worker that died
+/// between a run's final commit and its browser's close left them holding a
+/// session (every worker sweeps, now and then; closing twice is harmless).
+pub(crate) async fn sweep(worker: &Worker) {
+    let Some(browsers) = &worker.browsers else {
+        return;
+    };
+    let base = browsers.access.url.as_str().trim_end_matches('/');
+    let listed = browsers
+        .request(reqwest::Method::GET, format!("{base}/v1/browsers"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    let Ok(listed) = listed else {
+        return;
+    };
+    let Ok(listed) = listed.json::<Value>().await else {
+        return;
+    };
+    let runs: Vec<RunId> = listed["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["run_id"].as_str()?.parse().ok())
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    let ended = worker
+        .db(|client| {
+            let runs = &runs;
+            async move { store::ended_runs(&client, runs).await }
+        })
+        .await
+        .unwrap_or_default();
+    for run in ended {
+        let _ = browsers
+            .request(reqwest::Method::DELETE, format!("{base}/v1/browsers/{run}"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        tracing::info!(run_id = %run, "closed the browser of a run that had ended");
+    }
 }
 
 /// The answer for an action that may have happened and is not made again.

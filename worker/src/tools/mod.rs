@@ -32,7 +32,7 @@ mod server;
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use futures_util::future::join_all;
@@ -194,9 +194,6 @@ pub(crate) enum Unprepared {
     /// The run is no longer this worker's.
     LeaseLost,
     Db(DbError),
-    /// What the calls need is taken (every browser in use): the step is made
-    /// after this wait, nothing of it sent.
-    Wait(Duration),
     /// What the calls need is not there (no browser host): the run fails.
     Fail(FailureCode, String),
 }
@@ -303,13 +300,10 @@ impl Toolbox {
             .iter()
             .any(|(_, t)| matches!(t.kind, Kind::Builtin(Builtin::Browser { .. })));
         if browses && !self.browser_open.load(Ordering::Acquire) {
-            match browser::open(worker, run).await {
-                Ok(()) => self.browser_open.store(true, Ordering::Release),
-                Err(browser::Unopened::Busy) => return Err(Unprepared::Wait(browser::BUSY_WAIT)),
-                Err(browser::Unopened::Unavailable(why)) => {
-                    return Err(Unprepared::Fail(FailureCode::BrowserUnavailable, why));
-                }
-            }
+            browser::open_when_free(worker, run)
+                .await
+                .map_err(|why| Unprepared::Fail(FailureCode::BrowserUnavailable, why))?;
+            self.browser_open.store(true, Ordering::Release);
         }
         let marked: Vec<String> = made
             .iter()
