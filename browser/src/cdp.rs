@@ -46,7 +46,9 @@ type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>>;
 pub struct Cdp {
     outgoing: mpsc::UnboundedSender<String>,
     waiting: Waiting,
-    events: broadcast::Sender<Event>,
+    /// Only the reader holds the sender: when Chromium's side ends, every
+    /// receiver learns it (a wait for an event never outlives the browser).
+    events: broadcast::Receiver<Event>,
     next_id: AtomicU64,
     deadline: Duration,
     /// Set once Chromium's side of the connection ended.
@@ -64,7 +66,7 @@ impl Cdp {
         let (mut sink, mut stream) = socket.split();
         let (outgoing, mut queued) = mpsc::unbounded_channel::<String>();
         let waiting: Waiting = Arc::default();
-        let (events, _) = broadcast::channel(256);
+        let (sent_events, events) = broadcast::channel(256);
         tokio::spawn(async move {
             while let Some(text) = queued.recv().await {
                 if sink.send(Message::text(text)).await.is_err() {
@@ -73,7 +75,6 @@ impl Cdp {
             }
         });
         let answers = waiting.clone();
-        let sent_events = events.clone();
         let closed = Arc::new(AtomicBool::new(false));
         let ended = closed.clone();
         tokio::spawn(async move {
@@ -142,7 +143,7 @@ impl Cdp {
 
     /// Events from now on.
     pub fn events(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+        self.events.resubscribe()
     }
 
     /// Whether the connection is still open.

@@ -283,6 +283,33 @@ async fn page(
             Html(format!("<!doctype html><title>Long</title>{links}")).into_response()
         }
         "parts" => Html(PROXIED).into_response(),
+        // A session cookie the page cannot read and a token in local storage
+        // it does not show: both only in the browser's state.
+        "secret" => (
+            [(
+                header::SET_COOKIE,
+                "session=ck-SeCrEt-QwErTyUiOp; HttpOnly; Max-Age=3600; Path=/",
+            )],
+            Html(
+                "<!doctype html><title>Signed in</title><p>Welcome back</p>\
+                 <script>localStorage.setItem('token', 'ls-SeCrEt-AsDfGhJkL');</script>",
+            ),
+        )
+            .into_response(),
+        // Takes 1.5 GB at once and holds its load event back (an image that
+        // comes late): the host's watcher finds it before the page loads.
+        "hog" => Html(
+            r#"<!doctype html><title>Hog</title><img src="/late-img" alt="late"><script>
+const kept = [];
+for (let i = 0; i < 15; i++) kept.push(new Uint8Array(100 << 20).fill(i + 1));
+window.kept = kept;
+</script>"#,
+        )
+        .into_response(),
+        "late-img" => {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            StatusCode::NOT_FOUND.into_response()
+        }
         "part-frame" => Html("<p>frame</p>").into_response(),
         "part-img" => (
             [(header::CONTENT_TYPE, "image/png")],
@@ -869,6 +896,162 @@ async fn runs_wait_for_a_free_browser_and_no_chromium_outlives_its_run() {
             .contains("every browser of the host is in use; the step waits"),
         "no run waited for a browser"
     );
+}
+
+#[tokio::test]
+async fn a_page_eating_memory_is_killed_and_the_model_told_and_the_run_goes_on() {
+    let host = Host::start(&[("STEWRD_BROWSER_MEMORY_MB", "900")]);
+    let app = spawn_app_with(host.options(Options::default())).await;
+    let (_, key) = app.create_project("acme").await;
+    let site = Site::start().await;
+    app.stub.state.push([
+        script(&[call(
+            "c1",
+            "browser_navigate",
+            json!({"url": site.url("hog")}).to_string(),
+        )]),
+        script(&[call(
+            "c2",
+            "browser_navigate",
+            json!({"url": site.url("other")}).to_string(),
+        )]),
+        Reply::text("done", 4),
+    ]);
+    let (session, _) = submit_browser_run(&app, &key, &[]).await;
+    let done = app.wait_final(&key, &session).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let hog = output_of(&app, "c1");
+    assert!(hog.contains("used more than 900 MiB"), "{hog}");
+    // A new browser for the next action.
+    let other = output_of(&app, "c2");
+    assert!(other.contains("The other page"), "{other}");
+    let closed = wait_for(Duration::from_secs(20), || async {
+        host.chromium_processes().is_empty().then_some(())
+    })
+    .await;
+    assert!(closed.is_some(), "left: {:?}", host.chromium_processes());
+}
+
+/// A browser's state holds a site's session: it is sealed in the database
+/// and reaches no log (API, worker and host at trace level) and no response.
+#[tokio::test]
+async fn a_browser_state_reaches_no_log_response_or_plain_column() {
+    let host = Host::start(&[("RUST_LOG", "trace")]);
+    let app = spawn_app_with(host.options(Options::default().env("RUST_LOG", "trace"))).await;
+    let (_, key) = app.create_project("acme").await;
+    let site = Site::start().await;
+    app.stub.state.push([
+        script(&[call(
+            "c1",
+            "browser_navigate",
+            json!({"url": site.url("secret")}).to_string(),
+        )]),
+        script(&[call("c2", "ask_person", "{}".to_owned())]),
+    ]);
+    let person = json!({"type": "function", "function": {"name": "ask_person",
+        "parameters": {"type": "object", "properties": {}}}});
+    let (session, _) = submit_browser_run(&app, &key, &[person]).await;
+    let paused = wait_for(Duration::from_secs(30), || async {
+        let (_, body) = app
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/sessions/{session}"),
+                Some(&key),
+                None,
+            )
+            .await;
+        (body["status"] == "requires_action").then_some(())
+    })
+    .await;
+    assert!(paused.is_some(), "the run never paused");
+    assert!(output_of(&app, "c1").contains("Welcome back"));
+    // The state is kept (sealed) while the run waits.
+    let sealed: Vec<u8> = app
+        .db()
+        .await
+        .query_one("SELECT sealed FROM browser_states", &[])
+        .await
+        .expect("a saved state")
+        .get(0);
+    assert!(sealed.len() > 40);
+    let database = crate::byok::database_text(&app).await;
+    let responses = app
+        .responses
+        .lock()
+        .map(|r| r.join("\n"))
+        .unwrap_or_default();
+    let places = [
+        ("the logs", app.all_logs()),
+        ("the host's logs", host.process.log_text()),
+        ("the database", database),
+        ("a response", responses),
+    ];
+    // Nor any eight characters of them, nor their hex (a bytea column).
+    for secret in ["ck-SeCrEt-QwErTyUiOp", "ls-SeCrEt-AsDfGhJkL"] {
+        crate::byok::assert_no_piece_of(secret, &places);
+    }
+    assert!(app.all_logs().contains(" TRACE "), "trace logging is on");
+    assert!(host.process.log_text().contains("opened a browser"));
+}
+
+/// A worker that dies between a run's end and its browser's close leaves
+/// the browser open: every worker closes, now and then, the browsers of
+/// runs that ended, and only those.
+#[tokio::test]
+async fn browsers_of_runs_that_ended_are_closed_by_the_sweep() {
+    let host = Host::start(&[]);
+    let app =
+        spawn_app_with(host.options(Options::default().env("STEWRD_BACKLOG_SAMPLE_SECS", "1")))
+            .await;
+    let (_, key) = app.create_project("acme").await;
+    let ended = app.submit(&key, json!({"message": "done soon"})).await;
+    let ended_session = ended["session_id"].as_str().expect("id").to_owned();
+    app.wait_final(&key, &ended_session).await;
+    app.stub
+        .state
+        .push([script(&[call("c1", "ask_person", "{}".to_owned())])]);
+    let person = json!({"type": "function", "function": {"name": "ask_person",
+        "parameters": {"type": "object", "properties": {}}}});
+    let paused = app
+        .submit(&key, json!({"message": "wait", "tools": [person]}))
+        .await;
+    let paused_session = paused["session_id"].as_str().expect("id").to_owned();
+    let waiting = wait_for(Duration::from_secs(30), || async {
+        let (_, body) = app
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/sessions/{paused_session}"),
+                Some(&key),
+                None,
+            )
+            .await;
+        (body["status"] == "requires_action").then_some(())
+    })
+    .await;
+    assert!(waiting.is_some(), "the run never paused");
+    // Browsers left open on the host for both runs (as a dead worker would).
+    let client = reqwest::Client::new();
+    for run in [&ended["run_id"], &paused["run_id"]] {
+        let opened = client
+            .put(format!(
+                "{}/v1/browsers/{}",
+                host.url,
+                run.as_str().unwrap_or_default()
+            ))
+            .bearer_auth(TOKEN)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("an answer");
+        assert!(opened.status().is_success());
+    }
+    let swept = wait_for(Duration::from_secs(20), || async {
+        let open: Vec<Value> = host.sessions().await;
+        (open.len() == 1).then_some(open)
+    })
+    .await
+    .expect("the ended run's browser was never closed");
+    assert_eq!(swept[0]["run_id"], paused["run_id"], "{swept:?}");
 }
 
 #[tokio::test]
