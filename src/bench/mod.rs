@@ -4,6 +4,7 @@
 
 mod agent;
 mod backlog;
+mod browser;
 mod fetch;
 mod files;
 mod fleet;
@@ -57,6 +58,10 @@ pub enum Scenario {
     /// (one project, then 1,000): CPU per job by process, Postgres buffers per
     /// job (`--seconds N`: the first two depths only).
     Backlog,
+    /// Browser actions against a page on loopback through a browser host,
+    /// with 1 to 12 browsers at once: actions per second, p50/p99 per action,
+    /// CPU per action, memory per browser, browsers held before p50 doubles.
+    Browser,
     /// The raw limits of Postgres and RabbitMQ on this machine.
     Limits,
     /// Everything above, in one report.
@@ -110,6 +115,10 @@ pub async fn run(scenario: Scenario, options: Options) -> anyhow::Result<()> {
     }
     if all || scenario == Scenario::Mcp {
         mcp::mcp(&options, &mut report).await?;
+    }
+    // Not in `all`: it needs Chromium.
+    if scenario == Scenario::Browser {
+        browser::browser(&options, &mut report).await?;
     }
     // Not in `all`: seeding a million runs takes minutes.
     if scenario == Scenario::Backlog {
