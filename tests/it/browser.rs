@@ -306,6 +306,9 @@ window.kept = kept;
 </script>"#,
         )
         .into_response(),
+        // Its script never ends: the renderer answers nothing more.
+        "spin" => Html("<!doctype html><title>Spin</title><script>while (true) {}</script>")
+            .into_response(),
         "late-img" => {
             tokio::time::sleep(Duration::from_secs(20)).await;
             StatusCode::NOT_FOUND.into_response()
@@ -923,6 +926,41 @@ async fn a_page_eating_memory_is_killed_and_the_model_told_and_the_run_goes_on()
     let hog = output_of(&app, "c1");
     assert!(hog.contains("used more than 900 MiB"), "{hog}");
     // A new browser for the next action.
+    let other = output_of(&app, "c2");
+    assert!(other.contains("The other page"), "{other}");
+    let closed = wait_for(Duration::from_secs(20), || async {
+        host.chromium_processes().is_empty().then_some(())
+    })
+    .await;
+    assert!(closed.is_some(), "left: {:?}", host.chromium_processes());
+}
+
+#[tokio::test]
+async fn an_action_past_its_deadline_closes_the_browser_and_the_run_goes_on() {
+    let host = Host::start(&[("STEWRD_BROWSER_ACTION_SECS", "2")]);
+    let app =
+        spawn_app_with(host.options(Options::default().env("STEWRD_RETRY_BASE_MS", "50"))).await;
+    let (_, key) = app.create_project("acme").await;
+    let site = Site::start().await;
+    app.stub.state.push([
+        script(&[call(
+            "c1",
+            "browser_navigate",
+            json!({"url": site.url("spin")}).to_string(),
+        )]),
+        script(&[call(
+            "c2",
+            "browser_navigate",
+            json!({"url": site.url("other")}).to_string(),
+        )]),
+        Reply::text("done", 4),
+    ]);
+    let (session, _) = submit_browser_run(&app, &key, &[]).await;
+    let done = app.wait_final(&key, &session).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    // A read: made again in a new browser, each time cut at the deadline.
+    let spun = output_of(&app, "c1");
+    assert!(spun.contains("did not finish in 2 s"), "{spun}");
     let other = output_of(&app, "c2");
     assert!(other.contains("The other page"), "{other}");
     let closed = wait_for(Duration::from_secs(20), || async {

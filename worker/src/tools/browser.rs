@@ -33,7 +33,7 @@ use crate::Worker;
 
 /// Attempts of a request the host did not answer (as an unavailable
 /// provider's calls are retried, with backoff).
-const ATTEMPTS: u32 = 4;
+const ATTEMPTS: i32 = 4;
 /// How long a run that found every browser taken waits before it asks again.
 const BUSY_WAIT: Duration = Duration::from_secs(1);
 /// Past the host's own action deadline: its answer, not ours, says why.
@@ -164,7 +164,10 @@ pub(super) async fn call(
         return failed(&format!("there is no browser action `{}`", call.name), 0);
     };
     let request = ActionRequest { action, arguments };
-    let mut attempt = 0;
+    // Attempts of the action itself; opening a browser again (the host had
+    // none for the run: nothing was made) is bounded apart.
+    let (mut attempt, mut reopened) = (0, 0);
+    let mut last_why = "the browser host did not answer".to_owned();
     loop {
         attempt += 1;
         let sent = browsers
@@ -175,14 +178,17 @@ pub(super) async fn call(
             .await;
         let reply = match sent {
             Ok(answer) if answer.status() == StatusCode::NOT_FOUND => {
-                // No browser there (the host restarted, or this claim is
-                // another worker's): nothing was made; open one and ask again.
-                if attempt >= ATTEMPTS {
-                    return failed("the browser could not be opened", attempt as i32);
+                // No browser there (the host restarted or closed it, or this
+                // claim is another worker's): nothing was made; open one
+                // (with the run's state) and ask again.
+                attempt -= 1;
+                reopened += 1;
+                if reopened > ATTEMPTS {
+                    return failed(&last_why, attempt);
                 }
                 match open_when_free(worker, run).await {
                     Ok(()) => continue,
-                    Err(why) => return failed(&why, attempt as i32),
+                    Err(why) => return failed(&why, attempt),
                 }
             }
             Ok(answer) if answer.status().is_success() => answer.json::<ActionReply>().await.ok(),
@@ -190,24 +196,22 @@ pub(super) async fn call(
         };
         let lost = reply.as_ref().is_none_or(|r| r.lost);
         if lost && !action.only_reads() {
-            return unknown(
-                "the browser or its host stopped during the action",
-                attempt as i32,
-            );
+            return unknown("the browser or its host stopped during the action", attempt);
         }
         if lost {
+            if let Some(reply) = reply {
+                last_why = reply.text;
+            }
             if attempt >= ATTEMPTS {
-                let why =
-                    reply.map_or_else(|| "the browser host did not answer".to_owned(), |r| r.text);
-                return failed(&why, attempt as i32);
+                return failed(&format!("{last_why} ({attempt} attempts)"), attempt);
             }
             tokio::time::sleep(backoff(worker, attempt)).await;
             continue;
         }
         let Some(reply) = reply else {
-            return failed("the browser host did not answer", attempt as i32);
+            return failed(&last_why, attempt);
         };
-        return answered(worker, run, call, reply, attempt as i32).await;
+        return answered(worker, run, call, reply, attempt).await;
     }
 }
 
@@ -378,11 +382,11 @@ fn failed(why: &str, attempts: i32) -> Answer {
 
 /// A wait before attempt `attempt + 1`: doubling from `STEWRD_RETRY_BASE_MS`
 /// up to `STEWRD_RETRY_MAX_SECS`, full jitter (as provider retries).
-fn backoff(worker: &Worker, attempt: u32) -> Duration {
+fn backoff(worker: &Worker, attempt: i32) -> Duration {
     let settings = &worker.config.worker;
     let ceiling = settings
         .retry_base
-        .saturating_mul(1 << attempt.min(16))
+        .saturating_mul(1 << attempt.clamp(0, 16))
         .min(settings.retry_max);
     ceiling.mul_f64(rand::random::<f64>())
 }
