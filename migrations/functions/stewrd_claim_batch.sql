@@ -86,4 +86,13 @@ BEGIN
                          WHERE run_id = ANY(leftover) AND available_at > now()
                          FOR UPDATE SKIP LOCKED);
     END IF;
+    -- Hints queued but not due yet: their message is acked all the same, so
+    -- their outbox rows fall due when they do (the relay may have put the
+    -- next publish off by its republish window).
+    UPDATE outbox o SET available_at = r.due_at
+    FROM runs r
+    WHERE o.run_id IN (SELECT run_id FROM outbox WHERE run_id = ANY(locked_ids)
+                       FOR UPDATE SKIP LOCKED)
+      AND r.id = o.run_id AND r.status = 'queued' AND r.due_at > now()
+      AND o.available_at > r.due_at;
 END $$;

@@ -107,6 +107,17 @@ BEGIN
             SELECT id, status INTO picked, hint_status FROM runs
             WHERE id = p_hint AND due_at <= now() FOR UPDATE SKIP LOCKED;
             IF picked IS NULL OR hint_status <> 'queued' THEN
+                -- Queued and not claimable now (not due yet, or held by
+                -- another transaction): this message is acked all the same,
+                -- and the relay may have put the run's next publish off by its
+                -- republish window. The run's outbox row falls due when the
+                -- run can be claimed, so it gets a message then.
+                UPDATE outbox o SET available_at = greatest(now(), r.due_at)
+                FROM runs r
+                WHERE o.run_id IN (SELECT run_id FROM outbox WHERE run_id = p_hint
+                                   FOR UPDATE SKIP LOCKED)
+                  AND r.id = p_hint AND r.status = 'queued'
+                  AND o.available_at > greatest(now(), r.due_at);
                 RETURN;
             END IF;
         ELSE

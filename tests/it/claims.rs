@@ -564,3 +564,96 @@ async fn with_many_projects_waiting_a_claim_reads_a_window_and_the_cursor_hides_
         "{hidden} of 250 projects never claimed in 447 claims"
     );
 }
+
+/// A message whose run is queued but cannot be claimed when it arrives (not
+/// due yet: a run put back with a delay; or held by another transaction) is
+/// acked all the same. The run's outbox row then falls due when the run can
+/// be claimed, not at the relay's republish window (300 s and more), which
+/// had left such a run queued for minutes with no message.
+#[tokio::test]
+async fn a_message_that_claims_nothing_leaves_its_run_a_message_when_it_can_be_claimed() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let runs = submit_runs(&app, &key, 3).await;
+    let db = app.db().await;
+    // As after a delayed put-back whose row the relay published: the run
+    // is due in 60 s, its next publish five minutes out.
+    db.execute(
+        "UPDATE runs SET due_at = now() + interval '60 seconds' WHERE id = ANY($1)",
+        &[&runs],
+    )
+    .await
+    .expect("delayed");
+    db.execute(
+        "UPDATE outbox SET available_at = now() + interval '300 seconds' WHERE run_id = ANY($1)",
+        &[&runs],
+    )
+    .await
+    .expect("published");
+    let due_with_the_run = "SELECT o.available_at <= r.due_at AND o.available_at > now()
+                            FROM runs r JOIN outbox o ON o.run_id = r.id WHERE r.id = $1";
+    // One message at a time (`stewrd_claim_next`)…
+    let claimed = db
+        .query(
+            "SELECT id FROM stewrd_claim_next(gen_random_uuid(), 30, $1)",
+            &[&runs[0]],
+        )
+        .await
+        .expect("claim");
+    assert!(claimed.is_empty(), "a run not due is not claimed");
+    let row = db
+        .query_one(due_with_the_run, &[&runs[0]])
+        .await
+        .expect("an outbox row");
+    assert!(row.get::<_, bool>(0), "its row falls due with the run");
+    // …and a batch of them (`stewrd_claim_batch`).
+    let pool = app.pool().get().await.expect("a connection");
+    let batch = claim_batch(&pool, WorkerId::new(), LEASE, &runs[1..2])
+        .await
+        .expect("claim");
+    assert!(claimed_or_none(batch).is_empty());
+    let row = db
+        .query_one(due_with_the_run, &[&runs[1]])
+        .await
+        .expect("an outbox row");
+    assert!(row.get::<_, bool>(0), "its row falls due with the run");
+    // Due, but held by another transaction: its row is due at once.
+    db.execute("UPDATE runs SET due_at = now() WHERE id = $1", &[&runs[2]])
+        .await
+        .expect("due");
+    let mut other = app.db().await;
+    let holding = other.transaction().await.expect("a transaction");
+    holding
+        .execute("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", &[&runs[2]])
+        .await
+        .expect("locked");
+    let claimed = db
+        .query(
+            "SELECT id FROM stewrd_claim_next(gen_random_uuid(), 30, $1)",
+            &[&runs[2]],
+        )
+        .await
+        .expect("claim");
+    assert!(claimed.is_empty(), "a held run is left to its holder");
+    holding.rollback().await.expect("rolled back");
+    let due: bool = db
+        .query_one(
+            "SELECT available_at <= now() FROM outbox WHERE run_id = $1",
+            &[&runs[2]],
+        )
+        .await
+        .expect("an outbox row")
+        .get(0);
+    assert!(due, "a held run's row is due at once");
+}
+
+fn claimed_or_none(batch: Batch) -> Vec<RunId> {
+    match batch {
+        Batch::Claimed { runs, .. } => runs.into_iter().map(|run| run.id).collect(),
+        Batch::OneByOne => Vec::new(),
+    }
+}
