@@ -89,8 +89,10 @@ pub(crate) fn asked_for(run: &ClaimedRun) -> bool {
 /// fails (`browser_unavailable`).
 pub(crate) async fn open_when_free(worker: &Worker, run: &ClaimedRun) -> Result<(), String> {
     let mut waited = false;
+    // Read once: only this run's own actions change it.
+    let state = saved_state(worker, run).await;
     loop {
-        match open(worker, run).await {
+        match open(worker, run, state.as_ref()).await {
             Ok(()) => return Ok(()),
             Err(Unopened::Unavailable(why)) => return Err(why),
             Err(Unopened::Busy) => {
@@ -106,7 +108,7 @@ pub(crate) async fn open_when_free(worker: &Worker, run: &ClaimedRun) -> Result<
 
 /// Makes sure the run's browser is open on the host, restoring its saved
 /// state into a new one.
-async fn open(worker: &Worker, run: &ClaimedRun) -> Result<(), Unopened> {
+async fn open(worker: &Worker, run: &ClaimedRun, state: Option<&Value>) -> Result<(), Unopened> {
     let Some(browsers) = &worker.browsers else {
         return Err(Unopened::Unavailable(
             "the run asks for the browser and this server has no browser host \
@@ -114,8 +116,9 @@ async fn open(worker: &Worker, run: &ClaimedRun) -> Result<(), Unopened> {
                 .into(),
         ));
     };
-    let state = saved_state(worker, run).await;
-    let body = OpenRequest { state };
+    let body = OpenRequest {
+        state: state.cloned(),
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
