@@ -386,6 +386,43 @@ async fn submit_browser_run(app: &TestApp, key: &str, extra: &[Value]) -> (Strin
     )
 }
 
+/// A scripted `browser_navigate` to `url`.
+fn navigate(id: &'static str, url: &str) -> (&'static str, &'static str, String) {
+    call(id, "browser_navigate", json!({"url": url}).to_string())
+}
+
+/// A client tool that pauses the run (its call waits for the client).
+fn ask_person() -> Value {
+    json!({"type": "function", "function": {"name": "ask_person",
+        "parameters": {"type": "object", "properties": {}}}})
+}
+
+/// Waits until the session's run pauses for its client tool.
+async fn wait_paused(app: &TestApp, key: &str, session: &str) {
+    let paused = wait_for(Duration::from_secs(30), || async {
+        let (_, body) = app
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/sessions/{session}"),
+                Some(key),
+                None,
+            )
+            .await;
+        (body["status"] == "requires_action").then_some(())
+    })
+    .await;
+    assert!(paused.is_some(), "the run never paused");
+}
+
+/// Waits until none of the host's Chromium processes is left.
+async fn no_chromium_left(host: &Host) {
+    let closed = wait_for(Duration::from_secs(20), || async {
+        host.chromium_processes().is_empty().then_some(())
+    })
+    .await;
+    assert!(closed.is_some(), "left: {:?}", host.chromium_processes());
+}
+
 #[tokio::test]
 async fn snapshots_give_refs_that_act_on_the_right_element_and_screenshots_are_files() {
     let host = Host::start(&[]);
@@ -393,11 +430,7 @@ async fn snapshots_give_refs_that_act_on_the_right_element_and_screenshots_are_f
     let (_, key) = app.create_project("acme").await;
     let site = Site::start().await;
     app.stub.state.push([
-        script(&[call(
-            "c1",
-            "browser_navigate",
-            json!({"url": site.url("shop")}).to_string(),
-        )]),
+        script(&[navigate("c1", &site.url("shop"))]),
         script(&[call(
             "c2",
             "browser_type",
@@ -419,11 +452,7 @@ async fn snapshots_give_refs_that_act_on_the_right_element_and_screenshots_are_f
             call("c7", "browser_back", "{}".to_owned()),
         ]),
         script(&[
-            call(
-                "c8",
-                "browser_navigate",
-                json!({"url": site.url("long")}).to_string(),
-            ),
+            navigate("c8", &site.url("long")),
             call("c9", "browser_press", r#"{"key": "NoSuchKey"}"#.to_owned()),
         ]),
         Reply::text("bought", 4),
@@ -591,11 +620,7 @@ async fn a_worker_killed_mid_click_never_clicks_twice_and_reads_are_made_again()
     let (_, key) = app.create_project("acme").await;
     let site = Site::start().await;
     app.stub.state.push([
-        script(&[call(
-            "c1",
-            "browser_navigate",
-            json!({"url": site.url("shop")}).to_string(),
-        )]),
+        script(&[navigate("c1", &site.url("shop"))]),
         script(&[call(
             "c2",
             "browser_type",
@@ -655,16 +680,8 @@ async fn a_browser_host_killed_mid_action_gives_the_run_a_new_browser_with_its_s
     let (_, key) = app.create_project("acme").await;
     let site = Site::start().await;
     app.stub.state.push([
-        script(&[call(
-            "c1",
-            "browser_navigate",
-            json!({"url": site.url("state")}).to_string(),
-        )]),
-        script(&[call(
-            "c2",
-            "browser_navigate",
-            json!({"url": site.url("slow")}).to_string(),
-        )]),
+        script(&[navigate("c1", &site.url("state"))]),
+        script(&[navigate("c2", &site.url("slow"))]),
         Reply::text("done", 4),
     ]);
     site.state.hold_posts.store(true, Ordering::SeqCst);
@@ -712,31 +729,14 @@ async fn an_idle_browser_is_closed_and_the_resumed_run_gets_its_state_back() {
     let (_, key) = app.create_project("acme").await;
     let site = Site::start().await;
     app.stub.state.push([
-        script(&[call(
-            "c1",
-            "browser_navigate",
-            json!({"url": site.url("state")}).to_string(),
-        )]),
+        script(&[navigate("c1", &site.url("state"))]),
         script(&[call("c2", "ask_person", "{}".to_owned())]),
         script(&[call("c3", "browser_snapshot", "{}".to_owned())]),
         Reply::text("done", 4),
     ]);
-    let person = json!({"type": "function", "function": {"name": "ask_person",
-        "parameters": {"type": "object", "properties": {}}}});
+    let person = ask_person();
     let (session, _) = submit_browser_run(&app, &key, &[person]).await;
-    let paused = wait_for(Duration::from_secs(30), || async {
-        let (_, body) = app
-            .call(
-                reqwest::Method::GET,
-                &format!("/v1/sessions/{session}"),
-                Some(&key),
-                None,
-            )
-            .await;
-        (body["status"] == "requires_action").then_some(())
-    })
-    .await;
-    assert!(paused.is_some(), "the run never paused");
+    wait_paused(&app, &key, &session).await;
     // Idle past STEWRD_BROWSER_IDLE_SECS: closed, processes gone.
     let closed = wait_for(Duration::from_secs(20), || async {
         (host.sessions().await.is_empty() && host.chromium_processes().is_empty()).then_some(())
@@ -765,11 +765,7 @@ async fn every_request_of_a_page_goes_through_the_egress_proxy() {
     let (_, key) = app.create_project("acme").await;
     let site = Site::start().await;
     app.stub.state.push([
-        script(&[call(
-            "c1",
-            "browser_navigate",
-            json!({"url": site.url("parts")}).to_string(),
-        )]),
+        script(&[navigate("c1", &site.url("parts"))]),
         script(&[call("c2", "browser_snapshot", "{}".to_owned())]),
         Reply::text("done", 4),
     ]);
@@ -885,11 +881,7 @@ async fn runs_wait_for_a_free_browser_and_no_chromium_outlives_its_run() {
             "{done}"
         );
     }
-    let closed = wait_for(Duration::from_secs(20), || async {
-        host.chromium_processes().is_empty().then_some(())
-    })
-    .await;
-    assert!(closed.is_some(), "left: {:?}", host.chromium_processes());
+    no_chromium_left(&host).await;
     // They took turns: each had its own browser, and runs that found the
     // host's one taken waited (they were not failed).
     let logs = host.process.log_text();
@@ -908,16 +900,8 @@ async fn a_page_eating_memory_is_killed_and_the_model_told_and_the_run_goes_on()
     let (_, key) = app.create_project("acme").await;
     let site = Site::start().await;
     app.stub.state.push([
-        script(&[call(
-            "c1",
-            "browser_navigate",
-            json!({"url": site.url("hog")}).to_string(),
-        )]),
-        script(&[call(
-            "c2",
-            "browser_navigate",
-            json!({"url": site.url("other")}).to_string(),
-        )]),
+        script(&[navigate("c1", &site.url("hog"))]),
+        script(&[navigate("c2", &site.url("other"))]),
         Reply::text("done", 4),
     ]);
     let (session, _) = submit_browser_run(&app, &key, &[]).await;
@@ -928,11 +912,7 @@ async fn a_page_eating_memory_is_killed_and_the_model_told_and_the_run_goes_on()
     // A new browser for the next action.
     let other = output_of(&app, "c2");
     assert!(other.contains("The other page"), "{other}");
-    let closed = wait_for(Duration::from_secs(20), || async {
-        host.chromium_processes().is_empty().then_some(())
-    })
-    .await;
-    assert!(closed.is_some(), "left: {:?}", host.chromium_processes());
+    no_chromium_left(&host).await;
 }
 
 #[tokio::test]
@@ -943,16 +923,8 @@ async fn an_action_past_its_deadline_closes_the_browser_and_the_run_goes_on() {
     let (_, key) = app.create_project("acme").await;
     let site = Site::start().await;
     app.stub.state.push([
-        script(&[call(
-            "c1",
-            "browser_navigate",
-            json!({"url": site.url("spin")}).to_string(),
-        )]),
-        script(&[call(
-            "c2",
-            "browser_navigate",
-            json!({"url": site.url("other")}).to_string(),
-        )]),
+        script(&[navigate("c1", &site.url("spin"))]),
+        script(&[navigate("c2", &site.url("other"))]),
         Reply::text("done", 4),
     ]);
     let (session, _) = submit_browser_run(&app, &key, &[]).await;
@@ -963,11 +935,7 @@ async fn an_action_past_its_deadline_closes_the_browser_and_the_run_goes_on() {
     assert!(spun.contains("did not finish in 2 s"), "{spun}");
     let other = output_of(&app, "c2");
     assert!(other.contains("The other page"), "{other}");
-    let closed = wait_for(Duration::from_secs(20), || async {
-        host.chromium_processes().is_empty().then_some(())
-    })
-    .await;
-    assert!(closed.is_some(), "left: {:?}", host.chromium_processes());
+    no_chromium_left(&host).await;
 }
 
 /// A browser's state holds a site's session: it is sealed in the database
@@ -979,29 +947,12 @@ async fn a_browser_state_reaches_no_log_response_or_plain_column() {
     let (_, key) = app.create_project("acme").await;
     let site = Site::start().await;
     app.stub.state.push([
-        script(&[call(
-            "c1",
-            "browser_navigate",
-            json!({"url": site.url("secret")}).to_string(),
-        )]),
+        script(&[navigate("c1", &site.url("secret"))]),
         script(&[call("c2", "ask_person", "{}".to_owned())]),
     ]);
-    let person = json!({"type": "function", "function": {"name": "ask_person",
-        "parameters": {"type": "object", "properties": {}}}});
+    let person = ask_person();
     let (session, _) = submit_browser_run(&app, &key, &[person]).await;
-    let paused = wait_for(Duration::from_secs(30), || async {
-        let (_, body) = app
-            .call(
-                reqwest::Method::GET,
-                &format!("/v1/sessions/{session}"),
-                Some(&key),
-                None,
-            )
-            .await;
-        (body["status"] == "requires_action").then_some(())
-    })
-    .await;
-    assert!(paused.is_some(), "the run never paused");
+    wait_paused(&app, &key, &session).await;
     assert!(output_of(&app, "c1").contains("Welcome back"));
     // The state is kept (sealed) while the run waits.
     let sealed: Vec<u8> = app
@@ -1048,25 +999,12 @@ async fn browsers_of_runs_that_ended_are_closed_by_the_sweep() {
     app.stub
         .state
         .push([script(&[call("c1", "ask_person", "{}".to_owned())])]);
-    let person = json!({"type": "function", "function": {"name": "ask_person",
-        "parameters": {"type": "object", "properties": {}}}});
+    let person = ask_person();
     let paused = app
         .submit(&key, json!({"message": "wait", "tools": [person]}))
         .await;
     let paused_session = paused["session_id"].as_str().expect("id").to_owned();
-    let waiting = wait_for(Duration::from_secs(30), || async {
-        let (_, body) = app
-            .call(
-                reqwest::Method::GET,
-                &format!("/v1/sessions/{paused_session}"),
-                Some(&key),
-                None,
-            )
-            .await;
-        (body["status"] == "requires_action").then_some(())
-    })
-    .await;
-    assert!(waiting.is_some(), "the run never paused");
+    wait_paused(&app, &key, &paused_session).await;
     // Browsers left open on the host for both runs (as a dead worker would).
     let client = reqwest::Client::new();
     for run in [&ended["run_id"], &paused["run_id"]] {

@@ -54,9 +54,18 @@ impl Browsers {
         Ok(Self { client, access })
     }
 
-    fn url(&self, run: &ClaimedRun, tail: &str) -> String {
+    /// `/v1/browsers` on the host, then `tail` (`/{run}`, `/{run}/actions`).
+    fn url(&self, tail: &str) -> String {
         let base = self.access.url.as_str().trim_end_matches('/');
-        format!("{base}/v1/browsers/{}{tail}", run.id)
+        format!("{base}/v1/browsers{tail}")
+    }
+
+    /// Closes `run`'s browser (none open is no error).
+    async fn close(&self, run: RunId) -> Result<reqwest::Response, reqwest::Error> {
+        self.request(reqwest::Method::DELETE, self.url(&format!("/{run}")))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
     }
 
     fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
@@ -123,7 +132,7 @@ async fn open(worker: &Worker, run: &ClaimedRun, state: Option<&Value>) -> Resul
     loop {
         attempt += 1;
         let sent = browsers
-            .request(reqwest::Method::PUT, browsers.url(run, ""))
+            .request(reqwest::Method::PUT, browsers.url(&format!("/{}", run.id)))
             .timeout(Duration::from_secs(60))
             .json(&body)
             .send()
@@ -161,10 +170,10 @@ pub(super) async fn call(
     arguments: Value,
 ) -> Answer {
     let Some(browsers) = &worker.browsers else {
-        return failed("this server has no browser host", 0);
+        return Answer::failed("this server has no browser host", 0);
     };
     let Some(action) = Action::from_name(&call.name) else {
-        return failed(&format!("there is no browser action `{}`", call.name), 0);
+        return Answer::failed(&format!("there is no browser action `{}`", call.name), 0);
     };
     let request = ActionRequest { action, arguments };
     // Attempts of the action itself; opening a browser again (the host had
@@ -174,7 +183,10 @@ pub(super) async fn call(
     loop {
         attempt += 1;
         let sent = browsers
-            .request(reqwest::Method::POST, browsers.url(run, "/actions"))
+            .request(
+                reqwest::Method::POST,
+                browsers.url(&format!("/{}/actions", run.id)),
+            )
             .timeout(worker.config.worker.lease.max(Duration::from_secs(30)) + SLACK)
             .json(&request)
             .send()
@@ -187,11 +199,11 @@ pub(super) async fn call(
                 attempt -= 1;
                 reopened += 1;
                 if reopened > ATTEMPTS {
-                    return failed(&last_why, attempt);
+                    return Answer::failed(&last_why, attempt);
                 }
                 match open_when_free(worker, run).await {
                     Ok(()) => continue,
-                    Err(why) => return failed(&why, attempt),
+                    Err(why) => return Answer::failed(&why, attempt),
                 }
             }
             Ok(answer) if answer.status().is_success() => answer.json::<ActionReply>().await.ok(),
@@ -206,13 +218,13 @@ pub(super) async fn call(
                 last_why = reply.text;
             }
             if attempt >= ATTEMPTS {
-                return failed(&format!("{last_why} ({attempt} attempts)"), attempt);
+                return Answer::failed(&format!("{last_why} ({attempt} attempts)"), attempt);
             }
             tokio::time::sleep(backoff(worker, attempt)).await;
             continue;
         }
         let Some(reply) = reply else {
-            return failed(&last_why, attempt);
+            return Answer::failed(&last_why, attempt);
         };
         return answered(worker, run, call, reply, attempt).await;
     }
@@ -230,7 +242,7 @@ async fn answered(
         save_state(worker, run, state).await;
     }
     if reply.failed {
-        return failed(&reply.text, attempts);
+        return Answer::failed(&reply.text, attempts);
     }
     let Some(png) = reply.png.as_deref() else {
         return Answer::Output {
@@ -241,7 +253,7 @@ async fn answered(
         };
     };
     let Ok(png) = STANDARD.decode(png) else {
-        return failed("the screenshot could not be read", attempts);
+        return Answer::failed("the screenshot could not be read", attempts);
     };
     match artifact::keep(worker, run, call, 0, "screenshot.png", png).await {
         Ok(file) => Answer::Output {
@@ -250,7 +262,7 @@ async fn answered(
             attempts,
             files: vec![file.id],
         },
-        Err(why) => failed(
+        Err(why) => Answer::failed(
             &format!("the screenshot could not be kept: {why}"),
             attempts,
         ),
@@ -300,15 +312,10 @@ pub(crate) async fn ended(worker: &Worker, run: &ClaimedRun) {
     if !asked_for(run) {
         return;
     }
-    if let Some(browsers) = &worker.browsers {
-        let closed = browsers
-            .request(reqwest::Method::DELETE, browsers.url(run, ""))
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await;
-        if closed.is_err() {
-            tracing::warn!("cannot close the run's browser; the host closes it when idle");
-        }
+    if let Some(browsers) = &worker.browsers
+        && browsers.close(run.id).await.is_err()
+    {
+        tracing::warn!("cannot close the run's browser; the host closes it when idle");
     }
     let run_id = run.id;
     let _ = worker
@@ -323,9 +330,8 @@ pub(crate) async fn sweep(worker: &Worker) {
     let Some(browsers) = &worker.browsers else {
         return;
     };
-    let base = browsers.access.url.as_str().trim_end_matches('/');
     let listed = browsers
-        .request(reqwest::Method::GET, format!("{base}/v1/browsers"))
+        .request(reqwest::Method::GET, browsers.url(""))
         .timeout(Duration::from_secs(10))
         .send()
         .await;
@@ -352,11 +358,7 @@ pub(crate) async fn sweep(worker: &Worker) {
         .await
         .unwrap_or_default();
     for run in ended {
-        let _ = browsers
-            .request(reqwest::Method::DELETE, format!("{base}/v1/browsers/{run}"))
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await;
+        let _ = browsers.close(run).await;
         tracing::info!(run_id = %run, "closed the browser of a run that had ended");
     }
 }
@@ -368,15 +370,6 @@ pub(super) fn unknown(why: &str, attempts: i32) -> Answer {
             "the outcome of this action is unknown: {why}; it is not made again \
              (take a snapshot to see the page)"
         )),
-        outcome: Outcome::Failed,
-        attempts,
-        files: Vec::new(),
-    }
-}
-
-fn failed(why: &str, attempts: i32) -> Answer {
-    Answer::Output {
-        text: error_output(why),
         outcome: Outcome::Failed,
         attempts,
         files: Vec::new(),

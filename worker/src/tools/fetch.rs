@@ -67,7 +67,7 @@ pub(super) async fn call(
     arguments: Value,
 ) -> Answer {
     let Some(url) = arguments.get("url").and_then(Value::as_str) else {
-        return failed("`url` must be an http or https URL", 0);
+        return Answer::failed("`url` must be an http or https URL", 0);
     };
     let schedule = &worker.config.worker.tool_retry_schedule;
     let mut attempt = 0;
@@ -75,9 +75,9 @@ pub(super) async fn call(
         attempt += 1;
         match fetch(worker, url).await {
             Ok(page) => break page,
-            Err(Failed::Final(why)) => return failed(&why, attempt),
+            Err(Failed::Final(why)) => return Answer::failed(&why, attempt),
             Err(Failed::Retry(why)) if attempt >= ATTEMPTS => {
-                return failed(&format!("{why} ({attempt} attempts)"), attempt);
+                return Answer::failed(&format!("{why} ({attempt} attempts)"), attempt);
             }
             Err(Failed::Retry(_)) => {
                 tokio::time::sleep(super::server::scheduled_wait(schedule, attempt)).await;
@@ -238,14 +238,5 @@ fn sent_failed(url: &str, error: &reqwest::Error) -> Failed {
         Failed::Retry(why)
     } else {
         Failed::Final(why)
-    }
-}
-
-fn failed(why: &str, attempts: i32) -> Answer {
-    Answer::Output {
-        text: error_output(why),
-        outcome: Outcome::Failed,
-        attempts,
-        files: Vec::new(),
     }
 }

@@ -79,14 +79,19 @@ pub(crate) enum Answer {
 }
 
 impl Answer {
-    /// An error the model gets at once, no attempt made.
-    fn refused(message: &str) -> Self {
+    /// An error the model gets, after `attempts` attempts.
+    fn failed(message: &str, attempts: i32) -> Self {
         Self::Output {
             text: error_output(message),
             outcome: Outcome::Failed,
-            attempts: 0,
+            attempts,
             files: Vec::new(),
         }
+    }
+
+    /// An error the model gets at once, no attempt made.
+    fn refused(message: &str) -> Self {
+        Self::failed(message, 0)
     }
 }
 
