@@ -2,10 +2,12 @@
 -- 'usd_day', 'usd_month' (dollars), or 'default_key_day' (the operator's cap
 -- on the default key, per project and UTC day, given by the caller when the
 -- project has no key of its own). The API's submit asks it; each model call
--- reserves against the same sums (`stewrd_reserve_call`).
+-- reserves against the same sums (`stewrd_reserve_call`). PL/pgSQL keeps its
+-- plan (see `stewrd_call_cost`).
 CREATE OR REPLACE FUNCTION stewrd_exhausted_budget(p_project uuid, p_default_cap bigint)
-RETURNS text LANGUAGE sql STABLE AS $$
-    SELECT CASE
+RETURNS text LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT CASE
         WHEN p.tokens_per_day IS NOT NULL
              AND stewrd_budget_used(p.id, 'day') >= p.tokens_per_day THEN 'day'
         WHEN p.tokens_per_month IS NOT NULL
@@ -19,5 +21,6 @@ RETURNS text LANGUAGE sql STABLE AS $$
              AND stewrd_budget_used(p.id, 'default_key_day') >= p_default_cap
             THEN 'default_key_day'
     END
-    FROM projects p WHERE p.id = p_project
+    FROM projects p WHERE p.id = p_project);
+END
 $$;

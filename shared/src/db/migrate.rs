@@ -485,6 +485,29 @@ mod tests {
         }
     }
 
+    /// Postgres parses and plans a SQL function's body at every call unless it
+    /// inlines it into the calling plan, which it does only for a set-returning
+    /// function in a FROM (and a scalar one that is a bare expression): our
+    /// pricing, called by every commit as a SQL function, cost 0.6 ms of
+    /// Postgres CPU a call (BENCHMARKS.md, issue 32). Only the price lookups
+    /// are SQL, inlined into the PL/pgSQL that calls them, whose plans are
+    /// kept for a connection's life.
+    #[test]
+    fn only_inlined_functions_are_written_in_sql() {
+        let inlined = ["stewrd_list_prices", "stewrd_prices", "stewrd_price"];
+        for (name, sql) in FUNCTIONS {
+            let language_sql = sql.contains("LANGUAGE sql");
+            assert_eq!(
+                language_sql,
+                inlined.contains(name),
+                "{name}: SQL only for the inlined price lookups, PL/pgSQL otherwise"
+            );
+            if language_sql {
+                assert!(sql.contains("RETURNS TABLE"), "{name} is set-returning");
+            }
+        }
+    }
+
     #[test]
     fn a_checksum_is_the_sha256_of_the_text() {
         assert_eq!(
