@@ -529,17 +529,7 @@ async fn with_many_projects_waiting_a_claim_reads_a_window_and_the_cursor_hides_
     for hint in &flood[..2] {
         db.query_opt(claim, &[hint]).await.expect("claimed");
     }
-    let plan: serde_json::Value = db
-        .query_one(
-            &format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {claim}"),
-            &[&flood[2]],
-        )
-        .await
-        .expect("explained")
-        .get(0);
-    let top = &plan[0]["Plan"];
-    let buffers = top["Shared Hit Blocks"].as_i64().unwrap_or(0)
-        + top["Shared Read Blocks"].as_i64().unwrap_or(0);
+    let buffers = buffers_read(&db, claim, &flood[2]).await;
     println!("one claim with 251 projects waiting read {buffers} buffers");
     assert!(buffers < 800, "{buffers} buffers for one claim");
     // Every message names the flood's runs, in order (as its 450 messages,
@@ -562,6 +552,76 @@ async fn with_many_projects_waiting_a_claim_reads_a_window_and_the_cursor_hides_
     assert_eq!(
         hidden, 0,
         "{hidden} of 250 projects never claimed in 447 claims"
+    );
+}
+
+/// The shared buffers one statement reads (EXPLAIN's count includes what a
+/// function it calls reads).
+async fn buffers_read(db: &tokio_postgres::Client, sql: &str, param: &RunId) -> i64 {
+    let plan: serde_json::Value = db
+        .query_one(
+            &format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"),
+            &[param],
+        )
+        .await
+        .expect("explained")
+        .get(0);
+    let top = &plan[0]["Plan"];
+    top["Shared Hit Blocks"].as_i64().unwrap_or(0) + top["Shared Read Blocks"].as_i64().unwrap_or(0)
+}
+
+/// Claims take each project's oldest run, and its index entry stays until a
+/// vacuum. The list of waiting projects probes each project's first entry
+/// in the queued runs' index: oldest first, that entry was a claimed run's,
+/// and every probe walked through all the runs its project had claimed since
+/// the last vacuum (`bench backlog`, 1,000 projects: 420 buffers per list of
+/// 32, growing as the drain went on). Newest first, it lands on a queued run.
+#[tokio::test]
+async fn listing_waiting_projects_does_not_walk_the_runs_claimed_since_the_last_vacuum() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let mut keys = Vec::new();
+    for i in 0..32 {
+        keys.push(app.create_project(&format!("p{i}")).await.1);
+    }
+    // Submitted in turns, as a busy service's projects are: a project's
+    // runs lie on different heap pages, as they do in a real backlog.
+    let mut runs = Vec::new();
+    for _ in 0..12 {
+        for key in &keys {
+            runs.extend(submit_runs(&app, key, 1).await);
+        }
+    }
+    let db = app.db().await;
+    let list = "SELECT stewrd_waiting_projects('00000000-0000-0000-0000-000000000000', 32)
+                WHERE $1::uuid IS NOT NULL";
+    // The first call on the connection plans; the second is the baseline.
+    buffers_read(&db, list, &runs[0]).await;
+    let before = buffers_read(&db, list, &runs[0]).await;
+    // The ten oldest runs of every project claimed, as claims take them.
+    let claimed = db
+        .execute(
+            "UPDATE runs SET status = 'running', attempts = attempts + 1,
+                             lease_owner = gen_random_uuid(),
+                             lease_until = now() + interval '30 seconds', started_at = now()
+             WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER (
+                                              PARTITION BY project_id ORDER BY created_at) AS n
+                                          FROM runs WHERE status = 'queued') oldest
+                          WHERE n <= 10)",
+            &[],
+        )
+        .await
+        .expect("claimed");
+    assert_eq!(claimed, 320);
+    let after = buffers_read(&db, list, &runs[0]).await;
+    println!("listing 32 waiting projects read {before} buffers, then {after} after 320 claims");
+    // Walking the claimed entries costs a heap page for each of them: 320.
+    assert!(
+        after <= before + 32,
+        "{before} buffers, then {after} after 320 claims"
     );
 }
 

@@ -140,6 +140,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0027_add_browser_states",
         include_str!("../../../migrations/0027_add_browser_states.sql"),
     ),
+    (
+        "0028_newest_first_queued_index",
+        include_str!("../../../migrations/0028_newest_first_queued_index.sql"),
+    ),
 ];
 
 /// Every stored function, by name: its body's only definition. Applied in
