@@ -114,14 +114,7 @@ async fn backlog_of(options: &Options, report: &mut Report, projects: i64) -> an
             "jobs/s",
             "",
         );
-        for ((process, before), (_, after)) in before.0.iter().zip(&after.0) {
-            report.add(
-                format!("{name}_cpu_ms_per_job_{process}"),
-                (after - before) / jobs,
-                "ms",
-                "",
-            );
-        }
+        before.report_per_job(&after, drained, &format!("{name}_"), report);
         report.add(
             format!("{name}_pg_buffers_per_job"),
             (blocks_after - blocks_before) as f64 / jobs,

@@ -76,6 +76,29 @@ pub(super) async fn wait_finished(fleet: &Fleet, expected: u64, label: &str) -> 
 
 pub(super) struct CpuSnapshot(pub(super) Vec<(String, f64)>);
 
+impl CpuSnapshot {
+    /// Reports the CPU milliseconds per job each process spent since `self`,
+    /// and the service's processes together (all but the bench's own).
+    pub(super) fn report_per_job(
+        &self,
+        after: &CpuSnapshot,
+        jobs: u64,
+        prefix: &str,
+        report: &mut Report,
+    ) {
+        let jobs = jobs.max(1) as f64;
+        let mut service = 0.0;
+        for ((name, before), (_, after)) in self.0.iter().zip(&after.0) {
+            let per_job = (after - before) / jobs;
+            if name != "bench_client" {
+                service += per_job;
+            }
+            report.add(format!("{prefix}cpu_ms_per_job_{name}"), per_job, "ms", "");
+        }
+        report.add(format!("{prefix}cpu_ms_per_job_service"), service, "ms", "");
+    }
+}
+
 pub(super) fn cpu_snapshot(fleet: &Fleet) -> CpuSnapshot {
     let mut figures = vec![("api".to_owned(), cpu_ms(fleet.api.id()))];
     let workers: f64 = fleet.workers.iter().map(|w| cpu_ms(w.id())).sum();
@@ -157,14 +180,7 @@ async fn throughput_of(
         "requests",
         "0",
     );
-    for ((name, before), (_, after)) in before.0.iter().zip(&after.0) {
-        report.add(
-            format!("{prefix}cpu_ms_per_job_{name}"),
-            (after - before) / submitted.ok.max(1) as f64,
-            "ms",
-            "",
-        );
-    }
+    before.report_per_job(&after, submitted.ok, prefix, report);
     fleet.stop().await;
     Ok(())
 }
@@ -178,6 +194,7 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
         "latency: open loop at 500 jobs/s for {}s",
         seconds.as_secs()
     );
+    let before = cpu_snapshot(&fleet);
     let at_500 = open_loop(
         500.0,
         seconds,
@@ -190,11 +207,15 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
         &at_500,
         ["", "", "<= 10 (aim <= 5)", "", ""],
     );
-
     wait_finished(&fleet, at_500.ok, "draining").await?;
+    // What a job costs at a moderate rate, against its cost at saturation
+    // (the burst below): batching pays off only when there is a batch.
+    before.report_per_job(&cpu_snapshot(&fleet), at_500.ok, "at_500_per_s_", report);
+
     // The maximum is what the whole system sustains end to end: submitting faster
     // than jobs finish only grows a queue.
     eprintln!("latency: measuring the maximum end-to-end rate (closed loop)");
+    let before = cpu_snapshot(&fleet);
     let started = Instant::now();
     let burst = closed_loop(
         10_000,
@@ -207,6 +228,7 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
     wait_finished(&fleet, at_500.ok + burst.ok, "draining").await?;
     let max_rate = burst.ok as f64 / started.elapsed().as_secs_f64();
     report.add("e2e_max_per_s", max_rate, "jobs/s", "");
+    before.report_per_job(&cpu_snapshot(&fleet), burst.ok, "at_max_", report);
     let rate = (max_rate * 0.8).floor();
     let at_80 = open_loop(
         rate,
