@@ -15,8 +15,15 @@
 -- other reason (it was put back, or submitted to another project, after the
 -- scan) gets its outbox row due now, so no queued run is left without a
 -- message when the caller acks them all.
+-- `enable_seqscan = off` (here, in `stewrd_claim_next` and `stewrd_claim_room`):
+-- every statement of a claim finds rows by key, and PL/pgSQL keeps its plans
+-- for the connection's life. A plan made while `runs` was small (a worker
+-- started on a new or empty queue) read the whole table, and kept reading it
+-- as the table grew, until the next analyze invalidated it (`auto_explain` in
+-- `bench latency`; the test `a_claim_planned_while_runs_was_small…`: 10,154
+-- buffers for one batch at 20,000 runs, 392 with the indexes).
 CREATE OR REPLACE FUNCTION stewrd_claim_batch(p_worker uuid, p_lease float8, p_hints uuid[])
-RETURNS SETOF runs LANGUAGE plpgsql ROWS 1 AS $$
+RETURNS SETOF runs LANGUAGE plpgsql ROWS 1 SET enable_seqscan = off AS $$
 DECLARE
     waiting uuid[];
     ready_ids uuid[];

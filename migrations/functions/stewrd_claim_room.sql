@@ -6,8 +6,9 @@
 --
 -- Fairness needs nothing more here: a capped project holds at most its cap,
 -- and a room message only ever fills a place its own project freed.
+-- Sequential scans off: see `stewrd_claim_batch`.
 CREATE OR REPLACE FUNCTION stewrd_claim_room(p_worker uuid, p_lease float8, p_project uuid)
-RETURNS SETOF runs LANGUAGE plpgsql ROWS 1 AS $$
+RETURNS SETOF runs LANGUAGE plpgsql ROWS 1 SET enable_seqscan = off AS $$
 DECLARE
     mark bigint;
     cap integer;

@@ -625,6 +625,75 @@ async fn listing_waiting_projects_does_not_walk_the_runs_claimed_since_the_last_
     );
 }
 
+/// A claim's statements find runs by key, and PL/pgSQL keeps their plans for
+/// the connection's life. A batch's plan made while `runs` was small and not
+/// yet analyzed (a new deployment, a worker started on an empty queue) read
+/// the whole table, and kept reading it as the table grew, until the next
+/// analyze (`auto_explain` in `bench latency`: `Seq Scan on runs` in the
+/// batch's lock and update). The claim functions turn sequential scans off
+/// for their own statements, so their plans use the indexes whatever the
+/// table's size was when they were made.
+#[tokio::test]
+async fn a_claim_planned_while_runs_was_small_does_not_scan_it_once_it_is_large() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let queued = submit_runs(&app, &key, 1).await;
+    let seed = app.db().await;
+    let copies = |count: i32, output: usize| {
+        format!(
+            "CREATE TEMP TABLE copies AS
+                 SELECT gen_random_uuid() AS run_id, gen_random_uuid() AS session_id
+                 FROM generate_series(1, {count});
+             INSERT INTO sessions
+                 SELECT (jsonb_populate_record(s, jsonb_build_object(
+                             'id', c.session_id, 'latest_run_id', c.run_id))).*
+                 FROM sessions s, copies c
+                 WHERE s.id = (SELECT session_id FROM runs WHERE id = '{run}');
+             INSERT INTO runs
+                 SELECT (jsonb_populate_record(r, jsonb_build_object(
+                             'id', c.run_id, 'session_id', c.session_id,
+                             'status', 'succeeded', 'output', repeat('x', {output}),
+                             'finished_at', now()))).*
+                 FROM runs r, copies c WHERE r.id = '{run}';
+             DROP TABLE copies;",
+            run = queued[0]
+        )
+    };
+    // Finished runs, each with its session: a few hundred small ones when
+    // the worker's plans are made, then thousands, four to a page.
+    seed.batch_execute(&copies(300, 10))
+        .await
+        .expect("300 runs");
+    // As autovacuum does soon after a start: statistics of the small table.
+    seed.batch_execute("ANALYZE runs").await.expect("analyzed");
+    let db = app.db().await;
+    // The plans a busy worker ends with: generic ones, made now.
+    db.batch_execute("SET plan_cache_mode = force_generic_plan")
+        .await
+        .expect("generic plans");
+    // A full batch: 128 hints (none of them queued).
+    let claim = "SELECT count(*) FROM stewrd_claim_batch(gen_random_uuid(), 30,
+                     array_append(ARRAY(SELECT gen_random_uuid()
+                                        FROM generate_series(1, 127)), $1::uuid))";
+    let strangers = RunId::new();
+    db.query_one(claim, &[&strangers]).await.expect("planned");
+    seed.batch_execute(&copies(20_000, 1500))
+        .await
+        .expect("20,000 runs");
+    let buffers = buffers_read(&db, claim, &strangers).await;
+    println!("a batch of 128 hints read {buffers} buffers with 20,301 runs");
+    // An index probe per hint is about three buffers; a scan of `runs`
+    // reads its 5,000 pages.
+    assert!(
+        buffers < 1_000,
+        "{buffers} buffers for a batch of 128 hints"
+    );
+}
+
 /// A message whose run is queued but cannot be claimed when it arrives (not
 /// due yet: a run put back with a delay; or held by another transaction) is
 /// acked all the same. The run's outbox row then falls due when the run can
