@@ -21,7 +21,7 @@
 -- started on a new or empty queue) read the whole table, and kept reading it
 -- as the table grew, until the next analyze invalidated it (`auto_explain` in
 -- `bench latency`; the test `a_claim_planned_while_runs_was_small…`: 10,154
--- buffers for one batch at 20,000 runs, 392 with the indexes).
+-- buffers for one batch at 20,000 runs, 391 with the indexes).
 CREATE OR REPLACE FUNCTION stewrd_claim_batch(p_worker uuid, p_lease float8, p_hints uuid[])
 RETURNS SETOF runs LANGUAGE plpgsql ROWS 1 SET enable_seqscan = off AS $$
 DECLARE

@@ -1090,11 +1090,7 @@ async fn a_tool_using_run_shows_no_provider_key_webhook_secret_or_api_key() {
             .collect();
         traffic.push_str(&format!("{headers:?} {} {}\n", request.path, request.body));
     }
-    let responses = app
-        .responses
-        .lock()
-        .map(|r| r.join("\n"))
-        .unwrap_or_default();
+    let responses = app.responses_text();
     let logs = app.all_logs();
     let database = database_text(&app).await;
     assert_no_piece_of(

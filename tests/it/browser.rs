@@ -964,11 +964,7 @@ async fn a_browser_state_reaches_no_log_response_or_plain_column() {
         .get(0);
     assert!(sealed.len() > 40);
     let database = crate::byok::database_text(&app).await;
-    let responses = app
-        .responses
-        .lock()
-        .map(|r| r.join("\n"))
-        .unwrap_or_default();
+    let responses = app.responses_text();
     let places = [
         ("the logs", app.all_logs()),
         ("the host's logs", host.process.log_text()),

@@ -456,11 +456,7 @@ async fn a_provider_key_never_appears_in_responses_logs_or_the_database() {
         seen.contains(&format!("Bearer {first}")) && seen.contains(&format!("Bearer {second}"))
     );
 
-    let responses = app
-        .responses
-        .lock()
-        .map(|r| r.join("\n"))
-        .unwrap_or_default();
+    let responses = app.responses_text();
     let logs = app.all_logs();
     assert!(logs.lines().count() > 200, "trace logging is on");
     let database = database_text(&app).await;

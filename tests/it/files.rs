@@ -923,11 +923,7 @@ async fn file_contents_reach_the_model_and_their_owner_and_nothing_else() {
         .text()
         .await
         .expect("text");
-    let responses = app
-        .responses
-        .lock()
-        .map(|r| r.join("\n"))
-        .unwrap_or_default();
+    let responses = app.responses_text();
     let places = [
         ("the logs", app.all_logs()),
         ("the database", crate::byok::database_text(&app).await),

@@ -492,6 +492,15 @@ impl TestApp {
         );
     }
 
+    /// Every response the test received so far, one after another: where the
+    /// leak tests look for what must not be shown.
+    pub fn responses_text(&self) -> String {
+        self.responses
+            .lock()
+            .map(|r| r.join("\n"))
+            .unwrap_or_default()
+    }
+
     /// Every log line of every process so far.
     pub fn all_logs(&self) -> String {
         let mut text = self.retired_logs.clone();

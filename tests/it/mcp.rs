@@ -324,11 +324,7 @@ async fn servers_are_configured_with_secret_headers_and_listed_on_request() {
         assert_eq!(error["error"]["param"], param, "{error}");
     }
     // The header value was never shown, stored in clear or logged.
-    let responses = app
-        .responses
-        .lock()
-        .map(|r| r.join("\n"))
-        .unwrap_or_default();
+    let responses = app.responses_text();
     crate::byok::assert_no_piece_of(
         secret,
         &[
@@ -717,11 +713,7 @@ async fn header_values_reach_the_server_and_nowhere_else() {
     for request in app.stub.state.requests() {
         sent_to_model.push_str(&request.body.to_string());
     }
-    let responses = app
-        .responses
-        .lock()
-        .map(|r| r.join("\n"))
-        .unwrap_or_default();
+    let responses = app.responses_text();
     // Counted by outcome, one session opened.
     let metrics =
         crate::operator::text(&app, &format!("http://127.0.0.1:{worker_port}/metrics")).await;
