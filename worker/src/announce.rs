@@ -63,8 +63,7 @@ pub(crate) async fn run(
         }
         let payload = lines.join("\n");
         let sent = match pool.get().await {
-            Ok(client) => client
-                .execute("SELECT pg_notify($1, $2)", &[&notify::SESSION, &payload])
+            Ok(client) => notify::send_session_lines(&client, &payload)
                 .await
                 .map_err(|e| e.to_string()),
             Err(error) => Err(error.to_string()),

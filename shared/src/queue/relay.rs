@@ -61,6 +61,11 @@ pub const UNCLAIMED_REPUBLISH: Duration = Duration::from_secs(5);
 /// deleted almost every row (one statement then touches only a backlog's), short
 /// enough to come before [`UNCLAIMED_REPUBLISH`].
 const SETTLE_AFTER: Duration = Duration::from_secs(2);
+/// How often, at most, confirmed fast-lane rows are settled: in one statement
+/// for all that came of age meanwhile, instead of one a relay round (0.4 a job
+/// at 500 jobs/s, where each round publishes one or two). A row is settled
+/// within `SETTLE_AFTER + SETTLE_EVERY`, still before [`UNCLAIMED_REPUBLISH`].
+const SETTLE_EVERY: Duration = Duration::from_secs(1);
 /// When a failed publish is tried again.
 const PUBLISH_RETRY: Duration = Duration::from_secs(1);
 /// Messages the fast lane holds before submits fall back to the outbox alone.
@@ -87,6 +92,8 @@ pub struct Relay {
     fast_rx: mpsc::Receiver<outbox::DueMessage>,
     /// Fast-lane runs confirmed by the broker, by when, waiting to be settled.
     settling: VecDeque<(Instant, Vec<crate::domain::id::RunId>)>,
+    /// When rows were last settled.
+    settled_at: Instant,
 }
 
 /// Hands committed runs to the relay for an immediate publish.
@@ -121,6 +128,7 @@ impl Relay {
             fast_tx,
             fast_rx,
             settling: VecDeque::new(),
+            settled_at: Instant::now(),
             pool,
             broker,
             topology,
@@ -250,8 +258,11 @@ impl Relay {
     }
 
     /// Settles the fast-lane rows confirmed at least [`SETTLE_AFTER`] ago, in one
-    /// statement.
+    /// statement, at most every [`SETTLE_EVERY`].
     async fn settle(&mut self) -> Result<(), DbError> {
+        if self.settled_at.elapsed() < SETTLE_EVERY {
+            return Ok(());
+        }
         let mut run_ids = Vec::new();
         while let Some((confirmed_at, _)) = self.settling.front() {
             if confirmed_at.elapsed() < SETTLE_AFTER {
@@ -264,6 +275,7 @@ impl Relay {
         if run_ids.is_empty() {
             return Ok(());
         }
+        self.settled_at = Instant::now();
         let client = self.pool.get().await?;
         let settled = outbox::settle(&client, &run_ids, self.republish_after).await?;
         tracing::debug!(confirmed = run_ids.len(), settled, "settled published rows");
