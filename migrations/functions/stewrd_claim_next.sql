@@ -1,8 +1,9 @@
 -- Claims the next run for a worker, fairly. Among the projects with queued runs
--- (up to 32 of them, from the message's project on), the one with the fewest
--- running now goes first (ties at random), so a project
--- with a deep backlog holds no more of the workers than any other that has work,
--- and a newcomer's run is taken by the next claim whichever message woke it.
+-- (up to 32 of them: 16 from the message's project on, 16 from a shared
+-- cursor), the one with the fewest running now goes first (ties at random),
+-- so a project with a deep backlog holds no more of the workers than any
+-- other that has work, and a newcomer's run is taken by the next claim
+-- whichever message woke it.
 -- (With one project waiting there is nothing to rank, and nothing is counted.)
 --
 -- The message names a run (`p_hint`). When that run's project is the one to
@@ -38,6 +39,7 @@ DECLARE
     beyond uuid[];
     cursor_at uuid;
     zero constant uuid := '00000000-0000-0000-0000-000000000000';
+    per_list constant integer := 16; -- projects in a window (see below)
     candidate record;
     running_now bigint;
     picked uuid;
@@ -57,29 +59,31 @@ BEGIN
             RETURN; -- a spare message
         END IF;
     END IF;
-    -- The waiting projects ranked: all of them while there are at most 32;
-    -- beyond, the 32 that follow the message's project in id order (it
-    -- first), and the 32 that follow the shared cursor, which each claim
-    -- moves on past them (wrapping around): so every waiting project is
-    -- ranked within a turn of the cursor (number of waiting projects / 32
-    -- claims) whatever the messages name, and by every claim its own
-    -- messages make. Listing every waiting project cost each claim an index
-    -- probe per project, and a count of its running runs: 7,300 buffers a
-    -- claim with 1,000 projects waiting, 11,500 at a 100k backlog (`bench
-    -- backlog`).
+    -- The waiting projects ranked: all of them while there are at most
+    -- `per_list`; beyond, the `per_list` that follow the message's project in id
+    -- order (it first), and the `per_list` that follow the shared cursor, which
+    -- each claim moves on past them (wrapping around): so every waiting
+    -- project is ranked within a turn of the cursor (number of waiting
+    -- projects / `per_list` claims) whatever the messages name, and by every
+    -- claim its own messages make. Listing every waiting project cost each
+    -- claim an index probe per project, and a count of its running runs:
+    -- 7,300 buffers a claim with 1,000 projects waiting, 11,500 at a 100k
+    -- backlog (`bench backlog`). The lists and the counts are most of what a
+    -- claim reads with many projects waiting: with 1,000 projects waiting a
+    -- job read 720-830 buffers with lists of 32, and 450-490 with 16.
     IF hint_project IS NOT NULL THEN
-        waiting := stewrd_waiting_projects(hint_project, 32);
+        waiting := stewrd_waiting_projects(hint_project, per_list);
     END IF;
     SELECT project_id INTO cursor_at FROM claim_cursor WHERE id = 1;
-    beyond := stewrd_waiting_projects(coalesce(cursor_at, zero), 32);
-    IF cardinality(beyond) < 32 AND cursor_at IS NOT NULL THEN
-        beyond := beyond || stewrd_waiting_projects(zero, 32 - cardinality(beyond), cursor_at);
+    beyond := stewrd_waiting_projects(coalesce(cursor_at, zero), per_list);
+    IF cardinality(beyond) < per_list AND cursor_at IS NOT NULL THEN
+        beyond := beyond || stewrd_waiting_projects(zero, per_list - cardinality(beyond), cursor_at);
     END IF;
-    IF cardinality(beyond) = 32 THEN
+    IF cardinality(beyond) = per_list THEN
         -- More may wait than one window holds: the cursor moves on to this
         -- window's last project, by whichever claim gets its row first (the
         -- others skip it, and look at the same window again).
-        UPDATE claim_cursor SET project_id = beyond[32]
+        UPDATE claim_cursor SET project_id = beyond[per_list]
         WHERE id = (SELECT id FROM claim_cursor WHERE id = 1 FOR UPDATE SKIP LOCKED);
     END IF;
     SELECT coalesce(array_agg(DISTINCT w), '{}') INTO waiting
