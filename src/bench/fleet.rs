@@ -116,6 +116,7 @@ impl Fleet {
             fleet.add_worker()?;
         }
         fleet.wait_ready().await?;
+        fleet.warn_without_autovacuum().await?;
         Ok(fleet)
     }
 
@@ -149,6 +150,27 @@ impl Fleet {
             "the benchmark API never became ready; see {}",
             log_path(&self.name, "api").display()
         )
+    }
+
+    /// Says so when the server does not vacuum by itself (some CI images turn
+    /// autovacuum off): dead rows then pile up, and every figure of cost per
+    /// job grows with the jobs run before it (measured: Postgres 0.94 ms a job
+    /// with it off, 0.79 with it on, for 50,000 jobs of `bench throughput`).
+    async fn warn_without_autovacuum(&self) -> anyhow::Result<()> {
+        let setting: String = self
+            .db()
+            .await?
+            .query_one("SHOW autovacuum", &[])
+            .await?
+            .get(0);
+        if setting != "on" {
+            eprintln!(
+                "warning: autovacuum is {setting} on this Postgres: dead rows are never \
+                 vacuumed, and the cost per job grows with the jobs run (turn it on for \
+                 figures a production server would give)"
+            );
+        }
+        Ok(())
     }
 
     /// The settings the fleet's processes run with.
