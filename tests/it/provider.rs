@@ -545,6 +545,153 @@ async fn a_late_result_never_overwrites_cancelled() {
     assert_eq!(session["output"], Value::Null);
 }
 
+/// Results finishing together are stored in one statement, each under its own
+/// lease: a result whose lease was lost (its session cancelled) is refused
+/// while the others in the same batch are written, each with its own usage,
+/// error and webhook event, whatever order the batch came in.
+#[tokio::test]
+async fn a_batch_of_results_writes_each_under_its_own_lease() {
+    use stewrd_shared::{
+        db::{
+            coalesce::Write,
+            run::{Claim, Finished, ResultRow, RunOutcome, claim_next},
+        },
+        domain::{
+            id::WorkerId,
+            llm::LlmChoice,
+            model::{FailureCode, KeySource, Provider},
+            usage::Usage,
+        },
+    };
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let hook = crate::receiver::Receiver::start().await;
+    let hooked = app
+        .submit(&key, json!({"message": "one", "webhook_url": hook.url()}))
+        .await;
+    let plain = app.submit(&key, json!({"message": "two"})).await;
+    let late = app.submit(&key, json!({"message": "three"})).await;
+    let mut pool = app.pool().get().await.expect("a connection");
+    let worker = WorkerId::new();
+    let mut claimed = Vec::new();
+    for _ in 0..3 {
+        let Claim::Claimed(run) = claim_next(&pool, worker, Duration::from_secs(30), None)
+            .await
+            .expect("claim")
+        else {
+            panic!("three queued runs are claimed");
+        };
+        claimed.push(*run);
+    }
+    let run_of = |accepted: &Value| {
+        let id = accepted["run_id"].as_str().expect("id");
+        claimed
+            .iter()
+            .find(|run| run.id.to_string() == id)
+            .expect("claimed")
+            .clone()
+    };
+    let (hooked_run, plain_run, late_run) = (run_of(&hooked), run_of(&plain), run_of(&late));
+    let late_session = late["session_id"].as_str().expect("id");
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/v1/sessions/{late_session}/cancel"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let choice = LlmChoice {
+        provider: Provider::OpenAi,
+        model: "gpt-4o-mini".into(),
+        key_source: KeySource::Default,
+    };
+    let usage = Usage {
+        prompt_tokens: 3,
+        completion_tokens: 4,
+        total_tokens: 7,
+        cost_usd: None,
+    };
+    let succeeded = |output: &str| RunOutcome::Succeeded {
+        output: output.into(),
+        usage: Some(usage),
+    };
+    let failed = RunOutcome::Failed {
+        code: FailureCode::ProviderUnavailable,
+        message: "the provider said no".into(),
+        output: None,
+    };
+    let rows = [
+        ResultRow::new(
+            &late_run,
+            worker,
+            &choice,
+            &succeeded("too late"),
+            None,
+            None,
+        ),
+        ResultRow::new(
+            &hooked_run,
+            worker,
+            &choice,
+            &succeeded("first"),
+            None,
+            None,
+        ),
+        ResultRow::new(&plain_run, worker, &choice, &failed, None, None),
+    ];
+    let written = ResultRow::many(&mut pool, &rows)
+        .await
+        .expect("the batch is stored");
+    assert_eq!(
+        written,
+        [
+            Finished::LeaseLost,
+            Finished::Written { webhook: true },
+            Finished::Written { webhook: false },
+        ],
+        "each result answered under its own lease, in the batch's order"
+    );
+    let session = |accepted: &Value| accepted["session_id"].as_str().expect("id").to_owned();
+    let first = app.wait_final(&key, &session(&hooked)).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert_eq!(first["output"], "first");
+    assert_eq!(first["usage"]["total_tokens"], 7, "{first}");
+    let second = app.wait_final(&key, &session(&plain)).await;
+    assert_eq!(second["status"], "failed", "{second}");
+    assert_eq!(second["error"]["code"], "provider_unavailable", "{second}");
+    let third = app.wait_final(&key, late_session).await;
+    assert_eq!(third["status"], "cancelled", "{third}");
+    assert_eq!(third["output"], Value::Null);
+    let events: Vec<(String, i64)> = app
+        .db()
+        .await
+        .query(
+            "SELECT r.input, count(e.id) FROM runs r LEFT JOIN webhook_events e ON e.run_id = r.id
+             GROUP BY r.input ORDER BY r.input",
+            &[],
+        )
+        .await
+        .expect("events")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("one".to_owned(), 1),
+            ("three".to_owned(), 0),
+            ("two".to_owned(), 0)
+        ],
+        "one webhook event, for the run with a URL"
+    );
+}
+
 /// Postgres cannot store U+0000: an answer holding one must still be stored
 /// once, not called again after every lease expiry.
 #[tokio::test]

@@ -29,7 +29,7 @@ pub const EVENT_FOR_STATUS_CHANGE: &str = "
                coalesce(f.webhook_url, p.webhook_url)
         FROM final_runs f JOIN projects p ON p.id = f.project_id
         WHERE coalesce(f.webhook_url, p.webhook_url) IS NOT NULL
-        RETURNING id
+        RETURNING id, run_id
     )";
 
 /// An event due for an attempt.

@@ -35,39 +35,69 @@ pub enum RunOutcome {
     },
 }
 
-static FINISH_RUN: LazyLock<String> = LazyLock::new(|| {
+/// Stores the results of a batch in one statement, each guarded by its lease
+/// (a row whose run is no longer `running` under that worker and attempt is
+/// not written, and not returned). One statement for the batch, not one a
+/// result: Postgres compiles a table's CHECK constraints and its triggers'
+/// `WHEN` clauses, and starts the plan of every CTE, once per statement, and
+/// `runs` has ten CHECKs and four such triggers (`ExecConstraints` alone was
+/// 9 % of Postgres's CPU with a statement a result). In the same statement:
+/// each run's last step, its webhook event and what its call taught about the
+/// project's key (the last of a project's results in the batch wins, as when
+/// they were written one after the other in run id order).
+static FINISH_RUNS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH final_runs AS (
-             UPDATE runs SET status = $4, output = $5, error_code = $6, error_message = $7,
-                 prompt_tokens = CASE WHEN $8::int IS NULL THEN prompt_tokens
-                                      ELSE coalesce(prompt_tokens, 0) + $8 END,
-                 completion_tokens = CASE WHEN $9::int IS NULL THEN completion_tokens
-                                          ELSE coalesce(completion_tokens, 0) + $9 END,
-                 total_tokens = CASE WHEN $10::int IS NULL THEN total_tokens
-                                     ELSE coalesce(total_tokens, 0) + $10 END,
+        "WITH input AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[],
+                                  $6::text[], $7::text[], $8::int[], $9::int[], $10::int[],
+                                  $11::text[], $12::text[], $13::text[], $14::text[],
+                                  $15::bytea[], $16::int[], $17::timestamptz[], $18::float8[])
+                 AS i(id, worker, attempt, status, output, code, message, prompt,
+                      completion, total, provider, model, key_source, learnt, used_own_key,
+                      step_index, step_started, cost)
+         ),
+         final_runs AS (
+             UPDATE runs SET status = i.status, output = i.output, error_code = i.code,
+                 error_message = i.message,
+                 prompt_tokens = CASE WHEN i.prompt IS NULL THEN runs.prompt_tokens
+                                      ELSE coalesce(runs.prompt_tokens, 0) + i.prompt END,
+                 completion_tokens = CASE WHEN i.completion IS NULL THEN runs.completion_tokens
+                                          ELSE coalesce(runs.completion_tokens, 0) + i.completion END,
+                 total_tokens = CASE WHEN i.total IS NULL THEN runs.total_tokens
+                                     ELSE coalesce(runs.total_tokens, 0) + i.total END,
                  cost_usd = (SELECT CASE WHEN c IS NULL THEN runs.cost_usd
                                          ELSE coalesce(runs.cost_usd, 0) + c END
-                             FROM stewrd_call_cost($11, $12, $8, $9, $18) c),
-                 provider = $11, model = $12, key_source = $13,
-                 step_count = step_count + CASE WHEN $16::int IS NULL THEN 0 ELSE 1 END,
+                             FROM stewrd_call_cost(i.provider, i.model, i.prompt, i.completion,
+                                                   i.cost) c),
+                 provider = i.provider, model = i.model, key_source = i.key_source,
+                 step_count = runs.step_count + CASE WHEN i.step_index IS NULL THEN 0 ELSE 1 END,
                  finished_at = now(), lease_owner = NULL, lease_until = NULL
-             WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
-             RETURNING id, session_id, project_id, status, webhook_url
+             FROM input i
+             WHERE runs.id = i.id AND runs.status = 'running' AND runs.lease_owner = i.worker
+               AND runs.attempts = i.attempt
+             RETURNING runs.id, runs.session_id, runs.project_id, runs.status, runs.webhook_url
          ),
          last_step AS (
              INSERT INTO run_steps (run_id, index, type, status, model, content,
                                     prompt_tokens, completion_tokens, total_tokens,
                                     started_at, finished_at)
-             SELECT id, $16, 'model_call', 'succeeded', $12, $5, $8, $9, $10, $17, now()
-             FROM final_runs WHERE $16::int IS NOT NULL
+             SELECT f.id, i.step_index, 'model_call', 'succeeded', i.model, i.output, i.prompt,
+                    i.completion, i.total, i.step_started, now()
+             FROM final_runs f JOIN input i ON i.id = f.id
+             WHERE i.step_index IS NOT NULL
          ),
          {EVENT_FOR_STATUS_CHANGE},
          k AS (
-             UPDATE projects SET key_status = $14
-             WHERE $14::text IS NOT NULL AND id = (SELECT project_id FROM final_runs)
-               AND llm_api_key = $15 AND key_status <> $14
+             UPDATE projects p SET key_status = l.learnt
+             FROM (SELECT DISTINCT ON (f.project_id) f.project_id, i.learnt, i.used_own_key
+                   FROM final_runs f JOIN input i ON i.id = f.id
+                   WHERE i.learnt IS NOT NULL
+                   ORDER BY f.project_id, i.id DESC) l
+             WHERE p.id = l.project_id AND p.llm_api_key = l.used_own_key
+               AND p.key_status <> l.learnt
          )
-         SELECT (SELECT count(*) FROM e) AS events FROM final_runs"
+         SELECT f.id, (SELECT count(*) FROM e WHERE e.run_id = f.id) AS events
+         FROM final_runs f"
     )
 });
 
@@ -80,10 +110,10 @@ pub enum Finished {
     Written { webhook: bool },
 }
 
-/// One result to store: everything [`FINISH_RUN`] binds, owned, so results of
-/// runs finishing together can be handed to one committer (see
-/// [`finish_runs`]). No `Debug`: it holds the project's encrypted key to
-/// compare against.
+/// One result to store: a row of what [`FINISH_RUNS`] binds, owned, so results
+/// of runs finishing together can be handed to one committer and stored in one
+/// statement. No `Debug`: it holds the project's encrypted key to compare
+/// against.
 #[derive(Clone)]
 pub struct ResultRow {
     run_id: RunId,
@@ -161,45 +191,6 @@ impl ResultRow {
             last_step,
         }
     }
-
-    async fn store(
-        &self,
-        client: &impl GenericClient,
-        statement: &tokio_postgres::Statement,
-    ) -> Result<Finished, DbError> {
-        let usage = self.usage;
-        let rows = client
-            .query(
-                statement,
-                &[
-                    &self.run_id,
-                    &self.worker,
-                    &self.attempt,
-                    &self.status,
-                    &self.output,
-                    &self.code,
-                    &self.message,
-                    &usage.map(|u| u.prompt_tokens),
-                    &usage.map(|u| u.completion_tokens),
-                    &usage.map(|u| u.total_tokens),
-                    &self.provider,
-                    &self.model,
-                    &self.key_source,
-                    &self.learnt,
-                    &self.used_own_key,
-                    &self.last_step.map(|(index, _)| index),
-                    &self.last_step.map(|(_, started)| started),
-                    &usage.and_then(|u| u.cost_usd),
-                ],
-            )
-            .await?;
-        match rows.first() {
-            None => Ok(Finished::LeaseLost),
-            Some(row) => Ok(Finished::Written {
-                webhook: row.try_get::<_, i64>("events")? > 0,
-            }),
-        }
-    }
 }
 
 /// Writes a run's result, guarded by the lease: if the lease was lost (taken over,
@@ -223,8 +214,90 @@ pub async fn finish_run(
 
 /// Stores one result on its own (see [`finish_run`]).
 async fn store_result(client: &impl GenericClient, row: &ResultRow) -> Result<Finished, DbError> {
-    let statement = client.prepare_cached(&FINISH_RUN).await?;
-    row.store(client, &statement).await
+    Ok(store_results(client, std::slice::from_ref(row)).await?[0])
+}
+
+/// Stores `rows` in one statement ([`FINISH_RUNS`]); answers in the order given.
+async fn store_results(
+    client: &impl GenericClient,
+    rows: &[ResultRow],
+) -> Result<Vec<Finished>, DbError> {
+    // In run id order, as the rows are locked, whatever the batch's order.
+    let mut order: Vec<&ResultRow> = rows.iter().collect();
+    order.sort_by_key(|row| row.run_id);
+    let ids: Vec<RunId> = order.iter().map(|row| row.run_id).collect();
+    let workers: Vec<WorkerId> = order.iter().map(|row| row.worker).collect();
+    let attempts: Vec<i32> = order.iter().map(|row| row.attempt).collect();
+    let statuses: Vec<&str> = order.iter().map(|row| row.status).collect();
+    let outputs: Vec<Option<&str>> = order.iter().map(|row| row.output.as_deref()).collect();
+    let codes: Vec<Option<&str>> = order.iter().map(|row| row.code).collect();
+    let messages: Vec<Option<&str>> = order.iter().map(|row| row.message.as_deref()).collect();
+    let usage = |count: fn(Usage) -> i32| -> Vec<Option<i32>> {
+        order.iter().map(|row| row.usage.map(count)).collect()
+    };
+    let prompt = usage(|u| u.prompt_tokens);
+    let completion = usage(|u| u.completion_tokens);
+    let total = usage(|u| u.total_tokens);
+    let providers: Vec<&str> = order.iter().map(|row| row.provider).collect();
+    let models: Vec<&str> = order.iter().map(|row| row.model.as_str()).collect();
+    let key_sources: Vec<&str> = order.iter().map(|row| row.key_source).collect();
+    let learnt: Vec<Option<&str>> = order.iter().map(|row| row.learnt).collect();
+    let own_keys: Vec<Option<&[u8]>> = order
+        .iter()
+        .map(|row| row.used_own_key.as_deref())
+        .collect();
+    let step_index: Vec<Option<i32>> = order
+        .iter()
+        .map(|row| row.last_step.map(|(index, _)| index))
+        .collect();
+    let step_started: Vec<Option<OffsetDateTime>> = order
+        .iter()
+        .map(|row| row.last_step.map(|(_, started)| started))
+        .collect();
+    let costs: Vec<Option<f64>> = order
+        .iter()
+        .map(|row| row.usage.and_then(|u| u.cost_usd))
+        .collect();
+    let statement = client.prepare_cached(&FINISH_RUNS).await?;
+    let written = client
+        .query(
+            &statement,
+            &[
+                &ids,
+                &workers,
+                &attempts,
+                &statuses,
+                &outputs,
+                &codes,
+                &messages,
+                &prompt,
+                &completion,
+                &total,
+                &providers,
+                &models,
+                &key_sources,
+                &learnt,
+                &own_keys,
+                &step_index,
+                &step_started,
+                &costs,
+            ],
+        )
+        .await?;
+    let mut events = std::collections::HashMap::with_capacity(written.len());
+    for row in &written {
+        events.insert(
+            row.try_get::<_, RunId>("id")?,
+            row.try_get::<_, i64>("events")?,
+        );
+    }
+    Ok(rows
+        .iter()
+        .map(|row| match events.get(&row.run_id) {
+            None => Finished::LeaseLost,
+            Some(&count) => Finished::Written { webhook: count > 0 },
+        })
+        .collect())
 }
 
 /// Results of runs finishing together share a commit.
@@ -236,40 +309,14 @@ impl coalesce::Write for ResultRow {
         client: &mut deadpool_postgres::Client,
         rows: &[Self],
     ) -> Result<Vec<Finished>, DbError> {
-        finish_runs(client, rows).await
+        // One statement, so all or none commit: on an error nothing is
+        // stored, and the committer stores them one by one.
+        store_results(&*client, rows).await
     }
 
     async fn one(&self, client: &deadpool_postgres::Client) -> Result<Finished, DbError> {
         store_result(client, self).await
     }
-}
-
-/// Stores the results of several runs in one transaction (one commit, the
-/// statements pipelined on one connection), each guarded by its lease as in
-/// [`finish_run`]; answers in the order given. All or none commit: on an error
-/// nothing is stored, and the caller may store them one by one.
-async fn finish_runs(
-    client: &mut deadpool_postgres::Client,
-    rows: &[ResultRow],
-) -> Result<Vec<Finished>, DbError> {
-    let statement = client.prepare_cached(&FINISH_RUN).await?;
-    // In run id order, the order the lease heartbeat locks the same rows in:
-    // locked in different orders, the two would deadlock.
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by_key(|&i| rows[i].run_id);
-    let transaction = client.transaction().await?;
-    let stored = futures_util::future::join_all(
-        order
-            .iter()
-            .map(|&i| rows[i].store(&transaction, &statement)),
-    )
-    .await;
-    let mut finished = vec![Finished::LeaseLost; rows.len()];
-    for (&i, result) in order.iter().zip(stored) {
-        finished[i] = result?;
-    }
-    transaction.commit().await?;
-    Ok(finished)
 }
 
 /// How a claimed run goes back to the queue.
