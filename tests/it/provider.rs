@@ -546,9 +546,10 @@ async fn a_late_result_never_overwrites_cancelled() {
 }
 
 /// Results finishing together are stored in one statement, each under its own
-/// lease: a result whose lease was lost (its session cancelled) is refused
-/// while the others in the same batch are written, each with its own usage,
-/// error and webhook event, whatever order the batch came in.
+/// lease: a result whose lease was lost (its session cancelled), and a stale
+/// attempt's result beside its run's current one, are refused while the others
+/// in the same batch are written, each with its own usage, error and webhook
+/// event, whatever order the batch came in.
 #[tokio::test]
 async fn a_batch_of_results_writes_each_under_its_own_lease() {
     use stewrd_shared::{
@@ -626,6 +627,10 @@ async fn a_batch_of_results_writes_each_under_its_own_lease() {
         message: "the provider said no".into(),
         output: None,
     };
+    // The same run's result from an attempt before this one (a worker that
+    // lost its lease and claimed the run again holds both).
+    let mut stale_run = hooked_run.clone();
+    stale_run.lease.attempt -= 1;
     let rows = [
         ResultRow::new(
             &late_run,
@@ -644,6 +649,7 @@ async fn a_batch_of_results_writes_each_under_its_own_lease() {
             None,
         ),
         ResultRow::new(&plain_run, worker, &choice, &failed, None, None),
+        ResultRow::new(&stale_run, worker, &choice, &succeeded("stale"), None, None),
     ];
     let written = ResultRow::many(&mut pool, &rows)
         .await
@@ -654,6 +660,7 @@ async fn a_batch_of_results_writes_each_under_its_own_lease() {
             Finished::LeaseLost,
             Finished::Written { webhook: true },
             Finished::Written { webhook: false },
+            Finished::LeaseLost,
         ],
         "each result answered under its own lease, in the batch's order"
     );

@@ -75,28 +75,38 @@ static FINISH_RUNS: LazyLock<String> = LazyLock::new(|| {
              FROM input i
              WHERE runs.id = i.id AND runs.status = 'running' AND runs.lease_owner = i.worker
                AND runs.attempts = i.attempt
-             RETURNING runs.id, runs.session_id, runs.project_id, runs.status, runs.webhook_url
+             RETURNING runs.id, runs.attempts, runs.session_id, runs.project_id, runs.status,
+                       runs.webhook_url
+         ),
+         -- The input row each written run came from: a run and its attempt (a
+         -- worker may hold a stale attempt's result and the new attempt's in
+         -- one batch, after its lease expired and it claimed the run again).
+         written AS (
+             SELECT f.id, f.project_id, i.model, i.output, i.prompt, i.completion, i.total,
+                    i.learnt, i.used_own_key, i.step_index, i.step_started
+             FROM final_runs f JOIN input i ON i.id = f.id AND i.attempt = f.attempts
          ),
          last_step AS (
              INSERT INTO run_steps (run_id, index, type, status, model, content,
                                     prompt_tokens, completion_tokens, total_tokens,
                                     started_at, finished_at)
-             SELECT f.id, i.step_index, 'model_call', 'succeeded', i.model, i.output, i.prompt,
-                    i.completion, i.total, i.step_started, now()
-             FROM final_runs f JOIN input i ON i.id = f.id
-             WHERE i.step_index IS NOT NULL
+             SELECT w.id, w.step_index, 'model_call', 'succeeded', w.model, w.output, w.prompt,
+                    w.completion, w.total, w.step_started, now()
+             FROM written w
+             WHERE w.step_index IS NOT NULL
          ),
          {EVENT_FOR_STATUS_CHANGE},
+         -- Of a project's results that used its stored key, the last in run id
+         -- order: the one that would have been written last one by one.
          k AS (
              UPDATE projects p SET key_status = l.learnt
-             FROM (SELECT DISTINCT ON (f.project_id) f.project_id, i.learnt, i.used_own_key
-                   FROM final_runs f JOIN input i ON i.id = f.id
-                   WHERE i.learnt IS NOT NULL
-                   ORDER BY f.project_id, i.id DESC) l
-             WHERE p.id = l.project_id AND p.llm_api_key = l.used_own_key
-               AND p.key_status <> l.learnt
+             FROM (SELECT DISTINCT ON (w.project_id) w.project_id, w.learnt
+                   FROM written w JOIN projects q ON q.id = w.project_id
+                   WHERE w.learnt IS NOT NULL AND q.llm_api_key = w.used_own_key
+                   ORDER BY w.project_id, w.id DESC) l
+             WHERE p.id = l.project_id AND p.key_status <> l.learnt
          )
-         SELECT f.id, (SELECT count(*) FROM e WHERE e.run_id = f.id) AS events
+         SELECT f.id, f.attempts, (SELECT count(*) FROM e WHERE e.run_id = f.id) AS events
          FROM final_runs f"
     )
 });
@@ -222,7 +232,8 @@ async fn store_results(
     client: &impl GenericClient,
     rows: &[ResultRow],
 ) -> Result<Vec<Finished>, DbError> {
-    // In run id order, as the rows are locked, whatever the batch's order.
+    // Bound in run id order (rows are then locked in that order when the plan
+    // walks the input; the heartbeat and the reaper skip locked rows anyway).
     let mut order: Vec<&ResultRow> = rows.iter().collect();
     order.sort_by_key(|row| row.run_id);
     let ids: Vec<RunId> = order.iter().map(|row| row.run_id).collect();
@@ -284,16 +295,21 @@ async fn store_results(
             ],
         )
         .await?;
+    // By run and attempt: a stale attempt's result beside the run's current
+    // one is not the one written.
     let mut events = std::collections::HashMap::with_capacity(written.len());
     for row in &written {
         events.insert(
-            row.try_get::<_, RunId>("id")?,
+            (
+                row.try_get::<_, RunId>("id")?,
+                row.try_get::<_, i32>("attempts")?,
+            ),
             row.try_get::<_, i64>("events")?,
         );
     }
     Ok(rows
         .iter()
-        .map(|row| match events.get(&row.run_id) {
+        .map(|row| match events.get(&(row.run_id, row.attempt)) {
             None => Finished::LeaseLost,
             Some(&count) => Finished::Written { webhook: count > 0 },
         })
