@@ -390,8 +390,27 @@ pub fn cpu_ms_of(comm: &str) -> f64 {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|name| name.trim() == comm)
         })
-        .map(cpu_ms)
+        .map(|pid| cpu_ms(pid) + reaped_children_cpu_ms(pid))
         .sum()
+}
+
+/// CPU of the children a process has reaped (`cutime` + `cstime`): for
+/// Postgres, the backends and autovacuum workers that exited. Without it, a
+/// process gone between two snapshots took its CPU with it, and with
+/// autovacuum on its workers' CPU was never counted.
+fn reaped_children_cpu_ms(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(13) + ticks(14)) * 1000.0 / clock_ticks()
 }
 
 /// Resident memory of a process, in KiB.
