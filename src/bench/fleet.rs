@@ -347,28 +347,45 @@ fn spawn_api(env: &[(String, String)], name: &str) -> anyhow::Result<(Child, Str
 
 /// CPU time (user + system) of a process, in milliseconds.
 pub fn cpu_ms(pid: u32) -> f64 {
+    let [user, system, ..] = cpu_times_ms(pid);
+    user + system
+}
+
+/// A process's `utime`, `stime`, `cutime` and `cstime` in milliseconds (zeros
+/// when it is gone). The last two are the children it has reaped: for Postgres,
+/// the backends and autovacuum workers that exited. Without them, a process
+/// gone between two snapshots took its CPU with it, and with autovacuum on its
+/// workers' CPU was never counted.
+fn cpu_times_ms(pid: u32) -> [f64; 4] {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
+        return [0.0; 4];
     };
-    // Fields after the parenthesized command: state is field 3; utime 14, stime 15.
+    // Fields after the parenthesized command: state is field 3; utime 14,
+    // stime 15, cutime 16, cstime 17.
     let after = stat.rsplit(')').next().unwrap_or_default();
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
+    let ms = |i: usize| {
         fields
             .get(i)
             .and_then(|f| f.parse::<f64>().ok())
             .unwrap_or(0.0)
+            * 1000.0
+            / clock_ticks()
     };
-    (ticks(11) + ticks(12)) * 1000.0 / clock_ticks()
+    [ms(11), ms(12), ms(13), ms(14)]
 }
 
+/// Clock ticks per second, asked of `getconf` once.
 fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// Total CPU milliseconds of every process whose command name is `comm`.
@@ -390,27 +407,8 @@ pub fn cpu_ms_of(comm: &str) -> f64 {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|name| name.trim() == comm)
         })
-        .map(|pid| cpu_ms(pid) + reaped_children_cpu_ms(pid))
+        .map(|pid| cpu_times_ms(pid).iter().sum::<f64>())
         .sum()
-}
-
-/// CPU of the children a process has reaped (`cutime` + `cstime`): for
-/// Postgres, the backends and autovacuum workers that exited. Without it, a
-/// process gone between two snapshots took its CPU with it, and with
-/// autovacuum on its workers' CPU was never counted.
-fn reaped_children_cpu_ms(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(13) + ticks(14)) * 1000.0 / clock_ticks()
 }
 
 /// Resident memory of a process, in KiB.
