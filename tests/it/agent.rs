@@ -803,17 +803,6 @@ async fn bad_agent_input_gets_400_naming_the_field() {
     );
 }
 
-async fn cancel(app: &TestApp, key: &str, session: &str) -> StatusCode {
-    app.call(
-        Method::POST,
-        &format!("/v1/sessions/{session}/cancel"),
-        Some(key),
-        None,
-    )
-    .await
-    .0
-}
-
 #[tokio::test]
 async fn cancel_drops_an_in_flight_tool_call_and_model_call_and_ends_a_paused_run() {
     let app = spawn_app().await;
@@ -834,7 +823,7 @@ async fn cancel_drops_an_in_flight_tool_call_and_model_call_and_ends_a_paused_ru
     })
     .await
     .expect("the tool was called");
-    assert_eq!(cancel(&app, &key, &session).await, StatusCode::OK);
+    assert_eq!(app.cancel(&key, &session).await, StatusCode::OK);
     let dropped = wait_for(Duration::from_secs(5), || async {
         (tools.dropped() == 1).then_some(())
     })
@@ -862,7 +851,7 @@ async fn cancel_drops_an_in_flight_tool_call_and_model_call_and_ends_a_paused_ru
     })
     .await
     .expect("the second model call is in flight");
-    assert_eq!(cancel(&app, &key, &session).await, StatusCode::OK);
+    assert_eq!(app.cancel(&key, &session).await, StatusCode::OK);
     let dropped = wait_for(Duration::from_secs(5), || async {
         (app.stub.state.stats().dropped == 1).then_some(())
     })
@@ -879,7 +868,7 @@ async fn cancel_drops_an_in_flight_tool_call_and_model_call_and_ends_a_paused_ru
         .await;
     let session = accepted["session_id"].as_str().expect("id").to_owned();
     wait_status(&app, &key, &session, "requires_action").await;
-    assert_eq!(cancel(&app, &key, &session).await, StatusCode::OK);
+    assert_eq!(app.cancel(&key, &session).await, StatusCode::OK);
     let done = app.wait_final(&key, &session).await;
     assert_eq!(done["status"], "cancelled");
     assert_eq!(done["required_action"], Value::Null);

@@ -523,6 +523,18 @@ impl TestApp {
         self.call_at(&self.base, method, path, token, body).await
     }
 
+    /// Cancels `session` (`POST /v1/sessions/{id}/cancel`); the answer's status.
+    pub async fn cancel(&self, key: &str, session: &str) -> StatusCode {
+        self.call(
+            Method::POST,
+            &format!("/v1/sessions/{session}/cancel"),
+            Some(key),
+            None,
+        )
+        .await
+        .0
+    }
+
     /// [`TestApp::call`] to the API process at `base` (one of several).
     pub async fn call_at(
         &self,

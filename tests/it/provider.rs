@@ -514,15 +514,7 @@ async fn a_late_result_never_overwrites_cancelled() {
         panic!("the queued run is claimed");
     };
     assert_eq!(claimed.id, run_id, "the only queued run");
-    let (status, _) = app
-        .call(
-            Method::POST,
-            &format!("/v1/sessions/{session_id}/cancel"),
-            Some(&key),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.cancel(&key, session_id).await, StatusCode::OK);
     let choice = LlmChoice {
         provider: Provider::OpenAi,
         model: "gpt-4o-mini".into(),
@@ -598,15 +590,7 @@ async fn a_batch_of_results_writes_each_under_its_own_lease() {
     };
     let (hooked_run, plain_run, late_run) = (run_of(&hooked), run_of(&plain), run_of(&late));
     let late_session = late["session_id"].as_str().expect("id");
-    let (status, _) = app
-        .call(
-            Method::POST,
-            &format!("/v1/sessions/{late_session}/cancel"),
-            Some(&key),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.cancel(&key, late_session).await, StatusCode::OK);
     let choice = LlmChoice {
         provider: Provider::OpenAi,
         model: "gpt-4o-mini".into(),
