@@ -317,6 +317,9 @@ pub(super) async fn slow(
         "queueing",
     )
     .await;
+    // The worker is not running, so its CPU all falls in the drain; the bench's
+    // own process is the stub here, answering every call.
+    let before = cpu_snapshot(&fleet);
     let started = Instant::now();
     fleet.add_worker()?;
     let pid = fleet.workers[0].id();
@@ -333,9 +336,10 @@ pub(super) async fn slow(
     wait_finished(&fleet, submitted.ok, "draining").await?;
     sampler.abort();
     let drained = started.elapsed();
+    let label = format!("slow_{delay_ms}ms");
+    before.report_per_job(&cpu_snapshot(&fleet), jobs, &format!("{label}_"), report);
     let peak_kib = peak.load(Ordering::Relaxed);
     let in_flight = fleet.stub.state.stats().max_in_flight as u64;
-    let label = format!("slow_{delay_ms}ms");
     report.add(
         format!("{label}_max_in_flight"),
         in_flight as f64,
