@@ -434,12 +434,30 @@ async fn handle(
 }
 
 /// Processes a claimed run to its end, in the caller's span.
-async fn work(
+///
+/// An `async` block, not an `async fn`: an `async fn` moves its arguments into
+/// a second place in its state, and the run (760 bytes) would be held twice by
+/// every task for its whole life.
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+fn work(
     worker: Arc<Worker>,
     run: ClaimedRun,
     woken_by: Wake,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
     hand_back: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        // Held until the run is done: it is the run's place in the worker.
+        let _permit = permit;
+        work_on(&worker, &run, woken_by, &hand_back).await;
+    }
+}
+
+async fn work_on(
+    worker: &Arc<Worker>,
+    run: &ClaimedRun,
+    woken_by: Wake,
+    hand_back: &CancellationToken,
 ) {
     Span::current().record("run_id", tracing::field::display(run.id));
     let relay_has_work = match woken_by {
@@ -453,11 +471,11 @@ async fn work(
     }
     // A panic must not strand the run: its lease would be kept by nobody
     // and the session would stay busy until the lease ran out.
-    let processed = AssertUnwindSafe(run::process(&worker, &run, &hand_back))
+    let processed = AssertUnwindSafe(run::process(worker, run, hand_back))
         .catch_unwind()
         .await;
     if processed.is_err() {
-        run::recover_from_panic(&worker, &run).await;
+        run::recover_from_panic(worker, run).await;
     }
 }
 

@@ -21,14 +21,20 @@ pub(crate) enum Patience<'a> {
     For(Duration),
 }
 
+/// Both helpers box the pool's checkout (1.6 KiB: deadpool's `get` holds its
+/// timeouts and a connection's creation inline) and the operation. A run's
+/// task is as large as its largest state and holds that size for its whole
+/// life, the provider call included, so a statement's future inline in a step
+/// would make every call in flight pay for it; on the heap it costs one
+/// allocation per statement, for as long as the statement runs.
 impl Worker {
     /// Runs `operation` on a pooled connection (returned to the pool after).
     pub(crate) async fn db<T, F>(&self, operation: impl FnOnce(Client) -> F) -> Result<T, DbError>
     where
         F: Future<Output = Result<T, DbError>>,
     {
-        let client = self.pool.get().await?;
-        operation(client).await
+        let client = Box::pin(self.pool.get()).await?;
+        Box::pin(operation(client)).await
     }
 
     /// Runs `operation` on a pooled connection until it succeeds or fails for
@@ -45,8 +51,8 @@ impl Worker {
     {
         let mut outage = Outage::new(patience, what);
         loop {
-            let result = match self.pool.get().await {
-                Ok(client) => operation(client).await,
+            let result = match Box::pin(self.pool.get()).await {
+                Ok(client) => Box::pin(operation(client)).await,
                 Err(error) => Err(error.into()),
             };
             if !outage.wait_to_retry(&result).await {

@@ -93,22 +93,27 @@ impl<'a> Loop<'a> {
         }
     }
 
-    pub(super) async fn run(mut self) -> Verdict {
-        if let Some((code, message)) = self.toolbox.missing(self.worker) {
-            return self.fail(code, message);
-        }
-        if let Some(verdict) = self.pin_mcp_tools().await {
-            return verdict;
-        }
-        loop {
-            let calls = self.unanswered_calls();
-            let turn = if calls.is_empty() {
-                self.ask_model().await
-            } else {
-                self.answer(&calls).await
-            };
-            if let Turn::Stop(verdict) = turn {
+    /// An `async` block, not an `async fn`, so the loop is held once in the
+    /// run's state, not twice (see `consumer::work`).
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    pub(super) fn run(mut self) -> impl Future<Output = Verdict> + Send + 'a {
+        async move {
+            if let Some((code, message)) = self.toolbox.missing(self.worker) {
+                return self.fail(code, message);
+            }
+            if let Some(verdict) = self.pin_mcp_tools().await {
                 return verdict;
+            }
+            loop {
+                let calls = self.unanswered_calls();
+                let turn = if calls.is_empty() {
+                    self.ask_model().await
+                } else {
+                    self.answer(&calls).await
+                };
+                if let Turn::Stop(verdict) = turn {
+                    return verdict;
+                }
             }
         }
     }

@@ -147,7 +147,8 @@ impl Drop for StreamSink {
 
 /// Writes a checkpoint; false when it could not be.
 async fn checkpoint(pool: Pool, session_id: SessionId, seq: i64, text: String) -> bool {
-    let written = match pool.get().await {
+    // Boxed, as in `Worker::db`: inline, the checkout would enlarge every run.
+    let written = match Box::pin(pool.get()).await {
         Ok(client) => event_log::checkpoint(&client, session_id, seq, &text).await,
         Err(error) => Err(error.into()),
     };
