@@ -232,10 +232,15 @@ pub struct ProviderClient {
 impl ProviderClient {
     /// A client with the worker's timeouts. Redirects are never followed (a key
     /// must not be replayed to another host) and proxy environment variables are
-    /// ignored: only `STEWRD_PROVIDER_PROXY` sets a proxy.
+    /// ignored: only `STEWRD_PROVIDER_PROXY` sets a proxy. reqwest never
+    /// replays a call on its own: a call is paid for, and the run's retries are
+    /// ours, counted and backed off. (Its default replays only HTTP/2 refusals,
+    /// which HTTP/1 never sends, yet copies every request in case: 0.5 KiB of
+    /// worker memory per call in flight, `bench slow`.)
     pub fn new(urls: ProviderUrls, settings: &WorkerSettings) -> Result<Self, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .no_proxy()
             .connect_timeout(settings.provider_connect_timeout)
             .timeout(settings.provider_timeout)
