@@ -2,13 +2,15 @@
 -- at hand, instead of one statement (one plpgsql call, one scan of the waiting
 -- projects, one commit) per message.
 --
--- A batch is claimed in one set-based UPDATE only where that gives each message
--- exactly what `stewrd_claim_next` would: exactly one project has queued runs
--- and it has no `max_concurrent_runs` (the fair claim then has nothing to rank
--- and nothing to count, and every message takes its own run or nothing). Any
--- other case returns one row of nulls, and the caller claims message by message
--- with `stewrd_claim_next`, in separate transactions: a batch taking several
--- projects' advisory locks in one transaction could deadlock with another.
+-- With exactly one project's runs queued and no `max_concurrent_runs` on it, a
+-- batch is claimed in one set-based UPDATE that gives each message exactly what
+-- `stewrd_claim_next` would (the fair claim then has nothing to rank and nothing
+-- to count, and every message takes its own run or nothing). With several
+-- projects waiting, `stewrd_claim_fair_batch` ranks them once for the batch. A
+-- capped project returns one row of nulls, and the caller claims message by
+-- message with `stewrd_claim_next`, in separate transactions: a batch taking
+-- several projects' advisory locks in one transaction could deadlock with
+-- another.
 --
 -- A message's run is claimed when it is queued, due and not locked by another
 -- claim, as in `stewrd_claim_next`. A queued, due run left unclaimed for any
@@ -50,9 +52,12 @@ BEGIN
     IF waiting IS NULL THEN
         RETURN; -- nothing queued: every message is a spare
     END IF;
-    IF cardinality(waiting) > 1
-       OR EXISTS (SELECT 1 FROM projects
-                  WHERE id = waiting[1] AND max_concurrent_runs IS NOT NULL) THEN
+    IF cardinality(waiting) > 1 THEN
+        RETURN QUERY SELECT * FROM stewrd_claim_fair_batch(p_worker, p_lease, p_hints);
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM projects
+               WHERE id = waiting[1] AND max_concurrent_runs IS NOT NULL) THEN
         RETURN NEXT fallback;
         RETURN;
     END IF;

@@ -110,7 +110,7 @@ async fn one_statement_claims_the_run_of_every_message_and_none_twice() {
 }
 
 #[tokio::test]
-async fn a_batch_is_claimed_one_by_one_when_the_project_is_capped_or_two_projects_wait() {
+async fn a_batch_is_claimed_one_by_one_when_a_project_is_capped() {
     let app = spawn_app_with(Options {
         workers: 0,
         ..Options::default()
@@ -135,20 +135,15 @@ async fn a_batch_is_claimed_one_by_one_when_the_project_is_capped_or_two_project
         "a capped project's runs are counted one claim at a time: {batch:?}"
     );
 
-    db.execute(
-        "UPDATE projects SET max_concurrent_runs = NULL WHERE id = $1",
-        &[&project_id],
-    )
-    .await
-    .expect("uncapped");
+    // Beside another project, the capped one is still counted claim by claim.
     let (_, other_key) = app.create_project("other").await;
     let other = submit_runs(&app, &other_key, 1).await;
-    let batch = claim_batch(&pool, WorkerId::new(), LEASE, &[capped[0], other[0]])
+    let batch = claim_batch(&pool, WorkerId::new(), LEASE, &[other[0]])
         .await
         .expect("claim");
     assert!(
         matches!(batch, Batch::OneByOne),
-        "two projects wait: the fair claim ranks them: {batch:?}"
+        "a capped project is ranked: {batch:?}"
     );
     let statuses: Vec<String> = rows(&app, &[capped[0], capped[1], other[0]])
         .await
@@ -156,6 +151,93 @@ async fn a_batch_is_claimed_one_by_one_when_the_project_is_capped_or_two_project
         .map(|(status, _, _)| status)
         .collect();
     assert_eq!(statuses, ["queued", "queued", "queued"], "nothing claimed");
+}
+
+/// Whether each run's outbox row is due now (its message is to be published).
+async fn message_due(app: &TestApp, runs: &[RunId]) -> Vec<bool> {
+    let db = app.db().await;
+    let mut due = Vec::new();
+    for id in runs {
+        let row = db
+            .query_one(
+                "SELECT coalesce(bool_and(available_at <= now()), false)
+                 FROM outbox WHERE run_id = $1",
+                &[id],
+            )
+            .await
+            .expect("the outbox");
+        due.push(row.get(0));
+    }
+    due
+}
+
+#[tokio::test]
+async fn with_two_projects_waiting_one_statement_serves_the_one_with_fewer_running_first() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let pool = app.pool().get().await.expect("a connection");
+    let worker = WorkerId::new();
+    // A has two runs running and four queued; B, two queued and none running.
+    let (_, a_key) = app.create_project("a").await;
+    let a = submit_runs(&app, &a_key, 6).await;
+    let running = claimed(
+        claim_batch(&pool, worker, LEASE, &a[..2])
+            .await
+            .expect("claim"),
+    );
+    assert_eq!(running.len(), 2, "A alone: its own two");
+    let (_, b_key) = app.create_project("b").await;
+    let b = submit_runs(&app, &b_key, 2).await;
+    app.db()
+        .await
+        .execute(
+            "UPDATE outbox SET available_at = now() + interval '5 minutes'
+             WHERE run_id = ANY($1)",
+            &[&[&a[2..], &b[..]].concat()],
+        )
+        .await
+        .expect("every message published");
+
+    // Two of A's messages: both claims go to B, which has none running, and
+    // A's two runs get messages of their own again.
+    let taken = claimed(
+        claim_batch(&pool, worker, LEASE, &a[2..4])
+            .await
+            .expect("claim"),
+    );
+    assert_eq!(
+        taken.iter().copied().collect::<BTreeSet<_>>(),
+        b.iter().copied().collect::<BTreeSet<_>>(),
+        "B first, in one statement"
+    );
+    let a_left = rows(&app, &a[2..]).await;
+    assert!(
+        a_left
+            .iter()
+            .all(|(status, _, in_outbox)| status == "queued" && *in_outbox),
+        "A's runs still queued, each with its outbox row: {a_left:?}"
+    );
+    assert_eq!(
+        message_due(&app, &a[2..]).await,
+        [true, true, false, false],
+        "the two hinted runs get a message now, the others keep theirs"
+    );
+
+    // Only A waits now: its hinted runs are its own claims, and B's messages,
+    // whose runs run, are spares.
+    let taken = claimed(
+        claim_batch(&pool, worker, LEASE, &[a[2], a[3], b[0], b[1]])
+            .await
+            .expect("claim"),
+    );
+    assert_eq!(
+        taken.iter().copied().collect::<BTreeSet<_>>(),
+        a[2..4].iter().copied().collect::<BTreeSet<_>>(),
+        "A's own hinted runs, nothing twice"
+    );
 }
 
 /// Returns once a claim in the test's database waits for a lock (the
@@ -458,7 +540,10 @@ async fn a_run_another_claim_holds_is_left_to_it_without_waiting() {
 }
 
 #[tokio::test]
-async fn a_worker_claims_a_backlog_in_batches_and_runs_each_once() {
+/// Two projects' backlogs, B's queued behind A's: the batches serve B through
+/// A's messages, and a run claimed in another message's place starts at once,
+/// in its first attempt (not after its lease ran out, by the reaper).
+async fn a_worker_claims_two_backlogs_in_batches_and_runs_each_once() {
     let port = free_port();
     let mut app = spawn_app_with(
         Options {
@@ -468,8 +553,10 @@ async fn a_worker_claims_a_backlog_in_batches_and_runs_each_once() {
         .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}")),
     )
     .await;
-    let (_, key) = app.create_project("acme").await;
-    let runs = submit_runs(&app, &key, 120).await;
+    let (_, a) = app.create_project("a").await;
+    let (_, b) = app.create_project("b").await;
+    let mut runs = submit_runs(&app, &a, 100).await;
+    runs.extend(submit_runs(&app, &b, 20).await);
     app.start_worker();
     let db = app.db().await;
     let done = wait_for(PATIENCE, || async {
@@ -481,6 +568,12 @@ async fn a_worker_claims_a_backlog_in_batches_and_runs_each_once() {
     })
     .await;
     assert!(done.is_some(), "every run succeeded");
+    let retried: i64 = db
+        .query_one("SELECT count(*) FROM runs WHERE attempts <> 1", &[])
+        .await
+        .expect("attempts")
+        .get(0);
+    assert_eq!(retried, 0, "every run started by the claim that took it");
     assert_eq!(
         app.stub.state.stats().calls,
         runs.len() as u64,

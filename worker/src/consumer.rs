@@ -309,7 +309,8 @@ async fn read_message(delivery: &Delivery) -> Option<Wake> {
 
 /// After a batched claim: every message is acked (the claim stands, and a
 /// message whose run it did not take is a spare), then each run claimed starts
-/// under the permit of its message.
+/// under the permit of a message: its own, or, for a run claimed in another's
+/// place (another project was served first), one whose run was not claimed.
 async fn start_claimed(
     worker: &Arc<Worker>,
     messages: Vec<(Delivery, OwnedSemaphorePermit, RunId)>,
@@ -322,14 +323,25 @@ async fn start_claimed(
         worker.relay_wake.notify_one();
     }
     let mut runs: HashMap<RunId, ClaimedRun> = runs.into_iter().map(|run| (run.id, run)).collect();
+    let mut unmatched = Vec::new();
+    let mut matched = Vec::with_capacity(messages.len());
     for (delivery, permit, run_id) in messages {
         if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
             tracing::debug!(%error, "ack failed");
         }
-        let Some(run) = runs.remove(&run_id) else {
-            metrics::counter!(names::EMPTY_CLAIMS).increment(1);
-            continue;
-        };
+        match runs.remove(&run_id) {
+            Some(run) => matched.push((delivery, permit, run_id, run)),
+            None => unmatched.push((delivery, permit, run_id)),
+        }
+    }
+    let mut diverted = runs.into_values();
+    for (delivery, permit, run_id) in unmatched {
+        match diverted.next() {
+            Some(run) => matched.push((delivery, permit, run_id, run)),
+            None => metrics::counter!(names::EMPTY_CLAIMS).increment(1),
+        }
+    }
+    for (delivery, permit, run_id, run) in matched {
         metrics::counter!(names::CLAIMS, "statement" => "batch").increment(1);
         let span = run_span(
             Wake::Run(run_id),

@@ -216,16 +216,18 @@ async fn locks_released(client: &impl GenericClient) {
 /// What a batched claim gave.
 #[derive(Debug)]
 pub enum Batch {
-    /// The runs claimed, each the run of one of the hints; a hint whose run is
-    /// not among them is a spare (its run is taken, not due, or given a new
-    /// message). `unreadable`: runs claimed whose rows cannot be read, which
-    /// the caller fails (no worker could ever process them).
+    /// The runs claimed, no more than the hints: a hint's own run, or (with
+    /// several projects waiting) another project's run claimed in its place,
+    /// which the caller starts under a hint whose run is not among them. A
+    /// hint whose run is not claimed is a spare (its run is taken, not due, or
+    /// given a new message). `unreadable`: runs claimed whose rows cannot be
+    /// read, which the caller fails (no worker could ever process them).
     Claimed {
         runs: Vec<ClaimedRun>,
         unreadable: Vec<RunId>,
     },
-    /// The batch cannot be claimed in one statement (several projects wait, or
-    /// the one waiting is capped): claim hint by hint with [`claim_next`].
+    /// The batch cannot be claimed in one statement (a waiting project is
+    /// capped): claim hint by hint with [`claim_next`].
     OneByOne,
 }
 

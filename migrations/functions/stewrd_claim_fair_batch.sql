@@ -1,0 +1,156 @@
+-- A batch of messages claimed in one statement while several projects wait
+-- (called by `stewrd_claim_batch`): the claims `stewrd_claim_next` would make
+-- one message at a time, made together. Claimed one by one, every message paid
+-- for the lists of waiting projects and a count of each one's running runs:
+-- with 1,000 projects waiting a job cost Postgres three to four times a
+-- one-project job (`bench backlog`). Here the lists and counts are made once
+-- for the batch.
+--
+-- The projects ranked are the hinted runs' own and a window of `per_list` × 4
+-- from the shared cursor (which moves on past it, wrapping around, as in
+-- `stewrd_claim_next`). The batch's claims (one per message whose run is
+-- queued and due) go to them as one claim at a time would give them, each to
+-- the project with the fewest running then: the projects with the fewest are
+-- raised to a common level, and what is left over goes one each to the lowest
+-- (ties at random). A project's own hinted runs are its claims first, then its
+-- oldest due runs. Claims a project cannot fill (its runs are not due, or held
+-- by another claim) go to the batch's own hinted runs, so a batch never
+-- claims less than one message at a time would.
+--
+-- Every message is acked by the caller: a hinted run left queued (its project
+-- was served through another's run) gets its outbox row due now, so it keeps a
+-- message, and a run claimed in a message's place keeps its own message, which
+-- finds it claimed and is a spare.
+--
+-- A capped project among those ranked returns the row of nulls: the caller
+-- claims message by message, each capped project counted under its lock.
+CREATE OR REPLACE FUNCTION stewrd_claim_fair_batch(p_worker uuid, p_lease float8, p_hints uuid[])
+RETURNS SETOF runs LANGUAGE plpgsql ROWS 1 SET enable_seqscan = off AS $$
+DECLARE
+    per_list constant integer := 16; -- as in `stewrd_claim_next`
+    window_size constant integer := per_list * 4;
+    zero constant uuid := '00000000-0000-0000-0000-000000000000';
+    cursor_at uuid;
+    beyond uuid[];
+    ready_ids uuid[];
+    ready_projects uuid[];
+    locked_ids uuid[];
+    not_due uuid[];
+    ranked_projects uuid[];
+    claim_ids uuid[] := '{}';
+    wanted integer;
+    fallback runs; -- all nulls
+BEGIN
+    -- The hinted rows, locked by key (see `stewrd_claim_batch`).
+    WITH locked AS MATERIALIZED (
+        SELECT id, status, due_at, project_id FROM runs WHERE id = ANY(p_hints)
+        ORDER BY id FOR UPDATE SKIP LOCKED
+    )
+    SELECT coalesce(array_agg(id) FILTER (WHERE status = 'queued' AND due_at <= now()), '{}'),
+           coalesce(array_agg(DISTINCT project_id)
+                    FILTER (WHERE status = 'queued' AND due_at <= now()), '{}'),
+           coalesce(array_agg(id) FILTER (WHERE status = 'queued' AND due_at > now()), '{}'),
+           coalesce(array_agg(id), '{}')
+    INTO ready_ids, ready_projects, not_due, locked_ids FROM locked;
+    wanted := cardinality(ready_ids);
+    SELECT project_id INTO cursor_at FROM claim_cursor WHERE id = 1;
+    beyond := stewrd_waiting_projects(coalesce(cursor_at, zero), window_size);
+    IF cardinality(beyond) < window_size AND cursor_at IS NOT NULL THEN
+        beyond := beyond
+            || stewrd_waiting_projects(zero, window_size - cardinality(beyond), cursor_at);
+    END IF;
+    SELECT coalesce(array_agg(DISTINCT w), '{}') INTO ranked_projects
+    FROM unnest(ready_projects || beyond) AS w;
+    IF EXISTS (SELECT 1 FROM projects
+               WHERE id = ANY(ranked_projects) AND max_concurrent_runs IS NOT NULL) THEN
+        RETURN NEXT fallback;
+        RETURN;
+    END IF;
+    IF cardinality(beyond) = window_size THEN
+        UPDATE claim_cursor SET project_id = beyond[window_size]
+        WHERE id = (SELECT id FROM claim_cursor WHERE id = 1 FOR UPDATE SKIP LOCKED);
+    END IF;
+    IF wanted > 0 THEN
+        WITH counted AS (
+            SELECT w AS project_id, random() AS tie,
+                   (SELECT count(*) FROM runs x
+                    WHERE x.project_id = w AND x.status = 'running') AS running
+            FROM unnest(ranked_projects) AS w
+        ),
+        ranked AS (
+            SELECT project_id, running,
+                   row_number() OVER (ORDER BY running, tie) AS k,
+                   (sum(running) OVER (ORDER BY running, tie))::bigint AS up_to
+            FROM counted
+        ),
+        -- The most projects (the `k` with the fewest running) that `wanted`
+        -- claims raise to the running count of the `k`th.
+        raised AS (
+            SELECT k, running AS level, k * running - up_to AS cost FROM ranked
+            WHERE k * running - up_to <= wanted ORDER BY k DESC LIMIT 1
+        ),
+        given AS (
+            SELECT r.project_id,
+                   (g.level + (wanted - g.cost) / g.k - r.running
+                    + CASE WHEN r.k <= (wanted - g.cost) % g.k THEN 1 ELSE 0 END)::integer AS n
+            FROM ranked r, raised g WHERE r.k <= g.k
+        ),
+        hinted AS (
+            SELECT x.id, x.project_id,
+                   row_number() OVER (PARTITION BY x.project_id ORDER BY x.created_at) AS j
+            FROM runs x WHERE x.id = ANY(ready_ids)
+        ),
+        own AS (
+            SELECT h.id, h.project_id FROM hinted h JOIN given g USING (project_id)
+            WHERE h.j <= g.n
+        ),
+        rest AS (
+            SELECT g.project_id, g.n - count(o.id) AS n
+            FROM given g LEFT JOIN own o USING (project_id)
+            GROUP BY g.project_id, g.n
+        ),
+        oldest AS (
+            SELECT t.id FROM rest
+            CROSS JOIN LATERAL (
+                SELECT x.id FROM runs x
+                WHERE x.project_id = rest.project_id AND x.status = 'queued'
+                  AND x.due_at <= now() AND x.id <> ALL(ready_ids)
+                ORDER BY x.created_at LIMIT rest.n
+                FOR UPDATE SKIP LOCKED
+            ) AS t
+            WHERE rest.n > 0
+        )
+        SELECT coalesce(array_agg(id), '{}') INTO claim_ids
+        FROM (SELECT id FROM own UNION ALL SELECT id FROM oldest) AS picked;
+        IF cardinality(claim_ids) < wanted THEN
+            SELECT claim_ids || coalesce(array_agg(h), '{}') INTO claim_ids
+            FROM (SELECT h FROM unnest(ready_ids) AS h WHERE h <> ALL(claim_ids)
+                  LIMIT wanted - cardinality(claim_ids)) AS unfilled;
+        END IF;
+    END IF;
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE runs SET status = 'running', attempts = attempts + 1, lease_owner = p_worker,
+                        lease_until = now() + make_interval(secs => p_lease),
+                        started_at = coalesce(started_at, now())
+        WHERE id = ANY(claim_ids)
+        RETURNING *
+    ),
+    unqueued AS (
+        DELETE FROM outbox o USING claimed WHERE o.run_id = claimed.id
+    )
+    SELECT * FROM claimed;
+    -- Hinted runs left queued (served through another's run, or held by
+    -- another transaction): a message each, now.
+    UPDATE outbox SET available_at = now()
+    WHERE run_id IN (SELECT run_id FROM outbox
+                     WHERE run_id = ANY(p_hints) AND run_id <> ALL(claim_ids)
+                       AND run_id <> ALL(not_due) AND available_at > now()
+                     FOR UPDATE SKIP LOCKED);
+    -- Hinted runs not due yet: their outbox rows fall due when they do.
+    UPDATE outbox o SET available_at = r.due_at
+    FROM runs r
+    WHERE o.run_id IN (SELECT run_id FROM outbox WHERE run_id = ANY(not_due)
+                       FOR UPDATE SKIP LOCKED)
+      AND r.id = o.run_id AND r.status = 'queued' AND o.available_at > r.due_at;
+END $$;
