@@ -60,8 +60,10 @@ async fn statuses(app: &TestApp, run_ids: &[String]) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// 500 jobs of one second on three workers; one worker is killed with SIGKILL
-/// every two seconds and replaced. Leases bring its runs back.
+/// 500 jobs of one second on three workers, from two projects (so batches are
+/// claimed fairly across them, and runs start under other runs' messages); one
+/// worker is killed with SIGKILL every two seconds and replaced. Leases bring
+/// its runs back.
 #[tokio::test]
 async fn killing_workers_loses_and_doubles_nothing() {
     let mut app = spawn_app_with(Options {
@@ -76,9 +78,10 @@ async fn killing_workers_loses_and_doubles_nothing() {
             .env("STEWRD_MAX_ATTEMPTS", "50")
     })
     .await;
-    let (_, key) = app.create_project("acme").await;
-    let accepted = submit_many(&app, &key, 500).await;
-    let runs = run_ids(&accepted);
+    let (_, a) = app.create_project("a").await;
+    let (_, b) = app.create_project("b").await;
+    let mut runs = run_ids(&submit_many(&app, &a, 300).await);
+    runs.extend(run_ids(&submit_many(&app, &b, 200).await));
     let kills = app.kill_workers_until_done(Duration::from_secs(120)).await;
     let db = app.db().await;
     wait_all_final(&app, &runs, PATIENCE).await;
