@@ -13,9 +13,11 @@
 -- the project with the fewest running then: the projects with the fewest are
 -- raised to a common level, and what is left over goes one each to the lowest
 -- (ties at random). A project's own hinted runs are its claims first, then its
--- oldest due runs. Claims a project cannot fill (its runs are not due, or held
--- by another claim) go to the batch's own hinted runs, so a batch never
--- claims less than one message at a time would.
+-- oldest due runs. A project that cannot fill its claims (its runs are not due,
+-- or held by another claim, or fewer than its share) is dropped and the claims
+-- it left are given again among the others, as a claim at a time would pass
+-- over it to the next; what no project can fill goes to the batch's own hinted
+-- runs, so a batch claims at least its own due hints.
 --
 -- Every message is acked by the caller: a hinted run left queued (its project
 -- was served through another's run) gets its outbox row due now, so it keeps a
@@ -39,6 +41,12 @@ DECLARE
     ranked_projects uuid[];
     claim_ids uuid[] := '{}';
     wanted integer;
+    loads bigint[]; -- each ranked project's running runs, and its claims so far
+    eligible uuid[];
+    round_ids uuid[];
+    round_projects uuid[];
+    short uuid[];
+    rounds integer := 0;
     fallback runs; -- all nulls
 BEGIN
     -- The hinted rows, locked by key (see `stewrd_claim_batch`).
@@ -71,11 +79,18 @@ BEGIN
         WHERE id = (SELECT id FROM claim_cursor WHERE id = 1 FOR UPDATE SKIP LOCKED);
     END IF;
     IF wanted > 0 THEN
+        SELECT array_agg((SELECT count(*) FROM runs x
+                          WHERE x.project_id = w AND x.status = 'running') ORDER BY o)
+        INTO loads FROM unnest(ranked_projects) WITH ORDINALITY AS u(w, o);
+        eligible := ranked_projects;
+    END IF;
+    -- Rounds: the claims left are given among the projects still eligible;
+    -- a project that came up short is dropped for the next round.
+    WHILE cardinality(claim_ids) < wanted AND cardinality(eligible) > 0 AND rounds < 8 LOOP
+        rounds := rounds + 1;
         WITH counted AS (
-            SELECT w AS project_id, random() AS tie,
-                   (SELECT count(*) FROM runs x
-                    WHERE x.project_id = w AND x.status = 'running') AS running
-            FROM unnest(ranked_projects) AS w
+            SELECT p AS project_id, l AS running, random() AS tie
+            FROM unnest(ranked_projects, loads) AS u(p, l) WHERE p = ANY(eligible)
         ),
         ranked AS (
             SELECT project_id, running,
@@ -83,22 +98,25 @@ BEGIN
                    (sum(running) OVER (ORDER BY running, tie))::bigint AS up_to
             FROM counted
         ),
-        -- The most projects (the `k` with the fewest running) that `wanted`
-        -- claims raise to the running count of the `k`th.
+        -- The most projects (the `k` with the fewest running) that the claims
+        -- left raise to the running count of the `k`th.
         raised AS (
-            SELECT k, running AS level, k * running - up_to AS cost FROM ranked
-            WHERE k * running - up_to <= wanted ORDER BY k DESC LIMIT 1
+            SELECT k, running AS level, k * running - up_to AS cost,
+                   wanted - cardinality(claim_ids) AS claims
+            FROM ranked
+            WHERE k * running - up_to <= wanted - cardinality(claim_ids)
+            ORDER BY k DESC LIMIT 1
         ),
         given AS (
             SELECT r.project_id,
-                   (g.level + (wanted - g.cost) / g.k - r.running
-                    + CASE WHEN r.k <= (wanted - g.cost) % g.k THEN 1 ELSE 0 END)::integer AS n
+                   (g.level + (g.claims - g.cost) / g.k - r.running
+                    + CASE WHEN r.k <= (g.claims - g.cost) % g.k THEN 1 ELSE 0 END)::integer AS n
             FROM ranked r, raised g WHERE r.k <= g.k
         ),
         hinted AS (
             SELECT x.id, x.project_id,
                    row_number() OVER (PARTITION BY x.project_id ORDER BY x.created_at) AS j
-            FROM runs x WHERE x.id = ANY(ready_ids)
+            FROM runs x WHERE x.id = ANY(ready_ids) AND x.id <> ALL(claim_ids)
         ),
         own AS (
             SELECT h.id, h.project_id FROM hinted h JOIN given g USING (project_id)
@@ -110,23 +128,35 @@ BEGIN
             GROUP BY g.project_id, g.n
         ),
         oldest AS (
-            SELECT t.id FROM rest
+            SELECT rest.project_id, t.id FROM rest
             CROSS JOIN LATERAL (
                 SELECT x.id FROM runs x
                 WHERE x.project_id = rest.project_id AND x.status = 'queued'
-                  AND x.due_at <= now() AND x.id <> ALL(ready_ids)
+                  AND x.due_at <= now() AND x.id <> ALL(ready_ids) AND x.id <> ALL(claim_ids)
                 ORDER BY x.created_at LIMIT rest.n
                 FOR UPDATE SKIP LOCKED
             ) AS t
             WHERE rest.n > 0
+        ),
+        picked AS (
+            SELECT id, project_id FROM own UNION ALL SELECT id, project_id FROM oldest
         )
-        SELECT coalesce(array_agg(id), '{}') INTO claim_ids
-        FROM (SELECT id FROM own UNION ALL SELECT id FROM oldest) AS picked;
-        IF cardinality(claim_ids) < wanted THEN
-            SELECT claim_ids || coalesce(array_agg(h), '{}') INTO claim_ids
-            FROM (SELECT h FROM unnest(ready_ids) AS h WHERE h <> ALL(claim_ids)
-                  LIMIT wanted - cardinality(claim_ids)) AS unfilled;
-        END IF;
+        SELECT (SELECT coalesce(array_agg(id), '{}') FROM picked),
+               (SELECT coalesce(array_agg(project_id), '{}') FROM picked),
+               (SELECT coalesce(array_agg(g.project_id), '{}') FROM given g
+                WHERE g.n > (SELECT count(*) FROM picked p WHERE p.project_id = g.project_id))
+        INTO round_ids, round_projects, short;
+        claim_ids := claim_ids || round_ids;
+        SELECT array_agg(l + (SELECT count(*) FROM unnest(round_projects) AS r WHERE r = p)
+                         ORDER BY o)
+        INTO loads FROM unnest(ranked_projects, loads) WITH ORDINALITY AS u(p, l, o);
+        SELECT coalesce(array_agg(e), '{}') INTO eligible
+        FROM unnest(eligible) AS e WHERE e <> ALL(short);
+    END LOOP;
+    IF cardinality(claim_ids) < wanted THEN
+        SELECT claim_ids || coalesce(array_agg(h), '{}') INTO claim_ids
+        FROM (SELECT h FROM unnest(ready_ids) AS h WHERE h <> ALL(claim_ids)
+              LIMIT wanted - cardinality(claim_ids)) AS unfilled;
     END IF;
     RETURN QUERY
     WITH claimed AS (

@@ -240,6 +240,57 @@ async fn with_two_projects_waiting_one_statement_serves_the_one_with_fewer_runni
     );
 }
 
+#[tokio::test]
+async fn a_project_whose_runs_are_not_due_is_passed_over_for_the_next_with_fewest_running() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let pool = app.pool().get().await.expect("a connection");
+    let worker = WorkerId::new();
+    // A has two running and two queued; B, none running and one run in a
+    // retry's backoff; C, none running and three due.
+    let (_, a_key) = app.create_project("a").await;
+    let a = submit_runs(&app, &a_key, 4).await;
+    let running = claimed(
+        claim_batch(&pool, worker, LEASE, &a[..2])
+            .await
+            .expect("claim"),
+    );
+    assert_eq!(running.len(), 2, "A alone: its own two");
+    let (_, b_key) = app.create_project("b").await;
+    let b = submit_runs(&app, &b_key, 1).await;
+    let (_, c_key) = app.create_project("c").await;
+    let c = submit_runs(&app, &c_key, 3).await;
+    let db = app.db().await;
+    db.execute(
+        "UPDATE runs SET due_at = now() + interval '1 hour' WHERE id = $1",
+        &[&b[0]],
+    )
+    .await
+    .expect("backoff set");
+
+    // B ranks first but has nothing due: its claim goes on to C, as one
+    // claim at a time would, not back to A's own messages.
+    let taken = claimed(
+        claim_batch(&pool, worker, LEASE, &a[2..])
+            .await
+            .expect("claim"),
+    );
+    assert_eq!(
+        taken.iter().copied().collect::<BTreeSet<_>>(),
+        c[..2].iter().copied().collect::<BTreeSet<_>>(),
+        "C's two oldest"
+    );
+    let left = rows(&app, &[a[2], a[3], b[0], c[2]]).await;
+    assert!(
+        left.iter()
+            .all(|(status, _, in_outbox)| status == "queued" && *in_outbox),
+        "the others still queued, each with its outbox row: {left:?}"
+    );
+}
+
 /// Returns once a claim in the test's database waits for a lock (the
 /// project's advisory lock). The claim's statement is matched by its start:
 /// `pg_stat_activity` cuts a query's text at `track_activity_query_size`
