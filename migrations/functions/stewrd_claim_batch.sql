@@ -29,9 +29,7 @@ RETURNS SETOF runs LANGUAGE plpgsql ROWS 1 SET enable_seqscan = off AS $$
 DECLARE
     waiting uuid[];
     ready_ids uuid[];
-    diverted uuid[];
-    locked_ids uuid[];
-    leftover uuid[];
+    not_due uuid[];
     fallback runs; -- all nulls
 BEGIN
     IF current_setting('transaction_read_only') = 'on' THEN
@@ -72,39 +70,9 @@ BEGIN
     )
     SELECT coalesce(array_agg(id) FILTER (WHERE status = 'queued' AND due_at <= now()
                                             AND project_id = waiting[1]), '{}'),
-           coalesce(array_agg(id) FILTER (WHERE status = 'queued' AND due_at <= now()
-                                            AND project_id <> waiting[1]), '{}'),
-           coalesce(array_agg(id), '{}')
-    INTO ready_ids, diverted, locked_ids FROM locked;
-    RETURN QUERY
-    WITH claimed AS (
-        UPDATE runs SET status = 'running', attempts = attempts + 1, lease_owner = p_worker,
-                        lease_until = now() + make_interval(secs => p_lease),
-                        started_at = coalesce(started_at, now())
-        WHERE id = ANY(ready_ids)
-        RETURNING *
-    ),
-    unqueued AS (
-        DELETE FROM outbox o USING claimed WHERE o.run_id = claimed.id
-    )
-    SELECT * FROM claimed;
-    -- Left over: hints another transaction holds (if queued, their outbox row
-    -- may be all they have) and queued runs of a project the scan did not see.
-    SELECT coalesce(array_agg(h), '{}') INTO leftover FROM unnest(p_hints) AS h
-    WHERE h <> ALL(locked_ids) OR h = ANY(diverted);
-    IF cardinality(leftover) > 0 THEN
-        UPDATE outbox SET available_at = now()
-        WHERE run_id IN (SELECT run_id FROM outbox
-                         WHERE run_id = ANY(leftover) AND available_at > now()
-                         FOR UPDATE SKIP LOCKED);
-    END IF;
-    -- Hints queued but not due yet: their message is acked all the same, so
-    -- their outbox rows fall due when they do (the relay may have put the
-    -- next publish off by its republish window).
-    UPDATE outbox o SET available_at = r.due_at
-    FROM runs r
-    WHERE o.run_id IN (SELECT run_id FROM outbox WHERE run_id = ANY(locked_ids)
-                       FOR UPDATE SKIP LOCKED)
-      AND r.id = o.run_id AND r.status = 'queued' AND r.due_at > now()
-      AND o.available_at > r.due_at;
+           coalesce(array_agg(id) FILTER (WHERE status = 'queued' AND due_at > now()), '{}')
+    INTO ready_ids, not_due FROM locked;
+    -- The hints left (another transaction's, or queued runs of a project the
+    -- scan did not see) keep a message: see `stewrd_take_batch`.
+    RETURN QUERY SELECT * FROM stewrd_take_batch(p_worker, p_lease, p_hints, ready_ids, not_due);
 END $$;

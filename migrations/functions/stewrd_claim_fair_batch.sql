@@ -36,7 +36,6 @@ DECLARE
     beyond uuid[];
     ready_ids uuid[];
     ready_projects uuid[];
-    locked_ids uuid[];
     not_due uuid[];
     ranked_projects uuid[];
     claim_ids uuid[] := '{}';
@@ -57,9 +56,8 @@ BEGIN
     SELECT coalesce(array_agg(id) FILTER (WHERE status = 'queued' AND due_at <= now()), '{}'),
            coalesce(array_agg(DISTINCT project_id)
                     FILTER (WHERE status = 'queued' AND due_at <= now()), '{}'),
-           coalesce(array_agg(id) FILTER (WHERE status = 'queued' AND due_at > now()), '{}'),
-           coalesce(array_agg(id), '{}')
-    INTO ready_ids, ready_projects, not_due, locked_ids FROM locked;
+           coalesce(array_agg(id) FILTER (WHERE status = 'queued' AND due_at > now()), '{}')
+    INTO ready_ids, ready_projects, not_due FROM locked;
     wanted := cardinality(ready_ids);
     SELECT project_id INTO cursor_at FROM claim_cursor WHERE id = 1;
     beyond := stewrd_waiting_projects(coalesce(cursor_at, zero), window_size);
@@ -158,29 +156,5 @@ BEGIN
         FROM (SELECT h FROM unnest(ready_ids) AS h WHERE h <> ALL(claim_ids)
               LIMIT wanted - cardinality(claim_ids)) AS unfilled;
     END IF;
-    RETURN QUERY
-    WITH claimed AS (
-        UPDATE runs SET status = 'running', attempts = attempts + 1, lease_owner = p_worker,
-                        lease_until = now() + make_interval(secs => p_lease),
-                        started_at = coalesce(started_at, now())
-        WHERE id = ANY(claim_ids)
-        RETURNING *
-    ),
-    unqueued AS (
-        DELETE FROM outbox o USING claimed WHERE o.run_id = claimed.id
-    )
-    SELECT * FROM claimed;
-    -- Hinted runs left queued (served through another's run, or held by
-    -- another transaction): a message each, now.
-    UPDATE outbox SET available_at = now()
-    WHERE run_id IN (SELECT run_id FROM outbox
-                     WHERE run_id = ANY(p_hints) AND run_id <> ALL(claim_ids)
-                       AND run_id <> ALL(not_due) AND available_at > now()
-                     FOR UPDATE SKIP LOCKED);
-    -- Hinted runs not due yet: their outbox rows fall due when they do.
-    UPDATE outbox o SET available_at = r.due_at
-    FROM runs r
-    WHERE o.run_id IN (SELECT run_id FROM outbox WHERE run_id = ANY(not_due)
-                       FOR UPDATE SKIP LOCKED)
-      AND r.id = o.run_id AND r.status = 'queued' AND o.available_at > r.due_at;
+    RETURN QUERY SELECT * FROM stewrd_take_batch(p_worker, p_lease, p_hints, claim_ids, not_due);
 END $$;

@@ -169,6 +169,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("stewrd_waiting_projects"),
     function!("stewrd_claim_next"),
     function!("stewrd_claim_room"),
+    function!("stewrd_take_batch"),
     function!("stewrd_claim_fair_batch"),
     function!("stewrd_claim_batch"),
 ];
