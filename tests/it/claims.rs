@@ -171,8 +171,11 @@ async fn message_due(app: &TestApp, runs: &[RunId]) -> Vec<bool> {
     due
 }
 
-#[tokio::test]
-async fn with_two_projects_waiting_one_statement_serves_the_one_with_fewer_running_first() {
+/// An app without workers and project A with `runs` queued runs, the first
+/// two claimed by the returned worker (A waits alone then: its own two).
+async fn two_of_a_running(
+    runs: usize,
+) -> (TestApp, stewrd_shared::db::Client, WorkerId, Vec<RunId>) {
     let app = spawn_app_with(Options {
         workers: 0,
         ..Options::default()
@@ -180,15 +183,21 @@ async fn with_two_projects_waiting_one_statement_serves_the_one_with_fewer_runni
     .await;
     let pool = app.pool().get().await.expect("a connection");
     let worker = WorkerId::new();
-    // A has two runs running and four queued; B, two queued and none running.
-    let (_, a_key) = app.create_project("a").await;
-    let a = submit_runs(&app, &a_key, 6).await;
+    let (_, key) = app.create_project("a").await;
+    let a = submit_runs(&app, &key, runs).await;
     let running = claimed(
         claim_batch(&pool, worker, LEASE, &a[..2])
             .await
             .expect("claim"),
     );
     assert_eq!(running.len(), 2, "A alone: its own two");
+    (app, pool, worker, a)
+}
+
+#[tokio::test]
+async fn with_two_projects_waiting_one_statement_serves_the_one_with_fewer_running_first() {
+    let (app, pool, worker, a) = two_of_a_running(6).await;
+    // B: two queued and none running.
     let (_, b_key) = app.create_project("b").await;
     let b = submit_runs(&app, &b_key, 2).await;
     app.db()
@@ -242,23 +251,9 @@ async fn with_two_projects_waiting_one_statement_serves_the_one_with_fewer_runni
 
 #[tokio::test]
 async fn a_project_whose_runs_are_not_due_is_passed_over_for_the_next_with_fewest_running() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
-    let pool = app.pool().get().await.expect("a connection");
-    let worker = WorkerId::new();
-    // A has two running and two queued; B, none running and one run in a
-    // retry's backoff; C, none running and three due.
-    let (_, a_key) = app.create_project("a").await;
-    let a = submit_runs(&app, &a_key, 4).await;
-    let running = claimed(
-        claim_batch(&pool, worker, LEASE, &a[..2])
-            .await
-            .expect("claim"),
-    );
-    assert_eq!(running.len(), 2, "A alone: its own two");
+    let (app, pool, worker, a) = two_of_a_running(4).await;
+    // B: none running and one run in a retry's backoff; C: none running and
+    // three due.
     let (_, b_key) = app.create_project("b").await;
     let b = submit_runs(&app, &b_key, 1).await;
     let (_, c_key) = app.create_project("c").await;

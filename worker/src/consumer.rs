@@ -465,12 +465,7 @@ fn work(
     }
 }
 
-async fn work_on(
-    worker: &Arc<Worker>,
-    run: &ClaimedRun,
-    woken_by: Wake,
-    hand_back: &CancellationToken,
-) {
+async fn work_on(worker: &Worker, run: &ClaimedRun, woken_by: Wake, hand_back: &CancellationToken) {
     Span::current().record("run_id", tracing::field::display(run.id));
     let relay_has_work = match woken_by {
         // The message's own run was given a new message.
