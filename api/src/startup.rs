@@ -66,7 +66,9 @@ pub async fn serve(
     );
     let state = AppState {
         deltas,
-        submits: Coalescer::start(pool.clone(), background.clone()),
+        // Two commits in flight: a client waits on each, so one slow commit
+        // must not hold the submits behind it.
+        submits: Coalescer::start(pool.clone(), 2, background.clone()),
         relay: relay.fast_lane(),
         broker_up: relay.broker_up(),
         watch: SessionWatch::default(),

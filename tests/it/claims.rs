@@ -637,6 +637,47 @@ async fn a_worker_claims_two_backlogs_in_batches_and_runs_each_once() {
     );
 }
 
+/// A message that arrives alone waits up to `STEWRD_CLAIM_HOLD_MS` for
+/// others: two runs submitted one after the other, each answered before the
+/// next is sent, share one claim statement (without the hold the first is
+/// claimed alone the moment it arrives).
+#[tokio::test]
+async fn a_message_arriving_alone_waits_for_company_and_shares_its_claim() {
+    let port = free_port();
+    let app = spawn_app_with(
+        Options::default()
+            .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}"))
+            .env("STEWRD_CLAIM_HOLD_MS", "2000"),
+    )
+    .await;
+    let (_, key) = app.create_project("p").await;
+    let db = app.db().await;
+    let succeeded = |count: i64| {
+        let db = &db;
+        wait_for(PATIENCE, move || async move {
+            let row = db
+                .query_one("SELECT count(*) FROM runs WHERE status = 'succeeded'", &[])
+                .await
+                .ok()?;
+            (row.get::<_, i64>(0) == count).then_some(())
+        })
+    };
+    // A first run, alone for the whole hold, so the worker is consuming
+    // before the two are sent (else they would wait in the queue together).
+    submit_runs(&app, &key, 1).await;
+    assert!(succeeded(1).await.is_some(), "the first run succeeded");
+    submit_runs(&app, &key, 2).await;
+    assert!(succeeded(3).await.is_some(), "the two runs succeeded");
+    let body = text(&app, &format!("http://127.0.0.1:{port}/metrics")).await;
+    let batch = sample(&body, "stewrd_claims_total", &["statement=\"batch\""]).unwrap_or(0.0);
+    let single = sample(&body, "stewrd_claims_total", &["statement=\"single\""]).unwrap_or(0.0);
+    assert_eq!(
+        (batch, single),
+        (2.0, 1.0),
+        "the first run claimed alone, the two by one batch statement"
+    );
+}
+
 /// Many projects waiting: a claim ranks a window of them (the message's
 /// project and those after it, and the shared cursor's), not every one, so
 /// what it reads does not grow with the number of waiting projects; and the

@@ -46,8 +46,11 @@ use crate::{Worker, db::Patience, run};
 const NACK_DELAY: Duration = Duration::from_secs(1);
 /// Most messages claimed in one statement.
 const MAX_CLAIM_BATCH: usize = 128;
-/// Claim statements one consumer has in flight at once (see `consume_connection`).
-const CLAIMS_IN_FLIGHT: usize = 2;
+/// Claim statements one consumer has in flight at once (see `consume_connection`):
+/// one, so that every delivery arriving during a claim shares the next.
+const CLAIMS_IN_FLIGHT: usize = 1;
+/// A batch this large is claimed without waiting for more.
+const HOLD_UNTIL: usize = 16;
 /// Why a run whose row cannot be read is failed.
 const UNREADABLE: &str = "the run's stored data cannot be read, so no worker can process it";
 /// How long handing runs back may take at the end of a drain.
@@ -107,9 +110,9 @@ async fn consume_connection(
     tracing::info!(queue = %worker.topology.jobs_queue(), prefetch, "consuming");
     let claimers = Arc::new(Semaphore::new(CLAIMS_IN_FLIGHT));
     loop {
-        // While the claims in flight run, deliveries and freed places gather
+        // While the claim in flight runs, deliveries and freed places gather
         // for the next one: under load a claim takes many messages at once,
-        // and alone a message waits for none.
+        // and alone a message waits at most the claim hold for company.
         let claimer = tokio::select! {
             claimer = claimers.clone().acquire_owned() => match claimer {
                 Ok(claimer) => claimer,
@@ -134,7 +137,11 @@ async fn consume_connection(
             _ = shutdown.cancelled() => break,
         };
         let mut batch = vec![(delivery, permit)];
-        let lost = take_at_hand(&mut deliveries, permits, &mut batch);
+        let mut lost = take_at_hand(&mut deliveries, permits, &mut batch);
+        if lost.is_none() {
+            let hold = worker.config.worker.claim_hold;
+            lost = hold_for_company(&mut deliveries, permits, &mut batch, hold, shutdown).await;
+        }
         jobs.spawn(handle_batch(
             worker.clone(),
             batch,
@@ -170,6 +177,41 @@ fn take_at_hand(
             Some(Some(Err(error))) => return Some(error.into()),
             Some(None) => return Some(ConsumeError::Cancelled),
             None => return None, // nothing more at hand
+        }
+    }
+    None
+}
+
+/// Waits up to `hold` for more deliveries to share `batch`'s claim, while it
+/// holds fewer than [`HOLD_UNTIL`]: at a moderate rate messages come one at a
+/// time, and each alone would pay a claim statement, a result statement and
+/// their Postgres wake-ups of its own.
+async fn hold_for_company(
+    deliveries: &mut Consumer,
+    permits: &Arc<Semaphore>,
+    batch: &mut Vec<Taken>,
+    hold: Duration,
+    shutdown: &CancellationToken,
+) -> Option<ConsumeError> {
+    if hold.is_zero() {
+        return None;
+    }
+    let deadline = tokio::time::Instant::now() + hold;
+    while batch.len() < HOLD_UNTIL {
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            return None;
+        };
+        tokio::select! {
+            next = deliveries.next() => match next {
+                Some(Ok(delivery)) => batch.push((delivery, permit)),
+                Some(Err(error)) => return Some(error.into()),
+                None => return Some(ConsumeError::Cancelled),
+            },
+            _ = tokio::time::sleep_until(deadline) => return None,
+            _ = shutdown.cancelled() => return None,
+        }
+        if let Some(lost) = take_at_hand(deliveries, permits, batch) {
+            return Some(lost);
         }
     }
     None

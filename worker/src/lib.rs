@@ -96,7 +96,10 @@ pub async fn run(
     let relay = Relay::new(pool.clone(), config.broker.clone(), topology.clone());
     let (announcer, announcements) = announce::Announcer::new();
     let background = CancellationToken::new();
-    let results = Coalescer::start(pool.clone(), background.clone());
+    // One result commit in flight: results that finish during it share the
+    // next (at 500 jobs/s, 2.7 a commit against 2.0 with two in flight). No
+    // client waits on a result commit; the run's lease covers a slow one.
+    let results = Coalescer::start(pool.clone(), 1, background.clone());
     let (deltas, publish_deltas) =
         DeltaPublisher::new(config.broker.clone(), topology.clone(), background.clone());
     let files = match config.files.store {

@@ -2,9 +2,9 @@
 //! the application): each caller hands its write over and waits for the
 //! commit that holds it, so nothing is answered before it is durable.
 //!
-//! At most [`COMMITS_IN_FLIGHT`] commits run at once; writes arriving meanwhile
-//! wait for the next, so under load a commit takes many and alone a write waits
-//! for none. A batch that fails for another reason than an outage is written
+//! At most `in_flight` commits run at once (the caller's choice, see
+//! [`Coalescer::start`]); writes arriving meanwhile wait for the next, so under
+//! load a commit takes many and alone a write waits for none. A batch that fails for another reason than an outage is written
 //! one by one, so one bad row cannot fail the others.
 
 use std::{future::Future, sync::Arc};
@@ -14,8 +14,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::{DbError, Pool};
 
-/// Commits in flight at once.
-const COMMITS_IN_FLIGHT: usize = 2;
 /// Most writes in one commit.
 const MAX_PER_COMMIT: usize = 128;
 
@@ -54,10 +52,13 @@ impl<W: Write> Clone for Coalescer<W> {
 }
 
 impl<W: Write> Coalescer<W> {
-    /// Starts the committing task on `pool`; it stops at `shutdown`.
-    pub fn start(pool: Pool, shutdown: CancellationToken) -> Self {
+    /// Starts the committing task on `pool`, with at most `in_flight` commits
+    /// at once; it stops at `shutdown`. One commit in flight makes the largest
+    /// batches (everything that arrives during a commit shares the next); two
+    /// keep writes moving past one slow commit, where a caller waits on them.
+    pub fn start(pool: Pool, in_flight: usize, shutdown: CancellationToken) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run::<W>(pool, rx, shutdown));
+        tokio::spawn(run::<W>(pool, in_flight.max(1), rx, shutdown));
         Self { tx }
     }
 
@@ -77,10 +78,11 @@ fn stopped() -> DbError {
 
 async fn run<W: Write>(
     pool: Pool,
+    in_flight: usize,
     mut rx: mpsc::UnboundedReceiver<(W, Answer<W>)>,
     shutdown: CancellationToken,
 ) {
-    let in_flight = Arc::new(Semaphore::new(COMMITS_IN_FLIGHT));
+    let in_flight = Arc::new(Semaphore::new(in_flight));
     loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
