@@ -46,9 +46,11 @@ use crate::{Worker, db::Patience, run};
 const NACK_DELAY: Duration = Duration::from_secs(1);
 /// Most messages claimed in one statement.
 const MAX_CLAIM_BATCH: usize = 128;
-/// Claim statements one consumer has in flight at once (see `consume_connection`):
-/// one, so that every delivery arriving during a claim shares the next.
-const CLAIMS_IN_FLIGHT: usize = 1;
+/// Claim statements one consumer has in flight at once (see `consume_connection`).
+/// Two, not one: a burst of queued messages starts sooner (10,000 one-second
+/// calls: 4,201–4,545 in flight at most against 3,737–4,223 with one), and at a
+/// moderate rate the claim hold makes the batches either way.
+const CLAIMS_IN_FLIGHT: usize = 2;
 /// A batch this large is claimed without waiting for more.
 const HOLD_UNTIL: usize = 16;
 /// Why a run whose row cannot be read is failed.
@@ -110,7 +112,7 @@ async fn consume_connection(
     tracing::info!(queue = %worker.topology.jobs_queue(), prefetch, "consuming");
     let claimers = Arc::new(Semaphore::new(CLAIMS_IN_FLIGHT));
     loop {
-        // While the claim in flight runs, deliveries and freed places gather
+        // While the claims in flight run, deliveries and freed places gather
         // for the next one: under load a claim takes many messages at once,
         // and alone a message waits at most the claim hold for company.
         let claimer = tokio::select! {
