@@ -26,6 +26,37 @@ UPDATE jobs SET status = 'succeeded', output = 'answer', finished_at = now() WHE
 
 /// Jobs per second pgbench sustains with `clients` connections for `seconds`.
 pub fn pgbench_lifecycle(database_url: &str, clients: u32, seconds: u32) -> anyhow::Result<f64> {
+    Ok(lifecycles(database_url, clients, seconds, None)?.per_s)
+}
+
+/// Postgres CPU milliseconds per job lifecycle, at `rate` lifecycles a second
+/// (open loop) or as fast as `clients` connections go: what Postgres itself
+/// charges for the same three commits at a moderate rate and at saturation.
+pub fn lifecycle_cpu_ms(
+    database_url: &str,
+    clients: u32,
+    seconds: u32,
+    rate: Option<u32>,
+) -> anyhow::Result<f64> {
+    let before = super::fleet::cpu_ms_of("postgres");
+    let run = lifecycles(database_url, clients, seconds, rate)?;
+    // Backends that exited are counted in the postmaster's children's time.
+    let after = super::fleet::cpu_ms_of("postgres");
+    Ok((after - before) / run.done.max(1) as f64)
+}
+
+/// What one pgbench run of [`LIFECYCLE`] did.
+struct Lifecycles {
+    per_s: f64,
+    done: u64,
+}
+
+fn lifecycles(
+    database_url: &str,
+    clients: u32,
+    seconds: u32,
+    rate: Option<u32>,
+) -> anyhow::Result<Lifecycles> {
     let setup = Command::new("psql")
         .args([database_url, "-qc"])
         .arg(
@@ -39,17 +70,21 @@ pub fn pgbench_lifecycle(database_url: &str, clients: u32, seconds: u32) -> anyh
     }
     let script = std::env::temp_dir().join(format!("stewrd-lifecycle-{}.sql", std::process::id()));
     std::fs::write(&script, LIFECYCLE)?;
-    let output = Command::new("pgbench")
-        .args([
-            "-n",
-            "-c",
-            &clients.to_string(),
-            "-j",
-            "2",
-            "-T",
-            &seconds.to_string(),
-            "-f",
-        ])
+    let mut pgbench = Command::new("pgbench");
+    pgbench.args([
+        "-n",
+        "-c",
+        &clients.to_string(),
+        "-j",
+        "2",
+        "-T",
+        &seconds.to_string(),
+    ]);
+    if let Some(rate) = rate {
+        pgbench.args(["-R", &rate.to_string()]);
+    }
+    let output = pgbench
+        .arg("-f")
         .arg(&script)
         .arg(database_url)
         .output()
@@ -57,16 +92,28 @@ pub fn pgbench_lifecycle(database_url: &str, clients: u32, seconds: u32) -> anyh
     let _ = std::fs::remove_file(&script);
     let text = String::from_utf8_lossy(&output.stdout);
     // Each pgbench transaction is one job's whole life (three statements, three commits).
-    text.lines()
-        .find(|line| line.starts_with("tps = "))
-        .and_then(|line| line.split_whitespace().nth(2))
-        .and_then(|tps| tps.parse().ok())
-        .with_context(|| {
-            format!(
-                "unexpected pgbench output: {text}{}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        })
+    let figure = |prefix: &str, index: usize| -> Option<f64> {
+        text.lines()
+            .find(|line| line.starts_with(prefix))?
+            .split_whitespace()
+            .nth(index)?
+            .split('/')
+            .next()?
+            .parse()
+            .ok()
+    };
+    let unexpected = || {
+        format!(
+            "unexpected pgbench output: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let per_s = figure("tps = ", 2).with_context(unexpected)?;
+    let done = figure("number of transactions actually processed: ", 5).with_context(unexpected)?;
+    Ok(Lifecycles {
+        per_s,
+        done: done as u64,
+    })
 }
 
 /// Raw RabbitMQ: `messages` persistent messages published on 4 channels with 64

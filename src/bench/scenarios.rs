@@ -79,23 +79,28 @@ pub(super) struct CpuSnapshot(pub(super) Vec<(String, f64)>);
 impl CpuSnapshot {
     /// Reports the CPU milliseconds per job each process spent since `self`,
     /// and the service's processes together (all but the bench's own).
+    /// Returns Postgres's.
     pub(super) fn report_per_job(
         &self,
         after: &CpuSnapshot,
         jobs: u64,
         prefix: &str,
         report: &mut Report,
-    ) {
+    ) -> f64 {
         let jobs = jobs.max(1) as f64;
-        let mut service = 0.0;
+        let (mut service, mut postgres) = (0.0, 0.0);
         for ((name, before), (_, after)) in self.0.iter().zip(&after.0) {
             let per_job = (after - before) / jobs;
             if name != "bench_client" {
                 service += per_job;
             }
+            if name == "postgres" {
+                postgres = per_job;
+            }
             report.add(format!("{prefix}cpu_ms_per_job_{name}"), per_job, "ms", "");
         }
         report.add(format!("{prefix}cpu_ms_per_job_service"), service, "ms", "");
+        postgres
     }
 }
 
@@ -210,7 +215,8 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
     wait_finished(&fleet, at_500.ok, "draining").await?;
     // What a job costs at a moderate rate, against its cost at saturation
     // (the burst below): batching pays off only when there is a batch.
-    before.report_per_job(&cpu_snapshot(&fleet), at_500.ok, "at_500_per_s_", report);
+    let postgres_at_500 =
+        before.report_per_job(&cpu_snapshot(&fleet), at_500.ok, "at_500_per_s_", report);
 
     // The maximum is what the whole system sustains end to end: submitting faster
     // than jobs finish only grows a queue.
@@ -228,7 +234,7 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
     wait_finished(&fleet, at_500.ok + burst.ok, "draining").await?;
     let max_rate = burst.ok as f64 / started.elapsed().as_secs_f64();
     report.add("e2e_max_per_s", max_rate, "jobs/s", "");
-    before.report_per_job(&cpu_snapshot(&fleet), burst.ok, "at_max_", report);
+    let postgres_at_max = before.report_per_job(&cpu_snapshot(&fleet), burst.ok, "at_max_", report);
     let rate = (max_rate * 0.8).floor();
     let at_80 = open_loop(
         rate,
@@ -288,6 +294,40 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
     };
     let floor = open_loop(2_000.0, Duration::from_secs(10), health, "healthz @ 2000/s").await;
     report.latency("floor_healthz_at_2000_per_s", &floor, [""; 5]);
+
+    // The same ratio with no stewrd involved: pgbench living a job's three
+    // commits at 500/s and as fast as it goes. Every statement at a moderate
+    // rate wakes a sleeping backend, which costs more than the statement on
+    // some hosts; our ratio reads against this one.
+    eprintln!("latency: pgbench's job lifecycle at 500/s and at saturation");
+    let url = fleet.database_url.clone();
+    let (raw_at_500, raw_at_max) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        Ok((
+            raw::lifecycle_cpu_ms(&url, 8, 10, Some(500))?,
+            raw::lifecycle_cpu_ms(&url, 32, 10, None)?,
+        ))
+    })
+    .await
+    .context("pgbench")??;
+    report.add(
+        "postgres_cpu_ratio_at_500_to_max",
+        postgres_at_500 / postgres_at_max.max(f64::EPSILON),
+        "x",
+        "<= 1.2",
+    );
+    report.add(
+        "raw_pg_lifecycle_at_500_per_s_cpu_ms",
+        raw_at_500,
+        "ms",
+        "(pgbench, 3 commits)",
+    );
+    report.add("raw_pg_lifecycle_at_max_cpu_ms", raw_at_max, "ms", "");
+    report.add(
+        "raw_pg_cpu_ratio_at_500_to_max",
+        raw_at_500 / raw_at_max.max(f64::EPSILON),
+        "x",
+        "",
+    );
     fleet.stop().await;
     Ok(())
 }
