@@ -1,6 +1,6 @@
 //! Builds the router and runs the API until shutdown, draining open requests.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::DefaultBodyLimit, middleware};
 use stewrd_shared::{
@@ -66,9 +66,8 @@ pub async fn serve(
     );
     let state = AppState {
         deltas,
-        // Two commits in flight: a client waits on each, so one slow commit
-        // must not hold the submits behind it.
-        submits: Coalescer::start(pool.clone(), 2, background.clone()),
+        // A second commit at once: a client waits on each submit.
+        submits: Coalescer::start(pool.clone(), Duration::ZERO, background.clone()),
         relay: relay.fast_lane(),
         broker_up: relay.broker_up(),
         watch: SessionWatch::default(),

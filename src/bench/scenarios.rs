@@ -192,7 +192,7 @@ async fn throughput_of(
 
 pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let seconds = Duration::from_secs(options.seconds.unwrap_or(20));
-    let fleet = Fleet::start(options.workers.unwrap_or(1), Duration::ZERO, &[]).await?;
+    let mut fleet = Fleet::start(options.workers.unwrap_or(1), Duration::ZERO, &[]).await?;
     let http = http_client();
     let key = fleet.project(&http).await?;
     eprintln!(
@@ -299,7 +299,10 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
     // commits at 500/s and as fast as it goes. Every statement at a moderate
     // rate wakes a sleeping backend, which costs more than the statement on
     // some hosts; our ratio reads against this one.
+    // The worker stops first, so its chores do not count; the idle API's and any
+    // autovacuum's still do (a few statements a second against 500).
     eprintln!("latency: pgbench's job lifecycle at 500/s and at saturation");
+    fleet.stop_workers();
     let url = fleet.database_url.clone();
     let (raw_at_500, raw_at_max) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         Ok((

@@ -647,7 +647,7 @@ async fn a_message_arriving_alone_waits_for_company_and_shares_its_claim() {
     let app = spawn_app_with(
         Options::default()
             .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}"))
-            .env("STEWRD_CLAIM_HOLD_MS", "2000"),
+            .env("STEWRD_CLAIM_HOLD_MS", "1000"),
     )
     .await;
     let (_, key) = app.create_project("p").await;
@@ -676,6 +676,59 @@ async fn a_message_arriving_alone_waits_for_company_and_shares_its_claim() {
         (2.0, 1.0),
         "the first run claimed alone, the two by one batch statement"
     );
+}
+
+/// A worker has one result commit in flight, and a second once the first has
+/// run long: a result whose commit waits on a lock (held here by the test)
+/// does not hold back the results of other runs.
+#[tokio::test]
+async fn a_result_commit_that_waits_on_a_lock_does_not_hold_back_other_results() {
+    let app = spawn_app_with(Options {
+        stub_delay: Duration::from_millis(500),
+        ..Options::default()
+    })
+    .await;
+    let (_, a) = app.create_project("a").await;
+    let (_, b) = app.create_project("b").await;
+    let db = app.db().await;
+    let status = |run: RunId| {
+        let db = &db;
+        async move {
+            let row = db
+                .query_one("SELECT status FROM runs WHERE id = $1", &[&run])
+                .await
+                .ok()?;
+            Some(row.get::<_, String>(0))
+        }
+    };
+    let held = submit_runs(&app, &a, 1).await[0];
+    let running = wait_for(PATIENCE, || async {
+        (status(held).await? == "running").then_some(())
+    })
+    .await;
+    assert!(running.is_some(), "the first run is running");
+    // The first run's result will wait on this lock until the test commits.
+    let mut locker = app.db().await;
+    let lock = locker.transaction().await.expect("begin");
+    lock.execute("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", &[&held])
+        .await
+        .expect("lock the first run");
+    let other = submit_runs(&app, &b, 1).await[0];
+    let done = wait_for(PATIENCE, || async {
+        (status(other).await? == "succeeded").then_some(())
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "another project's run succeeded while the first run's result waited"
+    );
+    assert_eq!(status(held).await.as_deref(), Some("running"), "still held");
+    lock.commit().await.expect("release");
+    let released = wait_for(PATIENCE, || async {
+        (status(held).await? == "succeeded").then_some(())
+    })
+    .await;
+    assert!(released.is_some(), "the first run succeeded once released");
 }
 
 /// Many projects waiting: a claim ranks a window of them (the message's

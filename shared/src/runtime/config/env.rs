@@ -51,6 +51,19 @@ impl Env<'_> {
         Ok(value)
     }
 
+    pub(super) fn parse_max<T: FromStr + PartialOrd + std::fmt::Display + Copy>(
+        &self,
+        name: &'static str,
+        default: T,
+        max: T,
+    ) -> Result<T, ConfigError> {
+        let value = self.parse(name, default)?;
+        if value > max {
+            return Err(ConfigError::new(name, format!("must be at most {max}")));
+        }
+        Ok(value)
+    }
+
     pub(super) fn seconds(
         &self,
         name: &'static str,

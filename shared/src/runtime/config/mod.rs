@@ -88,8 +88,8 @@ pub struct WorkerSettings {
     pub shutdown_grace: Duration,
     /// `STEWRD_PROVIDER_CONNECT_TIMEOUT_SECS`, default 10.
     pub provider_connect_timeout: Duration,
-    /// `STEWRD_CLAIM_HOLD_MS`, default 5 (0: never): how long a message that
-    /// arrives alone waits for others to share its claim. At a moderate rate
+    /// `STEWRD_CLAIM_HOLD_MS`, default 5 (0: never, at most 1000): how long a
+    /// claim of fewer than 16 messages waits for more to share it. At a moderate rate
     /// a claim and a result statement for each message alone cost Postgres
     /// more per job than the batches of a busy queue; this trades a few
     /// milliseconds before a run starts for fewer statements.
@@ -399,7 +399,11 @@ impl Config {
                 shutdown_grace: Duration::from_secs(env.parse("STEWRD_SHUTDOWN_GRACE_SECS", 30)?),
                 provider_connect_timeout: env
                     .seconds("STEWRD_PROVIDER_CONNECT_TIMEOUT_SECS", 10)?,
-                claim_hold: Duration::from_millis(env.parse("STEWRD_CLAIM_HOLD_MS", 5)?),
+                claim_hold: Duration::from_millis(env.parse_max(
+                    "STEWRD_CLAIM_HOLD_MS",
+                    5,
+                    1_000,
+                )?),
                 provider_proxy: env.get("STEWRD_PROVIDER_PROXY"),
                 retry_base: Duration::from_millis(env.parse_min(
                     "STEWRD_RETRY_BASE_MS",
@@ -544,6 +548,10 @@ mod tests {
         assert_eq!(err.map(|e| e.name), Some("STEWRD_WORKER_CONCURRENCY"));
         let err = config(&[("STEWRD_QUEUE_PREFIX", "a b")]).err();
         assert_eq!(err.map(|e| e.name), Some("STEWRD_QUEUE_PREFIX"));
+        let err = config(&[("STEWRD_CLAIM_HOLD_MS", "1001")]).err();
+        assert_eq!(err.map(|e| e.name), Some("STEWRD_CLAIM_HOLD_MS"));
+        let hold = config(&[("STEWRD_CLAIM_HOLD_MS", "0")]).map(|c| c.worker.claim_hold);
+        assert_eq!(hold.ok(), Some(Duration::ZERO));
         let err = config(&[("STEWRD_DEFAULT_PROVIDER", "anthropic")]).err();
         assert_eq!(err.map(|e| e.name), Some("STEWRD_DEFAULT_PROVIDER"));
         let err = config(&[("DATABASE_URL", "mysql:// nope")]).err();
