@@ -98,6 +98,29 @@ async fn killing_workers_every_two_seconds_never_sends_a_call_twice_unless_the_t
             unknown_outcomes += 1;
         }
     }
+    // What a run that is not final was left as, so a failure says where it stuck.
+    for row in db
+        .query(
+            "SELECT r.id::text, r.status, r.attempts, (r.lease_until - now())::text,
+                    (r.due_at - now())::text, (o.available_at - now())::text, o.publishes
+             FROM runs r LEFT JOIN outbox o ON o.run_id = r.id
+             WHERE r.id::text = ANY($1) AND r.status NOT IN ('succeeded', 'failed', 'cancelled')",
+            &[&runs],
+        )
+        .await
+        .expect("runs not final")
+    {
+        println!(
+            "not final: run={} status={} attempts={} lease_in={:?} due_in={:?} outbox_in={:?} publishes={:?}",
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, i32>(2),
+            row.get::<_, Option<String>>(3),
+            row.get::<_, Option<String>>(4),
+            row.get::<_, Option<String>>(5),
+            row.get::<_, Option<i32>>(6),
+        );
+    }
     let final_runs: i64 = db
         .query_one(
             "SELECT count(*) FROM runs WHERE id::text = ANY($1)
