@@ -1,6 +1,6 @@
 //! Builds the router and runs the API until shutdown, draining open requests.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{Router, extract::DefaultBodyLimit, middleware};
 use stewrd_shared::{
@@ -66,8 +66,7 @@ pub async fn serve(
     );
     let state = AppState {
         deltas,
-        // A second commit at once: a client waits on each submit.
-        submits: Coalescer::start(pool.clone(), Duration::ZERO, background.clone()),
+        submits: Coalescer::start(pool.clone(), background.clone()),
         relay: relay.fast_lane(),
         broker_up: relay.broker_up(),
         watch: SessionWatch::default(),

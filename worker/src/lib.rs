@@ -18,7 +18,7 @@ pub mod run;
 mod tools;
 mod webhook;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use stewrd_shared::{
     db::{Pool, coalesce::Coalescer, run::ResultRow},
@@ -33,12 +33,6 @@ use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::provider::ProviderClient;
-
-/// How long a result commit runs before a second may start beside it. Zero,
-/// as before part 5 of issue 32: 50 ms made larger batches at a moderate
-/// rate, but with it (and the claim hold) the MCP kill -9 test lost a run in
-/// about half its runs, not yet explained (BENCHMARKS.md).
-const RESULT_SECOND_COMMIT_AFTER: Duration = Duration::ZERO;
 
 /// Everything a job needs, shared by all jobs of one process.
 pub struct Worker {
@@ -102,7 +96,7 @@ pub async fn run(
     let relay = Relay::new(pool.clone(), config.broker.clone(), topology.clone());
     let (announcer, announcements) = announce::Announcer::new();
     let background = CancellationToken::new();
-    let results = Coalescer::start(pool.clone(), RESULT_SECOND_COMMIT_AFTER, background.clone());
+    let results = Coalescer::start(pool.clone(), background.clone());
     let (deltas, publish_deltas) =
         DeltaPublisher::new(config.broker.clone(), topology.clone(), background.clone());
     let files = match config.files.store {
