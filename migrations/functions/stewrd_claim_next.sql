@@ -116,11 +116,11 @@ BEGIN
                 -- another transaction): this message is acked all the same,
                 -- and the relay may have put the run's next publish off by its
                 -- republish window. The run's outbox row falls due when the
-                -- run can be claimed, so it gets a message then.
+                -- run can be claimed, so it gets a message then (waiting for
+                -- the row's lock: see `stewrd_take_batch`).
                 UPDATE outbox o SET available_at = greatest(now(), r.due_at)
                 FROM runs r
-                WHERE o.run_id IN (SELECT run_id FROM outbox WHERE run_id = p_hint
-                                   FOR UPDATE SKIP LOCKED)
+                WHERE o.run_id = p_hint
                   AND r.id = p_hint AND r.status = 'queued'
                   AND o.available_at > greatest(now(), r.due_at);
                 RETURN;

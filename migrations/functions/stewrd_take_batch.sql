@@ -5,6 +5,13 @@
 -- project the scan did not see) gets its outbox row due now, if it has one;
 -- one queued but not due yet (`p_not_due`) gets it due when the run is (the
 -- relay may have put its next publish off by its republish window).
+--
+-- Those rows are locked waiting, not skipped, in run id order: the message is
+-- acked whatever happens here, so a row skipped while the relay held it (its
+-- `settle`, putting a confirmed publish off by the republish window) was left
+-- five minutes out with its message gone, the run queued with nothing to wake
+-- it (the MCP kill -9 test: one run in 300, now and then). Waiting, the claim
+-- sees the relay's write and makes the row due after it.
 CREATE OR REPLACE FUNCTION stewrd_take_batch(p_worker uuid, p_lease float8, p_hints uuid[],
                                              p_taken uuid[], p_not_due uuid[])
 RETURNS SETOF runs LANGUAGE plpgsql ROWS 1 SET enable_seqscan = off AS $$
@@ -29,13 +36,13 @@ BEGIN
         UPDATE outbox SET available_at = now()
         WHERE run_id IN (SELECT run_id FROM outbox
                          WHERE run_id = ANY(leftover) AND available_at > now()
-                         FOR UPDATE SKIP LOCKED);
+                         ORDER BY run_id FOR UPDATE);
     END IF;
     IF cardinality(p_not_due) > 0 THEN
         UPDATE outbox o SET available_at = r.due_at
         FROM runs r
         WHERE o.run_id IN (SELECT run_id FROM outbox WHERE run_id = ANY(p_not_due)
-                           FOR UPDATE SKIP LOCKED)
+                           ORDER BY run_id FOR UPDATE)
           AND r.id = o.run_id AND r.status = 'queued' AND o.available_at > r.due_at;
     END IF;
 END $$;

@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 use serde_json::json;
 use stewrd_shared::{
     db::{
-        DbError,
+        DbError, outbox,
         run::{Batch, Claim, claim_batch, claim_next, claim_room},
     },
     domain::id::{ProjectId, RunId, WorkerId},
@@ -1013,6 +1013,128 @@ async fn a_message_that_claims_nothing_leaves_its_run_a_message_when_it_can_be_c
         .expect("an outbox row")
         .get(0);
     assert!(due, "a held run's row is due at once");
+}
+
+/// Whether a statement in the test's database waits for a row another
+/// transaction holds.
+async fn waits_for_a_row(db: &tokio_postgres::Client) -> bool {
+    let waiting: i64 = db
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'
+               AND wait_event IN ('transactionid', 'tuple')",
+            &[],
+        )
+        .await
+        .expect("activity")
+        .get(0);
+    waiting > 0
+}
+
+/// A batch that serves another project through a hint acks the hint's
+/// message, so the hint's outbox row must fall due now. The relay may hold
+/// that row at the moment, settling a confirmed publish five minutes out: the
+/// claim waits for it and makes the row due after. It used to skip the row,
+/// which left the run queued with no message for five minutes (the MCP
+/// kill -9 test lost a run in 300 that way now and then).
+#[tokio::test]
+async fn a_hint_served_through_another_project_gets_a_message_even_while_the_relay_holds_its_row() {
+    let (app, pool, worker, a) = two_of_a_running(3).await;
+    let (_, b_key) = app.create_project("b").await;
+    let b = submit_runs(&app, &b_key, 1).await;
+    let db = app.db().await;
+    db.execute(
+        "UPDATE outbox SET available_at = now() + interval '5 minutes'
+         WHERE run_id = ANY($1)",
+        &[&[a[2], b[0]].as_slice()],
+    )
+    .await
+    .expect("every message published");
+    // The relay settles A's run: its row is locked until it commits.
+    let mut relay = app.db().await;
+    let settling = relay.transaction().await.expect("a transaction");
+    settling
+        .execute(
+            "SELECT 1 FROM outbox WHERE run_id = $1 FOR UPDATE",
+            &[&a[2]],
+        )
+        .await
+        .expect("locked");
+    let hint = a[2];
+    let claim = tokio::spawn(async move { claim_batch(&pool, worker, LEASE, &[hint]).await });
+    let waited = wait_for(PATIENCE, || async {
+        (claim.is_finished() || waits_for_a_row(&db).await).then_some(())
+    })
+    .await;
+    assert!(waited.is_some(), "the claim neither ended nor waited");
+    settling
+        .execute(
+            "UPDATE outbox SET available_at = now() + interval '5 minutes' WHERE run_id = $1",
+            &[&a[2]],
+        )
+        .await
+        .expect("settled");
+    settling.commit().await.expect("committed");
+    let taken = claimed(claim.await.expect("the claim's task").expect("claim"));
+    assert_eq!(taken, [b[0]], "B, with none running, is served first");
+    assert_eq!(
+        message_due(&app, &a[2..]).await,
+        [true],
+        "A's run, its message acked, has its row due after the relay's"
+    );
+}
+
+/// The relay's settle puts a fast-lane row off by the republish window only
+/// while the row is still in its fast-lane window: a row a claim made due
+/// after the settle began (its message acked, its run left queued) stays due.
+/// The settle compared the row with its own start: here a transaction begun
+/// before the claim, in production a statement that waited for the claim's
+/// lock and checked the row again after.
+#[tokio::test]
+async fn a_row_made_due_while_the_relay_settles_stays_due() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let run = submit_runs(&app, &key, 1).await[0];
+    let db = app.db().await;
+    // The relay settles the fast-lane publish once; then the row is put
+    // back in its fast-lane window, which nothing else will settle.
+    let settled = wait_for(PATIENCE, || async {
+        let publishes: i32 = db
+            .query_one("SELECT publishes FROM outbox WHERE run_id = $1", &[&run])
+            .await
+            .expect("an outbox row")
+            .get(0);
+        (publishes == 1).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "the relay settles its fast-lane publish");
+    db.execute(
+        "UPDATE outbox SET available_at = now() + interval '2 seconds', publishes = 0
+         WHERE run_id = $1",
+        &[&run],
+    )
+    .await
+    .expect("in its fast-lane window");
+    let mut relay = app.pool().get().await.expect("a connection");
+    let settling = relay.transaction().await.expect("a transaction");
+    settling.execute("SELECT now()", &[]).await.expect("begun");
+    // A claim passes the run over and makes its row due: its message is gone.
+    db.execute(
+        "UPDATE outbox SET available_at = now() WHERE run_id = $1",
+        &[&run],
+    )
+    .await
+    .expect("due");
+    let put_off = outbox::settle(&settling, &[run], Duration::from_secs(300))
+        .await
+        .expect("settle");
+    settling.commit().await.expect("committed");
+    assert_eq!(put_off, 0, "nothing put off");
+    assert_eq!(message_due(&app, &[run]).await, [true], "the row stays due");
 }
 
 fn claimed_or_none(batch: Batch) -> Vec<RunId> {

@@ -60,6 +60,13 @@ pub async fn take_due(
 /// fast lane published: a run claimed and put back within those 2 s (a
 /// rate-limit wait) has a new row with its own due time, which must stay.
 ///
+/// A claim whose message found its run not claimable makes the run's row due
+/// now (`stewrd_take_batch`): its message is gone. Such a row must stay due,
+/// even when that claim commits while this statement runs: locked rows are
+/// skipped (they keep their fast-lane window, at worst one spare publish),
+/// and a row is checked against the clock, not the statement's start, which
+/// a row made due a moment after it is still later than.
+///
 /// [`UNCLAIMED_REPUBLISH`]: crate::queue::relay::UNCLAIMED_REPUBLISH
 pub async fn settle(
     client: &impl GenericClient,
@@ -71,7 +78,9 @@ pub async fn settle(
             "UPDATE outbox o SET available_at = now() + make_interval(secs => $2),
                                  publishes = 1
              FROM runs r
-             WHERE o.run_id = ANY($1) AND o.publishes = 0 AND o.available_at > now()
+             WHERE o.run_id IN (SELECT run_id FROM outbox WHERE run_id = ANY($1)
+                                FOR UPDATE SKIP LOCKED)
+               AND o.publishes = 0 AND o.available_at > clock_timestamp()
                AND r.id = o.run_id AND r.started_at IS NULL",
         )
         .await?;
