@@ -603,6 +603,21 @@ pub fn answer_to(last_user_message: &str) -> String {
     format!("Echo: {last_user_message}")
 }
 
+/// A message's text: its content, or the text parts of a message in parts (a
+/// message with files), one per line, so the echo shows what the model read.
+fn text_of(content: &Value) -> Option<String> {
+    if let Some(text) = content.as_str() {
+        return Some(text.to_owned());
+    }
+    let texts: Vec<&str> = content
+        .as_array()?
+        .iter()
+        .filter(|part| part["type"] == "text")
+        .filter_map(|part| part["text"].as_str())
+        .collect();
+    Some(texts.join("\n"))
+}
+
 /// A user message stewrd adds to show a tool's images (not the user's).
 fn shows_images(message: &Value) -> bool {
     message["content"]
@@ -702,14 +717,14 @@ fn completion(request: &Value, tool_rounds: usize) -> Value {
     // After a tool's result, echo the result; else the last user message.
     let last = messages.iter().rev().find(|m| !shows_images(m));
     let echoed = match last {
-        Some(m) if m["role"] == "tool" => m["content"].as_str(),
+        Some(m) if m["role"] == "tool" => m["content"].as_str().map(str::to_owned),
         _ => messages
             .iter()
             .rev()
             .find(|m| m["role"] == "user")
-            .and_then(|m| m["content"].as_str()),
+            .and_then(|m| text_of(&m["content"])),
     };
-    let content = answer_to(echoed.unwrap_or_default());
+    let content = answer_to(echoed.as_deref().unwrap_or_default());
     let words = |text: &str| text.split_whitespace().count() as u64;
     let prompt: u64 = messages
         .iter()

@@ -466,6 +466,8 @@ async fn files_in_messages_reach_the_model_as_the_providers_take_them_and_again_
     ]);
     let first = sent(&app, 0);
     assert_eq!(first.last().expect("the message")["content"], expected);
+    // The dev stub echoes the text parts it read (the README's example).
+    assert_eq!(done["output"], "Echo: Look at these\nthe notes");
     // The session shows them on the message; its files list them.
     assert_eq!(done["messages"][0]["files"][0]["id"], png.as_str());
     assert_eq!(done["messages"][0]["files"][1]["filename"], "doc.pdf");
