@@ -327,6 +327,58 @@ async fn a_confirmed_message_is_not_published_again_while_its_run_waits() {
     assert_eq!(app.ready_messages().await, 1, "one message for one run");
 }
 
+/// A row the relay takes for publishing stays in a short window until the
+/// broker confirms its message, and only then gets the long republish window:
+/// a relay that dies in between (a worker killed after the commit, before its
+/// publish) leaves the row due again within seconds, for any relay. The relay
+/// used to push the row out for the whole window when it took it, so such a
+/// run waited ten minutes with no message.
+#[tokio::test]
+async fn a_republished_row_keeps_a_short_window_until_the_broker_confirms() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    app.submit(&key, json!({"message": "waiting in a backlog"}))
+        .await;
+    let db = app.db().await;
+    // The fast lane's message, confirmed and settled.
+    let window = |publishes: i32| {
+        let db = &db;
+        async move {
+            let row = db
+                .query_one(
+                    "SELECT publishes, extract(epoch FROM available_at - now())::float8 FROM outbox",
+                    &[],
+                )
+                .await
+                .ok()?;
+            (row.get::<_, i32>(0) == publishes).then(|| row.get::<_, f64>(1))
+        }
+    };
+    let first = wait_for(PATIENCE, || async { window(1).await.filter(|&s| s > 60.0) }).await;
+    assert!(first.is_some(), "the fast lane's publish is settled");
+    // Its message is presumed lost: the row falls due and the relay takes it.
+    db.execute("UPDATE outbox SET available_at = now()", &[])
+        .await
+        .expect("due");
+    let taken = wait_for(PATIENCE, || window(2)).await;
+    let in_flight = taken.expect("the relay takes the row again");
+    assert!(
+        in_flight <= 5.0,
+        "taken, not yet confirmed: due again within seconds, not in {in_flight} s"
+    );
+    // Confirmed: the long window (doubled for the second publish).
+    let settled = wait_for(PATIENCE, || async { window(2).await.filter(|&s| s > 60.0) }).await;
+    assert!(
+        settled.is_some(),
+        "once confirmed the row gets the republish window, not another publish"
+    );
+    assert_eq!(app.ready_messages().await, 2, "two publishes, two messages");
+}
+
 /// A message the broker lost is published again: the run's outbox row stays until
 /// a worker claims it (here its due time is brought forward instead of waiting
 /// the five minutes).

@@ -14,38 +14,92 @@ pub struct DueMessage {
     pub request_id: Option<String>,
 }
 
-/// Takes up to `limit` due rows for publishing and pushes each one's next due
-/// time `republish_after` (doubling with every publish, at most an hour) into
-/// the future: if the run is still unclaimed by then, its message is presumed lost
-/// and published again. Concurrent relays never take the same row.
+/// A row taken for publishing, and the state [`take_due`] left it in: only
+/// that state is given the republish window once the broker confirms
+/// ([`settle_taken`]).
+#[derive(Clone, Debug)]
+pub struct Taken {
+    pub message: DueMessage,
+    /// The row's publishes, this one counted.
+    pub publishes: i32,
+    /// The row's new due time, as seconds since the epoch.
+    pub in_flight_until: f64,
+}
+
+/// Takes up to `limit` due rows for publishing and makes each due again after
+/// `in_flight`, counting the publish: a relay that dies (or fails a statement)
+/// before the broker has the message leaves the row due again that soon, for
+/// any relay. Once the broker confirms, [`settle_taken`] gives the row the
+/// republish window. Pushed straight to that window here, a message the relay
+/// never sent left its run queued for five minutes and more with nothing to
+/// wake it (a worker killed between this commit and its publish). Concurrent
+/// relays never take the same row.
 pub async fn take_due(
     client: &impl GenericClient,
     limit: i64,
-    republish_after: Duration,
-) -> Result<Vec<DueMessage>, DbError> {
+    in_flight: Duration,
+) -> Result<Vec<Taken>, DbError> {
     let statement = client
         .prepare_cached(
             "UPDATE outbox o
-             SET available_at = now() + make_interval(
-                     secs => least($2 * power(2, least(o.publishes, 12)), 3600)),
+             SET available_at = now() + make_interval(secs => $2),
                  publishes = o.publishes + 1
              FROM (SELECT run_id FROM outbox WHERE available_at <= now()
                    ORDER BY available_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
              WHERE o.run_id = due.run_id
-             RETURNING o.run_id, (SELECT request_id FROM runs WHERE id = o.run_id)",
+             RETURNING o.run_id, (SELECT request_id FROM runs WHERE id = o.run_id),
+                       o.publishes, extract(epoch FROM o.available_at)::float8 AS until",
         )
         .await?;
     client
-        .query(&statement, &[&limit, &republish_after.as_secs_f64()])
+        .query(&statement, &[&limit, &in_flight.as_secs_f64()])
         .await?
         .iter()
         .map(|row| {
-            Ok(DueMessage {
-                run_id: row.try_get("run_id")?,
-                request_id: row.try_get("request_id")?,
+            Ok(Taken {
+                message: DueMessage {
+                    run_id: row.try_get("run_id")?,
+                    request_id: row.try_get("request_id")?,
+                },
+                publishes: row.try_get("publishes")?,
+                in_flight_until: row.try_get("until")?,
             })
         })
         .collect()
+}
+
+/// Gives rows [`take_due`] took, whose messages the broker confirmed, the
+/// republish window: `republish_after`, doubling with every publish after the
+/// first, at most an hour. Only a row still as `take_due` left it changes: one
+/// claimed meanwhile is gone, one a claim made due (its message acked, its run
+/// left queued) or another relay took again has changed, and stays as it is.
+/// Locked rows are skipped: they keep their short window.
+pub async fn settle_taken(
+    client: &impl GenericClient,
+    taken: &[Taken],
+    republish_after: Duration,
+) -> Result<u64, DbError> {
+    let run_ids: Vec<RunId> = taken.iter().map(|t| t.message.run_id).collect();
+    let publishes: Vec<i32> = taken.iter().map(|t| t.publishes).collect();
+    let until: Vec<f64> = taken.iter().map(|t| t.in_flight_until).collect();
+    let statement = client
+        .prepare_cached(
+            "UPDATE outbox o
+             SET available_at = now() + make_interval(
+                     secs => least($4 * power(2, least(o.publishes - 1, 12)), 3600))
+             FROM unnest($1::uuid[], $2::int[], $3::float8[]) AS t(run_id, publishes, until)
+             WHERE o.run_id IN (SELECT run_id FROM outbox WHERE run_id = ANY($1)
+                                FOR UPDATE SKIP LOCKED)
+               AND o.run_id = t.run_id AND o.publishes = t.publishes
+               AND extract(epoch FROM o.available_at)::float8 = t.until",
+        )
+        .await?;
+    Ok(client
+        .execute(
+            &statement,
+            &[&run_ids, &publishes, &until, &republish_after.as_secs_f64()],
+        )
+        .await?)
 }
 
 /// Gives rows whose message the fast lane published and the broker confirmed

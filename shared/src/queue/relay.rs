@@ -54,7 +54,8 @@ pub const REPUBLISH_AFTER: Duration = Duration::from_secs(300);
 /// publish never happened (the process died between commit and publish), the
 /// relay of any process publishes the run this soon; if it did, the claim has
 /// long deleted the row, and only a run still waiting in a backlog gets one
-/// more message, which its claim absorbs.
+/// more message, which its claim absorbs. A row the slow path takes is due
+/// again as soon, until the broker confirms its message ([`outbox::take_due`]).
 pub const UNCLAIMED_REPUBLISH: Duration = Duration::from_secs(5);
 /// How long after its confirm a fast-lane message's outbox row is given the
 /// republish window ([`outbox::settle`]): long enough that the claim has
@@ -92,6 +93,8 @@ pub struct Relay {
     fast_rx: mpsc::Receiver<outbox::DueMessage>,
     /// Fast-lane runs confirmed by the broker, by when, waiting to be settled.
     settling: VecDeque<(Instant, Vec<crate::domain::id::RunId>)>,
+    /// Rows the slow path took and the broker confirmed, likewise.
+    settling_taken: VecDeque<(Instant, Vec<outbox::Taken>)>,
     /// When rows were last settled.
     settled_at: Instant,
 }
@@ -128,6 +131,7 @@ impl Relay {
             fast_tx,
             fast_rx,
             settling: VecDeque::new(),
+            settling_taken: VecDeque::new(),
             settled_at: Instant::now(),
             pool,
             broker,
@@ -257,41 +261,49 @@ impl Relay {
         }
     }
 
-    /// Settles the fast-lane rows confirmed at least [`SETTLE_AFTER`] ago, in one
-    /// statement, at most every [`SETTLE_EVERY`].
+    /// Settles the rows confirmed at least [`SETTLE_AFTER`] ago, the fast
+    /// lane's and the slow path's, in a statement each, at most every
+    /// [`SETTLE_EVERY`].
     async fn settle(&mut self) -> Result<(), DbError> {
         if self.settled_at.elapsed() < SETTLE_EVERY {
             return Ok(());
         }
-        let mut run_ids = Vec::new();
-        while let Some((confirmed_at, _)) = self.settling.front() {
-            if confirmed_at.elapsed() < SETTLE_AFTER {
-                break;
-            }
-            if let Some((_, batch)) = self.settling.pop_front() {
-                run_ids.extend(batch);
-            }
-        }
-        if run_ids.is_empty() {
+        let run_ids = come_of_age(&mut self.settling);
+        let taken = come_of_age(&mut self.settling_taken);
+        if run_ids.is_empty() && taken.is_empty() {
             return Ok(());
         }
         self.settled_at = Instant::now();
         let client = self.pool.get().await?;
-        let settled = outbox::settle(&client, &run_ids, self.republish_after).await?;
-        tracing::debug!(confirmed = run_ids.len(), settled, "settled published rows");
+        if !run_ids.is_empty() {
+            let settled = outbox::settle(&client, &run_ids, self.republish_after).await?;
+            tracing::debug!(confirmed = run_ids.len(), settled, "settled published rows");
+        }
+        if !taken.is_empty() {
+            let settled = outbox::settle_taken(&client, &taken, self.republish_after).await?;
+            tracing::debug!(confirmed = taken.len(), settled, "settled republished rows");
+        }
         Ok(())
     }
 
     /// A slow-path round: take due rows and due free-place marks, publish them
     /// all, wait for all confirms at once.
-    async fn publish_due(&self, channel: &Channel) -> Result<usize, RelayError> {
+    async fn publish_due(&mut self, channel: &Channel) -> Result<usize, RelayError> {
         let client = self.pool.get().await.map_err(DbError::from)?;
-        let due = outbox::take_due(&client, BATCH, self.republish_after).await?;
+        let taken = outbox::take_due(&client, BATCH, UNCLAIMED_REPUBLISH).await?;
         let rooms = place::take_due(&client, BATCH).await?;
-        if due.is_empty() && rooms.is_empty() {
+        if taken.is_empty() && rooms.is_empty() {
             return Ok(0);
         }
+        let due: Vec<_> = taken.iter().map(|t| t.message.clone()).collect();
         let (failed, mut broker_error) = publish_runs(channel, &self.topology, &due).await;
+        let confirmed: Vec<_> = taken
+            .into_iter()
+            .filter(|t| !failed.contains(&t.message.run_id))
+            .collect();
+        if !confirmed.is_empty() {
+            self.settling_taken.push_back((Instant::now(), confirmed));
+        }
         if !failed.is_empty() {
             outbox::retry_after(&client, &failed, PUBLISH_RETRY).await?;
         }
@@ -317,6 +329,20 @@ impl Relay {
             }
         }
     }
+}
+
+/// Takes the batches confirmed at least [`SETTLE_AFTER`] ago, oldest first.
+fn come_of_age<T>(settling: &mut VecDeque<(Instant, Vec<T>)>) -> Vec<T> {
+    let mut ready = Vec::new();
+    while let Some((confirmed_at, _)) = settling.front() {
+        if confirmed_at.elapsed() < SETTLE_AFTER {
+            break;
+        }
+        if let Some((_, batch)) = settling.pop_front() {
+            ready.extend(batch);
+        }
+    }
+    ready
 }
 
 /// Publishes the messages of runs (see [`publish_all`]); returns the run ids
