@@ -1,6 +1,6 @@
 //! Builds the router and runs the API until shutdown, draining open requests.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::DefaultBodyLimit, middleware};
 use stewrd_shared::{
@@ -66,7 +66,8 @@ pub async fn serve(
     );
     let state = AppState {
         deltas,
-        submits: Coalescer::start(pool.clone(), background.clone()),
+        // A second commit at once: a client waits on each submit.
+        submits: Coalescer::start(pool.clone(), Duration::ZERO, background.clone()),
         relay: relay.fast_lane(),
         broker_up: relay.broker_up(),
         watch: SessionWatch::default(),

@@ -114,7 +114,7 @@ async fn consume_connection(
     loop {
         // While the claims in flight run, deliveries and freed places gather
         // for the next one: under load a claim takes many messages at once,
-        // and alone a message waits at most the claim hold (none by default).
+        // and alone a message waits at most the claim hold for company.
         let claimer = tokio::select! {
             claimer = claimers.clone().acquire_owned() => match claimer {
                 Ok(claimer) => claimer,
@@ -186,8 +186,8 @@ fn take_at_hand(
 
 /// Waits up to `hold` for more deliveries to share `batch`'s claim, while it
 /// holds fewer than [`HOLD_UNTIL`] and a concurrency permit is free: at a
-/// moderate rate messages come one at a time, and each alone would pay a claim
-/// statement, a result statement and their Postgres wake-ups of its own.
+/// moderate rate messages come one at a time, and each alone would pay a claim statement, a result statement and
+/// their Postgres wake-ups of its own.
 async fn hold_for_company(
     deliveries: &mut Consumer,
     permits: &Arc<Semaphore>,

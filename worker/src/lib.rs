@@ -18,7 +18,7 @@ pub mod run;
 mod tools;
 mod webhook;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use stewrd_shared::{
     db::{Pool, coalesce::Coalescer, run::ResultRow},
@@ -33,6 +33,13 @@ use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::provider::ProviderClient;
+
+/// How long a result commit runs before a second may start beside it: at a
+/// moderate rate the results that finish meanwhile share the next commit
+/// (with the claim hold, a job at 500/s costs Postgres about a quarter less,
+/// BENCHMARKS.md, issue 32 parts 5 and 6), and a commit that hangs on a lock
+/// or a silent connection holds the others back no longer than this.
+const RESULT_SECOND_COMMIT_AFTER: Duration = Duration::from_millis(50);
 
 /// Everything a job needs, shared by all jobs of one process.
 pub struct Worker {
@@ -96,7 +103,7 @@ pub async fn run(
     let relay = Relay::new(pool.clone(), config.broker.clone(), topology.clone());
     let (announcer, announcements) = announce::Announcer::new();
     let background = CancellationToken::new();
-    let results = Coalescer::start(pool.clone(), background.clone());
+    let results = Coalescer::start(pool.clone(), RESULT_SECOND_COMMIT_AFTER, background.clone());
     let (deltas, publish_deltas) =
         DeltaPublisher::new(config.broker.clone(), topology.clone(), background.clone());
     let files = match config.files.store {

@@ -2,19 +2,21 @@
 //! the application): each caller hands its write over and waits for the
 //! commit that holds it, so nothing is answered before it is durable.
 //!
-//! At most [`COMMITS_IN_FLIGHT`] commits run at once; writes arriving meanwhile
-//! wait for the next, so under load a commit takes many and alone a write waits
-//! for none. A batch that fails for another reason than an outage is written
-//! one by one, so one bad row cannot fail the others.
+//! At most [`COMMITS_IN_FLIGHT`] commits run at once, and a second starts only
+//! once the first has been in flight for the caller's `second_after` (see
+//! [`Coalescer::start`]); writes arriving meanwhile wait for the next, so under
+//! load a commit takes many and alone a write waits for none. A batch that
+//! fails for another reason than an outage is written one by one, so one bad
+//! row cannot fail the others.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{DbError, Pool};
 
-/// Commits in flight at once.
+/// Commits in flight at once, at most.
 const COMMITS_IN_FLIGHT: usize = 2;
 /// Most writes in one commit.
 const MAX_PER_COMMIT: usize = 128;
@@ -54,10 +56,14 @@ impl<W: Write> Clone for Coalescer<W> {
 }
 
 impl<W: Write> Coalescer<W> {
-    /// Starts the committing task on `pool`; it stops at `shutdown`.
-    pub fn start(pool: Pool, shutdown: CancellationToken) -> Self {
+    /// Starts the committing task on `pool`; it stops at `shutdown`. A second
+    /// commit starts while one is in flight once that one has run for
+    /// `second_after`: waiting for it makes larger batches (everything that
+    /// arrives meanwhile shares the next), and the second lane keeps writes
+    /// moving past a commit that hangs (a lock, a connection gone silent).
+    pub fn start(pool: Pool, second_after: Duration, shutdown: CancellationToken) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run::<W>(pool, rx, shutdown));
+        tokio::spawn(run::<W>(pool, second_after, rx, shutdown));
         Self { tx }
     }
 
@@ -77,14 +83,19 @@ fn stopped() -> DbError {
 
 async fn run<W: Write>(
     pool: Pool,
+    second_after: Duration,
     mut rx: mpsc::UnboundedReceiver<(W, Answer<W>)>,
     shutdown: CancellationToken,
 ) {
     let in_flight = Arc::new(Semaphore::new(COMMITS_IN_FLIGHT));
+    let mut last: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
+        if let Some(last) = last.as_mut().filter(|last| !last.is_finished()) {
+            let _ = tokio::time::timeout(second_after, last).await;
+        }
         let first = tokio::select! {
             first = rx.recv() => first,
             _ = shutdown.cancelled() => return,
@@ -98,10 +109,10 @@ async fn run<W: Write>(
             }
         }
         let pool = pool.clone();
-        tokio::spawn(async move {
+        last = Some(tokio::spawn(async move {
             commit(&pool, batch).await;
             drop(permit);
-        });
+        }));
     }
 }
 

@@ -88,11 +88,10 @@ pub struct WorkerSettings {
     pub shutdown_grace: Duration,
     /// `STEWRD_PROVIDER_CONNECT_TIMEOUT_SECS`, default 10.
     pub provider_connect_timeout: Duration,
-    /// `STEWRD_CLAIM_HOLD_MS`, default 0 (never; at most 1000): how long a
+    /// `STEWRD_CLAIM_HOLD_MS`, default 5 (0 never; at most 1000): how long a
     /// claim of fewer than 16 messages waits for more to share it, trading a
     /// few milliseconds before a run starts for fewer statements at a moderate
-    /// rate. Off by default: with it on, the MCP kill -9 test lost a run in
-    /// about half its runs, not yet explained (BENCHMARKS.md, issue 32 part 5).
+    /// rate (BENCHMARKS.md, issue 32 parts 5 and 6).
     pub claim_hold: Duration,
     /// `STEWRD_PROVIDER_PROXY`, default none: provider calls ignore proxy
     /// environment variables unless this names a proxy.
@@ -401,7 +400,7 @@ impl Config {
                     .seconds("STEWRD_PROVIDER_CONNECT_TIMEOUT_SECS", 10)?,
                 claim_hold: Duration::from_millis(env.parse_max(
                     "STEWRD_CLAIM_HOLD_MS",
-                    0,
+                    5,
                     1_000,
                 )?),
                 provider_proxy: env.get("STEWRD_PROVIDER_PROXY"),
