@@ -293,6 +293,19 @@ async fn an_idempotency_key_gives_one_session_for_concurrent_and_repeated_submit
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
 }
 
+/// Seconds until the only outbox row falls due, if it has been published
+/// `publishes` times.
+async fn outbox_window(db: &tokio_postgres::Client, publishes: i32) -> Option<f64> {
+    let row = db
+        .query_one(
+            "SELECT publishes, extract(epoch FROM available_at - now())::float8 FROM outbox",
+            &[],
+        )
+        .await
+        .ok()?;
+    (row.get::<_, i32>(0) == publishes).then(|| row.get::<_, f64>(1))
+}
+
 /// A run waiting in a backlog longer than the fast lane's short window is not
 /// published a second time: once the broker confirmed its message, its outbox
 /// row gets the relay's long republish window. (Before, every run queued more
@@ -309,15 +322,7 @@ async fn a_confirmed_message_is_not_published_again_while_its_run_waits() {
         .await;
     let db = app.db().await;
     let settled = wait_for(PATIENCE, || async {
-        let row = db
-            .query_one(
-                "SELECT publishes, available_at > now() + interval '60 seconds' FROM outbox",
-                &[],
-            )
-            .await
-            .ok()?;
-        let (publishes, far): (i32, bool) = (row.get(0), row.get(1));
-        (publishes == 1 && far).then_some(())
+        outbox_window(&db, 1).await.filter(|&secs| secs > 60.0)
     })
     .await;
     assert!(
@@ -345,33 +350,26 @@ async fn a_republished_row_keeps_a_short_window_until_the_broker_confirms() {
         .await;
     let db = app.db().await;
     // The fast lane's message, confirmed and settled.
-    let window = |publishes: i32| {
-        let db = &db;
-        async move {
-            let row = db
-                .query_one(
-                    "SELECT publishes, extract(epoch FROM available_at - now())::float8 FROM outbox",
-                    &[],
-                )
-                .await
-                .ok()?;
-            (row.get::<_, i32>(0) == publishes).then(|| row.get::<_, f64>(1))
-        }
-    };
-    let first = wait_for(PATIENCE, || async { window(1).await.filter(|&s| s > 60.0) }).await;
+    let first = wait_for(PATIENCE, || async {
+        outbox_window(&db, 1).await.filter(|&secs| secs > 60.0)
+    })
+    .await;
     assert!(first.is_some(), "the fast lane's publish is settled");
     // Its message is presumed lost: the row falls due and the relay takes it.
     db.execute("UPDATE outbox SET available_at = now()", &[])
         .await
         .expect("due");
-    let taken = wait_for(PATIENCE, || window(2)).await;
+    let taken = wait_for(PATIENCE, || outbox_window(&db, 2)).await;
     let in_flight = taken.expect("the relay takes the row again");
     assert!(
         in_flight <= 5.0,
         "taken, not yet confirmed: due again within seconds, not in {in_flight} s"
     );
     // Confirmed: the long window (doubled for the second publish).
-    let settled = wait_for(PATIENCE, || async { window(2).await.filter(|&s| s > 60.0) }).await;
+    let settled = wait_for(PATIENCE, || async {
+        outbox_window(&db, 2).await.filter(|&secs| secs > 60.0)
+    })
+    .await;
     assert!(
         settled.is_some(),
         "once confirmed the row gets the republish window, not another publish"

@@ -186,8 +186,8 @@ fn take_at_hand(
 
 /// Waits up to `hold` for more deliveries to share `batch`'s claim, while it
 /// holds fewer than [`HOLD_UNTIL`] and a concurrency permit is free: at a
-/// moderate rate messages come one at a time, and each alone would pay a claim statement, a result statement and
-/// their Postgres wake-ups of its own.
+/// moderate rate messages come one at a time, and each alone would pay a claim
+/// statement, a result statement and their Postgres wake-ups of its own.
 async fn hold_for_company(
     deliveries: &mut Consumer,
     permits: &Arc<Semaphore>,

@@ -93,7 +93,8 @@ async fn run<W: Write>(
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        if let Some(last) = last.as_mut().filter(|last| !last.is_finished()) {
+        let waits = !second_after.is_zero();
+        if let Some(last) = last.as_mut().filter(|last| waits && !last.is_finished()) {
             let _ = tokio::time::timeout(second_after, last).await;
         }
         let first = tokio::select! {

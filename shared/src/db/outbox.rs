@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use time::OffsetDateTime;
+
 use super::{DbError, GenericClient};
 use crate::domain::id::RunId;
 
@@ -22,8 +24,8 @@ pub struct Taken {
     pub message: DueMessage,
     /// The row's publishes, this one counted.
     pub publishes: i32,
-    /// The row's new due time, as seconds since the epoch.
-    pub in_flight_until: f64,
+    /// The row's new due time.
+    pub in_flight_until: OffsetDateTime,
 }
 
 /// Takes up to `limit` due rows for publishing and makes each due again after
@@ -48,7 +50,7 @@ pub async fn take_due(
                    ORDER BY available_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
              WHERE o.run_id = due.run_id
              RETURNING o.run_id, (SELECT request_id FROM runs WHERE id = o.run_id),
-                       o.publishes, extract(epoch FROM o.available_at)::float8 AS until",
+                       o.publishes, o.available_at",
         )
         .await?;
     client
@@ -62,7 +64,7 @@ pub async fn take_due(
                     request_id: row.try_get("request_id")?,
                 },
                 publishes: row.try_get("publishes")?,
-                in_flight_until: row.try_get("until")?,
+                in_flight_until: row.try_get("available_at")?,
             })
         })
         .collect()
@@ -81,17 +83,17 @@ pub async fn settle_taken(
 ) -> Result<u64, DbError> {
     let run_ids: Vec<RunId> = taken.iter().map(|t| t.message.run_id).collect();
     let publishes: Vec<i32> = taken.iter().map(|t| t.publishes).collect();
-    let until: Vec<f64> = taken.iter().map(|t| t.in_flight_until).collect();
+    let until: Vec<OffsetDateTime> = taken.iter().map(|t| t.in_flight_until).collect();
     let statement = client
         .prepare_cached(
             "UPDATE outbox o
              SET available_at = now() + make_interval(
                      secs => least($4 * power(2, least(o.publishes - 1, 12)), 3600))
-             FROM unnest($1::uuid[], $2::int[], $3::float8[]) AS t(run_id, publishes, until)
+             FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(run_id, publishes, until)
              WHERE o.run_id IN (SELECT run_id FROM outbox WHERE run_id = ANY($1)
                                 FOR UPDATE SKIP LOCKED)
                AND o.run_id = t.run_id AND o.publishes = t.publishes
-               AND extract(epoch FROM o.available_at)::float8 = t.until",
+               AND o.available_at = t.until",
         )
         .await?;
     Ok(client
