@@ -137,11 +137,16 @@ BEGIN
         WHERE id = picked
         RETURNING * INTO claimed;
         IF FOUND THEN
-            DELETE FROM outbox WHERE run_id = claimed.id;
             IF claimed.id IS DISTINCT FROM p_hint AND p_hint IS NOT NULL THEN
+                -- Both rows locked first, in run id order: two claims each
+                -- serving the other's hint would deadlock otherwise (see
+                -- `stewrd_take_batch`).
+                PERFORM 1 FROM outbox WHERE run_id IN (claimed.id, p_hint)
+                ORDER BY run_id FOR UPDATE;
                 UPDATE outbox SET available_at = now()
                 WHERE run_id = p_hint AND available_at > now();
             END IF;
+            DELETE FROM outbox WHERE run_id = claimed.id;
             RETURN NEXT claimed;
         END IF;
         RETURN;

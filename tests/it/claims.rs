@@ -1143,3 +1143,86 @@ fn claimed_or_none(batch: Batch) -> Vec<RunId> {
         Batch::OneByOne => Vec::new(),
     }
 }
+
+/// Backends of the test's database waiting for a lock (a row's, or an
+/// advisory one).
+async fn lock_waiters(db: &tokio_postgres::Client) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        &[],
+    )
+    .await
+    .expect("activity")
+    .get(0)
+}
+
+/// Two batched claims that hold crossed copies of two messages (each took the
+/// run the other left) both end: they lock their outbox rows in one order,
+/// so the second waits for the first. Each used to delete its own run's row
+/// and then wait for the other's: a deadlock, which Postgres broke after a
+/// second by failing one claim. A trigger holds each claim right after its
+/// delete until both have got that far (or the second waits for the first).
+#[tokio::test]
+async fn two_claims_holding_crossed_messages_both_end_without_a_deadlock() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let runs = submit_runs(&app, &key, 2).await;
+    let db = app.db().await;
+    db.batch_execute(
+        "CREATE FUNCTION hold_after_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN OLD; END $$;
+         CREATE TRIGGER hold AFTER DELETE ON outbox
+         FOR EACH ROW EXECUTE FUNCTION hold_after_delete();",
+    )
+    .await
+    .expect("a hold after each outbox delete");
+    // Both messages published: each row is out of its window.
+    db.execute(
+        "UPDATE outbox SET available_at = now() + interval '5 minutes' WHERE run_id = ANY($1)",
+        &[&runs],
+    )
+    .await
+    .expect("published");
+    db.execute("SELECT pg_advisory_lock(4242)", &[])
+        .await
+        .expect("the hold closed");
+    let mut claims = Vec::new();
+    for (waiting, taken) in [(1, runs[0]), (2, runs[1])] {
+        let client = app.db().await;
+        let hints = runs.clone();
+        claims.push(tokio::spawn(async move {
+            client
+                .query(
+                    "SELECT id FROM stewrd_take_batch($1, $2, $3, $4, '{}')",
+                    &[&WorkerId::new(), &30.0_f64, &hints, &[taken].as_slice()],
+                )
+                .await
+                .map(|rows| rows.len())
+        }));
+        let waits = wait_for(PATIENCE, || async {
+            (lock_waiters(&db).await >= waiting).then_some(())
+        })
+        .await;
+        assert!(
+            waits.is_some(),
+            "claim {waiting} waits for the hold or a row"
+        );
+    }
+    db.execute("SELECT pg_advisory_unlock(4242)", &[])
+        .await
+        .expect("the hold open");
+    for claim in claims {
+        let taken = claim.await.expect("the claim's task");
+        assert_eq!(taken.expect("no deadlock"), 1, "each claim takes its run");
+    }
+    for (status, owner, has_row) in rows(&app, &runs).await {
+        assert_eq!(status, "running");
+        assert!(owner.is_some(), "leased");
+        assert!(!has_row, "its outbox row gone");
+    }
+}
