@@ -1226,3 +1226,82 @@ async fn two_claims_holding_crossed_messages_both_end_without_a_deadlock() {
         assert!(!has_row, "its outbox row gone");
     }
 }
+
+/// A room claim that fails returns its message: redelivered, it fills the
+/// free place as soon as claims work again, instead of leaving the place to
+/// the relay's next publish of the mark (up to five minutes out). The first
+/// try fails on a lock timeout: the test holds the project's claim lock.
+#[tokio::test]
+async fn a_room_claim_that_fails_returns_its_message() {
+    let mut app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (project, key) = app.create_project("capped").await;
+    let project: ProjectId = project.parse().expect("project id");
+    let accepted = app.submit(&key, json!({"message": "hi"})).await;
+    let session = accepted["session_id"].as_str().expect("session id");
+    let run: RunId = accepted["run_id"]
+        .as_str()
+        .expect("run id")
+        .parse()
+        .expect("uuid");
+    let db = app.db().await;
+    // The run's own message is gone and its row far out: only a room
+    // message can start it.
+    let published = wait_for(PATIENCE, || async {
+        let publishes: i32 = db
+            .query_one("SELECT publishes FROM outbox WHERE run_id = $1", &[&run])
+            .await
+            .expect("an outbox row")
+            .get(0);
+        (publishes == 1).then_some(())
+    })
+    .await;
+    assert!(published.is_some(), "the API publishes the run's message");
+    app.purge_jobs().await;
+    db.batch_execute(
+        "UPDATE outbox SET available_at = now() + interval '5 minutes';
+         DO $$ BEGIN
+             EXECUTE format('ALTER DATABASE %I SET lock_timeout = %L', current_database(), '500ms');
+         END $$;",
+    )
+    .await
+    .expect("the run's message gone; the worker's lock waits short");
+    db.execute(
+        "UPDATE projects SET max_concurrent_runs = 1 WHERE id = $1",
+        &[&project],
+    )
+    .await
+    .expect("capped");
+    db.execute("SELECT stewrd_mark_free_place($1)", &[&project])
+        .await
+        .expect("marked");
+    let claim_lock = "SELECT pg_advisory_lock(1937006964, hashtext($1::uuid::text))";
+    db.execute(claim_lock, &[&project])
+        .await
+        .expect("the project's claims held");
+    app.start_worker();
+    let failed = wait_for(PATIENCE, || async {
+        app.workers[0]
+            .log_text()
+            .contains("error=database error")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        failed.is_some(),
+        "the room claim fails:\n{}",
+        app.all_logs()
+    );
+    // Claims work again; the mark's next publish is far out.
+    db.batch_execute("UPDATE free_places SET available_at = now() + interval '5 minutes'")
+        .await
+        .expect("the mark put off");
+    db.execute(&claim_lock.replace("_lock(", "_unlock("), &[&project])
+        .await
+        .expect("claims free");
+    let session = app.wait_final(&key, session).await;
+    assert_eq!(session["status"], "succeeded", "{session}");
+}

@@ -452,10 +452,7 @@ async fn handle(
     async move {
         let claimed = match claim(&worker, wake, &shutdown).await {
             Ok(claimed) => claimed_or_failed(&worker, claimed, wake).await,
-            Err(error) => {
-                tracing::warn!(%error, "a claim failed; claiming again step by step");
-                claim_around_poison(&worker, wake).await
-            }
+            Err(error) => claim_around_poison(&worker, wake, error).await,
         };
         drop(claimer);
         let claimed = match claimed {
@@ -603,12 +600,21 @@ async fn claimed_or_failed(
 
 /// After a claim failed for another reason than an outage (a row the claim
 /// statement itself cannot read): claims and reads in separate statements.
-async fn claim_around_poison(worker: &Worker, wake: Wake) -> Result<Option<ClaimedRun>, DbError> {
-    let lease = worker.config.worker.lease;
-    // A room's claim reads its run in a statement of its own already.
+///
+/// A room's claim reads its run in a statement of its own already, so its
+/// failure is returned, and its message with it: acked, the free place would
+/// wait for the relay to republish its mark (5 s at first, up to 5 minutes
+/// once it has been published a few times).
+async fn claim_around_poison(
+    worker: &Worker,
+    wake: Wake,
+    error: DbError,
+) -> Result<Option<ClaimedRun>, DbError> {
     let Wake::Run(hint) = wake else {
-        return Ok(None);
+        return Err(error);
     };
+    tracing::warn!(%error, "a claim failed; claiming again step by step");
+    let lease = worker.config.worker.lease;
     let claimed = worker
         .db(|client| async move { claim_unreadable(&client, worker.id, lease, Some(hint)).await })
         .await?;
