@@ -60,7 +60,7 @@ pub struct Launch<'a> {
 
 impl Browser {
     pub async fn launch(launch: Launch<'_>) -> Result<Self, LaunchError> {
-        let _ = std::fs::remove_dir_all(&launch.profile);
+        remove_profile(&launch.profile);
         std::fs::create_dir_all(&launch.profile)
             .map_err(|e| LaunchError::Spawn(launch.executable.to_owned(), e))?;
         let mut command = Command::new("sh");
@@ -125,7 +125,7 @@ impl Browser {
             let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
         }
         let _ = self.leader.start_kill();
-        let _ = std::fs::remove_dir_all(&self.profile);
+        remove_profile(&self.profile);
     }
 }
 
@@ -197,8 +197,28 @@ pub fn kill_leftovers(root: &Path) -> usize {
             killed += 1;
         }
     }
+    for profile in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        remove_profile(&profile.path());
+    }
     let _ = std::fs::remove_dir_all(root);
     killed
+}
+
+/// Removes a profile and Chromium's singleton folder. Chromium makes that
+/// folder under the system's temporary folder (a socket's path must be
+/// short), links it from the profile, and removes it only when it exits
+/// cleanly: ours are killed, and each left a folder in `/tmp`.
+fn remove_profile(profile: &Path) {
+    if let Ok(socket) = std::fs::read_link(profile.join("SingletonSocket"))
+        && let Some(folder) = socket.parent()
+        && folder
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.starts_with("org.chromium.Chromium."))
+    {
+        let _ = std::fs::remove_dir_all(folder);
+    }
+    let _ = std::fs::remove_dir_all(profile);
 }
 
 /// The memory every process in `group` uses, in bytes: the sum of their
@@ -225,4 +245,64 @@ pub fn group_memory(group: i32) -> u64 {
             Some(pss * 1024)
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real Chromium in a profile under `root`, and the folder its
+    /// singleton socket is in, once Chromium has linked it.
+    async fn started(root: &Path) -> (Browser, PathBuf, PathBuf) {
+        let profile = root.join("run");
+        let executable = std::env::var("STEWRD_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+        let browser = Browser::launch(Launch {
+            executable: &executable,
+            profile: profile.clone(),
+            proxy_port: 9, // nothing is fetched from about:blank
+        })
+        .await
+        .expect("Chromium starts");
+        let linked = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(socket) = std::fs::read_link(profile.join("SingletonSocket")) {
+                    return socket;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("Chromium links its singleton socket from the profile");
+        let folder = linked.parent().expect("in a folder").to_owned();
+        assert!(folder.is_dir(), "{folder:?}");
+        (browser, profile, folder)
+    }
+
+    fn root(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("stewrd-chromium-{name}-{}", std::process::id()))
+    }
+
+    #[tokio::test]
+    async fn a_closed_browser_leaves_no_folder_behind() {
+        let root = root("closed");
+        let (mut browser, profile, singleton) = started(&root).await;
+        browser.close();
+        assert!(!profile.exists(), "the profile is removed");
+        assert!(!singleton.exists(), "Chromium's folder in /tmp is removed");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[tokio::test]
+    async fn a_browser_left_by_a_dead_host_is_killed_and_leaves_no_folder_behind() {
+        let root = root("left");
+        let (browser, profile, singleton) = started(&root).await;
+        let group = browser.group().expect("a group");
+        // The host died without closing it: nothing of `browser` runs.
+        std::mem::forget(browser);
+        assert!(kill_leftovers(&root) > 0, "its processes are found");
+        assert!(!profile.exists(), "the profile is removed");
+        assert!(!singleton.exists(), "Chromium's folder in /tmp is removed");
+        // Whatever of the group could be left, for the next test's sake.
+        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+    }
 }
