@@ -1286,7 +1286,7 @@ async fn a_room_claim_that_fails_returns_its_message() {
     let failed = wait_for(PATIENCE, || async {
         app.workers[0]
             .log_text()
-            .contains("error=database error")
+            .contains("error=database error (SQLSTATE 55P03)")
             .then_some(())
     })
     .await;

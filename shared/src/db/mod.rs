@@ -52,8 +52,10 @@ pub enum DbError {
     /// Postgres cannot be reached right now: answer 503, retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// The statement failed.
-    #[error("database error")]
+    /// The statement failed. Shown with its SQLSTATE alone (a lock timeout,
+    /// a deadlock, a missing function): the server's message can quote the
+    /// values of the statement, which must not reach a log.
+    #[error("database error ({})", sqlstate(.0))]
     Query(#[source] tokio_postgres::Error),
     /// A stored value is not one this version of stewrd knows.
     #[error("unexpected value in column {column}")]
@@ -61,6 +63,14 @@ pub enum DbError {
         /// The column holding it.
         column: &'static str,
     },
+}
+
+/// A failed statement's SQLSTATE, or where it failed without one.
+fn sqlstate(error: &tokio_postgres::Error) -> String {
+    error.code().map_or_else(
+        || "in the client: no SQLSTATE".to_owned(),
+        |code| format!("SQLSTATE {}", code.code()),
+    )
 }
 
 impl DbError {
