@@ -1157,6 +1157,24 @@ async fn lock_waiters(db: &tokio_postgres::Client) -> i64 {
     .get(0)
 }
 
+/// Makes every delete of an outbox row wait, once done, until the hold is
+/// opened (`HOLD_OPEN`), and puts every outbox row out of its window (each
+/// message published). The hold is the test connection's advisory lock.
+async fn close_a_hold_after_outbox_deletes(db: &tokio_postgres::Client) {
+    db.batch_execute(
+        "CREATE FUNCTION hold_after_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN OLD; END $$;
+         CREATE TRIGGER hold AFTER DELETE ON outbox
+         FOR EACH ROW EXECUTE FUNCTION hold_after_delete();
+         UPDATE outbox SET available_at = now() + interval '5 minutes';
+         SELECT pg_advisory_lock(4242);",
+    )
+    .await
+    .expect("a hold after each outbox delete, closed");
+}
+
+const HOLD_OPEN: &str = "SELECT pg_advisory_unlock(4242)";
+
 /// Two batched claims that hold crossed copies of two messages (each took the
 /// run the other left) both end: they lock their outbox rows in one order,
 /// so the second waits for the first. Each used to delete its own run's row
@@ -1173,24 +1191,7 @@ async fn two_claims_holding_crossed_messages_both_end_without_a_deadlock() {
     let (_, key) = app.create_project("acme").await;
     let runs = submit_runs(&app, &key, 2).await;
     let db = app.db().await;
-    db.batch_execute(
-        "CREATE FUNCTION hold_after_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN OLD; END $$;
-         CREATE TRIGGER hold AFTER DELETE ON outbox
-         FOR EACH ROW EXECUTE FUNCTION hold_after_delete();",
-    )
-    .await
-    .expect("a hold after each outbox delete");
-    // Both messages published: each row is out of its window.
-    db.execute(
-        "UPDATE outbox SET available_at = now() + interval '5 minutes' WHERE run_id = ANY($1)",
-        &[&runs],
-    )
-    .await
-    .expect("published");
-    db.execute("SELECT pg_advisory_lock(4242)", &[])
-        .await
-        .expect("the hold closed");
+    close_a_hold_after_outbox_deletes(&db).await;
     let mut claims = Vec::new();
     for (waiting, taken) in [(1, runs[0]), (2, runs[1])] {
         let client = app.db().await;
@@ -1213,9 +1214,7 @@ async fn two_claims_holding_crossed_messages_both_end_without_a_deadlock() {
             "claim {waiting} waits for the hold or a row"
         );
     }
-    db.execute("SELECT pg_advisory_unlock(4242)", &[])
-        .await
-        .expect("the hold open");
+    db.execute(HOLD_OPEN, &[]).await.expect("the hold open");
     for claim in claims {
         let taken = claim.await.expect("the claim's task");
         assert_eq!(taken.expect("no deadlock"), 1, "each claim takes its run");
@@ -1225,6 +1224,81 @@ async fn two_claims_holding_crossed_messages_both_end_without_a_deadlock() {
         assert!(owner.is_some(), "leased");
         assert!(!has_row, "its outbox row gone");
     }
+}
+
+/// The same for single claims: each serves the other's message (its run's
+/// project had more running when the claim ranked the projects), so each
+/// takes a run whose row the other must make due. Both end.
+#[tokio::test]
+async fn two_single_claims_each_serving_the_others_message_both_end_without_a_deadlock() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, key_1) = app.create_project("one").await;
+    let (_, key_2) = app.create_project("two").await;
+    // Project two has a run running, so the first claim serves project one.
+    let busy = submit_runs(&app, &key_2, 1).await[0];
+    let pool = app.pool().get().await.expect("a connection");
+    let Ok(Claim::Claimed(_)) = claim_next(&pool, WorkerId::new(), LEASE, Some(busy)).await else {
+        panic!("project two's run is claimed");
+    };
+    let ones = submit_runs(&app, &key_1, 3).await;
+    let two = submit_runs(&app, &key_2, 1).await[0];
+    let db = app.db().await;
+    close_a_hold_after_outbox_deletes(&db).await;
+    let claim = |hint: RunId| {
+        let url = app.db_url.clone();
+        tokio::spawn(async move {
+            let client = crate::helpers::connect_db(&url).await;
+            client
+                .query_one(
+                    "SELECT id FROM stewrd_claim_next($1, 30, $2)",
+                    &[&WorkerId::new(), &hint],
+                )
+                .await
+                .map(|row| row.get::<_, RunId>(0))
+        })
+    };
+    // Two's message: project one has fewer running; its oldest run is taken.
+    let first = claim(two);
+    let waits = wait_for(PATIENCE, || async {
+        (lock_waiters(&db).await >= 1).then_some(())
+    })
+    .await;
+    assert!(waits.is_some(), "the first claim waits for the hold");
+    // Meanwhile project two's running run ends and one's other two start.
+    db.execute(
+        "UPDATE runs SET status = 'succeeded', finished_at = now() WHERE id = $1",
+        &[&busy],
+    )
+    .await
+    .expect("two's run ended");
+    db.execute(
+        "UPDATE runs SET status = 'running', lease_owner = gen_random_uuid(),
+                         lease_until = now() + interval '30 seconds', attempts = 1
+         WHERE id = ANY($1)",
+        &[&&ones[1..]],
+    )
+    .await
+    .expect("one's others running");
+    // One's message (its run still queued, as far as this claim can see):
+    // project two has fewer running now; its run is taken.
+    let second = claim(ones[0]);
+    let waits = wait_for(PATIENCE, || async {
+        (lock_waiters(&db).await >= 2).then_some(())
+    })
+    .await;
+    assert!(
+        waits.is_some(),
+        "the second claim waits for the hold or a row"
+    );
+    db.execute(HOLD_OPEN, &[]).await.expect("the hold open");
+    let first = first.await.expect("the first claim's task");
+    let second = second.await.expect("the second claim's task");
+    assert_eq!(first.expect("no deadlock"), ones[0], "one's oldest run");
+    assert_eq!(second.expect("no deadlock"), two, "two's run");
 }
 
 /// A room claim that fails returns its message: redelivered, it fills the
