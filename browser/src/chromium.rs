@@ -207,10 +207,13 @@ pub fn kill_leftovers(root: &Path) -> usize {
 /// Removes a profile and Chromium's singleton folder. Chromium makes that
 /// folder under the system's temporary folder (a socket's path must be
 /// short), links it from the profile, and removes it only when it exits
-/// cleanly: ours are killed, and each left a folder in `/tmp`.
+/// cleanly: ours are killed, and each left a folder in `/tmp`. Only a folder
+/// of that name right under the temporary folder is removed, wherever the
+/// link points.
 fn remove_profile(profile: &Path) {
     if let Ok(socket) = std::fs::read_link(profile.join("SingletonSocket"))
         && let Some(folder) = socket.parent()
+        && folder.parent() == Some(std::env::temp_dir().as_path())
         && folder
             .file_name()
             .and_then(|name| name.to_str())

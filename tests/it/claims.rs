@@ -1144,13 +1144,14 @@ fn claimed_or_none(batch: Batch) -> Vec<RunId> {
     }
 }
 
-/// Backends of the test's database waiting for a lock (a row's, or an
-/// advisory one).
-async fn lock_waiters(db: &tokio_postgres::Client) -> i64 {
+/// Backends of the test's database running `function` and waiting for a
+/// lock (a row's, or an advisory one).
+async fn lock_waiters(db: &tokio_postgres::Client, function: &str) -> i64 {
     db.query_one(
         "SELECT count(*) FROM pg_stat_activity
-         WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        &[],
+         WHERE datname = current_database() AND wait_event_type = 'Lock'
+           AND strpos(query, $1) > 0",
+        &[&function],
     )
     .await
     .expect("activity")
@@ -1206,7 +1207,7 @@ async fn two_claims_holding_crossed_messages_both_end_without_a_deadlock() {
                 .map(|rows| rows.len())
         }));
         let waits = wait_for(PATIENCE, || async {
-            (lock_waiters(&db).await >= waiting).then_some(())
+            (lock_waiters(&db, "stewrd_take_batch").await >= waiting).then_some(())
         })
         .await;
         assert!(
@@ -1264,7 +1265,7 @@ async fn two_single_claims_each_serving_the_others_message_both_end_without_a_de
     // Two's message: project one has fewer running; its oldest run is taken.
     let first = claim(two);
     let waits = wait_for(PATIENCE, || async {
-        (lock_waiters(&db).await >= 1).then_some(())
+        (lock_waiters(&db, "stewrd_claim_next").await >= 1).then_some(())
     })
     .await;
     assert!(waits.is_some(), "the first claim waits for the hold");
@@ -1287,7 +1288,7 @@ async fn two_single_claims_each_serving_the_others_message_both_end_without_a_de
     // project two has fewer running now; its run is taken.
     let second = claim(ones[0]);
     let waits = wait_for(PATIENCE, || async {
-        (lock_waiters(&db).await >= 2).then_some(())
+        (lock_waiters(&db, "stewrd_claim_next").await >= 2).then_some(())
     })
     .await;
     assert!(
@@ -1304,7 +1305,7 @@ async fn two_single_claims_each_serving_the_others_message_both_end_without_a_de
 /// A room claim that fails returns its message: redelivered, it fills the
 /// free place as soon as claims work again, instead of leaving the place to
 /// the relay's next publish of the mark (up to five minutes out). The first
-/// try fails on a lock timeout: the test holds the project's claim lock.
+/// tries fail on a lock timeout: the test holds the project's claim lock.
 #[tokio::test]
 async fn a_room_claim_that_fails_returns_its_message() {
     let mut app = spawn_app_with(Options {
@@ -1335,14 +1336,12 @@ async fn a_room_claim_that_fails_returns_its_message() {
     .await;
     assert!(published.is_some(), "the API publishes the run's message");
     app.purge_jobs().await;
-    db.batch_execute(
-        "UPDATE outbox SET available_at = now() + interval '5 minutes';
-         DO $$ BEGIN
-             EXECUTE format('ALTER DATABASE %I SET lock_timeout = %L', current_database(), '500ms');
-         END $$;",
+    db.execute(
+        "UPDATE outbox SET available_at = now() + interval '5 minutes'",
+        &[],
     )
     .await
-    .expect("the run's message gone; the worker's lock waits short");
+    .expect("the run's message gone");
     db.execute(
         "UPDATE projects SET max_concurrent_runs = 1 WHERE id = $1",
         &[&project],
@@ -1356,7 +1355,27 @@ async fn a_room_claim_that_fails_returns_its_message() {
     db.execute(claim_lock, &[&project])
         .await
         .expect("the project's claims held");
+    // The worker's lock waits are short: its room claim fails on the lock.
+    let url = format!("{}?options=-c%20lock_timeout%3D2s", app.db_url);
+    app.env.insert("DATABASE_URL".to_owned(), url);
     app.start_worker();
+    // One room message, and no other: the mark's next publish is far out.
+    let published = wait_for(PATIENCE, || async {
+        let publishes: i32 = db
+            .query_one("SELECT publishes FROM free_places", &[])
+            .await
+            .expect("the mark")
+            .get(0);
+        (publishes == 1).then_some(())
+    })
+    .await;
+    assert!(published.is_some(), "the relay publishes the mark");
+    db.execute(
+        "UPDATE free_places SET available_at = now() + interval '5 minutes'",
+        &[],
+    )
+    .await
+    .expect("the mark put off");
     let failed = wait_for(PATIENCE, || async {
         app.workers[0]
             .log_text()
@@ -1369,10 +1388,6 @@ async fn a_room_claim_that_fails_returns_its_message() {
         "the room claim fails:\n{}",
         app.all_logs()
     );
-    // Claims work again; the mark's next publish is far out.
-    db.batch_execute("UPDATE free_places SET available_at = now() + interval '5 minutes'")
-        .await
-        .expect("the mark put off");
     db.execute(&claim_lock.replace("_lock(", "_unlock("), &[&project])
         .await
         .expect("claims free");

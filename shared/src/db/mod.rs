@@ -52,9 +52,10 @@ pub enum DbError {
     /// Postgres cannot be reached right now: answer 503, retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// The statement failed. Shown with its SQLSTATE alone (a lock timeout,
-    /// a deadlock, a missing function): the server's message can quote the
-    /// values of the statement, which must not reach a log.
+    /// The statement failed. Shown with its SQLSTATE (a lock timeout, a
+    /// deadlock, a missing function) and not the server's message, which can
+    /// quote the statement's values: a log line that shows only this error
+    /// says which failure it was without them.
     #[error("database error ({})", sqlstate(.0))]
     Query(#[source] tokio_postgres::Error),
     /// A stored value is not one this version of stewrd knows.

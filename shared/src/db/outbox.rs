@@ -145,7 +145,9 @@ pub async fn settle(
         .await?)
 }
 
-/// Makes rows whose publish failed due again after `delay`.
+/// Makes rows whose publish failed due again after `delay`. The rows are
+/// locked in run id order, as claims lock theirs (`stewrd_take_batch`), so
+/// the two never wait for each other in a cycle.
 pub async fn retry_after(
     client: &impl GenericClient,
     run_ids: &[RunId],
@@ -154,7 +156,8 @@ pub async fn retry_after(
     let statement = client
         .prepare_cached(
             "UPDATE outbox SET available_at = now() + make_interval(secs => $2)
-             WHERE run_id = ANY($1)",
+             WHERE run_id IN (SELECT run_id FROM outbox WHERE run_id = ANY($1)
+                              ORDER BY run_id FOR UPDATE)",
         )
         .await?;
     client
