@@ -21,6 +21,11 @@
 -- before it), so the cap holds exactly across workers, and only capped projects
 -- pay for the lock. A message passed over is acked all the same: its project's
 -- free places are marked, and filled by room messages (`stewrd_claim_room`).
+-- A claim waits only for its first project lock: holding one and waiting for
+-- another would close a cycle with a claim that ranked the two the other way
+-- round (ties are random). A later project whose lock another claim holds is
+-- passed over, and if nothing is claimed the message comes back (its run's
+-- outbox row falls due now) to rank the projects again.
 --
 -- On a read-only server (a demoted primary, a standby) it refuses with 25006
 -- before anything else, so the worker reconnects to the writable host instead
@@ -44,6 +49,8 @@ DECLARE
     running_now bigint;
     picked uuid;
     claimed runs;
+    locked_one boolean := false;
+    passed_over boolean := false;
 BEGIN
     IF current_setting('transaction_read_only') = 'on' THEN
         RAISE EXCEPTION 'cannot claim runs on a read-only server'
@@ -102,7 +109,14 @@ BEGIN
     LOOP
         IF candidate.max_concurrent_runs IS NOT NULL THEN
             CONTINUE WHEN candidate.running >= candidate.max_concurrent_runs;
-            PERFORM pg_advisory_xact_lock(1937006964, hashtext(candidate.project_id::text));
+            IF NOT locked_one THEN
+                PERFORM pg_advisory_xact_lock(1937006964, hashtext(candidate.project_id::text));
+                locked_one := true;
+            ELSIF NOT pg_try_advisory_xact_lock(1937006964,
+                                                hashtext(candidate.project_id::text)) THEN
+                passed_over := true;
+                CONTINUE;
+            END IF;
             SELECT count(*) INTO running_now FROM runs
             WHERE project_id = candidate.project_id AND status = 'running';
             CONTINUE WHEN running_now >= candidate.max_concurrent_runs;
@@ -151,4 +165,7 @@ BEGIN
         END IF;
         RETURN;
     END LOOP;
+    IF passed_over THEN
+        UPDATE outbox SET available_at = now() WHERE run_id = p_hint AND available_at > now();
+    END IF;
 END $$;

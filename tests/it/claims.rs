@@ -1302,6 +1302,146 @@ async fn two_single_claims_each_serving_the_others_message_both_end_without_a_de
     assert_eq!(second.expect("no deadlock"), two, "two's run");
 }
 
+/// Two single claims ranking two capped projects the other way round both
+/// end: a claim waits only for its first project's lock, and passes over a
+/// later one another claim holds. Each used to wait for the second lock while
+/// holding the first: a deadlock when both found their first project full.
+#[tokio::test]
+async fn two_claims_ranking_capped_projects_the_other_way_round_both_end() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (one, one_runs) = capped_project(&app, 3, 2).await;
+    let (two, two_runs) = capped_project(&app, 4, 2).await;
+    let db = app.db().await;
+    let set_status = |status: &'static str, runs: Vec<RunId>| {
+        let db = &db;
+        async move {
+            db.execute(
+                "UPDATE runs SET status = $1, lease_owner = gen_random_uuid(),
+                                 lease_until = now() + interval '30 seconds', attempts = 1,
+                                 finished_at = CASE WHEN $1 = 'running' THEN NULL ELSE now() END
+                 WHERE id = ANY($2)",
+                &[&status, &runs],
+            )
+            .await
+            .expect("status set");
+        }
+    };
+    // Two has one running: the first claim ranks one first, then two.
+    set_status("running", vec![two_runs[1]]).await;
+    let project_lock = "SELECT pg_advisory_lock(1937006964, hashtext(id::text))
+                        FROM unnest($1::uuid[]) AS id";
+    db.execute(project_lock, &[&[one, two].as_slice()])
+        .await
+        .expect("both projects' claims held");
+    let claim = |hint: RunId| {
+        let url = app.db_url.clone();
+        tokio::spawn(async move {
+            let client = crate::helpers::connect_db(&url).await;
+            client
+                .query(
+                    "SELECT id FROM stewrd_claim_next($1, 30, $2)",
+                    &[&WorkerId::new(), &hint],
+                )
+                .await
+                .map(|rows| rows.len())
+        })
+    };
+    let waiting = |count: i64| {
+        let db = &db;
+        async move {
+            wait_for(PATIENCE, || async {
+                (lock_waiters(db, "stewrd_claim_next").await >= count).then_some(())
+            })
+            .await
+            .is_some()
+        }
+    };
+    let first = claim(one_runs[0]);
+    assert!(waiting(1).await, "the first claim waits for one's lock");
+    // Two's run ends and one's starts: the second claim ranks two first.
+    set_status("succeeded", vec![two_runs[1]]).await;
+    set_status("running", vec![one_runs[1]]).await;
+    let second = claim(two_runs[0]);
+    assert!(waiting(2).await, "the second claim waits for two's lock");
+    // Both full by the time each counts under its first lock.
+    set_status("running", vec![one_runs[2], two_runs[2], two_runs[3]]).await;
+    db.execute("SELECT pg_advisory_unlock_all()", &[])
+        .await
+        .expect("the projects' claims free");
+    for claim in [first, second] {
+        let claimed = claim.await.expect("the claim's task").expect("no deadlock");
+        assert_eq!(claimed, 0, "both projects are full");
+    }
+}
+
+/// A claim that passes over a capped project because another claim holds its
+/// lock, and claims nothing, gives its message back: the hint's outbox row
+/// falls due now, so the run is offered again (that project may have room).
+#[tokio::test]
+async fn a_claim_that_passes_over_a_locked_project_gives_its_message_back() {
+    let app = spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (one, one_runs) = capped_project(&app, 3, 2).await;
+    let (two, two_runs) = capped_project(&app, 2, 2).await;
+    let db = app.db().await;
+    let start = "UPDATE runs SET status = 'running', lease_owner = gen_random_uuid(),
+                                 lease_until = now() + interval '30 seconds', attempts = 1
+                 WHERE id = ANY($1)";
+    // Two has one running: the claim ranks one first, then two.
+    db.execute(start, &[&&two_runs[1..]])
+        .await
+        .expect("running");
+    db.execute(
+        "UPDATE outbox SET available_at = now() + interval '5 minutes'",
+        &[],
+    )
+    .await
+    .expect("every message published");
+    let lock = "SELECT pg_advisory_lock(1937006964, hashtext($1::uuid::text))";
+    for project in [one, two] {
+        db.execute(lock, &[&project]).await.expect("held");
+    }
+    let hint = one_runs[0];
+    let client = crate::helpers::connect_db(&app.db_url).await;
+    let claim = tokio::spawn(async move {
+        client
+            .query(
+                "SELECT id FROM stewrd_claim_next($1, 30, $2)",
+                &[&WorkerId::new(), &hint],
+            )
+            .await
+            .map(|rows| rows.len())
+    });
+    let waits = wait_for(PATIENCE, || async {
+        (lock_waiters(&db, "stewrd_claim_next").await >= 1).then_some(())
+    })
+    .await;
+    assert!(waits.is_some(), "the claim waits for one's lock");
+    // One fills up meanwhile; two's lock stays taken.
+    db.execute(start, &[&&one_runs[1..]]).await.expect("full");
+    db.execute(&lock.replace("_lock(", "_unlock("), &[&one])
+        .await
+        .expect("one's lock free");
+    let claimed = tokio::time::timeout(PATIENCE, claim)
+        .await
+        .expect("the claim does not wait for a second lock")
+        .expect("the claim's task")
+        .expect("claim");
+    assert_eq!(claimed, 0, "nothing claimed");
+    assert_eq!(
+        message_due(&app, &[hint]).await,
+        [true],
+        "the message comes back"
+    );
+}
+
 /// A room claim that fails returns its message: redelivered, it fills the
 /// free place as soon as claims work again, instead of leaving the place to
 /// the relay's next publish of the mark (up to five minutes out). The first
