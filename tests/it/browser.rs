@@ -119,12 +119,9 @@ impl Host {
 impl Drop for Host {
     fn drop(&mut self) {
         self.process.kill();
-        for pid in self.chromium_processes() {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // As the next host would at its start: its browsers killed, and their
+        // folders removed (Chromium's own in /tmp too).
+        stewrd_browser::chromium::kill_leftovers(&self.dir);
     }
 }
 
