@@ -19,6 +19,15 @@ use crate::{
 
 const LEASE: Duration = Duration::from_secs(30);
 
+/// An app whose claims the test makes itself: no worker takes its runs.
+async fn app_without_workers() -> TestApp {
+    spawn_app_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await
+}
+
 async fn submit_runs(app: &TestApp, key: &str, count: usize) -> Vec<RunId> {
     let mut runs = Vec::with_capacity(count);
     for i in 0..count {
@@ -59,11 +68,7 @@ fn claimed(batch: Batch) -> Vec<RunId> {
 
 #[tokio::test]
 async fn one_statement_claims_the_run_of_every_message_and_none_twice() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let (_, key) = app.create_project("acme").await;
     let runs = submit_runs(&app, &key, 6).await;
     // The last one waits out a retry's backoff: not due, not claimed.
@@ -111,11 +116,7 @@ async fn one_statement_claims_the_run_of_every_message_and_none_twice() {
 
 #[tokio::test]
 async fn a_batch_is_claimed_one_by_one_when_a_project_is_capped() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let (project, key) = app.create_project("capped").await;
     let capped = submit_runs(&app, &key, 2).await;
     let project_id: ProjectId = project.parse().expect("project id");
@@ -176,11 +177,7 @@ async fn message_due(app: &TestApp, runs: &[RunId]) -> Vec<bool> {
 async fn two_of_a_running(
     runs: usize,
 ) -> (TestApp, stewrd_shared::db::Client, WorkerId, Vec<RunId>) {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let pool = app.pool().get().await.expect("a connection");
     let worker = WorkerId::new();
     let (_, key) = app.create_project("a").await;
@@ -340,11 +337,7 @@ async fn capped_project(app: &TestApp, queued: usize, cap: i32) -> (ProjectId, V
 /// work) deletes it.
 #[tokio::test]
 async fn room_claims_fill_free_places_until_one_finds_the_project_full() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let (project, runs) = capped_project(&app, 3, 2).await;
     let db = app.db().await;
     db.execute("SELECT stewrd_mark_free_place($1)", &[&project])
@@ -374,11 +367,7 @@ async fn room_claims_fill_free_places_until_one_finds_the_project_full() {
 /// the claim deletes only the generation it read.
 #[tokio::test]
 async fn a_place_freed_while_a_room_claim_finds_no_room_keeps_its_mark() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let (project, runs) = capped_project(&app, 2, 1).await;
     let pool = app.pool().get().await.expect("a connection");
     let db = app.db().await;
@@ -404,21 +393,10 @@ async fn a_place_freed_while_a_room_claim_finds_no_room_keeps_its_mark() {
     // A room claim meanwhile sees the place taken, and would delete the mark.
     let claim = claim_room(&pool, WorkerId::new(), LEASE, project);
     let commit_while_it_waits = async {
-        wait_for(PATIENCE, || async {
-            let waiting: i64 = db
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity
-                     WHERE datname = current_database() AND wait_event_type = 'Lock'
-                       AND query LIKE '%stewrd_claim_room%'",
-                    &[],
-                )
-                .await
-                .expect("activity")
-                .get(0);
-            (waiting > 0).then_some(())
-        })
-        .await
-        .expect("the room claim waits for the mark's row");
+        assert!(
+            lock_waiters_reach(&db, "stewrd_claim_room", 1).await,
+            "the room claim waits for the mark's row"
+        );
         finish.commit().await.expect("the run finishes");
     };
     let (claimed, ()) = tokio::join!(claim, commit_while_it_waits);
@@ -441,11 +419,7 @@ async fn a_place_freed_while_a_room_claim_finds_no_room_keeps_its_mark() {
 /// ran out.
 #[tokio::test]
 async fn a_run_whose_submit_commits_during_its_claim_is_claimed_and_read() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let (project, key) = app.create_project("capped").await;
     let project_id: ProjectId = project.parse().expect("project id");
     let first_run = submit_runs(&app, &key, 1).await[0];
@@ -522,11 +496,7 @@ async fn a_run_whose_submit_commits_during_its_claim_is_claimed_and_read() {
 /// the row instead of waiting for an outage to end.
 #[tokio::test]
 async fn a_value_the_client_cannot_convert_is_not_an_outage() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let db = app.db().await;
     let row = db
         .query_one("SELECT NULL::int4 AS nothing, 'text' AS word", &[])
@@ -545,11 +515,7 @@ async fn a_value_the_client_cannot_convert_is_not_an_outage() {
 
 #[tokio::test]
 async fn a_run_another_claim_holds_is_left_to_it_without_waiting() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let (_, key) = app.create_project("acme").await;
     let runs = submit_runs(&app, &key, 2).await;
     let held = runs[0];
@@ -738,11 +704,7 @@ async fn a_result_commit_that_waits_on_a_lock_does_not_hold_back_other_results()
 /// whose messages all come first hides nobody.
 #[tokio::test]
 async fn with_many_projects_waiting_a_claim_reads_a_window_and_the_cursor_hides_nobody() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     // The flood: created first (the lowest project id), its runs queued first.
     let (_, flood_key) = app.create_project("flood").await;
     let flood = submit_runs(&app, &flood_key, 450).await;
@@ -815,11 +777,7 @@ async fn buffers_read(
 /// 32, growing as the drain went on). Newest first, it lands on a queued run.
 #[tokio::test]
 async fn listing_waiting_projects_does_not_walk_the_runs_claimed_since_the_last_vacuum() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let mut keys = Vec::new();
     for i in 0..32 {
         keys.push(app.create_project(&format!("p{i}")).await.1);
@@ -870,11 +828,7 @@ async fn listing_waiting_projects_does_not_walk_the_runs_claimed_since_the_last_
 /// table's size was when they were made.
 #[tokio::test]
 async fn a_claim_planned_while_runs_was_small_does_not_scan_it_once_it_is_large() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let (_, key) = app.create_project("acme").await;
     let queued = submit_runs(&app, &key, 1).await;
     let seed = app.db().await;
@@ -936,11 +890,7 @@ async fn a_claim_planned_while_runs_was_small_does_not_scan_it_once_it_is_large(
 /// had left such a run queued for minutes with no message.
 #[tokio::test]
 async fn a_message_that_claims_nothing_leaves_its_run_a_message_when_it_can_be_claimed() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let (_, key) = app.create_project("acme").await;
     let runs = submit_runs(&app, &key, 3).await;
     let db = app.db().await;
@@ -1015,22 +965,6 @@ async fn a_message_that_claims_nothing_leaves_its_run_a_message_when_it_can_be_c
     assert!(due, "a held run's row is due at once");
 }
 
-/// Whether a statement in the test's database waits for a row another
-/// transaction holds.
-async fn waits_for_a_row(db: &tokio_postgres::Client) -> bool {
-    let waiting: i64 = db
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'
-               AND wait_event IN ('transactionid', 'tuple')",
-            &[],
-        )
-        .await
-        .expect("activity")
-        .get(0);
-    waiting > 0
-}
-
 /// A batch that serves another project through a hint acks the hint's
 /// message, so the hint's outbox row must fall due now. The relay may hold
 /// that row at the moment, settling a confirmed publish five minutes out: the
@@ -1063,7 +997,7 @@ async fn a_hint_served_through_another_project_gets_a_message_even_while_the_rel
     let hint = a[2];
     let claim = tokio::spawn(async move { claim_batch(&pool, worker, LEASE, &[hint]).await });
     let waited = wait_for(PATIENCE, || async {
-        (claim.is_finished() || waits_for_a_row(&db).await).then_some(())
+        (claim.is_finished() || lock_waiters(&db, "").await > 0).then_some(())
     })
     .await;
     assert!(waited.is_some(), "the claim neither ended nor waited");
@@ -1092,11 +1026,7 @@ async fn a_hint_served_through_another_project_gets_a_message_even_while_the_rel
 /// lock and checked the row again after.
 #[tokio::test]
 async fn a_row_made_due_while_the_relay_settles_stays_due() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let (_, key) = app.create_project("acme").await;
     let run = submit_runs(&app, &key, 1).await[0];
     let db = app.db().await;
@@ -1144,8 +1074,8 @@ fn claimed_or_none(batch: Batch) -> Vec<RunId> {
     }
 }
 
-/// Backends of the test's database running `function` and waiting for a
-/// lock (a row's, or an advisory one).
+/// Backends of the test's database running `function` (or any statement,
+/// for "") and waiting for a lock (a row's, or an advisory one).
 async fn lock_waiters(db: &tokio_postgres::Client, function: &str) -> i64 {
     db.query_one(
         "SELECT count(*) FROM pg_stat_activity
@@ -1156,6 +1086,48 @@ async fn lock_waiters(db: &tokio_postgres::Client, function: &str) -> i64 {
     .await
     .expect("activity")
     .get(0)
+}
+
+/// Whether `count` backends running `function` come to wait for a lock.
+async fn lock_waiters_reach(db: &tokio_postgres::Client, function: &str, count: i64) -> bool {
+    wait_for(PATIENCE, || async {
+        (lock_waiters(db, function).await >= count).then_some(())
+    })
+    .await
+    .is_some()
+}
+
+/// Sets runs' status as a worker's claim or result would: `running` with a
+/// lease, or a final status.
+async fn set_status(db: &tokio_postgres::Client, status: &str, runs: &[RunId]) {
+    db.execute(
+        "UPDATE runs SET status = $1, lease_owner = gen_random_uuid(),
+                         lease_until = now() + interval '30 seconds', attempts = 1,
+                         finished_at = CASE WHEN $1 = 'running' THEN NULL ELSE now() END
+         WHERE id = ANY($2)",
+        &[&status, &runs],
+    )
+    .await
+    .expect("status set");
+}
+
+/// `stewrd_claim_next` for `hint` on a connection of its own, in a task: the
+/// runs it claimed.
+fn spawn_claim_next(
+    app: &TestApp,
+    hint: RunId,
+) -> tokio::task::JoinHandle<Result<Vec<RunId>, tokio_postgres::Error>> {
+    let url = app.db_url.clone();
+    tokio::spawn(async move {
+        let client = crate::helpers::connect_db(&url).await;
+        let rows = client
+            .query(
+                "SELECT id FROM stewrd_claim_next($1, 30, $2)",
+                &[&WorkerId::new(), &hint],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    })
 }
 
 /// Makes every delete of an outbox row wait, once done, until the hold is
@@ -1184,11 +1156,7 @@ const HOLD_OPEN: &str = "SELECT pg_advisory_unlock(4242)";
 /// delete until both have got that far (or the second waits for the first).
 #[tokio::test]
 async fn two_claims_holding_crossed_messages_both_end_without_a_deadlock() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let (_, key) = app.create_project("acme").await;
     let runs = submit_runs(&app, &key, 2).await;
     let db = app.db().await;
@@ -1206,12 +1174,8 @@ async fn two_claims_holding_crossed_messages_both_end_without_a_deadlock() {
                 .await
                 .map(|rows| rows.len())
         }));
-        let waits = wait_for(PATIENCE, || async {
-            (lock_waiters(&db, "stewrd_take_batch").await >= waiting).then_some(())
-        })
-        .await;
         assert!(
-            waits.is_some(),
+            lock_waiters_reach(&db, "stewrd_take_batch", waiting).await,
             "claim {waiting} waits for the hold or a row"
         );
     }
@@ -1232,11 +1196,7 @@ async fn two_claims_holding_crossed_messages_both_end_without_a_deadlock() {
 /// takes a run whose row the other must make due. Both end.
 #[tokio::test]
 async fn two_single_claims_each_serving_the_others_message_both_end_without_a_deadlock() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let (_, key_1) = app.create_project("one").await;
     let (_, key_2) = app.create_project("two").await;
     // Project two has a run running, so the first claim serves project one.
@@ -1249,57 +1209,27 @@ async fn two_single_claims_each_serving_the_others_message_both_end_without_a_de
     let two = submit_runs(&app, &key_2, 1).await[0];
     let db = app.db().await;
     close_a_hold_after_outbox_deletes(&db).await;
-    let claim = |hint: RunId| {
-        let url = app.db_url.clone();
-        tokio::spawn(async move {
-            let client = crate::helpers::connect_db(&url).await;
-            client
-                .query_one(
-                    "SELECT id FROM stewrd_claim_next($1, 30, $2)",
-                    &[&WorkerId::new(), &hint],
-                )
-                .await
-                .map(|row| row.get::<_, RunId>(0))
-        })
-    };
     // Two's message: project one has fewer running; its oldest run is taken.
-    let first = claim(two);
-    let waits = wait_for(PATIENCE, || async {
-        (lock_waiters(&db, "stewrd_claim_next").await >= 1).then_some(())
-    })
-    .await;
-    assert!(waits.is_some(), "the first claim waits for the hold");
+    let first = spawn_claim_next(&app, two);
+    assert!(
+        lock_waiters_reach(&db, "stewrd_claim_next", 1).await,
+        "the first claim waits for the hold"
+    );
     // Meanwhile project two's running run ends and one's other two start.
-    db.execute(
-        "UPDATE runs SET status = 'succeeded', finished_at = now() WHERE id = $1",
-        &[&busy],
-    )
-    .await
-    .expect("two's run ended");
-    db.execute(
-        "UPDATE runs SET status = 'running', lease_owner = gen_random_uuid(),
-                         lease_until = now() + interval '30 seconds', attempts = 1
-         WHERE id = ANY($1)",
-        &[&&ones[1..]],
-    )
-    .await
-    .expect("one's others running");
+    set_status(&db, "succeeded", &[busy]).await;
+    set_status(&db, "running", &ones[1..]).await;
     // One's message (its run still queued, as far as this claim can see):
     // project two has fewer running now; its run is taken.
-    let second = claim(ones[0]);
-    let waits = wait_for(PATIENCE, || async {
-        (lock_waiters(&db, "stewrd_claim_next").await >= 2).then_some(())
-    })
-    .await;
+    let second = spawn_claim_next(&app, ones[0]);
     assert!(
-        waits.is_some(),
+        lock_waiters_reach(&db, "stewrd_claim_next", 2).await,
         "the second claim waits for the hold or a row"
     );
     db.execute(HOLD_OPEN, &[]).await.expect("the hold open");
     let first = first.await.expect("the first claim's task");
     let second = second.await.expect("the second claim's task");
-    assert_eq!(first.expect("no deadlock"), ones[0], "one's oldest run");
-    assert_eq!(second.expect("no deadlock"), two, "two's run");
+    assert_eq!(first.expect("no deadlock"), [ones[0]], "one's oldest run");
+    assert_eq!(second.expect("no deadlock"), [two], "two's run");
 }
 
 /// Two single claims ranking two capped projects the other way round both
@@ -1308,73 +1238,38 @@ async fn two_single_claims_each_serving_the_others_message_both_end_without_a_de
 /// holding the first: a deadlock when both found their first project full.
 #[tokio::test]
 async fn two_claims_ranking_capped_projects_the_other_way_round_both_end() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let (one, one_runs) = capped_project(&app, 3, 2).await;
     let (two, two_runs) = capped_project(&app, 4, 2).await;
     let db = app.db().await;
-    let set_status = |status: &'static str, runs: Vec<RunId>| {
-        let db = &db;
-        async move {
-            db.execute(
-                "UPDATE runs SET status = $1, lease_owner = gen_random_uuid(),
-                                 lease_until = now() + interval '30 seconds', attempts = 1,
-                                 finished_at = CASE WHEN $1 = 'running' THEN NULL ELSE now() END
-                 WHERE id = ANY($2)",
-                &[&status, &runs],
-            )
-            .await
-            .expect("status set");
-        }
-    };
     // Two has one running: the first claim ranks one first, then two.
-    set_status("running", vec![two_runs[1]]).await;
+    set_status(&db, "running", &two_runs[1..2]).await;
     let project_lock = "SELECT pg_advisory_lock(1937006964, hashtext(id::text))
                         FROM unnest($1::uuid[]) AS id";
     db.execute(project_lock, &[&[one, two].as_slice()])
         .await
         .expect("both projects' claims held");
-    let claim = |hint: RunId| {
-        let url = app.db_url.clone();
-        tokio::spawn(async move {
-            let client = crate::helpers::connect_db(&url).await;
-            client
-                .query(
-                    "SELECT id FROM stewrd_claim_next($1, 30, $2)",
-                    &[&WorkerId::new(), &hint],
-                )
-                .await
-                .map(|rows| rows.len())
-        })
-    };
-    let waiting = |count: i64| {
-        let db = &db;
-        async move {
-            wait_for(PATIENCE, || async {
-                (lock_waiters(db, "stewrd_claim_next").await >= count).then_some(())
-            })
-            .await
-            .is_some()
-        }
-    };
-    let first = claim(one_runs[0]);
-    assert!(waiting(1).await, "the first claim waits for one's lock");
+    let first = spawn_claim_next(&app, one_runs[0]);
+    assert!(
+        lock_waiters_reach(&db, "stewrd_claim_next", 1).await,
+        "the first claim waits for one's lock"
+    );
     // Two's run ends and one's starts: the second claim ranks two first.
-    set_status("succeeded", vec![two_runs[1]]).await;
-    set_status("running", vec![one_runs[1]]).await;
-    let second = claim(two_runs[0]);
-    assert!(waiting(2).await, "the second claim waits for two's lock");
+    set_status(&db, "succeeded", &two_runs[1..2]).await;
+    set_status(&db, "running", &one_runs[1..2]).await;
+    let second = spawn_claim_next(&app, two_runs[0]);
+    assert!(
+        lock_waiters_reach(&db, "stewrd_claim_next", 2).await,
+        "the second claim waits for two's lock"
+    );
     // Both full by the time each counts under its first lock.
-    set_status("running", vec![one_runs[2], two_runs[2], two_runs[3]]).await;
+    set_status(&db, "running", &[one_runs[2], two_runs[2], two_runs[3]]).await;
     db.execute("SELECT pg_advisory_unlock_all()", &[])
         .await
         .expect("the projects' claims free");
     for claim in [first, second] {
         let claimed = claim.await.expect("the claim's task").expect("no deadlock");
-        assert_eq!(claimed, 0, "both projects are full");
+        assert!(claimed.is_empty(), "both projects are full: {claimed:?}");
     }
 }
 
@@ -1383,21 +1278,12 @@ async fn two_claims_ranking_capped_projects_the_other_way_round_both_end() {
 /// falls due now, so the run is offered again (that project may have room).
 #[tokio::test]
 async fn a_claim_that_passes_over_a_locked_project_gives_its_message_back() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let app = app_without_workers().await;
     let (one, one_runs) = capped_project(&app, 3, 2).await;
     let (two, two_runs) = capped_project(&app, 2, 2).await;
     let db = app.db().await;
-    let start = "UPDATE runs SET status = 'running', lease_owner = gen_random_uuid(),
-                                 lease_until = now() + interval '30 seconds', attempts = 1
-                 WHERE id = ANY($1)";
     // Two has one running: the claim ranks one first, then two.
-    db.execute(start, &[&&two_runs[1..]])
-        .await
-        .expect("running");
+    set_status(&db, "running", &two_runs[1..]).await;
     db.execute(
         "UPDATE outbox SET available_at = now() + interval '5 minutes'",
         &[],
@@ -1409,23 +1295,13 @@ async fn a_claim_that_passes_over_a_locked_project_gives_its_message_back() {
         db.execute(lock, &[&project]).await.expect("held");
     }
     let hint = one_runs[0];
-    let client = crate::helpers::connect_db(&app.db_url).await;
-    let claim = tokio::spawn(async move {
-        client
-            .query(
-                "SELECT id FROM stewrd_claim_next($1, 30, $2)",
-                &[&WorkerId::new(), &hint],
-            )
-            .await
-            .map(|rows| rows.len())
-    });
-    let waits = wait_for(PATIENCE, || async {
-        (lock_waiters(&db, "stewrd_claim_next").await >= 1).then_some(())
-    })
-    .await;
-    assert!(waits.is_some(), "the claim waits for one's lock");
+    let claim = spawn_claim_next(&app, hint);
+    assert!(
+        lock_waiters_reach(&db, "stewrd_claim_next", 1).await,
+        "the claim waits for one's lock"
+    );
     // One fills up meanwhile; two's lock stays taken.
-    db.execute(start, &[&&one_runs[1..]]).await.expect("full");
+    set_status(&db, "running", &one_runs[1..]).await;
     db.execute(&lock.replace("_lock(", "_unlock("), &[&one])
         .await
         .expect("one's lock free");
@@ -1434,7 +1310,7 @@ async fn a_claim_that_passes_over_a_locked_project_gives_its_message_back() {
         .expect("the claim does not wait for a second lock")
         .expect("the claim's task")
         .expect("claim");
-    assert_eq!(claimed, 0, "nothing claimed");
+    assert!(claimed.is_empty(), "nothing claimed: {claimed:?}");
     assert_eq!(
         message_due(&app, &[hint]).await,
         [true],
@@ -1448,11 +1324,7 @@ async fn a_claim_that_passes_over_a_locked_project_gives_its_message_back() {
 /// tries fail on a lock timeout: the test holds the project's claim lock.
 #[tokio::test]
 async fn a_room_claim_that_fails_returns_its_message() {
-    let mut app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
+    let mut app = app_without_workers().await;
     let (project, key) = app.create_project("capped").await;
     let project: ProjectId = project.parse().expect("project id");
     let accepted = app.submit(&key, json!({"message": "hi"})).await;
