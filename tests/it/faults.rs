@@ -306,12 +306,10 @@ async fn outbox_window(db: &tokio_postgres::Client, publishes: i32) -> Option<f6
     (row.get::<_, i32>(0) == publishes).then(|| row.get::<_, f64>(1))
 }
 
-/// A run waiting in a backlog longer than the fast lane's short window is not
-/// published a second time: once the broker confirmed its message, its outbox
-/// row gets the relay's long republish window. (Before, every run queued more
-/// than 5 s got a duplicate message and a claim that found nothing.)
-#[tokio::test]
-async fn a_confirmed_message_is_not_published_again_while_its_run_waits() {
+/// An app without workers and one run waiting, its fast-lane message
+/// published: whether the relay gave its outbox row the long republish window
+/// once the broker confirmed it.
+async fn one_run_waiting() -> (TestApp, tokio_postgres::Client, bool) {
     let app = spawn_app_with(Options {
         workers: 0,
         ..Options::default()
@@ -325,8 +323,18 @@ async fn a_confirmed_message_is_not_published_again_while_its_run_waits() {
         outbox_window(&db, 1).await.filter(|&secs| secs > 60.0)
     })
     .await;
+    (app, db, settled.is_some())
+}
+
+/// A run waiting in a backlog longer than the fast lane's short window is not
+/// published a second time: once the broker confirmed its message, its outbox
+/// row gets the relay's long republish window. (Before, every run queued more
+/// than 5 s got a duplicate message and a claim that found nothing.)
+#[tokio::test]
+async fn a_confirmed_message_is_not_published_again_while_its_run_waits() {
+    let (app, _db, settled) = one_run_waiting().await;
     assert!(
-        settled.is_some(),
+        settled,
         "the outbox row kept the short window: the run would be published again"
     );
     assert_eq!(app.ready_messages().await, 1, "one message for one run");
@@ -340,21 +348,8 @@ async fn a_confirmed_message_is_not_published_again_while_its_run_waits() {
 /// run waited ten minutes with no message.
 #[tokio::test]
 async fn a_republished_row_keeps_a_short_window_until_the_broker_confirms() {
-    let app = spawn_app_with(Options {
-        workers: 0,
-        ..Options::default()
-    })
-    .await;
-    let (_, key) = app.create_project("acme").await;
-    app.submit(&key, json!({"message": "waiting in a backlog"}))
-        .await;
-    let db = app.db().await;
-    // The fast lane's message, confirmed and settled.
-    let first = wait_for(PATIENCE, || async {
-        outbox_window(&db, 1).await.filter(|&secs| secs > 60.0)
-    })
-    .await;
-    assert!(first.is_some(), "the fast lane's publish is settled");
+    let (app, db, settled) = one_run_waiting().await;
+    assert!(settled, "the fast lane's publish is settled");
     // Its message is presumed lost: the row falls due and the relay takes it.
     db.execute("UPDATE outbox SET available_at = now()", &[])
         .await
