@@ -376,10 +376,39 @@ pub(super) async fn slow(
             }
         })
     };
+    // The starts alone: CPU by process while the stub's count of calls goes
+    // from a tenth of the jobs to six tenths, before most of them end.
+    let label = format!("slow_{delay_ms}ms");
+    let stub = fleet.stub.state.clone();
+    let calls = |share: u64| {
+        let stub = stub.clone();
+        async move {
+            while stub.stats().calls < jobs * share / 10
+                && started.elapsed() < Duration::from_secs(60)
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    };
+    calls(1).await;
+    let (from, from_at) = (cpu_snapshot(&fleet), Instant::now());
+    calls(6).await;
+    let start_span = from_at.elapsed();
+    from.report_per_job(
+        &cpu_snapshot(&fleet),
+        jobs / 2,
+        &format!("{label}_start_"),
+        report,
+    );
+    report.add(
+        format!("{label}_starts_per_s"),
+        (jobs / 2) as f64 / start_span.as_secs_f64(),
+        "calls/s",
+        "",
+    );
     wait_finished(&fleet, submitted.ok, "draining").await?;
     sampler.abort();
     let drained = started.elapsed();
-    let label = format!("slow_{delay_ms}ms");
     before.report_per_job(&cpu_snapshot(&fleet), jobs, &format!("{label}_"), report);
     let peak_kib = peak.load(Ordering::Relaxed);
     let in_flight = fleet.stub.state.stats().max_in_flight as u64;

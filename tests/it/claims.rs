@@ -10,6 +10,7 @@ use stewrd_shared::{
         run::{Batch, Claim, claim_batch, claim_next, claim_room},
     },
     domain::id::{ProjectId, RunId, WorkerId},
+    queue::JobMessage,
 };
 
 use crate::{
@@ -1405,4 +1406,101 @@ async fn a_room_claim_that_fails_returns_its_message() {
         .expect("claims free");
     let session = app.wait_final(&key, session).await;
     assert_eq!(session["status"], "succeeded", "{session}");
+}
+
+/// A batch acked in one frame never settles an earlier message still being
+/// claimed. The room message comes first and its claim waits on the project's
+/// lock (held by the test) while the runs' messages after it are claimed and
+/// acked; when the room claim fails, its message is returned and fills the
+/// place. Settled by the batch's `multiple` ack instead, it would be gone (its
+/// nack closing the channel) and the place would wait five minutes for the
+/// mark's next publish.
+#[tokio::test]
+async fn a_batch_acked_at_once_leaves_an_earlier_message_being_claimed_alone() {
+    let mut app = app_without_workers().await;
+    let (capped, capped_key) = app.create_project("capped").await;
+    let capped: ProjectId = capped.parse().expect("project id");
+    let accepted = app.submit(&capped_key, json!({"message": "hi"})).await;
+    let session = accepted["session_id"].as_str().expect("session id");
+    let (_, key) = app.create_project("busy").await;
+    let runs = submit_runs(&app, &key, 4).await;
+    let db = app.db().await;
+    // Every message the API published is dropped and its row put far out:
+    // only the messages the test publishes start these runs.
+    let published = wait_for(PATIENCE, || async {
+        let waiting: i64 = db
+            .query_one("SELECT count(*) FROM outbox WHERE publishes = 0", &[])
+            .await
+            .expect("the outbox")
+            .get(0);
+        (waiting == 0).then_some(())
+    })
+    .await;
+    assert!(published.is_some(), "the API publishes the runs' messages");
+    app.purge_jobs().await;
+    let put_off = [
+        "UPDATE outbox SET available_at = now() + interval '5 minutes'",
+        "UPDATE projects SET max_concurrent_runs = 1 WHERE name = 'capped'",
+    ];
+    for statement in put_off {
+        db.execute(statement, &[]).await.expect("set up");
+    }
+    db.execute("SELECT stewrd_mark_free_place($1)", &[&capped])
+        .await
+        .expect("marked");
+    db.execute(
+        "UPDATE free_places SET available_at = now() + interval '5 minutes'",
+        &[],
+    )
+    .await
+    .expect("the mark put off");
+    let claim_lock = "SELECT pg_advisory_lock(1937006964, hashtext($1::uuid::text))";
+    db.execute(claim_lock, &[&capped])
+        .await
+        .expect("the project's claims held");
+    // The room message has the lowest delivery tag; the runs' come after it.
+    app.publish_job(&JobMessage::Room { project_id: capped }.to_bytes())
+        .await;
+    for &run_id in &runs {
+        app.publish_job(&JobMessage::Run { run_id }.to_bytes())
+            .await;
+    }
+    let url = format!("{}?options=-c%20lock_timeout%3D2s", app.db_url);
+    app.env.insert("DATABASE_URL".to_owned(), url);
+    app.start_worker();
+    let done = wait_for(PATIENCE, || async {
+        let statuses = rows(&app, &runs).await;
+        statuses
+            .iter()
+            .all(|(status, _, _)| status == "succeeded")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "the runs after the room message run:\n{}",
+        app.all_logs()
+    );
+    let failed = wait_for(PATIENCE, || async {
+        app.workers[0]
+            .log_text()
+            .contains("error=database error (SQLSTATE 55P03)")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        failed.is_some(),
+        "the room claim fails:\n{}",
+        app.all_logs()
+    );
+    db.execute(&claim_lock.replace("_lock(", "_unlock("), &[&capped])
+        .await
+        .expect("claims free");
+    let session = app.wait_final(&capped_key, session).await;
+    assert_eq!(session["status"], "succeeded", "{session}");
+    let logs = app.all_logs();
+    assert!(
+        !logs.contains("unknown delivery tag"),
+        "a tag settled twice:\n{logs}"
+    );
 }

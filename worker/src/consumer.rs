@@ -14,7 +14,7 @@ use futures_util::{FutureExt, StreamExt};
 use lapin::{
     Consumer,
     message::Delivery,
-    options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions},
+    options::{BasicConsumeOptions, BasicQosOptions},
     types::{AMQPValue, FieldTable},
 };
 use stewrd_shared::{
@@ -39,7 +39,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument, Span, field::Empty};
 
-use crate::{Worker, db::Patience, run};
+use crate::{
+    Worker,
+    acks::{Ledger, Message, ack_all},
+    db::Patience,
+    run,
+};
 
 /// How long a worker waits before returning a message it could not claim, so a
 /// failing message does not spin through its delivery limit in milliseconds.
@@ -111,6 +116,7 @@ async fn consume_connection(
         .await?;
     tracing::info!(queue = %worker.topology.jobs_queue(), prefetch, "consuming");
     let claimers = Arc::new(Semaphore::new(CLAIMS_IN_FLIGHT));
+    let ledger = Ledger::default();
     loop {
         // While the claims in flight run, deliveries and freed places gather
         // for the next one: under load a claim takes many messages at once,
@@ -146,7 +152,7 @@ async fn consume_connection(
         }
         jobs.spawn(handle_batch(
             worker.clone(),
-            batch,
+            ledger.take(batch),
             claimer,
             jobs.clone(),
             shutdown.clone(),
@@ -168,7 +174,7 @@ async fn consume_connection(
 fn take_at_hand(
     deliveries: &mut Consumer,
     permits: &Arc<Semaphore>,
-    batch: &mut Vec<Taken>,
+    batch: &mut Vec<(Delivery, OwnedSemaphorePermit)>,
 ) -> Option<ConsumeError> {
     while batch.len() < MAX_CLAIM_BATCH {
         let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -191,7 +197,7 @@ fn take_at_hand(
 async fn hold_for_company(
     deliveries: &mut Consumer,
     permits: &Arc<Semaphore>,
-    batch: &mut Vec<Taken>,
+    batch: &mut Vec<(Delivery, OwnedSemaphorePermit)>,
     hold: Duration,
     shutdown: &CancellationToken,
 ) -> Option<ConsumeError> {
@@ -247,8 +253,8 @@ async fn drain(jobs: TaskTracker, hand_back: CancellationToken, grace: Duration)
     }
 }
 
-/// A delivery and the permit it holds until its run is done.
-type Taken = (Delivery, OwnedSemaphorePermit);
+/// A message and the permit it holds until its run is done.
+type Taken = (Message, OwnedSemaphorePermit);
 
 /// Handles the deliveries taken together: one claim for all where the batch
 /// allows it (see `claim_batch`), else each on its own.
@@ -262,14 +268,14 @@ async fn handle_batch(
 ) {
     let mut claimer = Some(claimer);
     let mut messages = Vec::with_capacity(batch.len());
-    for (delivery, permit) in batch {
-        match read_message(&delivery).await {
-            Some(Wake::Run(run_id)) => messages.push((delivery, permit, run_id)),
+    for (message, permit) in batch {
+        match read_message(&message).await {
+            Some(Wake::Run(run_id)) => messages.push((message, permit, run_id)),
             Some(room @ Wake::Room(_)) => {
                 // A free place: claimed on its own, under the project's lock.
                 let handled = handle(
                     worker.clone(),
-                    (delivery, permit),
+                    (message, permit),
                     room,
                     claimer.take(),
                     jobs.clone(),
@@ -299,8 +305,8 @@ async fn handle_batch(
     // except copies of one message, one after the other: claimed at once, the
     // second would only find its run locked by the first.
     let mut copies: HashMap<RunId, Vec<Taken>> = HashMap::new();
-    for (delivery, permit, run_id) in messages {
-        copies.entry(run_id).or_default().push((delivery, permit));
+    for (message, permit, run_id) in messages {
+        copies.entry(run_id).or_default().push((message, permit));
     }
     for (run_id, taken) in copies {
         // A message alone holds its claim's turn.
@@ -335,29 +341,26 @@ enum Wake {
 }
 
 /// What a job message wakes for; an unreadable message is dead-lettered.
-async fn read_message(delivery: &Delivery) -> Option<Wake> {
-    match JobMessage::from_bytes(&delivery.data) {
+async fn read_message(message: &Message) -> Option<Wake> {
+    match JobMessage::from_bytes(&message.delivery.data) {
         Ok(JobMessage::Run { run_id }) => Some(Wake::Run(run_id)),
         Ok(JobMessage::Room { project_id }) => Some(Wake::Room(project_id)),
         Err(error) => {
             tracing::warn!(%error, "unreadable job message; dead-lettering it");
-            let reject = BasicNackOptions {
-                requeue: false,
-                multiple: false,
-            };
-            let _ = delivery.nack(reject).await;
+            message.nack(false).await;
             None
         }
     }
 }
 
-/// After a batched claim: every message is acked (the claim stands, and a
-/// message whose run it did not take is a spare), then each run claimed starts
-/// under the permit of a message: its own, or, for a run claimed in another's
-/// place (another project was served first), one whose run was not claimed.
+/// After a batched claim: each run claimed starts under the permit of a
+/// message (its own, or, for a run claimed in another's place because another
+/// project was served first, one whose run was not claimed), then every
+/// message is acked, in one frame where the ledger allows: the claim stands,
+/// and a message whose run it did not take is a spare.
 async fn start_claimed(
     worker: &Arc<Worker>,
-    messages: Vec<(Delivery, OwnedSemaphorePermit, RunId)>,
+    messages: Vec<(Message, OwnedSemaphorePermit, RunId)>,
     runs: Vec<ClaimedRun>,
     jobs: &TaskTracker,
     hand_back: &CancellationToken,
@@ -369,31 +372,36 @@ async fn start_claimed(
     let mut runs: HashMap<RunId, ClaimedRun> = runs.into_iter().map(|run| (run.id, run)).collect();
     let mut unmatched = Vec::new();
     let mut matched = Vec::with_capacity(messages.len());
-    for (delivery, permit, run_id) in messages {
-        if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
-            tracing::debug!(%error, "ack failed");
-        }
+    for (message, permit, run_id) in messages {
         match runs.remove(&run_id) {
-            Some(run) => matched.push((delivery, permit, run_id, run)),
-            None => unmatched.push((delivery, permit, run_id)),
+            Some(run) => matched.push((message, permit, run_id, run)),
+            None => unmatched.push((message, permit, run_id)),
         }
     }
     let mut diverted = runs.into_values();
-    for (delivery, permit, run_id) in unmatched {
+    let mut spares = Vec::new();
+    for (message, permit, run_id) in unmatched {
         match diverted.next() {
-            Some(run) => matched.push((delivery, permit, run_id, run)),
-            None => metrics::counter!(names::EMPTY_CLAIMS).increment(1),
+            Some(run) => matched.push((message, permit, run_id, run)),
+            None => {
+                metrics::counter!(names::EMPTY_CLAIMS).increment(1);
+                spares.push(message);
+            }
         }
     }
-    for (delivery, permit, run_id, run) in matched {
+    let mut settled = Vec::with_capacity(matched.len());
+    for (message, permit, run_id, run) in matched {
         metrics::counter!(names::CLAIMS, "statement" => "batch").increment(1);
         let span = run_span(
             Wake::Run(run_id),
-            header_text(&delivery, "x-request-id").as_deref(),
+            header_text(&message.delivery, "x-request-id").as_deref(),
         );
         let woken = Wake::Run(run_id);
         jobs.spawn(work(worker.clone(), run, woken, permit, hand_back.clone()).instrument(span));
+        settled.push(message);
     }
+    // After the starts: the ack may wait a moment for an earlier batch's.
+    ack_all(&settled.iter().chain(&spares).collect::<Vec<_>>()).await;
 }
 
 /// Fails the runs a batch claimed but could not read: no worker could process them.
@@ -441,14 +449,17 @@ fn run_span(woken_by: Wake, request_id: Option<&str>) -> Span {
 /// of its own.
 async fn handle(
     worker: Arc<Worker>,
-    (delivery, permit): Taken,
+    (message, permit): Taken,
     wake: Wake,
     claimer: Option<OwnedSemaphorePermit>,
     jobs: TaskTracker,
     shutdown: CancellationToken,
     hand_back: CancellationToken,
 ) {
-    let span = run_span(wake, header_text(&delivery, "x-request-id").as_deref());
+    let span = run_span(
+        wake,
+        header_text(&message.delivery, "x-request-id").as_deref(),
+    );
     async move {
         let claimed = match claim(&worker, wake, &shutdown).await {
             Ok(claimed) => claimed_or_failed(&worker, claimed, wake).await,
@@ -461,26 +472,28 @@ async fn handle(
                 // Give it back; past the delivery limit the queue dead-letters it.
                 tracing::warn!(%error, "cannot claim the run; returning its message");
                 tokio::time::sleep(NACK_DELAY).await;
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    multiple: false,
-                };
-                let _ = delivery.nack(requeue).await;
+                message.nack(true).await;
                 return;
             }
         };
-        if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
-            // The claim stands; a redelivery will find the lease and be skipped.
-            tracing::debug!(%error, "ack failed");
+        match claimed {
+            Some(run) => {
+                metrics::counter!(names::CLAIMS, "statement" => "single").increment(1);
+                // Its own task: the caller may have more claims to make.
+                let span = Span::current();
+                jobs.spawn(work(worker, run, wake, permit, hand_back).instrument(span));
+            }
+            None => {
+                drop(permit);
+                metrics::counter!(names::EMPTY_CLAIMS).increment(1);
+                tracing::debug!(
+                    "nothing to do: no run is due, or every waiting project is at its cap"
+                );
+            }
         }
-        let Some(run) = claimed else {
-            metrics::counter!(names::EMPTY_CLAIMS).increment(1);
-            tracing::debug!("nothing to do: no run is due, or every waiting project is at its cap");
-            return;
-        };
-        metrics::counter!(names::CLAIMS, "statement" => "single").increment(1);
-        // Its own task: the caller may have more claims to make.
-        jobs.spawn(work(worker, run, wake, permit, hand_back).instrument(Span::current()));
+        // After the start (it may wait a moment for an earlier message's ack).
+        // The claim stands; if the ack fails, a redelivery finds the lease.
+        message.ack().await;
     }
     .instrument(span)
     .await;

@@ -3,6 +3,7 @@
 //! heartbeat, the reaper, an outbox relay and the dead-letter consumer, so a fleet
 //! of identical workers needs nothing else to keep every promise.
 
+mod acks;
 mod announce;
 mod cancel;
 mod consumer;
