@@ -23,6 +23,8 @@ use tokio::{
 
 /// How long Chromium has to print its DevTools address.
 const START_PATIENCE: Duration = Duration::from_secs(30);
+/// Tries at removing a profile Chromium may still be writing to (see `remove_profile`).
+const REMOVAL_TRIES: usize = 20;
 
 /// The shell that leads the group: Chromium in the background, then a read of
 /// the host's pipe, which returns only when the host is gone or done.
@@ -221,7 +223,16 @@ fn remove_profile(profile: &Path) {
     {
         let _ = std::fs::remove_dir_all(folder);
     }
-    let _ = std::fs::remove_dir_all(profile);
+    // A killed Chromium may write into its profile for a moment more (the
+    // signal lands when it is next scheduled), so a removal can meet a file
+    // made after its listing: a few tries, 5 ms apart, only while it is there.
+    for _ in 0..REMOVAL_TRIES {
+        let _ = std::fs::remove_dir_all(profile);
+        if !profile.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// The memory every process in `group` uses, in bytes: the sum of their
