@@ -225,7 +225,8 @@ fn remove_profile(profile: &Path) {
     }
     // A killed Chromium may write into its profile for a moment more (the
     // signal lands when it is next scheduled), so a removal can meet a file
-    // made after its listing: a few tries, 5 ms apart, only while it is there.
+    // made after its listing: a few tries, 5 ms apart, only while it is there
+    // (blocking, as `close` runs in `Drop`; the first try nearly always does it).
     for _ in 0..REMOVAL_TRIES {
         let _ = std::fs::remove_dir_all(profile);
         if !profile.exists() {

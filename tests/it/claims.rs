@@ -19,6 +19,10 @@ use crate::{
 };
 
 const LEASE: Duration = Duration::from_secs(30);
+/// A project's claim lock (`stewrd_claim_next`'s advisory lock), held or freed
+/// by a test with the project's id as `$1`.
+const CLAIM_LOCK: &str = "SELECT pg_advisory_lock(1937006964, hashtext($1::uuid::text))";
+const CLAIM_UNLOCK: &str = "SELECT pg_advisory_unlock(1937006964, hashtext($1::uuid::text))";
 
 /// An app whose claims the test makes itself: no worker takes its runs.
 async fn app_without_workers() -> TestApp {
@@ -27,6 +31,37 @@ async fn app_without_workers() -> TestApp {
         ..Options::default()
     })
     .await
+}
+
+/// Starts a worker whose lock waits end after 2 s, so a claim meeting a lock
+/// the test holds fails instead of waiting.
+fn start_worker_with_short_lock_waits(app: &mut TestApp) {
+    let url = format!("{}?options=-c%20lock_timeout%3D2s", app.db_url);
+    app.env.insert("DATABASE_URL".to_owned(), url);
+    app.start_worker();
+}
+
+/// Waits until `run`'s outbox row has been published once.
+async fn published_once(db: &tokio_postgres::Client, run: RunId) -> bool {
+    wait_for(PATIENCE, || async {
+        let publishes: i32 = db
+            .query_one("SELECT publishes FROM outbox WHERE run_id = $1", &[&run])
+            .await
+            .expect("an outbox row")
+            .get(0);
+        (publishes == 1).then_some(())
+    })
+    .await
+    .is_some()
+}
+
+/// How many of `runs` have succeeded.
+async fn count_succeeded(app: &TestApp, runs: &[RunId]) -> usize {
+    let statuses = rows(app, runs).await;
+    statuses
+        .iter()
+        .filter(|(status, ..)| status == "succeeded")
+        .count()
 }
 
 async fn submit_runs(app: &TestApp, key: &str, count: usize) -> Vec<RunId> {
@@ -1033,16 +1068,10 @@ async fn a_row_made_due_while_the_relay_settles_stays_due() {
     let db = app.db().await;
     // The relay settles the fast-lane publish once; then the row is put
     // back in its fast-lane window, which nothing else will settle.
-    let settled = wait_for(PATIENCE, || async {
-        let publishes: i32 = db
-            .query_one("SELECT publishes FROM outbox WHERE run_id = $1", &[&run])
-            .await
-            .expect("an outbox row")
-            .get(0);
-        (publishes == 1).then_some(())
-    })
-    .await;
-    assert!(settled.is_some(), "the relay settles its fast-lane publish");
+    assert!(
+        published_once(&db, run).await,
+        "the relay settles its fast-lane publish"
+    );
     db.execute(
         "UPDATE outbox SET available_at = now() + interval '2 seconds', publishes = 0
          WHERE run_id = $1",
@@ -1291,9 +1320,8 @@ async fn a_claim_that_passes_over_a_locked_project_gives_its_message_back() {
     )
     .await
     .expect("every message published");
-    let lock = "SELECT pg_advisory_lock(1937006964, hashtext($1::uuid::text))";
     for project in [one, two] {
-        db.execute(lock, &[&project]).await.expect("held");
+        db.execute(CLAIM_LOCK, &[&project]).await.expect("held");
     }
     let hint = one_runs[0];
     let claim = spawn_claim_next(&app, hint);
@@ -1303,7 +1331,7 @@ async fn a_claim_that_passes_over_a_locked_project_gives_its_message_back() {
     );
     // One fills up meanwhile; two's lock stays taken.
     set_status(&db, "running", &one_runs[1..]).await;
-    db.execute(&lock.replace("_lock(", "_unlock("), &[&one])
+    db.execute(CLAIM_UNLOCK, &[&one])
         .await
         .expect("one's lock free");
     let claimed = tokio::time::timeout(PATIENCE, claim)
@@ -1338,16 +1366,10 @@ async fn a_room_claim_that_fails_returns_its_message() {
     let db = app.db().await;
     // The run's own message is gone and its row far out: only a room
     // message can start it.
-    let published = wait_for(PATIENCE, || async {
-        let publishes: i32 = db
-            .query_one("SELECT publishes FROM outbox WHERE run_id = $1", &[&run])
-            .await
-            .expect("an outbox row")
-            .get(0);
-        (publishes == 1).then_some(())
-    })
-    .await;
-    assert!(published.is_some(), "the API publishes the run's message");
+    assert!(
+        published_once(&db, run).await,
+        "the API publishes the run's message"
+    );
     app.purge_jobs().await;
     db.execute(
         "UPDATE outbox SET available_at = now() + interval '5 minutes'",
@@ -1364,14 +1386,11 @@ async fn a_room_claim_that_fails_returns_its_message() {
     db.execute("SELECT stewrd_mark_free_place($1)", &[&project])
         .await
         .expect("marked");
-    let claim_lock = "SELECT pg_advisory_lock(1937006964, hashtext($1::uuid::text))";
-    db.execute(claim_lock, &[&project])
+    db.execute(CLAIM_LOCK, &[&project])
         .await
         .expect("the project's claims held");
     // The worker's lock waits are short: its room claim fails on the lock.
-    let url = format!("{}?options=-c%20lock_timeout%3D2s", app.db_url);
-    app.env.insert("DATABASE_URL".to_owned(), url);
-    app.start_worker();
+    start_worker_with_short_lock_waits(&mut app);
     // One room message, and no other: the mark's next publish is far out.
     let published = wait_for(PATIENCE, || async {
         let publishes: i32 = db
@@ -1401,7 +1420,7 @@ async fn a_room_claim_that_fails_returns_its_message() {
         "the room claim fails:\n{}",
         app.all_logs()
     );
-    db.execute(&claim_lock.replace("_lock(", "_unlock("), &[&project])
+    db.execute(CLAIM_UNLOCK, &[&project])
         .await
         .expect("claims free");
     let session = app.wait_final(&key, session).await;
@@ -1454,8 +1473,7 @@ async fn a_batch_acked_at_once_leaves_an_earlier_message_being_claimed_alone() {
     )
     .await
     .expect("the mark put off");
-    let claim_lock = "SELECT pg_advisory_lock(1937006964, hashtext($1::uuid::text))";
-    db.execute(claim_lock, &[&capped])
+    db.execute(CLAIM_LOCK, &[&capped])
         .await
         .expect("the project's claims held");
     // The room message has the lowest delivery tag; the runs' come after it.
@@ -1465,39 +1483,28 @@ async fn a_batch_acked_at_once_leaves_an_earlier_message_being_claimed_alone() {
         app.publish_job(&JobMessage::Run { run_id }.to_bytes())
             .await;
     }
-    let url = format!("{}?options=-c%20lock_timeout%3D2s", app.db_url);
-    app.env.insert("DATABASE_URL".to_owned(), url);
-    app.start_worker();
+    start_worker_with_short_lock_waits(&mut app);
     // A run after the room message is claimed and acked while the room's
     // claim cannot go on (the runs' claims may wait on the same lock too:
     // the capped project is owed the next place).
-    let succeeded = |all: bool| {
-        let (app, runs) = (&app, &runs);
-        async move {
-            let statuses = rows(app, runs).await;
-            let done = statuses
-                .iter()
-                .filter(|(status, _, _)| status == "succeeded");
-            (if all {
-                done.count() == runs.len()
-            } else {
-                done.count() > 0
-            })
-            .then_some(())
-        }
-    };
-    let one = wait_for(PATIENCE, || succeeded(false)).await;
+    let one = wait_for(PATIENCE, || async {
+        (count_succeeded(&app, &runs).await > 0).then_some(())
+    })
+    .await;
     assert!(
         one.is_some(),
         "a run after the room message runs:\n{}",
         app.all_logs()
     );
-    db.execute(&claim_lock.replace("_lock(", "_unlock("), &[&capped])
+    db.execute(CLAIM_UNLOCK, &[&capped])
         .await
         .expect("claims free");
     let session = app.wait_final(&capped_key, session).await;
     assert_eq!(session["status"], "succeeded", "{session}");
-    let all = wait_for(PATIENCE, || succeeded(true)).await;
+    let all = wait_for(PATIENCE, || async {
+        (count_succeeded(&app, &runs).await == runs.len()).then_some(())
+    })
+    .await;
     assert!(all.is_some(), "every run runs:\n{}", app.all_logs());
     let logs = app.all_logs();
     assert!(

@@ -107,16 +107,15 @@ impl Ledger {
     }
 }
 
-/// Whether a message outside `tags` lies unsettled below their highest. From
-/// the highest down, the batch's own tags come first: a few steps at most.
+/// Whether a message outside `tags` lies unsettled below their highest: the
+/// batch's own tags are all in the set and at or below it, so another one is
+/// there when more than `tags.len()` are. Only a wait hangs on it; `plan`
+/// checks again before a `multiple` ack.
 fn other_below(unsettled: &BTreeSet<DeliveryTag>, tags: &[DeliveryTag]) -> bool {
     let Some(&highest) = tags.iter().max() else {
         return false;
     };
-    unsettled
-        .range(..=highest)
-        .rev()
-        .any(|tag| !tags.contains(tag))
+    unsettled.range(..=highest).rev().nth(tags.len()).is_some()
 }
 
 /// Takes `tags` out of the unsettled set and says how to ack them.
