@@ -87,6 +87,8 @@ pub struct Worker {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot build the provider HTTP client: {0}")]
+    Provider(#[from] provider::BuildError),
+    #[error("cannot build an HTTP client: {0}")]
     Http(#[from] reqwest::Error),
     #[error(transparent)]
     Files(#[from] stewrd_shared::files::store::StoreError),

@@ -9,10 +9,12 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use self::support::{Recorder, TestCa, TlsBroker};
+use base64::Engine as _;
+
+use self::support::{ConnectProxy, Recorder, TestCa, TlsBroker, TlsFront};
 use crate::helpers::{
-    MASTER_KEYS, Options, PATIENCE, TestApp, cleanup, command_with, database_url, http_client,
-    spawn_app_with, start_process, unique_name,
+    DEFAULT_KEY, MASTER_KEYS, Options, PATIENCE, TestApp, cleanup, command_with, database_url,
+    http_client, spawn_app_with, start_process, unique_name,
 };
 
 /// Debian's cluster serves TLS with this certificate (for `localhost`).
@@ -487,4 +489,91 @@ async fn the_same_capture_of_a_plain_run_shows_them() {
         !wire.postgres.saw(SECRET_KEY),
         "the key reached Postgres unencrypted"
     );
+}
+
+/// An app whose one worker calls the stub provider as `https://localhost`
+/// (a TLS front with a certificate of `ca`), trusting `ca` alone when
+/// `trusted`, through `proxy` when given.
+async fn app_with_provider_over_tls(
+    ca: &TestCa,
+    trusted: bool,
+    proxy: Option<&str>,
+) -> (TestApp, TlsFront) {
+    let mut app = spawn_app_with(
+        Options {
+            workers: 0,
+            ..Options::default()
+        }
+        .env("STEWRD_RETRY_BASE_MS", "50"),
+    )
+    .await;
+    let front = TlsFront::start(ca, app.stub.address).await;
+    let base_url = format!("https://localhost:{}/v1", front.address.port());
+    app.env
+        .insert("STEWRD_OPENAI_BASE_URL".to_owned(), base_url);
+    if trusted {
+        app.env
+            .insert("SSL_CERT_FILE".to_owned(), ca.ca_file.clone());
+    }
+    if let Some(proxy) = proxy {
+        app.env
+            .insert("STEWRD_PROVIDER_PROXY".to_owned(), proxy.to_owned());
+    }
+    app.start_worker();
+    (app, front)
+}
+
+// The TLS front and the proxy must keep forwarding while the harness blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_calls_go_over_verified_tls_through_the_proxy_with_its_credentials() {
+    let ca = TestCa::new(&["localhost"]);
+    let proxy = ConnectProxy::start().await;
+    let proxy_url = format!("http://stewrd:p%40ss%20word@{}", proxy.address);
+    let (app, front) = app_with_provider_over_tls(&ca, true, Some(&proxy_url)).await;
+    let session = run_one(&app, PROMPT).await;
+    assert_eq!(session["output"], format!("Echo: {PROMPT}"), "{session}");
+    assert_eq!(app.stub.state.stats().calls, 1);
+
+    let heads = proxy.heads();
+    assert_eq!(heads.len(), 1, "one tunnel for one call: {heads:?}");
+    let expected = format!("CONNECT localhost:{} HTTP/1.1\r\n", front.address.port());
+    assert!(heads[0].starts_with(&expected), "{heads:?}");
+    let credentials = base64::engine::general_purpose::STANDARD.encode("stewrd:p@ss word");
+    let authorization = format!("proxy-authorization: basic {credentials}\r\n");
+    assert!(
+        heads[0]
+            .to_ascii_lowercase()
+            .contains(&authorization.to_ascii_lowercase()),
+        "no Basic credentials from the proxy URL: {heads:?}"
+    );
+    assert!(
+        !proxy.saw(DEFAULT_KEY),
+        "the provider key crossed the proxy in clear"
+    );
+    assert!(!proxy.saw(PROMPT), "the prompt crossed the proxy in clear");
+    assert!(
+        !proxy.saw("chat/completions"),
+        "the request crossed the proxy in clear"
+    );
+}
+
+// The TLS front must keep forwarding while the harness blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_whose_certificate_is_not_trusted_never_gets_a_request() {
+    let ca = TestCa::new(&["localhost"]);
+    let (app, _front) = app_with_provider_over_tls(&ca, false, None).await;
+    let (_, key) = app.create_project("untrusted").await;
+    let accepted = app.submit(&key, json!({"message": PROMPT})).await;
+    let session = app
+        .wait_final(&key, accepted["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(session["status"], "failed", "{session}");
+    assert_eq!(
+        session["error"]["code"], "provider_unavailable",
+        "{session}"
+    );
+    let message = session["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("certificate"), "{session}");
+    assert!(!message.contains(DEFAULT_KEY), "{session}");
+    assert_eq!(app.stub.state.stats().calls, 0, "the stub was called");
 }

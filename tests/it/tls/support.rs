@@ -1,6 +1,7 @@
 //! What the TLS tests build on: certificates made at test time, a recording TCP
-//! proxy (the "capture": every byte each way), and a second RabbitMQ node with
-//! only a TLS listener.
+//! proxy (the "capture": every byte each way), a TLS front for a plain server,
+//! an HTTP proxy that tunnels (CONNECT) and records, and a second RabbitMQ node
+//! with only a TLS listener.
 
 use std::{
     net::SocketAddr,
@@ -149,6 +150,135 @@ async fn pump(
         }
     }
     let _ = to.shutdown().await;
+}
+
+/// Serves TLS with a test CA's certificate in front of a plain TCP server.
+pub struct TlsFront {
+    pub address: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsFront {
+    pub async fn start(ca: &TestCa, target: SocketAddr) -> Self {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+        let certs = CertificateDer::pem_file_iter(&ca.cert_file)
+            .expect("server cert")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("server cert");
+        let key = PrivateKeyDer::from_pem_file(&ca.key_file).expect("server key");
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind TLS front");
+        let address = listener.local_addr().expect("front address");
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let (Ok(mut client), Ok(mut server)) = (
+                        acceptor.accept(client).await,
+                        TcpStream::connect(target).await,
+                    ) else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        Self { address, task }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An HTTP proxy that tunnels (CONNECT) and records each tunnel's request head
+/// and every byte that crossed it.
+pub struct ConnectProxy {
+    pub address: SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+    bytes: Arc<Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ConnectProxy {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let address = listener.local_addr().expect("proxy address");
+        let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+        let bytes: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let (head_sink, byte_sink) = (heads.clone(), bytes.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(tunnel(client, head_sink.clone(), byte_sink.clone()));
+            }
+        });
+        Self {
+            address,
+            heads,
+            bytes,
+            task,
+        }
+    }
+
+    /// The request heads the proxy was sent, one a tunnel.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("heads").clone()
+    }
+
+    /// Whether `needle` crossed a tunnel in clear, either way.
+    pub fn saw(&self, needle: &str) -> bool {
+        let bytes = self.bytes.lock().expect("capture");
+        bytes
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+    }
+}
+
+impl Drop for ConnectProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn tunnel(mut client: TcpStream, heads: Arc<Mutex<Vec<String>>>, sink: Arc<Mutex<Vec<u8>>>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if !matches!(client.read(&mut byte).await, Ok(1)) {
+            return;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    heads.lock().expect("heads").push(head.clone());
+    let target = head
+        .strip_prefix("CONNECT ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_default()
+        .to_owned();
+    let Ok(server) = TcpStream::connect(&target).await else {
+        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+        return;
+    };
+    if client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    tokio::spawn(pump(client_read, server_write, sink.clone()));
+    tokio::spawn(pump(server_read, client_write, sink));
 }
 
 /// A free port on 127.0.0.1 (bound, then released for the caller to use).

@@ -3,11 +3,10 @@
 
 mod error;
 mod stream;
-
-use std::time::Duration;
+mod transport;
 
 pub use error::{ProviderError, Retry, classify_status, retry_after};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,11 +16,10 @@ use stewrd_shared::{
         text::{storable, storable_json},
         usage::Usage,
     },
-    runtime::{
-        config::{ProviderUrls, WorkerSettings},
-        outbound::read_at_most,
-    },
+    runtime::config::{ProviderUrls, WorkerSettings},
 };
+pub use transport::BuildError;
+use transport::{Answer, Transport};
 
 /// Largest provider answer read; beyond it the call fails rather than eat memory.
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -225,32 +223,26 @@ struct ChoiceMessage {
 /// Calls providers over one shared HTTP client.
 #[derive(Clone)]
 pub struct ProviderClient {
-    http: reqwest::Client,
+    http: Transport,
     urls: ProviderUrls,
 }
 
 impl ProviderClient {
     /// A client with the worker's timeouts. Redirects are never followed (a key
-    /// must not be replayed to another host) and proxy environment variables are
-    /// ignored: only `STEWRD_PROVIDER_PROXY` sets a proxy. reqwest never
-    /// replays a call on its own: a call is paid for, and the run's retries are
-    /// ours, counted and backed off. (Its default replays only HTTP/2 refusals,
-    /// which HTTP/1 never sends, yet copies every request in case: 0.5 KiB of
-    /// worker memory per call in flight, `bench slow`.)
-    pub fn new(urls: ProviderUrls, settings: &WorkerSettings) -> Result<Self, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .retry(reqwest::retry::never().max_retries_per_request(0))
-            .no_proxy()
-            .connect_timeout(settings.provider_connect_timeout)
-            .timeout(settings.provider_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("stewrd/", env!("CARGO_PKG_VERSION")));
-        if let Some(proxy) = &settings.provider_proxy {
-            builder = builder.proxy(reqwest::Proxy::all(proxy)?);
-        }
+    /// must not be replayed to another host) and a call is never replayed (it
+    /// is paid for: the run's retries are ours, counted and backed off); the
+    /// pool only resends a request that never left, when an idle connection it
+    /// took turned out closed before the request was written. Proxy
+    /// environment variables are ignored: only `STEWRD_PROVIDER_PROXY` sets a
+    /// proxy.
+    pub fn new(urls: ProviderUrls, settings: &WorkerSettings) -> Result<Self, BuildError> {
         Ok(Self {
-            http: builder.build()?,
+            http: Transport::new(
+                settings.provider_timeout,
+                settings.provider_connect_timeout,
+                settings.provider_proxy.as_ref(),
+                concat!("stewrd/", env!("CARGO_PKG_VERSION")),
+            )?,
             urls,
         })
     }
@@ -281,22 +273,14 @@ impl ProviderClient {
         let url = format!("{}/chat/completions", self.urls.base_url(provider));
         let body = serde_json::to_vec(request)
             .map_err(|e| ProviderError::unreachable(format!("cannot encode request: {e}")))?;
-        let response = self
-            .http
-            .post(url)
-            .headers(headers(provider, key)?)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| transport_error(&e))?;
-        let status = response.status().as_u16();
+        let mut answer = self.http.post(&url, headers(provider, key)?, body).await?;
+        let status = answer.status.as_u16();
         if request.stream && (200..300).contains(&status) {
-            return stream::read(response, on_text).await;
+            return stream::read(answer, on_text).await;
         }
-        let headers = response.headers().clone();
-        let body = read_capped(response).await?;
+        let body = read_capped(&mut answer).await?;
         if !(200..300).contains(&status) {
-            return Err(classify_status(status, &headers, &body));
+            return Err(classify_status(status, &answer.headers, &body));
         }
         parse_completion(&body)
     }
@@ -321,26 +305,8 @@ fn headers(provider: Provider, key: &SecretString) -> Result<HeaderMap, Provider
     Ok(headers)
 }
 
-/// Transport failures say nothing about the key; reqwest's message names only
-/// the URL, which holds no secret.
-fn transport_error(error: &reqwest::Error) -> ProviderError {
-    if error.is_timeout() {
-        ProviderError::timed_out()
-    } else {
-        let mut detail = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            detail = format!("{detail}: {cause}");
-            source = cause.source();
-        }
-        ProviderError::unreachable(detail)
-    }
-}
-
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
-    let (body, more) = read_at_most(&mut response, MAX_BODY_BYTES)
-        .await
-        .map_err(|e| transport_error(&e))?;
+async fn read_capped(answer: &mut Answer) -> Result<Vec<u8>, ProviderError> {
+    let (body, more) = answer.read_at_most(MAX_BODY_BYTES).await?;
     if more {
         return Err(ProviderError::unreachable(format!(
             "the provider's answer is larger than {MAX_BODY_BYTES} bytes"

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use stewrd_shared::domain::{text::storable, usage::Usage};
 
-use super::{Completion, MAX_BODY_BYTES, ProviderError, transport_error};
+use super::{Completion, MAX_BODY_BYTES, ProviderError, transport::Answer};
 
 #[derive(Deserialize)]
 struct Chunk {
@@ -166,13 +166,13 @@ impl Assembly {
 
 /// Reads a 2xx streamed answer to its end.
 pub(super) async fn read(
-    mut response: reqwest::Response,
+    mut answer: Answer,
     on_text: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Completion, ProviderError> {
     let mut assembly = Assembly::default();
     let mut pending: Vec<u8> = Vec::new();
     let mut total = 0usize;
-    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
+    while let Some(chunk) = answer.chunk().await? {
         total += chunk.len();
         if total > MAX_BODY_BYTES {
             return Err(ProviderError::unreachable(format!(

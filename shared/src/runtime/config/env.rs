@@ -108,6 +108,26 @@ impl Env<'_> {
         }
         Ok(url.trim_end_matches('/').to_owned())
     }
+
+    /// An HTTP proxy (`http://[user:password@]host[:port]`), if set. Kept
+    /// secret: its password may be in it, and no error repeats it.
+    pub(super) fn proxy_url(
+        &self,
+        name: &'static str,
+    ) -> Result<Option<SecretString>, ConfigError> {
+        let Some(text) = self.get(name) else {
+            return Ok(None);
+        };
+        match url::Url::parse(text.trim()) {
+            Ok(url) if url.scheme() == "http" && url.host_str().is_some() => {
+                Ok(Some(SecretString::from(text.trim())))
+            }
+            _ => Err(ConfigError::new(
+                name,
+                "must be an http:// URL: a proxy that tunnels calls with CONNECT",
+            )),
+        }
+    }
 }
 
 /// Parses durations like `1s`, `6m0s`, `1h2m3.5s`, `250ms` (OpenAI's reset headers

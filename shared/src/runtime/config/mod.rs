@@ -94,8 +94,9 @@ pub struct WorkerSettings {
     /// rate (BENCHMARKS.md, issue 32 parts 5 and 6).
     pub claim_hold: Duration,
     /// `STEWRD_PROVIDER_PROXY`, default none: provider calls ignore proxy
-    /// environment variables unless this names a proxy.
-    pub provider_proxy: Option<String>,
+    /// environment variables unless this names an HTTP proxy, which every
+    /// call is tunnelled through (CONNECT).
+    pub provider_proxy: Option<SecretString>,
     /// `STEWRD_RETRY_BASE_MS`, default 1000: the first retry's backoff ceiling;
     /// it doubles per attempt (full jitter) up to `STEWRD_RETRY_MAX_SECS`.
     pub retry_base: Duration,
@@ -403,7 +404,7 @@ impl Config {
                     5,
                     1_000,
                 )?),
-                provider_proxy: env.get("STEWRD_PROVIDER_PROXY"),
+                provider_proxy: env.proxy_url("STEWRD_PROVIDER_PROXY")?,
                 retry_base: Duration::from_millis(env.parse_min(
                     "STEWRD_RETRY_BASE_MS",
                     1000,
@@ -555,6 +556,22 @@ mod tests {
         assert_eq!(err.map(|e| e.name), Some("STEWRD_DEFAULT_PROVIDER"));
         let err = config(&[("DATABASE_URL", "mysql:// nope")]).err();
         assert_eq!(err.map(|e| e.name), Some("DATABASE_URL"));
+    }
+
+    #[test]
+    fn a_provider_proxy_is_an_http_url_whose_password_no_error_or_debug_shows() {
+        for bad in ["socks5://user:hunter2@proxy:1080", "hunter2", "http://"] {
+            let err = config(&[("STEWRD_PROVIDER_PROXY", bad)]).err().expect(bad);
+            assert_eq!(err.name, "STEWRD_PROVIDER_PROXY");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+        let good = "http://user:hunter2@proxy.internal:3128";
+        let worker = config(&[("STEWRD_PROVIDER_PROXY", good)])
+            .expect("valid")
+            .worker;
+        let proxy = worker.provider_proxy.as_ref().expect("a proxy");
+        assert_eq!(proxy.expose_secret(), good);
+        assert!(!format!("{worker:?}").contains("hunter2"));
     }
 
     #[test]

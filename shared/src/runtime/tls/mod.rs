@@ -94,3 +94,13 @@ fn roots(ca_file: Option<&str>) -> Result<RootCertStore, PemError> {
     }
     Ok(roots)
 }
+
+/// TLS for provider calls: the platform's verifier (the system's trust store,
+/// as reqwest used before provider calls left it), with ring.
+pub fn provider_client_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_platform_verifier()?
+        .with_no_client_auth())
+}
