@@ -4,6 +4,7 @@
 
 use std::{
     io::{BufRead, BufReader},
+    net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::Duration,
@@ -14,9 +15,8 @@ use secrecy::ExposeSecret;
 use stewrd_shared::{
     queue::Topology, runtime::config::DEFAULT_DATABASE_URL, secrets::crypto::MasterKeyRing,
 };
-use tokio::net::TcpListener;
 
-use crate::stub::Stub;
+use crate::stub::{self, Stub};
 
 /// A running benchmark deployment.
 pub struct Fleet {
@@ -71,7 +71,8 @@ impl Fleet {
         let database_url = database_url_for(&name)?;
         let amqp_url = std::env::var("AMQP_URL")
             .unwrap_or_else(|_| stewrd_shared::runtime::config::DEFAULT_AMQP_URL.to_owned());
-        let stub = Stub::start(TcpListener::bind("127.0.0.1:0").await?, stub_delay, false).await?;
+        let listener = stub::listener(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let stub = Stub::start(listener, stub_delay, false).await?;
         let admin_token = uuid::Uuid::new_v4().simple().to_string();
         let master = MasterKeyRing::generate_entry("bench");
         let mut env: Vec<(String, String)> = vec![

@@ -180,8 +180,7 @@ async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 async fn stub_provider(listen: SocketAddr, delay_ms: u64) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(listen)
-        .await
+    let listener = crate::stub::listener(listen)
         .with_context(|| format!("cannot listen on {listen} (check --listen)"))?;
     let stub = Stub::start(listener, Duration::from_millis(delay_ms), true).await?;
     println!("stub provider listening on {}", stub.base_url());
