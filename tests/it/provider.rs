@@ -152,6 +152,62 @@ async fn attempts_stop_at_the_maximum_with_the_last_error() {
 }
 
 #[tokio::test]
+async fn an_answer_that_stalls_after_its_head_fails_as_a_timeout() {
+    let app = spawn_app_with(
+        fast_retries()
+            .env("STEWRD_MAX_ATTEMPTS", "1")
+            .env("STEWRD_PROVIDER_TIMEOUT_SECS", "1"),
+    )
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    // The head and a first piece at once, the rest a minute later.
+    app.stub.state.push([Reply::streamed(
+        &["the start ", "and the end"],
+        Duration::from_secs(60),
+        4,
+    )]);
+    let accepted = app
+        .submit(&key, json!({"message": "stall", "stream": true}))
+        .await;
+    let session = app
+        .wait_final(&key, accepted["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(session["status"], "failed", "{session}");
+    assert_eq!(session["error"]["code"], "provider_timeout", "{session}");
+    assert_eq!(app.stub.state.stats().calls, 1);
+}
+
+#[tokio::test]
+async fn a_proxy_that_never_opens_its_tunnel_fails_the_call_at_the_connect_timeout() {
+    // Accepts, reads nothing, answers nothing: the TCP connect succeeds and
+    // the tunnel never opens.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let proxy = silent.local_addr().expect("address");
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let app = spawn_app_with(
+        fast_retries()
+            .env("STEWRD_MAX_ATTEMPTS", "1")
+            .env("STEWRD_PROVIDER_CONNECT_TIMEOUT_SECS", "1")
+            .env("STEWRD_PROVIDER_TIMEOUT_SECS", "600")
+            .env("STEWRD_PROVIDER_PROXY", &format!("http://{proxy}")),
+    )
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let session = run_once(&app, &key, "through a dead proxy").await;
+    assert_eq!(session["status"], "failed", "{session}");
+    assert_eq!(session["error"]["code"], "provider_timeout", "{session}");
+    assert_eq!(app.stub.state.stats().calls, 0);
+    held.abort();
+}
+
+#[tokio::test]
 async fn a_provider_that_does_not_answer_in_time_fails_as_a_timeout() {
     let app = spawn_app_with(
         fast_retries()

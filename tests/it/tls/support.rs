@@ -100,10 +100,7 @@ impl Recorder {
                 let Ok(server) = TcpStream::connect(target).await else {
                     continue;
                 };
-                let (client_read, client_write) = client.into_split();
-                let (server_read, server_write) = server.into_split();
-                tokio::spawn(pump(client_read, server_write, sink.clone()));
-                tokio::spawn(pump(server_read, client_write, sink.clone()));
+                splice(client, server, sink.clone());
             }
         });
         Self {
@@ -115,10 +112,7 @@ impl Recorder {
 
     /// Whether `needle` crossed the wire in clear, in either direction.
     pub fn saw(&self, needle: &str) -> bool {
-        let bytes = self.bytes.lock().expect("capture");
-        bytes
-            .windows(needle.len())
-            .any(|window| window == needle.as_bytes())
+        contains(&self.bytes, needle)
     }
 
     pub fn len(&self) -> usize {
@@ -179,10 +173,10 @@ impl TlsFront {
             while let Ok((client, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let (Ok(mut client), Ok(mut server)) = (
-                        acceptor.accept(client).await,
-                        TcpStream::connect(target).await,
-                    ) else {
+                    let Ok(mut client) = acceptor.accept(client).await else {
+                        return;
+                    };
+                    let Ok(mut server) = TcpStream::connect(target).await else {
                         return;
                     };
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
@@ -235,10 +229,7 @@ impl ConnectProxy {
 
     /// Whether `needle` crossed a tunnel in clear, either way.
     pub fn saw(&self, needle: &str) -> bool {
-        let bytes = self.bytes.lock().expect("capture");
-        bytes
-            .windows(needle.len())
-            .any(|window| window == needle.as_bytes())
+        contains(&self.bytes, needle)
     }
 }
 
@@ -275,10 +266,23 @@ async fn tunnel(mut client: TcpStream, heads: Arc<Mutex<Vec<String>>>, sink: Arc
     {
         return;
     }
+    splice(client, server, sink);
+}
+
+/// Forwards both ways between `client` and `server`, recording every byte.
+fn splice(client: TcpStream, server: TcpStream, sink: Arc<Mutex<Vec<u8>>>) {
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     tokio::spawn(pump(client_read, server_write, sink.clone()));
     tokio::spawn(pump(server_read, client_write, sink));
+}
+
+/// Whether `needle` is among the recorded `bytes`.
+fn contains(bytes: &Mutex<Vec<u8>>, needle: &str) -> bool {
+    let bytes = bytes.lock().expect("capture");
+    bytes
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
 }
 
 /// A free port on 127.0.0.1 (bound, then released for the caller to use).

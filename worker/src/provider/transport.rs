@@ -5,9 +5,16 @@
 //! thousand times over in a busy worker: reqwest's request future keeps a copy
 //! of the URL and headers for redirects and retries it never makes here, and
 //! its connector wraps each connection again. Without them a call in flight
-//! costs ~4.5 KiB less of worker memory (`bench slow`, BENCHMARKS.md, issue 32
+//! costs ~4 KiB less of worker memory (`bench slow`, BENCHMARKS.md, issue 32
 //! part 9). What is left is hyper's own (its buffers and request channel per
 //! connection).
+//!
+//! HTTP/1 only, by choice: a call holds its stream for minutes, and an HTTP/2
+//! connection carries at most the server's stream limit (100–256 at the large
+//! providers' edges), so one shared connection would queue a busy worker's
+//! calls behind each other; reqwest offered h2 (object_store turns its feature
+//! on) and would have. A connection per call in flight costs a handshake, once:
+//! the pool keeps it for the next call.
 
 use std::{
     error::Error as StdError,
@@ -24,7 +31,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{
     HeaderMap, Request, StatusCode, Uri,
     body::Incoming,
-    header::{HOST, HeaderValue, USER_AGENT},
+    header::{HeaderValue, USER_AGENT},
 };
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
@@ -53,14 +60,14 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 pub enum BuildError {
     #[error("STEWRD_PROVIDER_PROXY is not an http:// URL")]
     Proxy,
-    #[error("no TLS trust anchors for provider calls: {0}")]
+    #[error("cannot set up TLS for provider calls: {0}")]
     Tls(#[from] rustls::Error),
 }
 
 /// Sends provider calls; cheap to clone (the pool is shared).
 #[derive(Clone)]
 pub(super) struct Transport {
-    client: Client<HttpsConnector<Route>, Full<Bytes>>,
+    client: Client<Timed<HttpsConnector<Route>>, Full<Bytes>>,
     timeout: Duration,
     user_agent: HeaderValue,
 }
@@ -75,7 +82,8 @@ pub(super) struct Answer {
 
 impl Transport {
     /// `timeout` bounds a whole call, from sending to the body's last byte;
-    /// `connect_timeout` each connection attempt; `proxy`, when set, is an
+    /// `connect_timeout` a connection's whole setup (TCP, the proxy's tunnel,
+    /// TLS), and each address's share of the TCP connect; `proxy`, when set, is an
     /// HTTP proxy every call is tunnelled through (CONNECT), with its URL's
     /// user and password as Basic credentials.
     pub(super) fn new(
@@ -104,7 +112,10 @@ impl Transport {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(IDLE)
             .pool_timer(TokioTimer::new())
-            .build(https);
+            .build(Timed {
+                inner: https,
+                timeout: connect_timeout,
+            });
         Ok(Self {
             client,
             timeout,
@@ -125,7 +136,6 @@ impl Transport {
             .parse()
             .map_err(|e| ProviderError::unreachable(format!("bad provider URL: {e}")))?;
         headers.insert(USER_AGENT, self.user_agent.clone());
-        headers.remove(HOST);
         let mut request = Request::post(uri)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ProviderError::unreachable(format!("bad provider request: {e}")))?;
@@ -188,8 +198,9 @@ fn tunnel(url: &str, http: HttpConnector) -> Result<Tunnel<HttpConnector>, Build
     if parsed.scheme() != "http" || parsed.host_str().is_none() {
         return Err(BuildError::Proxy);
     }
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let host = parsed.host_str().unwrap_or_default();
+    let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+        return Err(BuildError::Proxy);
+    };
     let address: Uri = format!("http://{host}:{port}")
         .parse()
         .map_err(|_| BuildError::Proxy)?;
@@ -207,6 +218,7 @@ fn tunnel(url: &str, http: HttpConnector) -> Result<Tunnel<HttpConnector>, Build
     Ok(tunnel.with_auth(auth))
 }
 
+/// A URL's user or password as written before it was percent-encoded.
 fn percent_decode(text: &str) -> String {
     percent_encoding::percent_decode_str(text)
         .decode_utf8_lossy()
@@ -242,10 +254,68 @@ impl Service<Uri> for Route {
                 Box::pin(async move { connecting.await.map_err(Into::into) })
             }
             Route::Tunnel(tunnel) => {
-                let connecting = tunnel.call(destination);
+                let connecting = tunnel.call(with_port(destination));
                 Box::pin(async move { connecting.await.map_err(Into::into) })
             }
         }
+    }
+}
+
+/// `destination` with its port written out: the tunnel asks for port 443
+/// when none is given, which is wrong for an `http://` provider (port 80).
+fn with_port(destination: Uri) -> Uri {
+    let (Some(host), None) = (destination.host(), destination.port_u16()) else {
+        return destination;
+    };
+    let port = if destination.scheme_str() == Some("http") {
+        80
+    } else {
+        443
+    };
+    let scheme = destination.scheme_str().unwrap_or("https");
+    format!("{scheme}://{host}:{port}/")
+        .parse()
+        .unwrap_or(destination)
+}
+
+/// Bounds a connection's whole setup (TCP, the proxy's `CONNECT`, the TLS
+/// handshake) by the connect timeout, as reqwest did: hyper-util's own bound
+/// covers only the TCP connect, so a proxy or a peer that stalls after it
+/// would hold the call until the whole call's timeout (45 minutes).
+#[derive(Clone)]
+struct Timed<C> {
+    inner: C,
+    timeout: Duration,
+}
+
+impl<C> Service<Uri> for Timed<C>
+where
+    C: Service<Uri>,
+    C::Response: Send + 'static,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, destination: Uri) -> Self::Future {
+        let connecting = self.inner.call(destination);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(connected) => connected.map_err(Into::into),
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connecting to the provider took longer than the connect timeout",
+                )
+                .into()),
+            }
+        })
     }
 }
 
@@ -267,5 +337,25 @@ fn transport_error(error: &(dyn StdError + 'static)) -> ProviderError {
         ProviderError::timed_out()
     } else {
         ProviderError::unreachable(detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tunnel_is_asked_for_the_scheme_s_port_when_the_url_names_none() {
+        let port = |url: &str| with_port(url.parse().expect("a URI")).to_string();
+        assert_eq!(
+            port("http://gateway.internal/v1"),
+            "http://gateway.internal:80/"
+        );
+        assert_eq!(
+            port("https://api.openai.com/v1"),
+            "https://api.openai.com:443/"
+        );
+        assert_eq!(port("http://[::1]/v1"), "http://[::1]:80/");
+        assert_eq!(port("http://127.0.0.1:8080/v1"), "http://127.0.0.1:8080/v1");
     }
 }
