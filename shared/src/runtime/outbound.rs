@@ -5,7 +5,9 @@
 //! Literal IP hosts never reach a resolver: callers check URLs with
 //! [`super::ssrf::parse_webhook_url`] before each request.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use bytes::Bytes;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
@@ -88,13 +90,28 @@ pub fn describe(error: &reqwest::Error) -> String {
     text
 }
 
+/// A body read piece by piece: a reqwest response, or the provider client's
+/// answer (which drives hyper directly, `worker/src/provider/transport.rs`).
+pub trait Chunks {
+    type Error;
+    /// The next piece, or `None` at the end.
+    fn chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, Self::Error>> + Send;
+}
+
+impl Chunks for reqwest::Response {
+    type Error = reqwest::Error;
+    fn chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, Self::Error>> + Send {
+        reqwest::Response::chunk(self)
+    }
+}
+
 /// Reads a body up to `max` bytes, never more into memory, and says whether
 /// there was more: every answer stewrd reads from outside (providers, tools,
 /// pages, MCP servers, webhook receivers) is read through this one cap.
-pub async fn read_at_most(
-    response: &mut reqwest::Response,
+pub async fn read_at_most<C: Chunks>(
+    response: &mut C,
     max: usize,
-) -> Result<(Vec<u8>, bool), reqwest::Error> {
+) -> Result<(Vec<u8>, bool), C::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         let room = max - body.len();

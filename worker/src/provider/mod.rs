@@ -16,7 +16,10 @@ use stewrd_shared::{
         text::{storable, storable_json},
         usage::Usage,
     },
-    runtime::config::{ProviderUrls, WorkerSettings},
+    runtime::{
+        config::{ProviderUrls, WorkerSettings},
+        outbound::read_at_most,
+    },
 };
 pub use transport::BuildError;
 use transport::{Answer, Transport};
@@ -306,7 +309,7 @@ fn headers(provider: Provider, key: &SecretString) -> Result<HeaderMap, Provider
 }
 
 async fn read_capped(answer: &mut Answer) -> Result<Vec<u8>, ProviderError> {
-    let (body, more) = answer.read_at_most(MAX_BODY_BYTES).await?;
+    let (body, more) = read_at_most(answer, MAX_BODY_BYTES).await?;
     if more {
         return Err(ProviderError::unreachable(format!(
             "the provider's answer is larger than {MAX_BODY_BYTES} bytes"

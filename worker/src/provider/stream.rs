@@ -8,7 +8,10 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use stewrd_shared::domain::{text::storable, usage::Usage};
+use stewrd_shared::{
+    domain::{text::storable, usage::Usage},
+    runtime::outbound::Chunks,
+};
 
 use super::{Completion, MAX_BODY_BYTES, ProviderError, transport::Answer};
 

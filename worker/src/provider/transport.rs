@@ -42,6 +42,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
 };
 use secrecy::{ExposeSecret, SecretString};
+use stewrd_shared::runtime::outbound::Chunks;
 use tokio::{net::TcpStream, time::Instant};
 use tower_service::Service;
 
@@ -154,9 +155,11 @@ impl Transport {
     }
 }
 
-impl Answer {
-    /// The body's next piece, or `None` at its end.
-    pub(super) async fn chunk(&mut self) -> Result<Option<Bytes>, ProviderError> {
+impl Chunks for Answer {
+    type Error = ProviderError;
+
+    /// The body's next piece, or `None` at its end, by the call's deadline.
+    async fn chunk(&mut self) -> Result<Option<Bytes>, ProviderError> {
         loop {
             let frame = tokio::time::timeout_at(self.deadline, self.body.frame())
                 .await
@@ -171,23 +174,6 @@ impl Answer {
                 }
             }
         }
-    }
-
-    /// The body up to `max` bytes, and whether there was more.
-    pub(super) async fn read_at_most(
-        &mut self,
-        max: usize,
-    ) -> Result<(Vec<u8>, bool), ProviderError> {
-        let mut body = Vec::new();
-        while let Some(chunk) = self.chunk().await? {
-            let room = max - body.len();
-            if chunk.len() > room {
-                body.extend_from_slice(&chunk[..room]);
-                return Ok((body, true));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((body, false))
     }
 }
 
