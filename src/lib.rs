@@ -4,4 +4,5 @@
 mod bench;
 pub mod cli;
 mod commands;
+pub mod listen;
 pub mod stub;

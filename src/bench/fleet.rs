@@ -16,7 +16,7 @@ use stewrd_shared::{
     queue::Topology, runtime::config::DEFAULT_DATABASE_URL, secrets::crypto::MasterKeyRing,
 };
 
-use crate::stub::{self, Stub};
+use crate::stub::Stub;
 
 /// A running benchmark deployment.
 pub struct Fleet {
@@ -71,7 +71,7 @@ impl Fleet {
         let database_url = database_url_for(&name)?;
         let amqp_url = std::env::var("AMQP_URL")
             .unwrap_or_else(|_| stewrd_shared::runtime::config::DEFAULT_AMQP_URL.to_owned());
-        let listener = stub::listener(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let listener = crate::listen::listener(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         let stub = Stub::start(listener, stub_delay, false).await?;
         let admin_token = uuid::Uuid::new_v4().simple().to_string();
         let master = MasterKeyRing::generate_entry("bench");

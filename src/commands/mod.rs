@@ -174,13 +174,12 @@ async fn check_broker(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address)
-        .await
+    crate::listen::listener(address)
         .with_context(|| format!("cannot listen on {address} (check STEWRD_LISTEN)"))
 }
 
 async fn stub_provider(listen: SocketAddr, delay_ms: u64) -> anyhow::Result<()> {
-    let listener = crate::stub::listener(listen)
+    let listener = crate::listen::listener(listen)
         .with_context(|| format!("cannot listen on {listen} (check --listen)"))?;
     let stub = Stub::start(listener, Duration::from_millis(delay_ms), true).await?;
     println!("stub provider listening on {}", stub.base_url());

@@ -1,6 +1,10 @@
 //! `api`, `worker` and `dev`: the long-running commands.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context;
 use secrecy::SecretString;
@@ -12,7 +16,7 @@ use stewrd_shared::runtime::{
 /// Where `stewrd dev` keeps files unless `STEWRD_FILE_STORE` says otherwise.
 const DEV_FILES: &str = ".stewrd/files";
 /// Where `stewrd dev`'s stub provider listens (its demo tools are there too).
-const DEV_STUB: &str = "127.0.0.1:8089";
+const DEV_STUB: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8089));
 /// Where `stewrd dev`'s browser host keeps its browsers' profiles.
 const DEV_BROWSERS: &str = ".stewrd/browsers";
 use tokio::{
@@ -22,7 +26,7 @@ use tokio::{
 };
 
 use super::{DevKey, bind, check_broker, connect_db};
-use crate::stub::Stub;
+use crate::{listen, stub::Stub};
 
 pub async fn api(config: Config) -> anyhow::Result<()> {
     let keys = config.master_keys()?;
@@ -173,10 +177,9 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
 
 async fn start_stub(config: &mut Config) -> anyhow::Result<Stub> {
     // A fixed port when free (README walk-throughs name its demo tool).
-    let listener = match TcpListener::bind(DEV_STUB).await {
+    let listener = match listen::listener(DEV_STUB) {
         Ok(listener) => listener,
-        Err(_) => TcpListener::bind(("127.0.0.1", 0))
-            .await
+        Err(_) => listen::listener(SocketAddr::from(([127, 0, 0, 1], 0)))
             .context("cannot start the stub provider")?,
     };
     let stub = Stub::start(listener, Duration::ZERO, false).await?;
@@ -195,8 +198,7 @@ async fn start_stub(config: &mut Config) -> anyhow::Result<Stub> {
 
 /// Serves this process's `/metrics` on `address` (a worker has no other listener).
 async fn serve_metrics(address: std::net::SocketAddr, config: &Config) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(address)
-        .await
+    let listener = listen::listener(address)
         .with_context(|| format!("cannot listen on {address} (check STEWRD_METRICS_LISTEN)"))?;
     let app = stewrd_api::metrics_only(
         stewrd_shared::runtime::metrics::install(),

@@ -258,26 +258,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Connections a stub's listener holds before it accepts them. tokio's default
-/// (1,024) overflowed when a worker opened thousands of calls at once (`bench
-/// slow`: ~700–1,100 SYNs dropped, each call retried by the kernel a second
-/// later, so a tenth of the calls started after the first ended): a provider
-/// behind a load balancer does not drop them, the stub must not either. Linux
-/// caps it at `net.core.somaxconn`.
-const BACKLOG: u32 = 65_535;
-
-/// A listener for a stub on `address`, with room for a burst of connections.
-pub fn listener(address: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if address.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(address)?;
-    socket.listen(BACKLOG)
-}
-
 /// A running stub.
 pub struct Stub {
     pub state: Arc<StubState>,

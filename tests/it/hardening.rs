@@ -635,3 +635,87 @@ async fn signing_out_of_the_dashboard_ends_the_session_for_every_copy_of_its_coo
         "a signed-out cookie still works"
     );
 }
+
+/// Thousands of streaming and long-poll clients reconnecting at once (after
+/// an API restart, or a load balancer's failover) all wait in the API's
+/// accept queue. With tokio's default backlog (1,024) the connections past
+/// it had their SYNs dropped and waited for the kernel's retransmit (1 s,
+/// 3 s, 7 s …). The API is frozen so that it accepts nothing: every
+/// connection the kernel completes stays queued, and the queue's size is
+/// what the test sees.
+#[tokio::test]
+async fn a_burst_of_two_thousand_connections_waits_in_the_api_s_accept_queue() {
+    const BURST: usize = 2_000;
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("read net.core.somaxconn")
+        .trim()
+        .parse()
+        .expect("net.core.somaxconn is a number");
+    assert!(
+        somaxconn > BURST,
+        "net.core.somaxconn is {somaxconn}: this machine caps every listen queue below the burst"
+    );
+    let mut app = spawn_app_with(Options {
+        workers: 0,
+        ..Default::default()
+    })
+    .await;
+    let address: std::net::SocketAddr = app
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the API's address");
+    app.api.freeze();
+    let connected = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let connects: Vec<_> = (0..BURST)
+        .map(|_| {
+            let connected = connected.clone();
+            tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(address).await;
+                connected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                stream
+            })
+        })
+        .collect();
+    let all = wait_for(PATIENCE, || {
+        let done = connected.load(std::sync::atomic::Ordering::Relaxed);
+        async move { (done == BURST).then_some(()) }
+    })
+    .await;
+    app.api.thaw();
+    assert!(
+        all.is_some(),
+        "only {} of {BURST} connections completed while the API accepted nothing",
+        connected.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    // Queued, not refused: the API serves the last of them once it runs.
+    let mut streams = Vec::with_capacity(BURST);
+    for connect in connects {
+        streams.push(
+            connect
+                .await
+                .expect("connect task")
+                .expect("a queued connection"),
+        );
+    }
+    let mut last = streams.pop().expect("a connection");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut last,
+        b"GET /healthz HTTP/1.1\r\nHost: stewrd\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("send a request over a queued connection");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        PATIENCE,
+        tokio::io::AsyncReadExt::read_to_end(&mut last, &mut answer),
+    )
+    .await
+    .expect("an answer within the test's patience")
+    .expect("read the answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "a queued connection's request was not served: {answer}"
+    );
+}

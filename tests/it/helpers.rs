@@ -58,6 +58,18 @@ impl Process {
             .status();
     }
 
+    /// Stops the process (SIGSTOP): it runs nothing, while the kernel still
+    /// answers for its sockets. Killing it still works; [`Process::thaw`]
+    /// resumes it.
+    pub fn freeze(&mut self) {
+        signal(self.child.id(), "-STOP");
+    }
+
+    /// Resumes a frozen process (SIGCONT).
+    pub fn thaw(&mut self) {
+        signal(self.child.id(), "-CONT");
+    }
+
     /// Waits for the process to exit, up to `PATIENCE`, and for its last stderr
     /// lines to reach `logs`. Async: the test's runtime (which also serves the
     /// stub provider) keeps running meanwhile.
@@ -78,6 +90,14 @@ impl Process {
     pub fn log_text(&self) -> String {
         self.logs.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
+}
+
+fn signal(pid: u32, which: &str) {
+    let sent = Command::new("kill")
+        .args([which, &pid.to_string()])
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(sent, "cannot send {which} to process {pid}");
 }
 
 impl Drop for Process {
