@@ -21,7 +21,7 @@ use stewrd_shared::queue::relay::UNCLAIMED_REPUBLISH;
 
 use super::{
     Options,
-    fleet::Fleet,
+    fleet::{Fleet, WORKER_APPLICATION_NAME},
     report::Report,
     scenarios::{cpu_snapshot, http_client},
 };
@@ -127,7 +127,6 @@ async fn backlog_of(options: &Options, report: &mut Report, projects: i64) -> an
         // that arrives over time is vacuumed as it comes.
         db.execute("VACUUM ANALYZE", &[]).await?;
         let calls_before = fleet.stub.state.stats().calls;
-        let backends = backends(&db).await?;
         let before = cpu_snapshot(&fleet);
         let blocks_before = blocks(&db).await?;
         let statements = statements_reset(&db).await;
@@ -141,7 +140,7 @@ async fn backlog_of(options: &Options, report: &mut Report, projects: i64) -> an
         fleet.stop_workers();
         // A backend reports its buffer counts at most once a second, and at
         // exit: the killed worker's backends have reported all once gone.
-        wait_backends(&db, backends).await?;
+        wait_workers_gone(&db).await?;
         let blocks_after = blocks(&db).await?;
         let jobs = drained.max(1) as f64;
         let name = format!("{prefix}_{}k", depth / 1_000);
@@ -249,6 +248,10 @@ async fn seed(
         )
         .await?
         .get(0);
+    let what = match kind {
+        Seeded::Queued => "queued",
+        Seeded::Finished => "finished",
+    };
     let mut left = count;
     while left > 0 {
         let batch = left.min(SEED_BATCH);
@@ -289,10 +292,6 @@ async fn seed(
         }
         db.batch_execute("COMMIT").await?;
         left -= batch;
-        let what = match kind {
-            Seeded::Queued => "queued",
-            Seeded::Finished => "finished",
-        };
         eprintln!("  seeded {} of {count} {what} runs", count - left);
     }
     Ok(())
@@ -384,29 +383,27 @@ async fn drain(fleet: &Fleet, calls_before: u64, sample: u64) -> anyhow::Result<
     }
 }
 
-/// Backends connected to the bench's database.
-async fn backends(db: &tokio_postgres::Client) -> anyhow::Result<i64> {
-    Ok(db
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()",
-            &[],
-        )
-        .await?
-        .get(0))
-}
-
-/// Waits until no more than `count` backends are connected (the stopped
-/// worker's have exited).
-async fn wait_backends(db: &tokio_postgres::Client, count: i64) -> anyhow::Result<()> {
+/// Waits until the stopped worker's connections are gone (each backend
+/// reports its last counts as it exits).
+async fn wait_workers_gone(db: &tokio_postgres::Client) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while backends(db).await? > count {
+    loop {
+        let connected: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&WORKER_APPLICATION_NAME],
+            )
+            .await?
+            .get(0);
+        if connected == 0 {
+            return Ok(());
+        }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the stopped worker's connections did not close"
+            "the stopped worker's {connected} connections did not close"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Ok(())
 }
 
 /// Shared buffers hit and read in the bench's database so far.
@@ -435,35 +432,28 @@ async fn statements_reset(db: &tokio_postgres::Client) -> bool {
 
 /// Prints where a drain's buffers went: the statements that touched the most
 /// shared buffers, per job. Returns the shared buffers of all statements per
-/// job: counted as each statement ends, where `pg_stat_database`'s figure
-/// lags up to a second (a 10k drain lasts one or two). The bench's own
-/// queries are among them, and small; autovacuum's reads are not.
+/// job, counted as each statement ends (`pg_stat_database` has autovacuum's
+/// reads too, and the API's backends report theirs up to a second late).
+/// The bench's own queries are among them, and small.
 async fn print_statements(
     db: &tokio_postgres::Client,
     name: &str,
     jobs: f64,
 ) -> anyhow::Result<f64> {
-    let total: i64 = db
-        .query_one(
-            "SELECT coalesce(sum(shared_blks_hit + shared_blks_read), 0)::bigint
-             FROM pg_stat_statements
-             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            &[],
-        )
-        .await?
-        .get(0);
     let rows = db
         .query(
             "SELECT calls, shared_blks_hit + shared_blks_read, total_exec_time,
-                    left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
+                    left(regexp_replace(query, '\\s+', ' ', 'g'), 110),
+                    sum(shared_blks_hit + shared_blks_read) OVER ()::bigint
              FROM pg_stat_statements
              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-             ORDER BY 2 DESC LIMIT 12",
+             ORDER BY 2 DESC",
             &[],
         )
         .await?;
+    let total: i64 = rows.first().map_or(0, |row| row.get(4));
     eprintln!("  {name}: statements by shared buffers (per job: calls, buffers, ms)");
-    for row in rows {
+    for row in rows.iter().take(12) {
         let (calls, blocks, ms, query): (i64, i64, f64, String) =
             (row.get(0), row.get(1), row.get(2), row.get(3));
         eprintln!(

@@ -36,6 +36,21 @@ fn bench_name() -> String {
     format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
+/// The `application_name` of the bench's workers' Postgres connections: a
+/// bench can tell them from the API's in `pg_stat_activity`.
+pub const WORKER_APPLICATION_NAME: &str = "stewrd-bench-worker";
+
+/// `url` (a URL or `key=value` settings) naming its connections `name`.
+fn with_application_name(url: &str, name: &str) -> anyhow::Result<String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut url = url::Url::parse(url).context("DATABASE_URL: not a URL")?;
+        url.query_pairs_mut().append_pair("application_name", name);
+        Ok(url.to_string())
+    } else {
+        Ok(format!("{url} application_name={name}"))
+    }
+}
+
 /// `DATABASE_URL` with its database replaced by `name`.
 fn database_url_for(name: &str) -> anyhow::Result<String> {
     let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
@@ -121,10 +136,16 @@ impl Fleet {
         Ok(fleet)
     }
 
-    /// Starts one more worker.
+    /// Starts one more worker, its connections named [`WORKER_APPLICATION_NAME`].
     pub fn add_worker(&mut self) -> anyhow::Result<()> {
         let role = format!("worker{}", self.workers.len());
-        let child = spawn(&self.env, &["worker"], &self.name, &role, Stdio::null())?;
+        let mut env = self.env.clone();
+        // Set after the shared one, so the worker's wins.
+        env.push((
+            "DATABASE_URL".into(),
+            with_application_name(&self.database_url, WORKER_APPLICATION_NAME)?,
+        ));
+        let child = spawn(&env, &["worker"], &self.name, &role, Stdio::null())?;
         self.workers.push(child);
         Ok(())
     }
