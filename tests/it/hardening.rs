@@ -671,7 +671,17 @@ async fn a_burst_of_two_thousand_connections_waits_in_the_api_s_accept_queue() {
         .map(|_| {
             let connected = connected.clone();
             tokio::spawn(async move {
-                let stream = tokio::net::TcpStream::connect(address).await;
+                // From a loopback address of the test's own: 2,000 source
+                // ports held on 127.0.0.1 made the ports other tests had
+                // picked as free for their processes (to bind a moment
+                // later) taken (a worker's metrics listener: "Address
+                // already in use").
+                let stream = async {
+                    let socket = tokio::net::TcpSocket::new_v4()?;
+                    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 2], 0)))?;
+                    socket.connect(address).await
+                }
+                .await;
                 connected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 stream
             })
