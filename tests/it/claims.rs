@@ -639,17 +639,21 @@ async fn a_worker_claims_two_backlogs_in_batches_and_runs_each_once() {
     );
 }
 
-/// A message that arrives alone waits up to `STEWRD_CLAIM_HOLD_MS` for
-/// others: two runs submitted one after the other, each answered before the
-/// next is sent, share one claim statement (without the hold the first is
-/// claimed alone the moment it arrives).
+/// While messages are flowing, a message that arrives alone waits up to
+/// `STEWRD_CLAIM_HOLD_MS` for others: two runs submitted one after the other,
+/// each answered before the next is sent, share one claim statement (without
+/// the hold the first is claimed alone the moment it arrives). A message after
+/// a quiet spell has no company coming and is claimed at once: the first run
+/// starts before the hold would have ended (held, it would start a whole
+/// hold after its submit).
 #[tokio::test]
-async fn a_message_arriving_alone_waits_for_company_and_shares_its_claim() {
+async fn a_message_waits_for_company_only_while_messages_are_flowing() {
     let port = free_port();
+    let hold = Duration::from_millis(1000);
     let app = spawn_app_with(
         Options::default()
             .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}"))
-            .env("STEWRD_CLAIM_HOLD_MS", "1000"),
+            .env("STEWRD_CLAIM_HOLD_MS", &hold.as_millis().to_string()),
     )
     .await;
     let (_, key) = app.create_project("p").await;
@@ -664,10 +668,23 @@ async fn a_message_arriving_alone_waits_for_company_and_shares_its_claim() {
             (row.get::<_, i64>(0) == count).then_some(())
         })
     };
-    // A first run, alone for the whole hold, so the worker is consuming
-    // before the two are sent (else they would wait in the queue together).
-    submit_runs(&app, &key, 1).await;
+    // A first run after a quiet spell (the worker has taken nothing yet); it
+    // also gets the worker consuming before the two are sent (else they
+    // would wait in the queue together).
+    let first = submit_runs(&app, &key, 1).await[0];
     assert!(succeeded(1).await.is_some(), "the first run succeeded");
+    let waited: f64 = db
+        .query_one(
+            "SELECT extract(epoch FROM started_at - created_at)::float8 FROM runs WHERE id = $1",
+            &[&first],
+        )
+        .await
+        .expect("the first run's start")
+        .get(0);
+    assert!(
+        waited < hold.as_secs_f64(),
+        "a message after a quiet spell is claimed at once, not held: it started {waited:.3} s after its submit"
+    );
     submit_runs(&app, &key, 2).await;
     assert!(succeeded(3).await.is_some(), "the two runs succeeded");
     let body = text(&app, &format!("http://127.0.0.1:{port}/metrics")).await;

@@ -8,7 +8,12 @@
 // The per-job path: a silent truncation here would corrupt every job.
 #![warn(clippy::cast_possible_truncation)]
 
-use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::{
@@ -117,6 +122,8 @@ async fn consume_connection(
     tracing::info!(queue = %worker.topology.jobs_queue(), prefetch, "consuming");
     let claimers = Arc::new(Semaphore::new(CLAIMS_IN_FLIGHT));
     let ledger = Ledger::default();
+    let hold = worker.config.worker.claim_hold;
+    let mut last_batch: Option<Instant> = None;
     loop {
         // While the claims in flight run, deliveries and freed places gather
         // for the next one: under load a claim takes many messages at once,
@@ -146,10 +153,10 @@ async fn consume_connection(
         };
         let mut batch = vec![(delivery, permit)];
         let mut lost = take_at_hand(&mut deliveries, permits, &mut batch);
-        if lost.is_none() {
-            let hold = worker.config.worker.claim_hold;
+        if lost.is_none() && company_expected(last_batch, hold) {
             lost = hold_for_company(&mut deliveries, permits, &mut batch, hold, shutdown).await;
         }
+        last_batch = Some(Instant::now());
         jobs.spawn(handle_batch(
             worker.clone(),
             ledger.take(batch),
@@ -188,6 +195,15 @@ fn take_at_hand(
         }
     }
     None
+}
+
+/// Whether a message arriving now is likely to have company within `hold`:
+/// only while messages are flowing, that is when the previous batch was taken
+/// less than `hold` ago. A message after a quiet spell has no one to wait for,
+/// so it is claimed at once: the hold costs a lone run nothing, and a moderate
+/// rate (a message every few milliseconds) still shares its claims.
+fn company_expected(last_batch: Option<Instant>, hold: Duration) -> bool {
+    last_batch.is_some_and(|taken| taken.elapsed() < hold)
 }
 
 /// Waits up to `hold` for more deliveries to share `batch`'s claim, while it

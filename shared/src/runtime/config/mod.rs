@@ -88,10 +88,11 @@ pub struct WorkerSettings {
     pub shutdown_grace: Duration,
     /// `STEWRD_PROVIDER_CONNECT_TIMEOUT_SECS`, default 10.
     pub provider_connect_timeout: Duration,
-    /// `STEWRD_CLAIM_HOLD_MS`, default 5 (0 never; at most 1000): how long a
-    /// claim of fewer than 16 messages waits for more to share it, trading a
-    /// few milliseconds before a run starts for fewer statements at a moderate
-    /// rate (BENCHMARKS.md, issue 32 parts 5 and 6).
+    /// `STEWRD_CLAIM_HOLD_MS`, default 20 (0 never; at most 1000): how long a
+    /// claim of fewer than 16 messages waits for more to share it while
+    /// messages are flowing (a message after a quiet spell is claimed at
+    /// once), trading a few milliseconds before a run starts for fewer
+    /// statements at a moderate rate (BENCHMARKS.md, issue 32 parts 5, 6, 11).
     pub claim_hold: Duration,
     /// `STEWRD_PROVIDER_PROXY`, default none: provider calls ignore proxy
     /// environment variables unless this names an HTTP proxy, which every
@@ -401,7 +402,7 @@ impl Config {
                     .seconds("STEWRD_PROVIDER_CONNECT_TIMEOUT_SECS", 10)?,
                 claim_hold: Duration::from_millis(env.parse_max(
                     "STEWRD_CLAIM_HOLD_MS",
-                    5,
+                    20,
                     1_000,
                 )?),
                 provider_proxy: env.proxy_url("STEWRD_PROVIDER_PROXY")?,
