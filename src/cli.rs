@@ -53,6 +53,11 @@ pub enum Command {
         /// Seconds of open-loop load.
         #[arg(long)]
         seconds: Option<u64>,
+        /// `latency`: the stub's answers take 0 to this many milliseconds,
+        /// call by call, so results come apart as real calls' do (default 0:
+        /// every answer at once).
+        #[arg(long)]
+        call_spread_ms: Option<u64>,
     },
     /// Browsers for agent runs (Chromium, one per run), for workers to reach
     /// at `STEWRD_BROWSER_HOST_URL`; reads no database and no master key.

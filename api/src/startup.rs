@@ -67,7 +67,13 @@ pub async fn serve(
     let state = AppState {
         deltas,
         // A second commit at once: a client waits on each submit.
-        submits: Coalescer::start(pool.clone(), Duration::ZERO, background.clone()),
+        // No hold: a client waits on every submit.
+        submits: Coalescer::start(
+            pool.clone(),
+            Duration::ZERO,
+            Duration::ZERO,
+            background.clone(),
+        ),
         relay: relay.fast_lane(),
         broker_up: relay.broker_up(),
         watch: SessionWatch::default(),

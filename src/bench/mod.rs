@@ -76,6 +76,7 @@ pub struct Options {
     pub clients: Option<usize>,
     pub workers: Option<usize>,
     pub seconds: Option<u64>,
+    pub call_spread_ms: Option<u64>,
 }
 
 /// Runs a scenario and prints its report.

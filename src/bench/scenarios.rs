@@ -193,11 +193,14 @@ async fn throughput_of(
 pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let seconds = Duration::from_secs(options.seconds.unwrap_or(20));
     let mut fleet = Fleet::start(options.workers.unwrap_or(1), Duration::ZERO, &[]).await?;
+    let spread = Duration::from_millis(options.call_spread_ms.unwrap_or(0));
+    fleet.stub.state.set_spread(spread);
     let http = http_client();
     let key = fleet.project(&http).await?;
     eprintln!(
-        "latency: open loop at 500 jobs/s for {}s",
-        seconds.as_secs()
+        "latency: open loop at 500 jobs/s for {}s (calls take 0 to {} ms)",
+        seconds.as_secs(),
+        spread.as_millis()
     );
     let before = cpu_snapshot(&fleet);
     let at_500 = open_loop(

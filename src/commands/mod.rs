@@ -40,12 +40,14 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             clients,
             workers,
             seconds,
+            call_spread_ms,
         } => {
             let options = crate::bench::Options {
                 jobs,
                 clients,
                 workers,
                 seconds,
+                call_spread_ms,
             };
             return crate::bench::run(scenario, options).await;
         }

@@ -144,6 +144,9 @@ pub struct StubState {
     requests: Mutex<Vec<Recorded>>,
     record: AtomicBool,
     delay_ms: AtomicU64,
+    /// Unscripted answers wait up to this much more than `delay_ms`, call by
+    /// call (see [`StubState::set_spread`]).
+    spread_ms: AtomicU64,
     /// Unscripted, with tools offered: how many times the first tool is called
     /// before the answer (1: once, then its output is echoed).
     tool_rounds: AtomicUsize,
@@ -181,6 +184,7 @@ impl StubState {
             requests: Mutex::default(),
             record: AtomicBool::new(record),
             delay_ms: AtomicU64::new(delay.as_millis() as u64),
+            spread_ms: AtomicU64::new(0),
             tool_rounds: AtomicUsize::new(1),
             stream_pieces: AtomicUsize::new(0),
             stream_pace_us: AtomicU64::new(0),
@@ -227,6 +231,15 @@ impl StubState {
     pub fn set_delay(&self, delay: Duration) {
         self.delay_ms
             .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Spreads the delays of unscripted answers over `delay .. delay + spread`,
+    /// call by call (a fixed stride through the range, no randomness): calls
+    /// started together finish apart, as real model calls do, so their results
+    /// come one at a time (`stewrd bench latency --call-spread-ms`).
+    pub fn set_spread(&self, spread: Duration) {
+        self.spread_ms
+            .store(spread.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Every recorded request so far.
@@ -446,9 +459,12 @@ async fn complete(
         lock(&state.script).pop_front().unwrap_or_default(),
         &request,
     );
-    let delay = reply
-        .delay_ms
-        .unwrap_or_else(|| state.delay_ms.load(Ordering::Relaxed));
+    let delay = reply.delay_ms.unwrap_or_else(|| {
+        let spread = state.spread_ms.load(Ordering::Relaxed);
+        // A stride coprime with most spreads walks the whole range.
+        let offset = (state.calls.load(Ordering::Relaxed) * 7_919) % (spread + 1);
+        state.delay_ms.load(Ordering::Relaxed) + offset
+    });
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }

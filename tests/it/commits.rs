@@ -73,6 +73,69 @@ async fn runs_finishing_together_share_commits_and_each_result_is_stored_once() 
     );
 }
 
+/// While results are flowing, a result commit waits up to
+/// `STEWRD_RESULT_HOLD_MS` for others: the second run's result, held, shares
+/// its commit with the third's, which is only submitted once the second's
+/// model call has been answered (without the hold the second commits alone
+/// first: three commits). A result after a quiet spell has no company coming
+/// and commits at once: the first run finishes before a hold would have ended.
+#[tokio::test]
+async fn a_result_waits_for_company_only_while_results_are_flowing() {
+    let port = free_port();
+    let hold = std::time::Duration::from_millis(1000);
+    let app = spawn_app_with(
+        Options::default()
+            .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}"))
+            .env("STEWRD_RESULT_HOLD_MS", &hold.as_millis().to_string())
+            // Each run claimed on its own, so results come apart.
+            .env("STEWRD_CLAIM_HOLD_MS", "0"),
+    )
+    .await;
+    let (_, key) = app.create_project("acme").await;
+    let db = app.db().await;
+    let succeeded = |count: i64| {
+        let db = &db;
+        wait_for(PATIENCE, move || async move {
+            let row = db
+                .query_one("SELECT count(*) FROM runs WHERE status = 'succeeded'", &[])
+                .await
+                .ok()?;
+            (row.get::<_, i64>(0) == count).then_some(())
+        })
+    };
+    let calls = |count: u64| {
+        let app = &app;
+        wait_for(PATIENCE, move || async move {
+            (app.stub.state.stats().calls >= count).then_some(())
+        })
+    };
+    let first = app.submit(&key, json!({"message": "alone"})).await;
+    assert!(succeeded(1).await.is_some(), "the first run succeeded");
+    let waited: f64 = db
+        .query_one(
+            "SELECT extract(epoch FROM finished_at - started_at)::float8 FROM runs
+             WHERE session_id = $1::text::uuid",
+            &[&first["session_id"].as_str().expect("session id")],
+        )
+        .await
+        .expect("the first run's times")
+        .get(0);
+    assert!(
+        waited < hold.as_secs_f64(),
+        "a result after a quiet spell commits at once, not held: {waited:.3} s from claim to stored"
+    );
+    app.submit(&key, json!({"message": "second"})).await;
+    assert!(calls(2).await.is_some(), "the second run's call answered");
+    app.submit(&key, json!({"message": "third"})).await;
+    assert!(succeeded(3).await.is_some(), "the two runs succeeded");
+    let body = text(&app, &format!("http://127.0.0.1:{port}/metrics")).await;
+    let commits = sample(&body, "stewrd_commits_total", &["write=\"result\""]).unwrap_or(0.0);
+    assert_eq!(
+        commits, 2.0,
+        "the first result committed alone, the second and third in one commit"
+    );
+}
+
 #[tokio::test]
 async fn results_postgres_refuses_do_not_hold_back_the_others_in_their_commit() {
     let (mut app, _) = metrics_app().await;

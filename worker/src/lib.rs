@@ -106,7 +106,12 @@ pub async fn run(
     let relay = Relay::new(pool.clone(), config.broker.clone(), topology.clone());
     let (announcer, announcements) = announce::Announcer::new();
     let background = CancellationToken::new();
-    let results = Coalescer::start(pool.clone(), RESULT_SECOND_COMMIT_AFTER, background.clone());
+    let results = Coalescer::start(
+        pool.clone(),
+        RESULT_SECOND_COMMIT_AFTER,
+        config.worker.result_hold,
+        background.clone(),
+    );
     let (deltas, publish_deltas) =
         DeltaPublisher::new(config.broker.clone(), topology.clone(), background.clone());
     let files = match config.files.store {

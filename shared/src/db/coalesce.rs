@@ -9,7 +9,11 @@
 //! fails for another reason than an outage is written one by one, so one bad
 //! row cannot fail the others.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +24,8 @@ use super::{DbError, Pool};
 const COMMITS_IN_FLIGHT: usize = 2;
 /// Most writes in one commit.
 const MAX_PER_COMMIT: usize = 128;
+/// A batch this large commits without holding for more.
+const HOLD_UNTIL: usize = 16;
 
 /// One kind of write that may share a commit with others of its kind.
 pub trait Write: Send + Sync + 'static {
@@ -61,9 +67,21 @@ impl<W: Write> Coalescer<W> {
     /// `second_after`: waiting for it makes larger batches (everything that
     /// arrives meanwhile shares the next), and the second lane keeps writes
     /// moving past a commit that hangs (a lock, a connection gone silent).
-    pub fn start(pool: Pool, second_after: Duration, shutdown: CancellationToken) -> Self {
+    ///
+    /// While writes are flowing (the previous batch was taken less than
+    /// `hold` ago), a batch of fewer than [`HOLD_UNTIL`] also waits up to
+    /// `hold` for more: at a moderate rate writes come one at a time, and each
+    /// alone would pay a commit and its Postgres wake-ups. A write after a
+    /// quiet spell commits at once.
+    pub fn start(
+        pool: Pool,
+        second_after: Duration,
+        hold: Duration,
+        shutdown: CancellationToken,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run::<W>(pool, second_after, rx, shutdown));
+        let timing = Timing { second_after, hold };
+        tokio::spawn(run::<W>(pool, timing, rx, shutdown));
         Self { tx }
     }
 
@@ -81,21 +99,29 @@ fn stopped() -> DbError {
     DbError::Unavailable("the process is stopping".into())
 }
 
+/// When a commit starts (see [`Coalescer::start`]).
+#[derive(Clone, Copy)]
+struct Timing {
+    second_after: Duration,
+    hold: Duration,
+}
+
 async fn run<W: Write>(
     pool: Pool,
-    second_after: Duration,
+    timing: Timing,
     mut rx: mpsc::UnboundedReceiver<(W, Answer<W>)>,
     shutdown: CancellationToken,
 ) {
     let in_flight = Arc::new(Semaphore::new(COMMITS_IN_FLIGHT));
     let mut last: Option<tokio::task::JoinHandle<()>> = None;
+    let mut last_taken: Option<Instant> = None;
     loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        let waits = !second_after.is_zero();
+        let waits = !timing.second_after.is_zero();
         if let Some(last) = last.as_mut().filter(|last| waits && !last.is_finished()) {
-            let _ = tokio::time::timeout(second_after, last).await;
+            let _ = tokio::time::timeout(timing.second_after, last).await;
         }
         let first = tokio::select! {
             first = rx.recv() => first,
@@ -103,17 +129,41 @@ async fn run<W: Write>(
         };
         let Some(first) = first else { return };
         let mut batch = vec![first];
-        while batch.len() < MAX_PER_COMMIT {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+        take_at_hand(&mut rx, &mut batch);
+        let flowing = last_taken.is_some_and(|taken| taken.elapsed() < timing.hold);
+        if flowing && batch.len() < HOLD_UNTIL {
+            let deadline = tokio::time::Instant::now() + timing.hold;
+            while batch.len() < HOLD_UNTIL {
+                tokio::select! {
+                    next = rx.recv() => match next {
+                        Some(next) => batch.push(next),
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = shutdown.cancelled() => break,
+                }
+                take_at_hand(&mut rx, &mut batch);
             }
         }
+        last_taken = Some(Instant::now());
         let pool = pool.clone();
         last = Some(tokio::spawn(async move {
             commit(&pool, batch).await;
             drop(permit);
         }));
+    }
+}
+
+/// Adds the writes already queued to `batch`, up to [`MAX_PER_COMMIT`].
+fn take_at_hand<W: Write>(
+    rx: &mut mpsc::UnboundedReceiver<(W, Answer<W>)>,
+    batch: &mut Vec<(W, Answer<W>)>,
+) {
+    while batch.len() < MAX_PER_COMMIT {
+        match rx.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
     }
 }
 

@@ -94,6 +94,12 @@ pub struct WorkerSettings {
     /// once), trading a few milliseconds before a run starts for fewer
     /// statements at a moderate rate (BENCHMARKS.md, issue 32 parts 5, 6, 11).
     pub claim_hold: Duration,
+    /// `STEWRD_RESULT_HOLD_MS`, default 20 (0 never; at most 1000): how long a
+    /// result commit of fewer than 16 results waits for more to share it while
+    /// results are flowing (a result after a quiet spell commits at once),
+    /// trading a few milliseconds before a final status shows for fewer
+    /// commits at a moderate rate (BENCHMARKS.md, issue 32 part 11).
+    pub result_hold: Duration,
     /// `STEWRD_PROVIDER_PROXY`, default none: provider calls ignore proxy
     /// environment variables unless this names an HTTP proxy, which every
     /// call is tunnelled through (CONNECT).
@@ -405,6 +411,11 @@ impl Config {
                     20,
                     1_000,
                 )?),
+                result_hold: Duration::from_millis(env.parse_max(
+                    "STEWRD_RESULT_HOLD_MS",
+                    20,
+                    1_000,
+                )?),
                 provider_proxy: env.proxy_url("STEWRD_PROVIDER_PROXY")?,
                 retry_base: Duration::from_millis(env.parse_min(
                     "STEWRD_RETRY_BASE_MS",
@@ -552,6 +563,10 @@ mod tests {
         let err = config(&[("STEWRD_CLAIM_HOLD_MS", "1001")]).err();
         assert_eq!(err.map(|e| e.name), Some("STEWRD_CLAIM_HOLD_MS"));
         let hold = config(&[("STEWRD_CLAIM_HOLD_MS", "0")]).map(|c| c.worker.claim_hold);
+        assert_eq!(hold.ok(), Some(Duration::ZERO));
+        let err = config(&[("STEWRD_RESULT_HOLD_MS", "1001")]).err();
+        assert_eq!(err.map(|e| e.name), Some("STEWRD_RESULT_HOLD_MS"));
+        let hold = config(&[("STEWRD_RESULT_HOLD_MS", "0")]).map(|c| c.worker.result_hold);
         assert_eq!(hold.ok(), Some(Duration::ZERO));
         let err = config(&[("STEWRD_DEFAULT_PROVIDER", "anthropic")]).err();
         assert_eq!(err.map(|e| e.name), Some("STEWRD_DEFAULT_PROVIDER"));
