@@ -56,7 +56,7 @@ pub enum Command {
         /// `latency`: the stub's answers take 0 to this many milliseconds,
         /// call by call, so results come apart as real calls' do (default 0:
         /// every answer at once).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u64).range(0..=600_000))]
         call_spread_ms: Option<u64>,
     },
     /// Browsers for agent runs (Chromium, one per run), for workers to reach

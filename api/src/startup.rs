@@ -66,8 +66,7 @@ pub async fn serve(
     );
     let state = AppState {
         deltas,
-        // A second commit at once: a client waits on each submit.
-        // No hold: a client waits on every submit.
+        // A second commit at once, and no hold: a client waits on each submit.
         submits: Coalescer::start(
             pool.clone(),
             Duration::ZERO,

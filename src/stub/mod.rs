@@ -144,8 +144,8 @@ pub struct StubState {
     requests: Mutex<Vec<Recorded>>,
     record: AtomicBool,
     delay_ms: AtomicU64,
-    /// Unscripted answers wait up to this much more than `delay_ms`, call by
-    /// call (see [`StubState::set_spread`]).
+    /// Answers without a delay of their own wait up to this much more than
+    /// `delay_ms`, call by call (see [`StubState::set_spread`]).
     spread_ms: AtomicU64,
     /// Unscripted, with tools offered: how many times the first tool is called
     /// before the answer (1: once, then its output is echoed).
@@ -233,7 +233,8 @@ impl StubState {
             .store(delay.as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// Spreads the delays of unscripted answers over `delay .. delay + spread`,
+    /// Spreads the delays of answers that set none of their own over
+    /// `delay ..= delay + spread`,
     /// call by call (a fixed stride through the range, no randomness): calls
     /// started together finish apart, as real model calls do, so their results
     /// come one at a time (`stewrd bench latency --call-spread-ms`).
@@ -375,12 +376,14 @@ async fn script(
 struct InFlight {
     state: Arc<StubState>,
     key: String,
+    /// This call's number (0 for the first), for the spread of its delay.
+    number: u64,
     finished: bool,
 }
 
 impl InFlight {
     fn enter(state: &Arc<StubState>, key: String) -> Self {
-        state.calls.fetch_add(1, Ordering::Relaxed);
+        let number = state.calls.fetch_add(1, Ordering::Relaxed);
         let now = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         state.max_in_flight.fetch_max(now, Ordering::Relaxed);
         {
@@ -392,6 +395,7 @@ impl InFlight {
         Self {
             state: state.clone(),
             key,
+            number,
             finished: false,
         }
     }
@@ -462,8 +466,15 @@ async fn complete(
     let delay = reply.delay_ms.unwrap_or_else(|| {
         let spread = state.spread_ms.load(Ordering::Relaxed);
         // A stride coprime with most spreads walks the whole range.
-        let offset = (state.calls.load(Ordering::Relaxed) * 7_919) % (spread + 1);
-        state.delay_ms.load(Ordering::Relaxed) + offset
+        let offset = in_flight
+            .number
+            .wrapping_mul(7_919)
+            .checked_rem(spread.saturating_add(1))
+            .unwrap_or(0);
+        state
+            .delay_ms
+            .load(Ordering::Relaxed)
+            .saturating_add(offset)
     });
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;

@@ -77,12 +77,13 @@ async fn runs_finishing_together_share_commits_and_each_result_is_stored_once() 
 /// `STEWRD_RESULT_HOLD_MS` for others: the second run's result, held, shares
 /// its commit with the third's, which is only submitted once the second's
 /// model call has been answered (without the hold the second commits alone
-/// first: three commits). A result after a quiet spell has no company coming
-/// and commits at once: the first run finishes before a hold would have ended.
+/// first). A result after a quiet spell has no company coming and commits at
+/// once, the first one and one after a pause longer than the hold: each run
+/// finishes before a hold would have ended.
 #[tokio::test]
 async fn a_result_waits_for_company_only_while_results_are_flowing() {
     let port = free_port();
-    let hold = std::time::Duration::from_millis(1000);
+    let hold = std::time::Duration::from_secs(1); // the most allowed
     let app = spawn_app_with(
         Options::default()
             .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}"))
@@ -109,30 +110,43 @@ async fn a_result_waits_for_company_only_while_results_are_flowing() {
             (app.stub.state.stats().calls >= count).then_some(())
         })
     };
+    let not_held = |accepted: serde_json::Value| {
+        let db = &db;
+        async move {
+            let waited: f64 = db
+                .query_one(
+                    "SELECT extract(epoch FROM finished_at - started_at)::float8 FROM runs
+                     WHERE session_id = $1::text::uuid",
+                    &[&accepted["session_id"].as_str().expect("session id")],
+                )
+                .await
+                .expect("the run's times")
+                .get(0);
+            assert!(
+                waited < hold.as_secs_f64(),
+                "a result after a quiet spell commits at once, not held: \
+                 {waited:.3} s from claim to stored"
+            );
+        }
+    };
     let first = app.submit(&key, json!({"message": "alone"})).await;
     assert!(succeeded(1).await.is_some(), "the first run succeeded");
-    let waited: f64 = db
-        .query_one(
-            "SELECT extract(epoch FROM finished_at - started_at)::float8 FROM runs
-             WHERE session_id = $1::text::uuid",
-            &[&first["session_id"].as_str().expect("session id")],
-        )
-        .await
-        .expect("the first run's times")
-        .get(0);
-    assert!(
-        waited < hold.as_secs_f64(),
-        "a result after a quiet spell commits at once, not held: {waited:.3} s from claim to stored"
-    );
+    not_held(first).await;
     app.submit(&key, json!({"message": "second"})).await;
     assert!(calls(2).await.is_some(), "the second run's call answered");
     app.submit(&key, json!({"message": "third"})).await;
     assert!(succeeded(3).await.is_some(), "the two runs succeeded");
+    // A quiet spell longer than the hold (the behaviour is about time: this
+    // pause is what is tested, not a wait for something to happen).
+    tokio::time::sleep(hold + std::time::Duration::from_millis(500)).await;
+    let last = app.submit(&key, json!({"message": "after a pause"})).await;
+    assert!(succeeded(4).await.is_some(), "the last run succeeded");
+    not_held(last).await;
     let body = text(&app, &format!("http://127.0.0.1:{port}/metrics")).await;
     let commits = sample(&body, "stewrd_commits_total", &["write=\"result\""]).unwrap_or(0.0);
     assert_eq!(
-        commits, 2.0,
-        "the first result committed alone, the second and third in one commit"
+        commits, 3.0,
+        "the first and the last result committed alone, the second and third in one commit"
     );
 }
 

@@ -8,12 +8,7 @@
 // The per-job path: a silent truncation here would corrupt every job.
 #![warn(clippy::cast_possible_truncation)]
 
-use std::{
-    collections::HashMap,
-    panic::AssertUnwindSafe,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::{
@@ -36,6 +31,7 @@ use stewrd_shared::{
     },
     queue::{self, JobMessage},
     runtime::{
+        arrivals::Arrivals,
         metrics as names,
         retry::{backoff, pause},
     },
@@ -123,11 +119,12 @@ async fn consume_connection(
     let claimers = Arc::new(Semaphore::new(CLAIMS_IN_FLIGHT));
     let ledger = Ledger::default();
     let hold = worker.config.worker.claim_hold;
-    let mut last_batch: Option<Instant> = None;
+    let mut arrivals = Arrivals::default();
     loop {
         // While the claims in flight run, deliveries and freed places gather
         // for the next one: under load a claim takes many messages at once,
-        // and alone a message waits at most the claim hold for company.
+        // and while messages flow one alone waits at most the claim hold for
+        // company.
         let claimer = tokio::select! {
             claimer = claimers.clone().acquire_owned() => match claimer {
                 Ok(claimer) => claimer,
@@ -151,12 +148,22 @@ async fn consume_connection(
             },
             _ = shutdown.cancelled() => break,
         };
+        let flowing = arrivals.flowing(hold);
+        arrivals.arrived();
         let mut batch = vec![(delivery, permit)];
         let mut lost = take_at_hand(&mut deliveries, permits, &mut batch);
-        if lost.is_none() && company_expected(last_batch, hold) {
-            lost = hold_for_company(&mut deliveries, permits, &mut batch, hold, shutdown).await;
+        if lost.is_none() && flowing {
+            let arrivals = &mut arrivals;
+            lost = hold_for_company(
+                &mut deliveries,
+                permits,
+                &mut batch,
+                hold,
+                arrivals,
+                shutdown,
+            )
+            .await;
         }
-        last_batch = Some(Instant::now());
         jobs.spawn(handle_batch(
             worker.clone(),
             ledger.take(batch),
@@ -197,29 +204,20 @@ fn take_at_hand(
     None
 }
 
-/// Whether a message arriving now is likely to have company within `hold`:
-/// only while messages are flowing, that is when the previous batch was taken
-/// less than `hold` ago. A message after a quiet spell has no one to wait for,
-/// so it is claimed at once: the hold costs a lone run nothing, and a moderate
-/// rate (a message every few milliseconds) still shares its claims.
-fn company_expected(last_batch: Option<Instant>, hold: Duration) -> bool {
-    last_batch.is_some_and(|taken| taken.elapsed() < hold)
-}
-
 /// Waits up to `hold` for more deliveries to share `batch`'s claim, while it
 /// holds fewer than [`HOLD_UNTIL`] and a concurrency permit is free: at a
 /// moderate rate messages come one at a time, and each alone would pay a claim
-/// statement, a result statement and their Postgres wake-ups of its own.
+/// statement, a result statement and their Postgres wake-ups of its own. Only
+/// while messages flow (see [`Arrivals`]): a message after a quiet spell has
+/// no company coming, and is claimed at once.
 async fn hold_for_company(
     deliveries: &mut Consumer,
     permits: &Arc<Semaphore>,
     batch: &mut Vec<(Delivery, OwnedSemaphorePermit)>,
     hold: Duration,
+    arrivals: &mut Arrivals,
     shutdown: &CancellationToken,
 ) -> Option<ConsumeError> {
-    if hold.is_zero() {
-        return None;
-    }
     let deadline = tokio::time::Instant::now() + hold;
     while batch.len() < HOLD_UNTIL {
         let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -227,7 +225,10 @@ async fn hold_for_company(
         };
         tokio::select! {
             next = deliveries.next() => match next {
-                Some(Ok(delivery)) => batch.push((delivery, permit)),
+                Some(Ok(delivery)) => {
+                    arrivals.arrived();
+                    batch.push((delivery, permit));
+                }
                 Some(Err(error)) => return Some(error.into()),
                 None => return Some(ConsumeError::Cancelled),
             },

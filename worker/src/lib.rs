@@ -37,9 +37,10 @@ use crate::provider::ProviderClient;
 
 /// How long a result commit runs before a second may start beside it: at a
 /// moderate rate the results that finish meanwhile share the next commit
-/// (with the claim hold, a job at 500/s costs Postgres about a quarter less,
-/// BENCHMARKS.md, issue 32 parts 5 and 6), and a commit that hangs on a lock
-/// or a silent connection holds the others back no longer than this.
+/// (with the claim hold and the result hold, `STEWRD_RESULT_HOLD_MS`, a job at
+/// 500/s costs Postgres about a quarter less, BENCHMARKS.md, issue 32 parts 5,
+/// 6 and 11), and a commit that hangs on a lock or a silent connection holds
+/// the others back no longer than this.
 const RESULT_SECOND_COMMIT_AFTER: Duration = Duration::from_millis(50);
 
 /// Everything a job needs, shared by all jobs of one process.

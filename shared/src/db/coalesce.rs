@@ -5,20 +5,18 @@
 //! At most [`COMMITS_IN_FLIGHT`] commits run at once, and a second starts only
 //! once the first has been in flight for the caller's `second_after` (see
 //! [`Coalescer::start`]); writes arriving meanwhile wait for the next, so under
-//! load a commit takes many and alone a write waits for none. A batch that
+//! load a commit takes many and alone a write waits for none. While writes
+//! flow, a small batch also holds for company (the caller's `hold`). A batch that
 //! fails for another reason than an outage is written one by one, so one bad
 //! row cannot fail the others.
 
-use std::{
-    future::Future,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{DbError, Pool};
+use crate::runtime::arrivals::Arrivals;
 
 /// Commits in flight at once, at most.
 const COMMITS_IN_FLIGHT: usize = 2;
@@ -68,11 +66,12 @@ impl<W: Write> Coalescer<W> {
     /// arrives meanwhile shares the next), and the second lane keeps writes
     /// moving past a commit that hangs (a lock, a connection gone silent).
     ///
-    /// While writes are flowing (the previous batch was taken less than
-    /// `hold` ago), a batch of fewer than [`HOLD_UNTIL`] also waits up to
-    /// `hold` for more: at a moderate rate writes come one at a time, and each
-    /// alone would pay a commit and its Postgres wake-ups. A write after a
-    /// quiet spell commits at once.
+    /// While writes are flowing (see [`Arrivals`]), a batch of fewer than
+    /// [`HOLD_UNTIL`] also waits up to `hold` for more: at a moderate rate
+    /// writes come one at a time, and each alone would pay a commit and its
+    /// Postgres wake-ups. A write after a quiet spell commits at once, and so
+    /// does the second lane's batch (its commit is there to get past one that
+    /// hangs).
     pub fn start(
         pool: Pool,
         second_after: Duration,
@@ -114,29 +113,36 @@ async fn run<W: Write>(
 ) {
     let in_flight = Arc::new(Semaphore::new(COMMITS_IN_FLIGHT));
     let mut last: Option<tokio::task::JoinHandle<()>> = None;
-    let mut last_taken: Option<Instant> = None;
+    let mut arrivals = Arrivals::default();
     loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
         let waits = !timing.second_after.is_zero();
+        let mut second_lane = false;
         if let Some(last) = last.as_mut().filter(|last| waits && !last.is_finished()) {
-            let _ = tokio::time::timeout(timing.second_after, last).await;
+            second_lane = tokio::time::timeout(timing.second_after, last)
+                .await
+                .is_err();
         }
         let first = tokio::select! {
             first = rx.recv() => first,
             _ = shutdown.cancelled() => return,
         };
         let Some(first) = first else { return };
+        let flowing = arrivals.flowing(timing.hold);
+        arrivals.arrived();
         let mut batch = vec![first];
         take_at_hand(&mut rx, &mut batch);
-        let flowing = last_taken.is_some_and(|taken| taken.elapsed() < timing.hold);
-        if flowing && batch.len() < HOLD_UNTIL {
+        if flowing && !second_lane && batch.len() < HOLD_UNTIL {
             let deadline = tokio::time::Instant::now() + timing.hold;
             while batch.len() < HOLD_UNTIL {
                 tokio::select! {
                     next = rx.recv() => match next {
-                        Some(next) => batch.push(next),
+                        Some(next) => {
+                            arrivals.arrived();
+                            batch.push(next);
+                        }
                         None => break,
                     },
                     _ = tokio::time::sleep_until(deadline) => break,
@@ -145,7 +151,6 @@ async fn run<W: Write>(
                 take_at_hand(&mut rx, &mut batch);
             }
         }
-        last_taken = Some(Instant::now());
         let pool = pool.clone();
         last = Some(tokio::spawn(async move {
             commit(&pool, batch).await;

@@ -3,6 +3,7 @@
 //! shutdown, and the guard on where outgoing requests may go (and the client that
 //! applies it).
 
+pub mod arrivals;
 pub mod broker;
 pub mod config;
 pub mod metrics;
