@@ -14,7 +14,7 @@ use stewrd_shared::{
 };
 
 use crate::{
-    helpers::{Options, PATIENCE, TestApp, spawn_app_with, wait_for},
+    helpers::{Options, PATIENCE, TestApp, spawn_app_with, wait_for, wait_succeeded},
     operator::{free_port, sample, text},
 };
 
@@ -607,15 +607,10 @@ async fn a_worker_claims_two_backlogs_in_batches_and_runs_each_once() {
     runs.extend(submit_runs(&app, &b, 20).await);
     app.start_worker();
     let db = app.db().await;
-    let done = wait_for(PATIENCE, || async {
-        let row = db
-            .query_one("SELECT count(*) FROM runs WHERE status = 'succeeded'", &[])
-            .await
-            .ok()?;
-        (row.get::<_, i64>(0) == runs.len() as i64).then_some(())
-    })
-    .await;
-    assert!(done.is_some(), "every run succeeded");
+    assert!(
+        wait_succeeded(&db, runs.len() as i64).await,
+        "every run succeeded"
+    );
     let retried: i64 = db
         .query_one("SELECT count(*) FROM runs WHERE attempts <> 1", &[])
         .await
@@ -658,16 +653,6 @@ async fn a_message_waits_for_company_only_while_messages_are_flowing() {
     .await;
     let (_, key) = app.create_project("p").await;
     let db = app.db().await;
-    let succeeded = |count: i64| {
-        let db = &db;
-        wait_for(PATIENCE, move || async move {
-            let row = db
-                .query_one("SELECT count(*) FROM runs WHERE status = 'succeeded'", &[])
-                .await
-                .ok()?;
-            (row.get::<_, i64>(0) == count).then_some(())
-        })
-    };
     let not_held = |run: RunId| {
         let db = &db;
         async move {
@@ -695,15 +680,15 @@ async fn a_message_waits_for_company_only_while_messages_are_flowing() {
     .await;
     assert!(consuming.is_some(), "the worker is consuming");
     let first = submit_runs(&app, &key, 1).await[0];
-    assert!(succeeded(1).await.is_some(), "the first run succeeded");
+    assert!(wait_succeeded(&db, 1).await, "the first run succeeded");
     not_held(first).await;
     submit_runs(&app, &key, 2).await;
-    assert!(succeeded(3).await.is_some(), "the two runs succeeded");
+    assert!(wait_succeeded(&db, 3).await, "the two runs succeeded");
     // A quiet spell longer than the hold (the behaviour is about time: this
     // pause is what is tested, not a wait for something to happen).
     tokio::time::sleep(hold + Duration::from_millis(500)).await;
     let last = submit_runs(&app, &key, 1).await[0];
-    assert!(succeeded(4).await.is_some(), "the last run succeeded");
+    assert!(wait_succeeded(&db, 4).await, "the last run succeeded");
     not_held(last).await;
     let body = text(&app, &format!("http://127.0.0.1:{port}/metrics")).await;
     let batch = sample(&body, "stewrd_claims_total", &["statement=\"batch\""]).unwrap_or(0.0);

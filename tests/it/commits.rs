@@ -6,7 +6,7 @@ use serde_json::json;
 use stewrd_shared::domain::id::RunId;
 
 use crate::{
-    helpers::{Options, PATIENCE, TestApp, spawn_app_with, wait_for},
+    helpers::{Options, PATIENCE, TestApp, spawn_app_with, wait_for, wait_succeeded},
     operator::{free_port, sample, text},
 };
 
@@ -94,16 +94,6 @@ async fn a_result_waits_for_company_only_while_results_are_flowing() {
     .await;
     let (_, key) = app.create_project("acme").await;
     let db = app.db().await;
-    let succeeded = |count: i64| {
-        let db = &db;
-        wait_for(PATIENCE, move || async move {
-            let row = db
-                .query_one("SELECT count(*) FROM runs WHERE status = 'succeeded'", &[])
-                .await
-                .ok()?;
-            (row.get::<_, i64>(0) == count).then_some(())
-        })
-    };
     let calls = |count: u64| {
         let app = &app;
         wait_for(PATIENCE, move || async move {
@@ -130,17 +120,17 @@ async fn a_result_waits_for_company_only_while_results_are_flowing() {
         }
     };
     let first = app.submit(&key, json!({"message": "alone"})).await;
-    assert!(succeeded(1).await.is_some(), "the first run succeeded");
+    assert!(wait_succeeded(&db, 1).await, "the first run succeeded");
     not_held(first).await;
     app.submit(&key, json!({"message": "second"})).await;
     assert!(calls(2).await.is_some(), "the second run's call answered");
     app.submit(&key, json!({"message": "third"})).await;
-    assert!(succeeded(3).await.is_some(), "the two runs succeeded");
+    assert!(wait_succeeded(&db, 3).await, "the two runs succeeded");
     // A quiet spell longer than the hold (the behaviour is about time: this
     // pause is what is tested, not a wait for something to happen).
     tokio::time::sleep(hold + std::time::Duration::from_millis(500)).await;
     let last = app.submit(&key, json!({"message": "after a pause"})).await;
-    assert!(succeeded(4).await.is_some(), "the last run succeeded");
+    assert!(wait_succeeded(&db, 4).await, "the last run succeeded");
     not_held(last).await;
     let body = text(&app, &format!("http://127.0.0.1:{port}/metrics")).await;
     let commits = sample(&body, "stewrd_commits_total", &["write=\"result\""]).unwrap_or(0.0);

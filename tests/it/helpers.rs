@@ -807,6 +807,20 @@ pub fn cleanup(name: &str) {
     .join();
 }
 
+/// Waits until exactly `count` runs of the test's database have succeeded;
+/// `false` after [`PATIENCE`].
+pub async fn wait_succeeded(db: &tokio_postgres::Client, count: i64) -> bool {
+    wait_for(PATIENCE, || async {
+        let row = db
+            .query_one("SELECT count(*) FROM runs WHERE status = 'succeeded'", &[])
+            .await
+            .ok()?;
+        (row.get::<_, i64>(0) == count).then_some(())
+    })
+    .await
+    .is_some()
+}
+
 /// Polls `check` until it returns `Some`, or `None` after `patience`.
 pub async fn wait_for<T, F, Fut>(patience: Duration, mut check: F) -> Option<T>
 where
