@@ -234,10 +234,10 @@ impl StubState {
     }
 
     /// Spreads the delays of answers that set none of their own over
-    /// `delay ..= delay + spread`,
-    /// call by call (a fixed stride through the range, no randomness): calls
-    /// started together finish apart, as real model calls do, so their results
-    /// come one at a time (`stewrd bench latency --call-spread-ms`).
+    /// `delay ..= delay + spread`, call by call (a fixed stride through the
+    /// range, no randomness): calls started together finish apart, as real
+    /// model calls do, so their results come one at a time (`stewrd bench
+    /// latency --call-spread-ms`).
     pub fn set_spread(&self, spread: Duration) {
         self.spread_ms
             .store(spread.as_millis() as u64, Ordering::Relaxed);

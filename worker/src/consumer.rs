@@ -153,13 +153,12 @@ async fn consume_connection(
         let mut batch = vec![(delivery, permit)];
         let mut lost = take_at_hand(&mut deliveries, permits, &mut batch);
         if lost.is_none() && flowing {
-            let arrivals = &mut arrivals;
             lost = hold_for_company(
                 &mut deliveries,
                 permits,
                 &mut batch,
                 hold,
-                arrivals,
+                &mut arrivals,
                 shutdown,
             )
             .await;

@@ -79,8 +79,7 @@ impl<W: Write> Coalescer<W> {
         shutdown: CancellationToken,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let timing = Timing { second_after, hold };
-        tokio::spawn(run::<W>(pool, timing, rx, shutdown));
+        tokio::spawn(run::<W>(pool, second_after, hold, rx, shutdown));
         Self { tx }
     }
 
@@ -98,16 +97,10 @@ fn stopped() -> DbError {
     DbError::Unavailable("the process is stopping".into())
 }
 
-/// When a commit starts (see [`Coalescer::start`]).
-#[derive(Clone, Copy)]
-struct Timing {
-    second_after: Duration,
-    hold: Duration,
-}
-
 async fn run<W: Write>(
     pool: Pool,
-    timing: Timing,
+    second_after: Duration,
+    hold: Duration,
     mut rx: mpsc::UnboundedReceiver<(W, Answer<W>)>,
     shutdown: CancellationToken,
 ) {
@@ -118,24 +111,22 @@ async fn run<W: Write>(
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        let waits = !timing.second_after.is_zero();
+        let waits = !second_after.is_zero();
         let mut second_lane = false;
         if let Some(last) = last.as_mut().filter(|last| waits && !last.is_finished()) {
-            second_lane = tokio::time::timeout(timing.second_after, last)
-                .await
-                .is_err();
+            second_lane = tokio::time::timeout(second_after, last).await.is_err();
         }
         let first = tokio::select! {
             first = rx.recv() => first,
             _ = shutdown.cancelled() => return,
         };
         let Some(first) = first else { return };
-        let flowing = arrivals.flowing(timing.hold);
+        let flowing = arrivals.flowing(hold);
         arrivals.arrived();
         let mut batch = vec![first];
         take_at_hand(&mut rx, &mut batch);
         if flowing && !second_lane && batch.len() < HOLD_UNTIL {
-            let deadline = tokio::time::Instant::now() + timing.hold;
+            let deadline = tokio::time::Instant::now() + hold;
             while batch.len() < HOLD_UNTIL {
                 tokio::select! {
                     next = rx.recv() => match next {
