@@ -57,7 +57,8 @@ pub async fn serve(
         pool.clone(),
         config.broker.clone(),
         Topology::new(&config.queue_prefix),
-    );
+    )
+    .hold_fast_lane(config.publish_hold);
     let background = CancellationToken::new();
     let (deltas, consume_deltas) = DeltaHub::new(
         config.broker.clone(),

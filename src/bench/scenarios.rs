@@ -74,6 +74,30 @@ pub(super) async fn wait_finished(fleet: &Fleet, expected: u64, label: &str) -> 
     Ok(())
 }
 
+/// Reports how long the runs so far waited from their submit to their start
+/// and to their final status: what the holds cost a run (the publish, claim
+/// and result holds each wait only while work flows).
+async fn report_waits(fleet: &Fleet, prefix: &str, report: &mut Report) -> anyhow::Result<()> {
+    let db = fleet.db().await?;
+    let row = db
+        .query_one(
+            "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY
+                        extract(epoch FROM started_at - created_at)::float8 * 1000),
+                    percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY
+                        extract(epoch FROM finished_at - created_at)::float8 * 1000)
+               FROM runs",
+            &[],
+        )
+        .await?;
+    for (column, what) in [(0, "start"), (1, "final")] {
+        let quantiles: Vec<f64> = row.try_get(column).unwrap_or_default();
+        for (quantile, value) in ["p50", "p99"].iter().zip(quantiles) {
+            report.add(format!("{what}_{prefix}_{quantile}_ms"), value, "ms", "");
+        }
+    }
+    Ok(())
+}
+
 pub(super) struct CpuSnapshot(pub(super) Vec<(String, f64)>);
 
 impl CpuSnapshot {
@@ -216,6 +240,7 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
         ["", "", "<= 10 (aim <= 5)", "", ""],
     );
     wait_finished(&fleet, at_500.ok, "draining").await?;
+    report_waits(&fleet, "at_500_per_s", report).await?;
     // What a job costs at a moderate rate, against its cost at saturation
     // (the burst below): batching pays off only when there is a batch.
     let postgres_at_500 =

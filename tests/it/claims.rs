@@ -700,6 +700,74 @@ async fn a_message_waits_for_company_only_while_messages_are_flowing() {
     );
 }
 
+/// While submits are flowing, the API holds a new run's message up to
+/// `STEWRD_PUBLISH_HOLD_MS` for others to share its publish: the second and
+/// third of three runs submitted back to back start no sooner than a hold
+/// after the second (without the hold each is published the moment it
+/// commits, and starts at once). A submit after a quiet spell has no company
+/// coming and is published at once: the first of the three, and one sent
+/// after a pause longer than the hold. The claim hold is off, so what is
+/// measured is the publish's alone.
+#[tokio::test]
+async fn a_new_run_s_message_waits_for_company_only_while_submits_are_flowing() {
+    let hold = Duration::from_secs(1); // the most allowed
+    let app = spawn_app_with(
+        Options::default()
+            .env("STEWRD_PUBLISH_HOLD_MS", &hold.as_millis().to_string())
+            .env("STEWRD_CLAIM_HOLD_MS", "0"),
+    )
+    .await;
+    let (_, key) = app.create_project("p").await;
+    let db = app.db().await;
+    let waited = |run: RunId| {
+        let db = &db;
+        async move {
+            db.query_one(
+                "SELECT extract(epoch FROM started_at - created_at)::float8 FROM runs
+                 WHERE id = $1",
+                &[&run],
+            )
+            .await
+            .expect("the run's start")
+            .get::<_, f64>(0)
+        }
+    };
+    let consuming = wait_for(PATIENCE, || async {
+        app.all_logs().contains("consuming queue=").then_some(())
+    })
+    .await;
+    assert!(consuming.is_some(), "the worker is consuming");
+    // Three back to back, each answered before the next is sent: the first
+    // comes after a quiet spell, the other two while submits flow.
+    let runs = submit_runs(&app, &key, 3).await;
+    assert!(wait_succeeded(&db, 3).await, "the three runs succeeded");
+    let first_waited = waited(runs[0]).await;
+    assert!(
+        first_waited < hold.as_secs_f64() / 2.0,
+        "a submit after a quiet spell is published at once, not held: \
+         it started {first_waited:.3} s after its submit"
+    );
+    for &run in &runs[1..] {
+        let held = waited(run).await;
+        assert!(
+            held >= hold.as_secs_f64() / 2.0,
+            "while submits flow a message waits for company: \
+             one sent right after another started {held:.3} s after its submit"
+        );
+    }
+    // A quiet spell longer than the hold (the behaviour is about time: this
+    // pause is what is tested, not a wait for something to happen).
+    tokio::time::sleep(hold + Duration::from_millis(500)).await;
+    let last = submit_runs(&app, &key, 1).await[0];
+    assert!(wait_succeeded(&db, 4).await, "the last run succeeded");
+    let last_waited = waited(last).await;
+    assert!(
+        last_waited < hold.as_secs_f64() / 2.0,
+        "a submit after a pause longer than the hold is published at once: \
+         it started {last_waited:.3} s after its submit"
+    );
+}
+
 /// A worker has one result commit in flight, and a second once the first has
 /// run long: a result whose commit waits on a lock (held here by the test)
 /// does not hold back the results of other runs.

@@ -1,7 +1,8 @@
-//! Whether work is flowing. The worker's claim hold and its result hold wait
-//! for company only while it is: at a moderate rate a claim or a commit then
-//! carries many jobs, and a lone message or result after a quiet spell goes at
-//! once, since no company is coming (BENCHMARKS.md, issue 32 part 11).
+//! Whether work is flowing. The API's publish hold and the worker's claim
+//! hold and result hold wait for company only while it is: at a moderate rate
+//! a publish, a claim or a commit then carries many jobs, and a lone submit,
+//! message or result after a quiet spell goes at once, since no company is
+//! coming (BENCHMARKS.md, issue 32 parts 11 and 12).
 
 use std::time::{Duration, Instant};
 

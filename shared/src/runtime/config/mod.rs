@@ -88,11 +88,13 @@ pub struct WorkerSettings {
     pub shutdown_grace: Duration,
     /// `STEWRD_PROVIDER_CONNECT_TIMEOUT_SECS`, default 10.
     pub provider_connect_timeout: Duration,
-    /// `STEWRD_CLAIM_HOLD_MS`, default 20 (0 never; at most 1000): how long a
+    /// `STEWRD_CLAIM_HOLD_MS`, default 5 (0 never; at most 1000): how long a
     /// claim of fewer than 16 messages waits for more to share it while
     /// messages are flowing (a message after a quiet spell is claimed at
     /// once), trading a few milliseconds before a run starts for fewer
     /// statements at a moderate rate (BENCHMARKS.md, issue 32 parts 5, 6, 11).
+    /// Short, since the API's publish hold already sends messages in bursts
+    /// (part 12): this one gathers what comes apart, from several APIs.
     pub claim_hold: Duration,
     /// `STEWRD_RESULT_HOLD_MS`, default 20 (0 never; at most 1000): how long a
     /// result commit of fewer than 16 results waits for more to share it while
@@ -263,6 +265,13 @@ pub struct Config {
     pub providers: ProviderUrls,
     /// `STEWRD_QUEUE_PREFIX`, default `stewrd`: prefix of every exchange and queue.
     pub queue_prefix: String,
+    /// `STEWRD_PUBLISH_HOLD_MS`, default 20 (0 never; at most 1000): how long
+    /// the API holds a new run's message for others to share its publish
+    /// while submits are flowing (a submit after a quiet spell is published
+    /// at once). The submit's answer never waits for it; the run starts up to
+    /// this much later, and the broker takes fewer, larger batches
+    /// (BENCHMARKS.md, issue 32 part 12).
+    pub publish_hold: Duration,
     /// Worker tuning.
     pub worker: WorkerSettings,
     /// `STEWRD_WEBHOOK_ALLOW_PRIVATE`, default false.
@@ -397,6 +406,11 @@ impl Config {
                     .base_url("STEWRD_OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")?,
             },
             queue_prefix,
+            publish_hold: Duration::from_millis(env.parse_max(
+                "STEWRD_PUBLISH_HOLD_MS",
+                20,
+                1_000,
+            )?),
             worker: WorkerSettings {
                 concurrency: env.parse_min("STEWRD_WORKER_CONCURRENCY", 256, 1)?,
                 lease: env.seconds("STEWRD_LEASE_SECS", 30)?,
@@ -408,7 +422,7 @@ impl Config {
                     .seconds("STEWRD_PROVIDER_CONNECT_TIMEOUT_SECS", 10)?,
                 claim_hold: Duration::from_millis(env.parse_max(
                     "STEWRD_CLAIM_HOLD_MS",
-                    20,
+                    5,
                     1_000,
                 )?),
                 result_hold: Duration::from_millis(env.parse_max(
@@ -567,6 +581,10 @@ mod tests {
         let err = config(&[("STEWRD_RESULT_HOLD_MS", "1001")]).err();
         assert_eq!(err.map(|e| e.name), Some("STEWRD_RESULT_HOLD_MS"));
         let hold = config(&[("STEWRD_RESULT_HOLD_MS", "0")]).map(|c| c.worker.result_hold);
+        assert_eq!(hold.ok(), Some(Duration::ZERO));
+        let err = config(&[("STEWRD_PUBLISH_HOLD_MS", "1001")]).err();
+        assert_eq!(err.map(|e| e.name), Some("STEWRD_PUBLISH_HOLD_MS"));
+        let hold = config(&[("STEWRD_PUBLISH_HOLD_MS", "0")]).map(|c| c.publish_hold);
         assert_eq!(hold.ok(), Some(Duration::ZERO));
         let err = config(&[("STEWRD_DEFAULT_PROVIDER", "anthropic")]).err();
         assert_eq!(err.map(|e| e.name), Some("STEWRD_DEFAULT_PROVIDER"));
