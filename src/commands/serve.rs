@@ -204,6 +204,9 @@ async fn serve_metrics(address: std::net::SocketAddr, config: &Config) -> anyhow
         stewrd_shared::runtime::metrics::install(),
         config.metrics_token.clone(),
     );
+    // The bound address, not the asked one: with port 0 the kernel picks it,
+    // and tests read it here instead of racing for a free port.
+    let address = listener.local_addr()?;
     tracing::info!(%address, "worker metrics listening");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;

@@ -12,7 +12,7 @@ use crate::{
     byok::{assert_no_piece_of, database_text},
     doors::Dashboard,
     helpers::{ADMIN_TOKEN, Options, PATIENCE, TestApp, spawn_app, spawn_app_with, wait_for},
-    operator::{free_port, sample, stream_events, text},
+    operator::{sample, stream_events, text},
     receiver::{Answer, Receiver},
 };
 
@@ -1108,14 +1108,13 @@ async fn a_tool_using_run_shows_no_provider_key_webhook_secret_or_api_key() {
 
 #[tokio::test]
 async fn metrics_count_steps_by_type_and_outcome_and_the_runs_awaiting_outputs() {
-    let port = free_port();
     let app = spawn_app_with(
         Options::default()
-            .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}"))
+            .worker_metrics()
             .env("STEWRD_BACKLOG_SAMPLE_SECS", "1"),
     )
     .await;
-    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let metrics = app.worker_metrics().await;
     let (_, key) = app.create_project("acme").await;
     let tools = Receiver::start().await;
     server_tool(&app, &key, "lookup", &tools.url()).await;

@@ -15,7 +15,7 @@ use stewrd_shared::{
 
 use crate::{
     helpers::{Options, PATIENCE, TestApp, spawn_app_with, wait_for, wait_succeeded},
-    operator::{free_port, sample, text},
+    operator::{sample, text},
 };
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -592,13 +592,12 @@ async fn a_run_another_claim_holds_is_left_to_it_without_waiting() {
 /// A's messages, and a run claimed in another message's place starts at once,
 /// in its first attempt (not after its lease ran out, by the reaper).
 async fn a_worker_claims_two_backlogs_in_batches_and_runs_each_once() {
-    let port = free_port();
     let mut app = spawn_app_with(
         Options {
             workers: 0,
             ..Options::default()
         }
-        .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}")),
+        .worker_metrics(),
     )
     .await;
     let (_, a) = app.create_project("a").await;
@@ -622,7 +621,7 @@ async fn a_worker_claims_two_backlogs_in_batches_and_runs_each_once() {
         runs.len() as u64,
         "one model call per run"
     );
-    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let metrics = app.worker_metrics().await;
     let body = text(&app, &metrics).await;
     let batch = sample(&body, "stewrd_claims_total", &["statement=\"batch\""]).unwrap_or(0.0);
     let single = sample(&body, "stewrd_claims_total", &["statement=\"single\""]).unwrap_or(0.0);
@@ -643,11 +642,10 @@ async fn a_worker_claims_two_backlogs_in_batches_and_runs_each_once() {
 /// would have ended (held, it would start a whole hold after its submit).
 #[tokio::test]
 async fn a_message_waits_for_company_only_while_messages_are_flowing() {
-    let port = free_port();
     let hold = Duration::from_secs(1); // the most allowed
     let app = spawn_app_with(
         Options::default()
-            .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}"))
+            .worker_metrics()
             .env("STEWRD_CLAIM_HOLD_MS", &hold.as_millis().to_string()),
     )
     .await;
@@ -690,7 +688,7 @@ async fn a_message_waits_for_company_only_while_messages_are_flowing() {
     let last = submit_runs(&app, &key, 1).await[0];
     assert!(wait_succeeded(&db, 4).await, "the last run succeeded");
     not_held(last).await;
-    let body = text(&app, &format!("http://127.0.0.1:{port}/metrics")).await;
+    let body = text(&app, &app.worker_metrics().await).await;
     let batch = sample(&body, "stewrd_claims_total", &["statement=\"batch\""]).unwrap_or(0.0);
     let single = sample(&body, "stewrd_claims_total", &["statement=\"single\""]).unwrap_or(0.0);
     assert_eq!(

@@ -7,7 +7,7 @@ use stewrd_shared::domain::id::RunId;
 
 use crate::{
     helpers::{Options, PATIENCE, TestApp, spawn_app_with, wait_for, wait_succeeded},
-    operator::{free_port, sample, text},
+    operator::{sample, text},
 };
 
 async fn backlog(app: &TestApp, key: &str, count: usize) -> Vec<String> {
@@ -32,22 +32,20 @@ async fn slow_results(db: &tokio_postgres::Client) {
     .expect("trigger");
 }
 
-async fn metrics_app() -> (TestApp, String) {
-    let port = free_port();
-    let app = spawn_app_with(
+async fn metrics_app() -> TestApp {
+    spawn_app_with(
         Options {
             workers: 0,
             ..Options::default()
         }
-        .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}")),
+        .worker_metrics(),
     )
-    .await;
-    (app, format!("http://127.0.0.1:{port}/metrics"))
+    .await
 }
 
 #[tokio::test]
 async fn runs_finishing_together_share_commits_and_each_result_is_stored_once() {
-    let (mut app, metrics) = metrics_app().await;
+    let mut app = metrics_app().await;
     let (_, key) = app.create_project("acme").await;
     slow_results(&app.db().await).await;
     let sessions = backlog(&app, &key, 120).await;
@@ -63,7 +61,7 @@ async fn runs_finishing_together_share_commits_and_each_result_is_stored_once() 
         );
     }
     assert_eq!(app.stub.state.stats().calls, 120, "one model call per run");
-    let body = text(&app, &metrics).await;
+    let body = text(&app, &app.worker_metrics().await).await;
     let finished = sample(&body, "stewrd_runs_finished_total", &["succeeded"]).unwrap_or(0.0);
     let commits = sample(&body, "stewrd_commits_total", &["write=\"result\""]).unwrap_or(0.0);
     assert_eq!(finished, 120.0, "each result stored and counted once");
@@ -82,11 +80,10 @@ async fn runs_finishing_together_share_commits_and_each_result_is_stored_once() 
 /// finishes before a hold would have ended.
 #[tokio::test]
 async fn a_result_waits_for_company_only_while_results_are_flowing() {
-    let port = free_port();
     let hold = std::time::Duration::from_secs(1); // the most allowed
     let app = spawn_app_with(
         Options::default()
-            .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}"))
+            .worker_metrics()
             .env("STEWRD_RESULT_HOLD_MS", &hold.as_millis().to_string())
             // Each run claimed on its own, so results come apart.
             .env("STEWRD_CLAIM_HOLD_MS", "0"),
@@ -132,7 +129,7 @@ async fn a_result_waits_for_company_only_while_results_are_flowing() {
     let last = app.submit(&key, json!({"message": "after a pause"})).await;
     assert!(wait_succeeded(&db, 4).await, "the last run succeeded");
     not_held(last).await;
-    let body = text(&app, &format!("http://127.0.0.1:{port}/metrics")).await;
+    let body = text(&app, &app.worker_metrics().await).await;
     let commits = sample(&body, "stewrd_commits_total", &["write=\"result\""]).unwrap_or(0.0);
     assert_eq!(
         commits, 3.0,
@@ -142,7 +139,7 @@ async fn a_result_waits_for_company_only_while_results_are_flowing() {
 
 #[tokio::test]
 async fn results_postgres_refuses_do_not_hold_back_the_others_in_their_commit() {
-    let (mut app, _) = metrics_app().await;
+    let mut app = metrics_app().await;
     let (_, key) = app.create_project("acme").await;
     // Postgres refuses the results of the runs whose message ends in 7.
     let db = app.db().await;

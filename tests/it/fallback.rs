@@ -11,7 +11,7 @@ use stewrd::stub::Reply;
 use crate::{
     agent::{steps, tool, wait_status},
     helpers::{Options, TestApp, spawn_app_with},
-    operator::{free_port, sample, text},
+    operator::{sample, text},
 };
 
 fn close(a: f64, b: f64) -> bool {
@@ -38,11 +38,7 @@ async fn answer_tool(app: &TestApp, key: &str, session: &str, output: &str) {
 
 #[tokio::test]
 async fn a_missing_model_hands_the_conversation_to_the_next_model_intact() {
-    let port = free_port();
-    let app = spawn_app_with(
-        Options::default().env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}")),
-    )
-    .await;
+    let app = spawn_app_with(Options::default().worker_metrics()).await;
     let (_, key) = app.create_project("fallback").await;
     app.stub.state.push([
         Reply::tool_calls(&[("call_1", "get_weather", r#"{"city":"Paris"}"#)], 100),
@@ -127,7 +123,7 @@ async fn a_missing_model_hands_the_conversation_to_the_next_model_intact() {
         "{usage}"
     );
 
-    let metrics = text(&app, &format!("http://127.0.0.1:{port}/metrics")).await;
+    let metrics = text(&app, &app.worker_metrics().await).await;
     assert_eq!(
         sample(
             &metrics,

@@ -873,11 +873,10 @@ fn all_bytes_under(dir: &std::path::Path) -> String {
 
 #[tokio::test]
 async fn file_contents_reach_the_model_and_their_owner_and_nothing_else() {
-    let port = crate::operator::free_port();
     let app = spawn_app_with(
         Options::default()
             .env("RUST_LOG", "trace")
-            .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}"))
+            .worker_metrics()
             .env("STEWRD_FILE_QUOTA_BYTES", "200000"),
     )
     .await;
@@ -919,7 +918,7 @@ async fn file_contents_reach_the_model_and_their_owner_and_nothing_else() {
     let to_model = serde_json::to_string(&second).expect("JSON");
     assert!(to_model.contains(uploaded_text), "the model read the file");
     // Where file contents never go.
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+    let metrics = reqwest::get(app.worker_metrics().await)
         .await
         .expect("metrics")
         .text()

@@ -126,15 +126,11 @@ async fn invented_methods_and_paths_add_no_metric_series() {
 
 #[tokio::test]
 async fn with_a_metrics_token_metrics_answer_only_its_bearer_on_api_and_worker() {
-    let worker_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
     let token = "metrics-token-0123456789abcdef-XYZ";
     let app = spawn_app_with(
         Options::default()
             .env("STEWRD_METRICS_TOKEN", token)
-            .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{worker_port}")),
+            .worker_metrics(),
     )
     .await;
     for presented in [None, Some("wrong-token")] {
@@ -146,7 +142,7 @@ async fn with_a_metrics_token_metrics_answer_only_its_bearer_on_api_and_worker()
     }
     assert!(!http_series(&app, Some(token)).await.is_empty());
 
-    let worker_url = format!("http://127.0.0.1:{worker_port}/metrics");
+    let worker_url = app.worker_metrics().await;
     let answer = |bearer: Option<&'static str>| {
         let mut request = app.http.get(&worker_url);
         if let Some(bearer) = bearer {

@@ -151,6 +151,12 @@ impl Options {
         self.env.push((name.to_owned(), value.to_owned()));
         self
     }
+
+    /// Workers serve `/metrics` on a port the kernel picks; read it with
+    /// [`TestApp::worker_metrics`].
+    pub fn worker_metrics(self) -> Self {
+        self.env("STEWRD_METRICS_LISTEN", "127.0.0.1:0")
+    }
 }
 
 /// A running stewrd with its own database, queues and stub provider.
@@ -519,6 +525,20 @@ impl TestApp {
             .lock()
             .map(|r| r.join("\n"))
             .unwrap_or_default()
+    }
+
+    /// The first worker's `/metrics` URL, from the address it logs once bound
+    /// (see [`Options::worker_metrics`]).
+    pub async fn worker_metrics(&self) -> String {
+        const LINE: &str = "worker metrics listening address=";
+        let address = wait_for(PATIENCE, || async {
+            let logs = self.workers.first()?.log_text();
+            let rest = &logs[logs.find(LINE)? + LINE.len()..];
+            Some(rest.split_whitespace().next()?.to_owned())
+        })
+        .await
+        .expect("the worker logs its metrics address");
+        format!("http://{address}/metrics")
     }
 
     /// Every log line of every process so far.

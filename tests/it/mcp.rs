@@ -672,13 +672,7 @@ async fn one_session_serves_every_call_of_a_worker() {
 
 #[tokio::test]
 async fn header_values_reach_the_server_and_nowhere_else() {
-    let worker_port = crate::operator::free_port();
-    let app = spawn_app_with(
-        options()
-            .env("RUST_LOG", "trace")
-            .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{worker_port}")),
-    )
-    .await;
+    let app = spawn_app_with(options().env("RUST_LOG", "trace").worker_metrics()).await;
     let (_, key) = app.create_project("acme").await;
     let server = McpFixture::start(&[]).await;
     let secret = "Bearer mcp-Hx71QmPz-team";
@@ -715,8 +709,7 @@ async fn header_values_reach_the_server_and_nowhere_else() {
     }
     let responses = app.responses_text();
     // Counted by outcome, one session opened.
-    let metrics =
-        crate::operator::text(&app, &format!("http://127.0.0.1:{worker_port}/metrics")).await;
+    let metrics = crate::operator::text(&app, &app.worker_metrics().await).await;
     let sample = |name: &str, labels: &[&str]| crate::operator::sample(&metrics, name, labels);
     assert_eq!(
         sample("stewrd_mcp_calls_total", &["outcome=\"succeeded\""]),

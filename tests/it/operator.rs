@@ -27,20 +27,9 @@ pub(crate) async fn text(app: &TestApp, url: &str) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[tokio::test]
 async fn metrics_count_requests_and_runs_and_carry_no_secrets() {
-    let worker_port = free_port();
-    let app = spawn_app_with(
-        Options::default().env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{worker_port}")),
-    )
-    .await;
+    let app = spawn_app_with(Options::default().worker_metrics()).await;
     let (_, key) = app.create_project("acme").await;
     let secret_key = "sk-metrics-secret-123456";
     let (status, _) = app
@@ -84,7 +73,7 @@ async fn metrics_count_requests_and_runs_and_carry_no_secrets() {
         .is_some()
     );
 
-    let worker_url = format!("http://127.0.0.1:{worker_port}/metrics");
+    let worker_url = app.worker_metrics().await;
     let worker = wait_for(PATIENCE, || async {
         let body = text(&app, &worker_url).await;
         sample(&body, "stewrd_runs_finished_total", &["status=\"failed\""]).map(|_| body)

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::{
     agent::{tool, wait_status},
     helpers::{ADMIN_TOKEN, Options, PATIENCE, TestApp, spawn_app_with, wait_for},
-    operator::{free_port, text},
+    operator::text,
 };
 
 /// Sets a project's limits through the admin API; asserts the answer shows them.
@@ -245,13 +245,12 @@ async fn max_concurrent_runs_holds_across_three_workers() {
 
 #[tokio::test]
 async fn max_queued_runs_refuses_beyond_it_under_a_race_and_spares_what_was_accepted() {
-    let port = free_port();
     let mut app = spawn_app_with(
         Options {
             workers: 0,
             ..Options::default()
         }
-        .env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}")),
+        .worker_metrics(),
     )
     .await;
     let (project, key) = app.create_project("queue").await;
@@ -342,11 +341,7 @@ pub async fn outcomes(
 
 #[tokio::test]
 async fn token_budgets_are_reserved_so_concurrent_runs_never_spend_past_them() {
-    let port = free_port();
-    let app = spawn_app_with(
-        Options::default().env("STEWRD_METRICS_LISTEN", &format!("127.0.0.1:{port}")),
-    )
-    .await;
+    let app = spawn_app_with(Options::default().worker_metrics()).await;
     let (project, key) = app.create_project("budget").await;
     // Twenty runs at once, each call up to 100 tokens (`max_tokens`) and
     // using all of them, against a budget of 500. Checked before each call
@@ -456,7 +451,7 @@ async fn token_budgets_are_reserved_so_concurrent_runs_never_spend_past_them() {
             .contains(r#"stewrd_limit_refusals_total{reason="tokens_per_day",stage="submit"} 1"#),
         "{api_metrics}"
     );
-    let worker_metrics = text(&app, &format!("http://127.0.0.1:{port}/metrics")).await;
+    let worker_metrics = text(&app, &app.worker_metrics().await).await;
     // One refusal per run the budget could not hold.
     assert_eq!(
         crate::operator::sample(
