@@ -412,3 +412,46 @@ async fn a_message_lost_by_the_broker_is_published_again() {
     assert_eq!(tally.lost, 0);
     assert_eq!(tally.provider_calls, 1);
 }
+
+/// The API killed (SIGKILL) while its fast lane holds messages for company
+/// (`STEWRD_PUBLISH_HOLD_MS`): each run it accepted was durable before its
+/// 202, and its outbox row falls due seconds later, when a worker's relay
+/// publishes it. Every run runs, once; the held ones start late, which shows
+/// the kill caught them in the hold.
+#[tokio::test]
+async fn an_api_killed_while_it_holds_messages_loses_no_accepted_run() {
+    let mut app = spawn_app_with(Options::default().env("STEWRD_PUBLISH_HOLD_MS", "1000")).await;
+    let (_, key) = app.create_project("acme").await;
+    // One after another: the first goes at once, the rest wait for company
+    // (fewer than 16, so the whole hold).
+    let mut accepted = Vec::new();
+    for i in 0..6 {
+        accepted.push(
+            app.submit(&key, json!({"message": format!("job {i}")}))
+                .await,
+        );
+    }
+    app.api.kill();
+    let runs = run_ids(&accepted);
+    wait_all_final(&app, &runs, PATIENCE).await;
+    let tally = app.tally(&runs).await;
+    assert_eq!(tally.lost, 0);
+    assert_eq!(tally.duplicated_results, 0);
+    assert_eq!(statuses(&app, &runs).await, [("succeeded".to_owned(), 6)]);
+    assert_eq!(tally.provider_calls, 6, "no run ran twice");
+    let late: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM runs WHERE started_at - created_at > interval '3 seconds'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    println!("started late, from their outbox rows: {late}");
+    assert!(
+        late >= 1,
+        "the kill came after the held messages were published"
+    );
+}
