@@ -166,15 +166,13 @@ impl ApiError {
         }
     }
 
-    /// 500: logged in full here, answered generically.
+    /// 500: logged here, answered generically. Only the error's own words
+    /// are logged, not its causes': a refused statement's cause is Postgres's
+    /// message and DETAIL, which quote the values it carried (a failing row
+    /// holds a message's text); `DbError` says which failure it was without
+    /// them.
     pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
-        let mut chain = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            chain = format!("{chain}: {cause}");
-            source = cause.source();
-        }
-        tracing::error!(error = %chain, "internal error");
+        tracing::error!(%error, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",

@@ -725,3 +725,45 @@ async fn a_burst_of_two_thousand_connections_waits_in_the_api_s_accept_queue() {
         "a queued connection's request was not served: {answer}"
     );
 }
+
+/// A statement Postgres refuses answers 500 `internal_error`, and the log says
+/// which failure it was (SQLSTATE, constraint, table) without Postgres's
+/// DETAIL, which quotes the failing row: the message's text reaches neither
+/// the log nor the answer.
+#[tokio::test]
+async fn a_refused_statement_is_logged_without_the_values_postgres_quotes() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_project("acme").await;
+    app.db()
+        .await
+        .batch_execute(
+            "ALTER TABLE runs ADD CONSTRAINT no_canary CHECK (position('canary' IN input) = 0)",
+        )
+        .await
+        .expect("a constraint the submit will break");
+    let private = "canary-7f3a9 a private note";
+    let (status, _, body) = app
+        .call_raw(
+            Method::POST,
+            "/v1/agent",
+            Some(&key),
+            Some(json!({"message": private}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+    assert_eq!(error["error"]["code"], "internal_error", "{body}");
+    let logged = wait_for(PATIENCE, || async {
+        let logs = app.all_logs();
+        logs.contains("internal error").then_some(logs)
+    })
+    .await
+    .expect("the failure is logged");
+    assert!(
+        logged.contains("SQLSTATE 23514, constraint no_canary, table runs"),
+        "the log says which failure it was:\n{logged}"
+    );
+    for place in [&logged, &body, &app.responses_text()] {
+        assert!(!place.contains("canary-7f3a9"), "the row's values: {place}");
+    }
+}

@@ -66,12 +66,23 @@ pub enum DbError {
     },
 }
 
-/// A failed statement's SQLSTATE, or where it failed without one.
+/// A failed statement's SQLSTATE, and the constraint and table it names
+/// (names, never values), or where it failed without one.
 fn sqlstate(error: &tokio_postgres::Error) -> String {
-    error.code().map_or_else(
-        || "in the client: no SQLSTATE".to_owned(),
-        |code| format!("SQLSTATE {}", code.code()),
-    )
+    let Some(db) = error.as_db_error() else {
+        return error.code().map_or_else(
+            || "in the client: no SQLSTATE".to_owned(),
+            |code| format!("SQLSTATE {}", code.code()),
+        );
+    };
+    let mut text = format!("SQLSTATE {}", db.code().code());
+    if let Some(constraint) = db.constraint() {
+        text.push_str(&format!(", constraint {constraint}"));
+    }
+    if let Some(table) = db.table() {
+        text.push_str(&format!(", table {table}"));
+    }
+    text
 }
 
 impl DbError {
