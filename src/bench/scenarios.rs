@@ -240,11 +240,11 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
         ["", "", "<= 10 (aim <= 5)", "", ""],
     );
     wait_finished(&fleet, at_500.ok, "draining").await?;
-    report_waits(&fleet, "at_500_per_s", report).await?;
     // What a job costs at a moderate rate, against its cost at saturation
     // (the burst below): batching pays off only when there is a batch.
     let postgres_at_500 =
         before.report_per_job(&cpu_snapshot(&fleet), at_500.ok, "at_500_per_s_", report);
+    report_waits(&fleet, "at_500_per_s", report).await?;
 
     // The maximum is what the whole system sustains end to end: submitting faster
     // than jobs finish only grows a queue.

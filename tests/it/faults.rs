@@ -422,15 +422,12 @@ async fn a_message_lost_by_the_broker_is_published_again() {
 async fn an_api_killed_while_it_holds_messages_loses_no_accepted_run() {
     let mut app = spawn_app_with(Options::default().env("STEWRD_PUBLISH_HOLD_MS", "1000")).await;
     let (_, key) = app.create_project("acme").await;
-    // One after another: the first goes at once, the rest wait for company
-    // (fewer than 16, so the whole hold).
-    let mut accepted = Vec::new();
-    for i in 0..6 {
-        accepted.push(
-            app.submit(&key, json!({"message": format!("job {i}")}))
-                .await,
-        );
-    }
+    // The first goes at once; the five sent together right after wait for
+    // company (fewer than 16, so the whole hold), and the kill comes as soon
+    // as they are accepted.
+    let mut accepted = vec![app.submit(&key, json!({"message": "job 0"})).await];
+    let held = (1..6).map(|i| app.submit(&key, json!({"message": format!("job {i}")})));
+    accepted.extend(futures_util::future::join_all(held).await);
     app.api.kill();
     let runs = run_ids(&accepted);
     wait_all_final(&app, &runs, PATIENCE).await;

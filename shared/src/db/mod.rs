@@ -70,8 +70,10 @@ pub enum DbError {
 /// (names, never values), or where it failed without one.
 fn sqlstate(error: &tokio_postgres::Error) -> String {
     let Some(db) = error.as_db_error() else {
+        // tokio-postgres's own words here name a kind, a column's index or
+        // name, never a value (those are in its cause, not shown).
         return error.code().map_or_else(
-            || "in the client: no SQLSTATE".to_owned(),
+            || format!("in the client: {error}"),
             |code| format!("SQLSTATE {}", code.code()),
         );
     };

@@ -5,7 +5,8 @@
 //! again shortly, so a broker outage delays jobs and never loses one.
 //!
 //! The API also hands freshly committed runs to its relay's fast lane, which
-//! publishes them at once: their outbox rows were written due a few seconds
+//! publishes them at once (while submits flow, after a short hold for company:
+//! [`Relay::hold_fast_lane`]): their outbox rows were written due a few seconds
 //! later ([`UNCLAIMED_REPUBLISH`]), so on the normal path the claim deletes them
 //! before the relay ever looks (one less write per job, one hop less of
 //! latency). A fast publish that fails makes its row due immediately, and the
@@ -23,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::future::join_all;
+use futures_util::{FutureExt, future::join_all};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection,
     options::{BasicPublishOptions, ConfirmSelectOptions},
@@ -66,7 +67,11 @@ const SETTLE_AFTER: Duration = Duration::from_secs(2);
 /// How often, at most, confirmed fast-lane rows are settled: in one statement
 /// for all that came of age meanwhile, instead of one a relay round (0.4 a job
 /// at 500 jobs/s, where each round publishes one or two). A row is settled
-/// within `SETTLE_AFTER + SETTLE_EVERY`, still before [`UNCLAIMED_REPUBLISH`].
+/// within `SETTLE_AFTER + SETTLE_EVERY` of its confirm, plus a fast-lane hold
+/// or an idle wait before the next round: still before [`UNCLAIMED_REPUBLISH`]
+/// with the default hold; with the longest (1 s) a row of a run still waiting
+/// may fall due first, and its run gets a second message, which its claim
+/// absorbs.
 const SETTLE_EVERY: Duration = Duration::from_secs(1);
 /// When a failed publish is tried again.
 const PUBLISH_RETRY: Duration = Duration::from_secs(1);
@@ -263,6 +268,10 @@ impl Relay {
         if flowing {
             self.hold_for_company(&mut due, shutdown).await;
         }
+        // Each message taken woke the relay; that wake-up is spent. Left
+        // stored, it would run a slow-path round (two statements) after every
+        // fast one. A message queued after this point wakes it again.
+        let _ = self.wake.notified().now_or_never();
         let (failed, broker_error) = publish_runs(channel, &self.topology, &due).await;
         let confirmed: Vec<_> = due
             .iter()

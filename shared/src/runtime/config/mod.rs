@@ -266,7 +266,8 @@ pub struct Config {
     /// `STEWRD_QUEUE_PREFIX`, default `stewrd`: prefix of every exchange and queue.
     pub queue_prefix: String,
     /// `STEWRD_PUBLISH_HOLD_MS`, default 20 (0 never; at most 1000): how long
-    /// the API holds a new run's message for others to share its publish
+    /// the API holds a run's message (a new run's, or a resumed one's) for
+    /// others to share its publish
     /// while submits are flowing (a submit after a quiet spell is published
     /// at once). The submit's answer never waits for it; the run starts up to
     /// this much later, and the broker takes fewer, larger batches
