@@ -108,8 +108,23 @@ pub fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("stewrd: {error:#}");
+            eprintln!("stewrd: {}", one_line(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes in one line, down to Postgres's own message and
+/// without its DETAIL and HINT: those quote the values a statement carried
+/// (a failing row, a duplicate key), and run over several lines.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in error.chain() {
+        if let Some(db) = cause.downcast_ref::<tokio_postgres::error::DbError>() {
+            parts.push(format!("{}: {}", db.severity(), db.message()));
+            break;
+        }
+        parts.push(cause.to_string());
+    }
+    parts.join(": ")
 }

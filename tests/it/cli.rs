@@ -116,6 +116,32 @@ async fn the_api_refuses_to_start_on_an_unmigrated_database_or_without_a_broker(
     assert!(line.contains("stewrd migrate"), "{line}");
 }
 
+/// A command Postgres refuses says so in one line, with Postgres's message
+/// and not its DETAIL, which quotes the failing row.
+#[tokio::test]
+async fn a_command_postgres_refuses_says_why_without_the_values_it_carried() {
+    let app = spawn_app().await;
+    app.db()
+        .await
+        .batch_execute(
+            "ALTER TABLE projects ADD CONSTRAINT no_canary CHECK (position('canary' IN name) = 0)",
+        )
+        .await
+        .expect("a constraint the command will break");
+    let line = run_failing(
+        &["admin", "create-project", "--name", "canary-5d2e1 private"],
+        &[
+            ("DATABASE_URL", &database_url(&app.name)),
+            ("STEWRD_MASTER_KEYS", MASTER_KEYS),
+        ],
+    );
+    assert!(
+        line.contains("violates check constraint \"no_canary\""),
+        "{line}"
+    );
+    assert!(!line.contains("canary-5d2e1"), "{line}");
+}
+
 #[tokio::test]
 async fn admin_create_project_prints_a_key_that_works() {
     let app = spawn_app().await;
