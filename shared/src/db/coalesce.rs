@@ -121,45 +121,23 @@ async fn run<W: Write>(
             _ = shutdown.cancelled() => return,
         };
         let Some(first) = first else { return };
-        let flowing = arrivals.flowing(hold);
-        arrivals.arrived();
-        let mut batch = vec![first];
-        take_at_hand(&mut rx, &mut batch);
-        if flowing && !second_lane && batch.len() < HOLD_UNTIL {
-            let deadline = tokio::time::Instant::now() + hold;
-            while batch.len() < HOLD_UNTIL {
-                tokio::select! {
-                    next = rx.recv() => match next {
-                        Some(next) => {
-                            arrivals.arrived();
-                            batch.push(next);
-                        }
-                        None => break,
-                    },
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    _ = shutdown.cancelled() => break,
-                }
-                take_at_hand(&mut rx, &mut batch);
-            }
-        }
+        // The second lane's commit is there to get past one that hangs: it
+        // takes what is at hand and goes.
+        let hold = if second_lane { Duration::ZERO } else { hold };
+        let batch = arrivals
+            .gather(
+                &mut rx,
+                first,
+                (MAX_PER_COMMIT, HOLD_UNTIL),
+                hold,
+                &shutdown,
+            )
+            .await;
         let pool = pool.clone();
         last = Some(tokio::spawn(async move {
             commit(&pool, batch).await;
             drop(permit);
         }));
-    }
-}
-
-/// Adds the writes already queued to `batch`, up to [`MAX_PER_COMMIT`].
-fn take_at_hand<W: Write>(
-    rx: &mut mpsc::UnboundedReceiver<(W, Answer<W>)>,
-    batch: &mut Vec<(W, Answer<W>)>,
-) {
-    while batch.len() < MAX_PER_COMMIT {
-        match rx.try_recv() {
-            Ok(next) => batch.push(next),
-            Err(_) => break,
-        }
     }
 }
 

@@ -261,13 +261,17 @@ impl Relay {
         first: outbox::DueMessage,
         shutdown: &CancellationToken,
     ) -> Result<usize, RelayError> {
-        let flowing = self.arrivals.flowing(self.fast_hold);
-        self.arrivals.arrived();
-        let mut due = vec![first];
-        self.take_at_hand(&mut due);
-        if flowing {
-            self.hold_for_company(&mut due, shutdown).await;
-        }
+        let max = usize::try_from(BATCH).unwrap_or(1);
+        let due = self
+            .arrivals
+            .gather(
+                &mut self.fast_rx,
+                first,
+                (max, HOLD_UNTIL),
+                self.fast_hold,
+                shutdown,
+            )
+            .await;
         // Each message taken woke the relay; that wake-up is spent. Left
         // stored, it would run a slow-path round (two statements) after every
         // fast one. A message queued after this point wakes it again.
@@ -289,40 +293,6 @@ impl Relay {
         match broker_error {
             Some(error) => Err(RelayError::Broker(error)),
             None => Ok(due.len()),
-        }
-    }
-
-    /// Adds the fast-lane messages already waiting to `due`, up to a batch.
-    fn take_at_hand(&mut self, due: &mut Vec<outbox::DueMessage>) {
-        while (due.len() as i64) < BATCH {
-            match self.fast_rx.try_recv() {
-                Ok(message) => due.push(message),
-                Err(_) => break,
-            }
-        }
-    }
-
-    /// Waits up to the fast lane's hold for more messages to share `due`'s
-    /// round, while it holds fewer than [`HOLD_UNTIL`].
-    async fn hold_for_company(
-        &mut self,
-        due: &mut Vec<outbox::DueMessage>,
-        shutdown: &CancellationToken,
-    ) {
-        let deadline = tokio::time::Instant::now() + self.fast_hold;
-        while due.len() < HOLD_UNTIL {
-            tokio::select! {
-                next = self.fast_rx.recv() => match next {
-                    Some(message) => {
-                        self.arrivals.arrived();
-                        due.push(message);
-                        self.take_at_hand(due);
-                    }
-                    None => return,
-                },
-                _ = tokio::time::sleep_until(deadline) => return,
-                _ = shutdown.cancelled() => return,
-            }
         }
     }
 
