@@ -57,6 +57,85 @@ fn lifecycles(
     seconds: u32,
     rate: Option<u32>,
 ) -> anyhow::Result<Lifecycles> {
+    let text = pgbench(database_url, LIFECYCLE, clients, seconds, rate, None)?;
+    // Each pgbench transaction is one job's whole life (three statements, three commits).
+    let figure = |prefix: &str, index: usize| -> Option<f64> {
+        text.lines()
+            .find(|line| line.starts_with(prefix))?
+            .split_whitespace()
+            .nth(index)?
+            .split('/')
+            .next()?
+            .parse()
+            .ok()
+    };
+    let unexpected = || format!("unexpected pgbench output: {text}");
+    let per_s = figure("tps = ", 2).with_context(unexpected)?;
+    let done = figure("number of transactions actually processed: ", 5).with_context(unexpected)?;
+    Ok(Lifecycles {
+        per_s,
+        done: done as u64,
+    })
+}
+
+/// One row inserted and committed: the least Postgres does for a durable submit.
+const COMMIT: &str = "\\set payload random(1, 1000000)
+INSERT INTO jobs (status, body) VALUES ('queued', 'message ' || :payload);
+";
+
+/// Percentiles (p50, p99), in milliseconds, of one-row commits at `rate` a
+/// second for `seconds`, open loop, each counted from when it was due (as
+/// pgbench's `-R` counts, and as the bench counts submits): the floor that
+/// Postgres and this host's disk put under a durable submit's latency.
+pub fn commit_latency_ms(
+    database_url: &str,
+    rate: u32,
+    seconds: u32,
+) -> anyhow::Result<(f64, f64)> {
+    let prefix = std::env::temp_dir().join(format!("stewrd-commits-{}", std::process::id()));
+    pgbench(database_url, COMMIT, 8, seconds, Some(rate), Some(&prefix))?;
+    // pgbench writes one log per thread, `<prefix>.<pid>[.<thread>]`, a line
+    // per transaction: client, transaction, latency in µs, ...
+    let name = prefix
+        .file_name()
+        .and_then(|name| name.to_str())
+        .context("temp file name")?
+        .to_owned();
+    let mut micros = Vec::new();
+    for entry in std::fs::read_dir(std::env::temp_dir())? {
+        let path = entry?.path();
+        let ours = path
+            .file_name()
+            .and_then(|file| file.to_str())
+            .is_some_and(|file| file.starts_with(&format!("{name}.")));
+        if !ours {
+            continue;
+        }
+        let log = std::fs::read_to_string(&path);
+        let _ = std::fs::remove_file(&path);
+        micros.extend(
+            log?.lines()
+                .filter_map(|line| line.split_whitespace().nth(2)?.parse::<f64>().ok()),
+        );
+    }
+    if micros.is_empty() {
+        bail!("pgbench logged no commits");
+    }
+    micros.sort_by(f64::total_cmp);
+    let at = |share: f64| micros[((micros.len() - 1) as f64 * share).round() as usize] / 1000.0;
+    Ok((at(0.5), at(0.99)))
+}
+
+/// Runs `script` with pgbench on a fresh `jobs` table, returning what it
+/// printed; with `log`, each transaction is logged to files named after it.
+fn pgbench(
+    database_url: &str,
+    script: &str,
+    clients: u32,
+    seconds: u32,
+    rate: Option<u32>,
+    log: Option<&std::path::Path>,
+) -> anyhow::Result<String> {
     let setup = Command::new("psql")
         .args([database_url, "-qc"])
         .arg(
@@ -68,8 +147,8 @@ fn lifecycles(
     if !setup.success() {
         bail!("cannot create the pgbench table");
     }
-    let script = std::env::temp_dir().join(format!("stewrd-lifecycle-{}.sql", std::process::id()));
-    std::fs::write(&script, LIFECYCLE)?;
+    let file = std::env::temp_dir().join(format!("stewrd-pgbench-{}.sql", std::process::id()));
+    std::fs::write(&file, script)?;
     let mut pgbench = Command::new("pgbench");
     pgbench.args([
         "-n",
@@ -83,37 +162,25 @@ fn lifecycles(
     if let Some(rate) = rate {
         pgbench.args(["-R", &rate.to_string()]);
     }
+    if let Some(log) = log {
+        pgbench
+            .arg("-l")
+            .arg(format!("--log-prefix={}", log.display()));
+    }
     let output = pgbench
         .arg("-f")
-        .arg(&script)
+        .arg(&file)
         .arg(database_url)
         .output()
         .context("pgbench is needed for the raw Postgres limit")?;
-    let _ = std::fs::remove_file(&script);
-    let text = String::from_utf8_lossy(&output.stdout);
-    // Each pgbench transaction is one job's whole life (three statements, three commits).
-    let figure = |prefix: &str, index: usize| -> Option<f64> {
-        text.lines()
-            .find(|line| line.starts_with(prefix))?
-            .split_whitespace()
-            .nth(index)?
-            .split('/')
-            .next()?
-            .parse()
-            .ok()
-    };
-    let unexpected = || {
-        format!(
-            "unexpected pgbench output: {text}{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    };
-    let per_s = figure("tps = ", 2).with_context(unexpected)?;
-    let done = figure("number of transactions actually processed: ", 5).with_context(unexpected)?;
-    Ok(Lifecycles {
-        per_s,
-        done: done as u64,
-    })
+    let _ = std::fs::remove_file(&file);
+    if !output.status.success() {
+        bail!(
+            "pgbench failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Raw RabbitMQ: `messages` persistent messages published on 4 channels with 64

@@ -320,8 +320,18 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
             })
         })
     };
-    let floor = open_loop(2_000.0, Duration::from_secs(10), health, "healthz @ 2000/s").await;
+    let floor = open_loop(
+        2_000.0,
+        Duration::from_secs(10),
+        health.clone(),
+        "healthz @ 2000/s",
+    )
+    .await;
     report.latency("floor_healthz_at_2000_per_s", &floor, [""; 5]);
+    // And under the submit's: the same client at the submit's rate. A submit
+    // is this round trip plus a commit (the pgbench figure below).
+    let floor = open_loop(500.0, seconds, health, "healthz @ 500/s").await;
+    report.latency("floor_healthz_at_500_per_s", &floor, [""; 5]);
 
     // The same ratio with no stewrd involved: pgbench living a job's three
     // commits at 500/s and as fast as it goes. Every statement at a moderate
@@ -332,14 +342,16 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
     eprintln!("latency: pgbench's job lifecycle at 500/s and at saturation");
     fleet.stop_workers();
     let url = fleet.database_url.clone();
-    let (raw_at_500, raw_at_max) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        Ok((
-            raw::lifecycle_cpu_ms(&url, 8, 10, Some(500))?,
-            raw::lifecycle_cpu_ms(&url, 32, 10, None)?,
-        ))
-    })
-    .await
-    .context("pgbench")??;
+    let (raw_at_500, raw_at_max, (commit_p50, commit_p99)) =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            Ok((
+                raw::lifecycle_cpu_ms(&url, 8, 10, Some(500))?,
+                raw::lifecycle_cpu_ms(&url, 32, 10, None)?,
+                raw::commit_latency_ms(&url, 500, 10)?,
+            ))
+        })
+        .await
+        .context("pgbench")??;
     report.add(
         "postgres_cpu_ratio_at_500_to_max",
         postgres_at_500 / postgres_at_max.max(f64::EPSILON),
@@ -359,6 +371,13 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
         "x",
         "",
     );
+    report.add(
+        "raw_pg_commit_at_500_per_s_p50_ms",
+        commit_p50,
+        "ms",
+        "(pgbench, 1 row)",
+    );
+    report.add("raw_pg_commit_at_500_per_s_p99_ms", commit_p99, "ms", "");
     fleet.stop().await;
     Ok(())
 }
