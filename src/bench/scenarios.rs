@@ -24,6 +24,9 @@ pub(super) fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(1024)
+        // Before the API drops an idle connection (10 s): a request on one it
+        // is closing would count as an error.
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .expect("an HTTP client without TLS settings always builds")
 }

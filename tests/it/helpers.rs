@@ -274,8 +274,15 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 }
 
 /// The test's HTTP client; with `trust`, it trusts that CA and no other.
+///
+/// It drops a pooled connection after 5 s idle, before the API does (after
+/// `STEWRD_HEADER_READ_TIMEOUT_SECS`, 10 s): with reqwest's 90 s, a request
+/// sent on a connection the API was closing at that moment failed with
+/// `IncompleteMessage` (HTTP/1.1's keep-alive race, seen in CI).
 pub fn http_client(trust: Option<&str>) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder().no_proxy();
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .pool_idle_timeout(std::time::Duration::from_secs(5));
     if let Some(pem) = trust {
         let ca = reqwest::Certificate::from_pem(pem.as_bytes()).expect("a PEM CA");
         builder = builder.tls_certs_only([ca]);
