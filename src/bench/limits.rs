@@ -83,47 +83,56 @@ const COMMIT: &str = "\\set payload random(1, 1000000)
 INSERT INTO jobs (status, body) VALUES ('queued', 'message ' || :payload);
 ";
 
-/// Percentiles (p50, p99), in milliseconds, of one-row commits at `rate` a
-/// second for `seconds`, open loop, each counted from when it was due (as
-/// pgbench's `-R` counts, and as the bench counts submits): the floor that
-/// Postgres and this host's disk put under a durable submit's latency.
-pub fn commit_latency_ms(
+/// One-row commits at `rate` a second for `seconds`, open loop, each one's
+/// latency counted from when it was due (as pgbench's `-R` counts, and as the
+/// bench counts submits): the floor that Postgres and this host's disk put
+/// under a durable submit's latency.
+pub fn commit_latency(
     database_url: &str,
     rate: u32,
     seconds: u32,
-) -> anyhow::Result<(f64, f64)> {
-    let prefix = std::env::temp_dir().join(format!("stewrd-commits-{}", std::process::id()));
-    pgbench(database_url, COMMIT, 8, seconds, Some(rate), Some(&prefix))?;
-    // pgbench writes one log per thread, `<prefix>.<pid>[.<thread>]`, a line
-    // per transaction: client, transaction, latency in µs, ...
-    let name = prefix
-        .file_name()
-        .and_then(|name| name.to_str())
-        .context("temp file name")?
-        .to_owned();
-    let mut micros = Vec::new();
-    for entry in std::fs::read_dir(std::env::temp_dir())? {
-        let path = entry?.path();
-        let ours = path
-            .file_name()
-            .and_then(|file| file.to_str())
-            .is_some_and(|file| file.starts_with(&format!("{name}.")));
-        if !ours {
-            continue;
-        }
-        let log = std::fs::read_to_string(&path);
-        let _ = std::fs::remove_file(&path);
-        micros.extend(
-            log?.lines()
-                .filter_map(|line| line.split_whitespace().nth(2)?.parse::<f64>().ok()),
-        );
-    }
-    if micros.is_empty() {
+) -> anyhow::Result<super::load::Outcome> {
+    // pgbench writes a log per thread, named after the prefix; a directory of
+    // our own holds them.
+    let logs = std::env::temp_dir().join(format!("stewrd-commits-{}", std::process::id()));
+    std::fs::create_dir_all(&logs)?;
+    let ran = pgbench(
+        database_url,
+        COMMIT,
+        8,
+        seconds,
+        Some(rate),
+        Some(&logs.join("log")),
+    );
+    let read = ran.and_then(|_| read_latencies(&logs));
+    let _ = std::fs::remove_dir_all(&logs);
+    let latency = read?;
+    if latency.is_empty() {
         bail!("pgbench logged no commits");
     }
-    micros.sort_by(f64::total_cmp);
-    let at = |share: f64| micros[((micros.len() - 1) as f64 * share).round() as usize] / 1000.0;
-    Ok((at(0.5), at(0.99)))
+    Ok(super::load::Outcome {
+        ok: latency.len(),
+        errors: 0,
+        elapsed: std::time::Duration::from_secs(seconds.into()),
+        latency,
+        answers: Vec::new(),
+    })
+}
+
+/// The latencies in pgbench's per-transaction logs in `logs`: a line per
+/// transaction, its third field the latency in µs.
+fn read_latencies(logs: &std::path::Path) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    let mut latency = super::load::histogram();
+    for entry in std::fs::read_dir(logs)? {
+        let text = std::fs::read_to_string(entry?.path())?;
+        for micros in text
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(2)?.parse::<u64>().ok())
+        {
+            latency.record(micros.max(1))?;
+        }
+    }
+    Ok(latency)
 }
 
 /// Runs `script` with pgbench on a fresh `jobs` table, returning what it

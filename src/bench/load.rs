@@ -50,7 +50,8 @@ impl Outcome {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+/// Microseconds, from 1 µs to 2 minutes, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
 }
 

@@ -345,12 +345,12 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
     eprintln!("latency: pgbench's job lifecycle at 500/s and at saturation");
     fleet.stop_workers();
     let url = fleet.database_url.clone();
-    let (raw_at_500, raw_at_max, (commit_p50, commit_p99)) =
+    let (raw_at_500, raw_at_max, commits) =
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             Ok((
                 raw::lifecycle_cpu_ms(&url, 8, 10, Some(500))?,
                 raw::lifecycle_cpu_ms(&url, 32, 10, None)?,
-                raw::commit_latency_ms(&url, 500, 10)?,
+                raw::commit_latency(&url, 500, 10)?,
             ))
         })
         .await
@@ -374,13 +374,11 @@ pub(super) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
         "x",
         "",
     );
-    report.add(
-        "raw_pg_commit_at_500_per_s_p50_ms",
-        commit_p50,
-        "ms",
-        "(pgbench, 1 row)",
+    report.latency(
+        "raw_pg_commit_at_500_per_s",
+        &commits,
+        ["(pgbench, 1 row)", "", "", "", ""],
     );
-    report.add("raw_pg_commit_at_500_per_s_p99_ms", commit_p99, "ms", "");
     fleet.stop().await;
     Ok(())
 }
